@@ -1,0 +1,281 @@
+// The embedded engine: one SQLite file holds the log, idempotency records, snapshots and offsets; one writer; group commit.
+
+import Database from 'better-sqlite3';
+import type { Database as Db, Statement } from 'better-sqlite3';
+import {
+  evolve, execute, fromSnapshot, initialState, tenantOf, toSnapshot,
+} from '../../core/index.js';
+import type { Command, IdempotencyRecord, InventoryEvent, LedgerState, StateSnapshot, TenantState } from '../../core/index.js';
+import { allSkus, AppError } from '../../app/engine.js';
+import type { CommittedBatch, Engine, EventPage, LoggedEvent } from '../../app/engine.js';
+import type { CommandInput, DeadLetter, SourceOffsets, Submitted } from '../../app/ports.js';
+import { migrate } from './schema.js';
+
+export interface EmbeddedEngineOptions {
+  /** A file path, or ':memory:' for tests. */
+  path: string;
+  clock?: () => number;
+  /** Commands decided together and committed with one fsync, at most. */
+  batchCommandsMax?: number;
+  /** Write a snapshot after this many events since the last one (and on close). */
+  snapshotEveryEvents?: number;
+  /** How often held reservations are checked for expiry; 0 turns the ticker off. */
+  expiryIntervalMs?: number;
+  /** Runs inside each batch's write transaction, after the events are inserted (e.g. the channel outbox). */
+  projections?: Array<(batch: CommittedBatch, state: LedgerState) => void>;
+  /** `full` (default) fsyncs every commit; `normal` is for benchmarks of the ceiling, never for production. */
+  synchronous?: 'full' | 'normal';
+}
+
+interface Pending {
+  input: CommandInput;
+  resolve: (submitted: Submitted) => void;
+  reject: (error: Error) => void;
+}
+
+interface Decided {
+  pending: Pending;
+  submitted: Submitted;
+}
+
+const defaults = { batchCommandsMax: 4096, snapshotEveryEvents: 200_000, expiryIntervalMs: 1000 };
+export const queueCommandsMax = 100_000;
+
+export class EmbeddedEngine implements Engine {
+  readonly kind = 'embedded' as const;
+  readonly db: Db;
+  private memory: LedgerState = initialState();
+  private nextPosition = 1;
+  private snapshotPosition = 0;
+  private lastTimeMs = 0;
+  private queue: Pending[] = [];
+  private flushScheduled = false;
+  private closed = false;
+  private isReady = false;
+  private expiryTimer: NodeJS.Timeout | undefined;
+  private expiringTenants = new Set<string>();
+  private readonly listeners = new Set<(batch: CommittedBatch) => void>();
+  private readonly clock: () => number;
+  private readonly statements: Record<'insertEvent' | 'upsertKey' | 'deleteKey' | 'page' | 'deadLetter' | 'getOffset' | 'setOffset', Statement>;
+
+  constructor(private readonly options: EmbeddedEngineOptions) {
+    this.clock = options.clock ?? Date.now;
+    this.db = new Database(options.path);
+    this.db.pragma('journal_mode = WAL');
+    this.db.pragma(`synchronous = ${options.synchronous === 'normal' ? 'NORMAL' : 'FULL'}`);
+    this.db.pragma('busy_timeout = 5000');
+    migrate(this.db);
+    this.statements = {
+      insertEvent: this.db.prepare('INSERT INTO events (position, tenant, type, json) VALUES (?, ?, ?, ?)'),
+      upsertKey: this.db.prepare('INSERT OR REPLACE INTO idempotency (tenant, key, json, time_ms) VALUES (?, ?, ?, ?)'),
+      deleteKey: this.db.prepare('DELETE FROM idempotency WHERE tenant = ? AND key = ?'),
+      page: this.db.prepare('SELECT position, json FROM events WHERE tenant = ? AND position > ? ORDER BY position LIMIT ?'),
+      deadLetter: this.db.prepare('INSERT INTO dead_letters (source, reason, payload, time_ms) VALUES (?, ?, ?, ?)'),
+      getOffset: this.db.prepare('SELECT value FROM source_offsets WHERE source = ?'),
+      setOffset: this.db.prepare('INSERT OR REPLACE INTO source_offsets (source, value) VALUES (?, ?)'),
+    };
+    this.restore();
+    this.isReady = true;
+    const intervalMs = options.expiryIntervalMs ?? defaults.expiryIntervalMs;
+    if (intervalMs > 0) {
+      this.expiryTimer = setInterval(() => this.expireDue(), intervalMs);
+      this.expiryTimer.unref();
+    }
+  }
+
+  /** Rebuilds the in-memory state: the newest snapshot, then the log after it, then idempotency records. */
+  private restore(): void {
+    const snapshot = this.db.prepare('SELECT position, json FROM snapshots ORDER BY position DESC LIMIT 1').get() as { position: number; json: string } | undefined;
+    this.memory = snapshot === undefined ? initialState() : fromSnapshot(JSON.parse(snapshot.json) as StateSnapshot);
+    this.snapshotPosition = snapshot?.position ?? 0;
+    let position = this.snapshotPosition;
+    const tail = this.db.prepare('SELECT position, json FROM events WHERE position > ? ORDER BY position').raw(true);
+    for (const row of tail.iterate(position) as Iterable<[number, string]>) {
+      evolve(this.memory, JSON.parse(row[1]) as InventoryEvent);
+      position = row[0];
+    }
+    const last = this.db.prepare('SELECT MAX(position) AS position FROM events').get() as { position: number | null };
+    this.nextPosition = Math.max(position, last.position ?? 0) + 1;
+    const keys = this.db.prepare('SELECT tenant, key, json FROM idempotency ORDER BY time_ms').raw(true);
+    for (const [tenant, key, json] of keys.iterate() as Iterable<[string, string, string]>) {
+      tenantOf(this.memory, tenant).idempotency.set(key, JSON.parse(json) as IdempotencyRecord);
+    }
+  }
+
+  ready(): boolean {
+    return this.isReady && !this.closed;
+  }
+
+  state(): LedgerState {
+    return this.memory;
+  }
+
+  tenant(tenant: string): TenantState | undefined {
+    return this.memory.tenants.get(tenant);
+  }
+
+  position(): number {
+    return this.nextPosition - 1;
+  }
+
+  submit(input: CommandInput): Promise<Submitted> {
+    if (this.closed) return Promise.reject(new AppError('ENGINE_CLOSED', 'the engine is shutting down', true, 503));
+    if (this.queue.length >= queueCommandsMax) return Promise.reject(new AppError('OVERLOADED', 'too many commands waiting; retry shortly', true, 503));
+    return new Promise((resolve, reject) => {
+      this.queue.push({ input, resolve, reject });
+      this.scheduleFlush();
+    });
+  }
+
+  submitMany(inputs: CommandInput[]): Promise<Submitted[]> {
+    return Promise.all(inputs.map((input) => this.submit(input)));
+  }
+
+  private scheduleFlush(): void {
+    if (this.flushScheduled) return;
+    this.flushScheduled = true;
+    // setImmediate runs after the poll phase: every request read in this turn joins one batch and one fsync.
+    setImmediate(() => this.flush());
+  }
+
+  private nowMs(): number {
+    const now = this.clock();
+    this.lastTimeMs = now > this.lastTimeMs ? now : this.lastTimeMs;
+    return this.lastTimeMs;
+  }
+
+  /** Decides a batch in order against memory, writes it in one transaction, then answers. */
+  private flush(): void {
+    this.flushScheduled = false;
+    const batch = this.queue.splice(0, this.options.batchCommandsMax ?? defaults.batchCommandsMax);
+    if (this.queue.length > 0) this.scheduleFlush();
+    if (batch.length === 0) return;
+    const decided: Decided[] = [];
+    const logged: LoggedEvent[] = [];
+    const remembered: Array<[string, string, IdempotencyRecord]> = [];
+    const forgotten: Array<[string, string]> = [];
+    const touched = new Map<string, Set<string>>();
+    const firstPosition = this.nextPosition;
+    for (const pending of batch) {
+      const command = { ...pending.input, id: `e${this.nextPosition}`, timeMs: pending.input.timeMs ?? this.nowMs() } as Command;
+      const execution = execute(this.memory, command);
+      const { outcome } = execution;
+      for (const event of outcome.events) {
+        logged.push({ position: this.nextPosition, event });
+        this.nextPosition += 1;
+        noteTouched(touched, event);
+      }
+      if (execution.remembered !== undefined) remembered.push([command.tenant, execution.remembered.key, execution.remembered.record]);
+      for (const key of execution.forgotten ?? []) forgotten.push([command.tenant, key]);
+      const submitted: Submitted = outcome.events.length > 0 ? { outcome, position: this.nextPosition - 1 } : { outcome };
+      decided.push({ pending, submitted });
+    }
+    const committed: CommittedBatch = { events: logged, touched };
+    try {
+      this.write(committed, remembered, forgotten);
+    } catch (error) {
+      // Memory is now ahead of the disk: rebuild it from what is durable and fail the whole batch.
+      this.nextPosition = firstPosition;
+      this.restore();
+      const failure = new AppError('STORAGE_FAILED', `the batch could not be made durable: ${(error as Error).message}`, true, 503);
+      for (const { pending } of decided) pending.reject(failure);
+      return;
+    }
+    for (const { pending, submitted } of decided) pending.resolve(submitted);
+    if (logged.length > 0) for (const listener of this.listeners) listener(committed);
+    if (this.nextPosition - 1 - this.snapshotPosition >= (this.options.snapshotEveryEvents ?? defaults.snapshotEveryEvents)) this.snapshot();
+  }
+
+  private write(batch: CommittedBatch, remembered: Array<[string, string, IdempotencyRecord]>, forgotten: Array<[string, string]>): void {
+    const { insertEvent, upsertKey, deleteKey } = this.statements;
+    this.db.transaction(() => {
+      for (const { position, event } of batch.events) insertEvent.run(position, event.tenant, event.type, JSON.stringify(event));
+      for (const [tenant, key, record] of remembered) upsertKey.run(tenant, key, JSON.stringify(record), record.timeMs);
+      for (const [tenant, key] of forgotten) deleteKey.run(tenant, key);
+      for (const projection of this.options.projections ?? []) projection(batch, this.memory);
+    })();
+  }
+
+  /** Writes the state as of the newest event, so a restart replays only the tail after it. */
+  snapshot(): void {
+    const position = this.nextPosition - 1;
+    if (position <= this.snapshotPosition) return;
+    const json = JSON.stringify(toSnapshot(this.memory));
+    this.db.transaction(() => {
+      this.db.prepare('INSERT OR REPLACE INTO snapshots (position, json, created_ms) VALUES (?, ?, ?)').run(position, json, this.clock());
+      this.db.prepare('DELETE FROM snapshots WHERE position < ?').run(position);
+    })();
+    this.snapshotPosition = position;
+  }
+
+  private expireDue(): void {
+    if (this.closed) return;
+    const nowMs = this.nowMs();
+    for (const [name, tenant] of this.memory.tenants) {
+      const next = tenant.expiries[0];
+      if (next === undefined || next.expiresAtMs > nowMs || this.expiringTenants.has(name)) continue;
+      this.expiringTenants.add(name);
+      this.submit({ type: 'expire_due', tenant: name, nowMs, source: 'expiry' })
+        .catch(() => undefined)
+        .finally(() => this.expiringTenants.delete(name));
+    }
+  }
+
+  async eventsAfter(tenant: string, after: number, limit: number): Promise<EventPage> {
+    const rows = this.statements.page.raw(true).all(tenant, after, limit) as Array<[number, string]>;
+    const events = rows.map(([position, json]) => ({ position, event: JSON.parse(json) as InventoryEvent }));
+    return { events, next: events.length > 0 ? (events[events.length - 1] as LoggedEvent).position : after };
+  }
+
+  subscribe(listener: (batch: CommittedBatch) => void): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  deadLetter(letter: DeadLetter): void {
+    this.statements.deadLetter.run(letter.source, letter.reason, JSON.stringify(letter.payload) ?? 'null', letter.timeMs);
+  }
+
+  offsets(): SourceOffsets {
+    return {
+      get: (source) => (this.statements.getOffset.get(source) as { value: string } | undefined)?.value,
+      set: (source, value) => { this.statements.setOffset.run(source, value); },
+    };
+  }
+
+  /** Stops taking commands, commits what is queued, writes a snapshot and closes the file. */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    if (this.expiryTimer !== undefined) clearInterval(this.expiryTimer);
+    while (this.queue.length > 0) this.flush();
+    this.snapshot();
+    this.db.close();
+  }
+}
+
+function noteTouched(touched: Map<string, Set<string>>, event: InventoryEvent): void {
+  let skus = touched.get(event.tenant);
+  if (skus === undefined) {
+    skus = new Set();
+    touched.set(event.tenant, skus);
+  }
+  switch (event.type) {
+    case 'stock_adjustment':
+    case 'sku_deleted':
+    case 'sku_restored':
+      skus.add(event.data.sku);
+      break;
+    case 'order_reserved':
+    case 'order_committed':
+    case 'reservation_released':
+    case 'order_fulfilled':
+      for (const line of event.data.lines) skus.add(line.sku);
+      break;
+    case 'channel_policy_set':
+      skus.add(allSkus);
+      break;
+    default:
+      break;
+  }
+}

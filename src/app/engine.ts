@@ -1,0 +1,49 @@
+// The engine port: what the HTTP API, the sources and the channel sync need from an engine (embedded or Kafka).
+
+import type { InventoryEvent, LedgerState, TenantState } from '../core/index.js';
+import type { CommandBus, DeadLetterSink } from './ports.js';
+
+export interface LoggedEvent {
+  /** Position in the log: increasing, unique per engine (per tenant in Kafka mode). */
+  position: number;
+  event: InventoryEvent;
+}
+
+/** One committed batch: what subscribers (SSE, channel sync, metrics) see after it is durable. */
+/** In `CommittedBatch.touched`: every SKU of the tenant may have changed (a channel policy changed). */
+export const allSkus = '*';
+
+export interface CommittedBatch {
+  events: LoggedEvent[];
+  /** Tenants and SKUs whose quantities may have changed; `allSkus` stands for all of a tenant's. */
+  touched: Map<string, Set<string>>;
+}
+
+export interface EventPage {
+  events: LoggedEvent[];
+  /** Pass as `after` to read on; equals `after` when nothing is newer. */
+  next: number;
+}
+
+export interface Engine extends CommandBus, DeadLetterSink {
+  readonly kind: 'embedded' | 'kafka';
+  /** True once state is restored and the engine takes commands. */
+  ready(): boolean;
+  /** The in-memory state; read it, never change it. */
+  state(): LedgerState;
+  tenant(tenant: string): TenantState | undefined;
+  eventsAfter(tenant: string, after: number, limit: number): Promise<EventPage>;
+  /** Called after each durable batch, in order. Returns an unsubscribe function. */
+  subscribe(listener: (batch: CommittedBatch) => void): () => void;
+  /** The log position of the newest durable event. */
+  position(): number;
+  close(): Promise<void>;
+}
+
+/** Operating errors of engines and adapters: a stable code and whether retrying can help. */
+export class AppError extends Error {
+  constructor(readonly code: string, message: string, readonly retryable: boolean, readonly statusHint?: number) {
+    super(message);
+    this.name = 'AppError';
+  }
+}

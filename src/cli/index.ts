@@ -1,0 +1,40 @@
+// The `stockline` command dispatcher: one file per command beside this one.
+
+import { processIo } from './io.js';
+import type { CliIo } from './io.js';
+import { replayCommand } from './replay.js';
+import { validateCommand } from './validate.js';
+
+const usage = `usage: stockline <command> [options]
+
+commands:
+  serve                      run the HTTP API on the embedded engine (npm start)
+  validate <file|->          check events against schema/inventory-event.schema.json
+  replay <file> [--expect <state>]   fold events into a state; compare with an expected state
+  keys create --tenant T --scopes read,write   create an API key (printed once)
+  ingest debezium <file|->   apply Debezium change events
+  reconcile [--channel C] [--repair]   compare channels with the desired state
+  topics scaffold [--config FILE] [--dry-run]   create or check the Kafka topics and ACLs
+  demo [--compare-polling]   a flash sale on your laptop
+`;
+
+type Handler = (args: string[], io: CliIo) => Promise<number>;
+
+const commands: Record<string, () => Promise<Handler>> = {
+  validate: async () => validateCommand,
+  replay: async () => replayCommand,
+};
+
+export async function main(argv: string[], io: CliIo = processIo): Promise<number> {
+  const [name, ...rest] = argv;
+  if (name === undefined || name === '--help' || name === 'help') {
+    io.stdout(usage);
+    return name === undefined ? 2 : 0;
+  }
+  const load = commands[name];
+  if (load === undefined) {
+    io.stderr(`stockline: unknown command ${name}\n${usage}`);
+    return 2;
+  }
+  return (await load())(rest, io);
+}

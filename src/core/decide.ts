@@ -1,0 +1,324 @@
+// decide(state, command) -> outcome: the only place the ledger says yes or no. Pure; never mutates.
+
+import { channelAvailableRaw, channelPolicyOf, sellingLocations } from './availability.js';
+import type {
+  AdjustStock, CartLine, Command, Commit, DeleteSku, ExpireDue, Fulfil, RecordSale, RecordSync, Release,
+  Reserve, RestoreSku, SetChannelPolicy,
+} from './commands.js';
+import type { AllocatedLine, ConflictDetected, InventoryEvent } from './events.js';
+import { defaultLocation, limits } from './limits.js';
+import type { Outcome, Rejection, ShortLine } from './rejections.js';
+import { absentTenant, availableOf, sourceSeqKey, stockAt } from './state.js';
+import type { ChannelPolicy, Reservation, SkuState, TenantState } from './state.js';
+import { compareSequence, formatTime } from './time.js';
+
+type DistributiveOmit<T, K extends PropertyKey> = T extends unknown ? Omit<T, K> : never;
+type EventDraft = DistributiveOmit<InventoryEvent, 'id' | 'tenant' | 'time' | 'source'> & { source?: string };
+
+/** Builds the outcome of an accepted command from event drafts, stamping the envelope. */
+function accept(command: Command, drafts: EventDraft[], rejection?: Rejection): Outcome {
+  const time = formatTime(command.timeMs);
+  const source = command.source ?? 'api';
+  const events = drafts.map((draft, index) => ({
+    ...draft,
+    id: drafts.length === 1 ? command.id : `${command.id}.${index}`,
+    tenant: command.tenant,
+    time,
+    source: draft.source ?? source,
+  }) as InventoryEvent);
+  return rejection === undefined ? { events } : { events, rejection };
+}
+
+function reject(rejection: Rejection): Outcome {
+  return { events: [], rejection };
+}
+
+export function decide(state: TenantState | undefined, command: Command): Outcome {
+  const tenant = state ?? absentTenant;
+  switch (command.type) {
+    case 'adjust_stock': return decideAdjust(tenant, command);
+    case 'reserve': return decideReserve(tenant, command);
+    case 'record_sale': return decideRecordSale(tenant, command);
+    case 'commit': return decideCommit(tenant, command);
+    case 'release': return decideRelease(tenant, command);
+    case 'fulfil': return decideFulfil(tenant, command);
+    case 'expire_due': return decideExpireDue(tenant, command);
+    case 'delete_sku': return decideDeleteSku(tenant, command);
+    case 'restore_sku': return decideRestoreSku(tenant, command);
+    case 'set_channel_policy': return decideChannelPolicy(command);
+    case 'record_sync': return decideRecordSync(command);
+  }
+}
+
+function decideAdjust(tenant: TenantState, command: AdjustStock): Outcome {
+  const { sku, location } = command;
+  const skuState = tenant.skus.get(sku);
+  const stock = stockAt(skuState, location);
+  const source = command.source ?? 'api';
+  if (command.set !== undefined && command.sourceSeq !== undefined) {
+    const applied = tenant.sourceSeqs.get(sourceSeqKey(sku, location, source));
+    if (applied !== undefined && compareSequence(command.sourceSeq, applied) <= 0) {
+      const conflict: EventDraft = {
+        type: 'conflict_detected', sourceSeq: command.sourceSeq,
+        data: { kind: 'stale_sequence', sku, location, conflictSource: source, appliedSeq: applied, incomingSeq: command.sourceSeq },
+      };
+      return accept(command, [conflict], {
+        code: 'STALE_SEQUENCE', sku, location, source, appliedSeq: applied, incomingSeq: command.sourceSeq,
+        message: `sequence ${command.sourceSeq} of ${source} is not newer than ${applied} already applied to ${sku} at ${location}`,
+      });
+    }
+  }
+  const onHand = command.set ?? stock.onHand + (command.delta ?? 0);
+  const delta = onHand - stock.onHand;
+  if (onHand < 0 || onHand > limits.quantityMax) {
+    return reject({
+      code: 'INVALID_QUANTITY', sku, location, onHand: stock.onHand, delta,
+      message: `on hand of ${sku} at ${location} would be ${onHand}; it must stay within 0..${limits.quantityMax}`,
+    });
+  }
+  const adjustment: EventDraft = {
+    type: 'stock_adjustment',
+    ...(command.sourceSeq === undefined ? {} : { sourceSeq: command.sourceSeq }),
+    data: { sku, location, mode: command.set === undefined ? 'delta' : 'set', delta, onHand, ...(command.reason === undefined ? {} : { reason: command.reason }) },
+  };
+  const shortfall = -(onHand - stock.committed - stock.reserved);
+  if (shortfall > 0 && delta < 0) {
+    return accept(command, [adjustment, { type: 'conflict_detected', data: { kind: 'oversell', sku, location, shortfall } }]);
+  }
+  return accept(command, [adjustment]);
+}
+
+interface Allocation {
+  lines: AllocatedLine[];
+  short: ShortLine[];
+}
+
+/** Fills cart lines from the channel's locations; reports every line that cannot be filled. */
+function allocate(tenant: TenantState, policy: ChannelPolicy, lines: CartLine[], allowShort: boolean): Allocation {
+  const remaining = new Map<string, number>();
+  const taken = new Map<string, number>();
+  const keyOf = (sku: string, location: string): string => `${sku}\u0000${location}`;
+  const availableAt = (sku: string, location: string): number => {
+    const key = keyOf(sku, location);
+    return remaining.get(key) ?? availableOf(stockAt(tenant.skus.get(sku), location));
+  };
+  const take = (sku: string, location: string, quantity: number, out: AllocatedLine[]): void => {
+    const key = keyOf(sku, location);
+    remaining.set(key, availableAt(sku, location) - quantity);
+    taken.set(sku, (taken.get(sku) ?? 0) + quantity);
+    out.push({ sku, location, quantity });
+  };
+  const allocated: AllocatedLine[] = [];
+  const short: ShortLine[] = [];
+  for (const line of lines) {
+    const skuState = tenant.skus.get(line.sku);
+    const locations = sellingLocations(policy, skuState);
+    const budget = channelAvailableRaw(policy, skuState) - policy.bufferUnits - (taken.get(line.sku) ?? 0);
+    if (line.location !== undefined) {
+      const free = Math.min(availableAt(line.sku, line.location), budget);
+      if (free < line.quantity && !allowShort) {
+        short.push({ sku: line.sku, location: line.location, requested: line.quantity, available: Math.max(free, 0) });
+        continue;
+      }
+      take(line.sku, line.location, line.quantity, allocated);
+      continue;
+    }
+    let needed = line.quantity;
+    if (budget < needed && !allowShort) {
+      short.push({ sku: line.sku, requested: line.quantity, available: Math.max(budget, 0) });
+      continue;
+    }
+    for (const location of locations) {
+      if (needed === 0) break;
+      const free = availableAt(line.sku, location);
+      if (free <= 0) continue;
+      const quantity = Math.min(free, needed);
+      take(line.sku, location, quantity, allocated);
+      needed -= quantity;
+    }
+    if (needed > 0) take(line.sku, locations[0] ?? defaultLocation, needed, allocated);
+  }
+  return { lines: mergeLines(allocated), short };
+}
+
+/** Merges lines that landed on the same SKU and location, keeping first-seen order. */
+function mergeLines(lines: AllocatedLine[]): AllocatedLine[] {
+  const merged = new Map<string, AllocatedLine>();
+  for (const line of lines) {
+    const key = `${line.sku}\u0000${line.location}`;
+    const existing = merged.get(key);
+    if (existing === undefined) merged.set(key, { ...line });
+    else existing.quantity += line.quantity;
+  }
+  return [...merged.values()];
+}
+
+function checkLocations(policy: ChannelPolicy, channel: string, lines: CartLine[]): Rejection | undefined {
+  if (policy.locations === null) return undefined;
+  for (const line of lines) {
+    if (line.location !== undefined && !policy.locations.includes(line.location)) {
+      return { code: 'UNKNOWN_LOCATION', location: line.location, channel, message: `channel ${channel} does not sell from location ${line.location}` };
+    }
+  }
+  return undefined;
+}
+
+function firstDeleted(tenant: TenantState, lines: CartLine[]): string | undefined {
+  for (const line of lines) if (tenant.skus.get(line.sku)?.deleted === true) return line.sku;
+  return undefined;
+}
+
+function decideReserve(tenant: TenantState, command: Reserve): Outcome {
+  if (tenant.reservations.has(command.reservationId)) {
+    return reject({ code: 'RESERVATION_EXISTS', reservationId: command.reservationId, message: `reservation ${command.reservationId} already exists` });
+  }
+  const deleted = firstDeleted(tenant, command.lines);
+  if (deleted !== undefined) return reject({ code: 'SKU_DELETED', sku: deleted, message: `SKU ${deleted} is deleted` });
+  const policy = channelPolicyOf(tenant, command.channel);
+  const badLocation = checkLocations(policy, command.channel, command.lines);
+  if (badLocation !== undefined) return reject(badLocation);
+  const allocation = allocate(tenant, policy, command.lines, policy.backorder);
+  if (allocation.short.length > 0) {
+    return reject({ code: 'INSUFFICIENT_STOCK', lines: allocation.short, message: `not enough stock for ${allocation.short.length} of ${command.lines.length} lines` });
+  }
+  return accept(command, [{
+    type: 'order_reserved',
+    data: {
+      reservationId: command.reservationId, channel: command.channel,
+      ...(command.orderRef === undefined ? {} : { orderRef: command.orderRef }),
+      expiresAt: formatTime(command.timeMs + command.ttlMs), lines: allocation.lines,
+    },
+  }]);
+}
+
+function decideRecordSale(tenant: TenantState, command: RecordSale): Outcome {
+  if (tenant.reservations.has(command.reservationId)) {
+    return reject({ code: 'RESERVATION_EXISTS', reservationId: command.reservationId, message: `order ${command.reservationId} is already recorded` });
+  }
+  const policy = channelPolicyOf(tenant, command.channel);
+  const { lines } = allocate(tenant, { ...policy, bufferUnits: 0 }, command.lines, true);
+  const drafts: EventDraft[] = [{
+    type: 'order_committed',
+    data: {
+      reservationId: command.reservationId, channel: command.channel, direct: true,
+      ...(command.orderRef === undefined ? {} : { orderRef: command.orderRef }), lines,
+    },
+  }];
+  for (const line of lines) {
+    const after = availableOf(stockAt(tenant.skus.get(line.sku), line.location)) - line.quantity;
+    const shortfall = Math.min(line.quantity, -after);
+    if (shortfall > 0) {
+      const conflict: ConflictDetected['data'] = {
+        kind: 'oversell', sku: line.sku, location: line.location, shortfall, channel: command.channel,
+        ...(command.orderRef === undefined ? {} : { orderRef: command.orderRef }),
+      };
+      drafts.push({ type: 'conflict_detected', data: conflict });
+    }
+  }
+  return accept(command, drafts);
+}
+
+function findReservation(tenant: TenantState, reservationId: string): Reservation | Outcome {
+  const reservation = tenant.reservations.get(reservationId);
+  if (reservation === undefined) return reject({ code: 'UNKNOWN_RESERVATION', reservationId, message: `no reservation ${reservationId}` });
+  return reservation;
+}
+
+function isOutcome(value: Reservation | Outcome): value is Outcome {
+  return 'events' in value;
+}
+
+function decideCommit(tenant: TenantState, command: Commit): Outcome {
+  const reservation = findReservation(tenant, command.reservationId);
+  if (isOutcome(reservation)) return reservation;
+  if (reservation.status !== 'held') {
+    return reject({ code: 'RESERVATION_NOT_HELD', reservationId: reservation.id, status: reservation.status, message: `reservation ${reservation.id} is ${reservation.status}, not held` });
+  }
+  if (command.timeMs >= reservation.expiresAtMs) {
+    return reject({ code: 'RESERVATION_EXPIRED', reservationId: reservation.id, expiredAtMs: reservation.expiresAtMs, message: `reservation ${reservation.id} expired at ${formatTime(reservation.expiresAtMs)}` });
+  }
+  const orderRef = command.orderRef ?? reservation.orderRef;
+  return accept(command, [{
+    type: 'order_committed',
+    data: { reservationId: reservation.id, channel: reservation.channel, direct: false, ...(orderRef === undefined ? {} : { orderRef }), lines: reservation.lines },
+  }]);
+}
+
+function decideRelease(tenant: TenantState, command: Release): Outcome {
+  const reservation = findReservation(tenant, command.reservationId);
+  if (isOutcome(reservation)) return reservation;
+  const releasable = reservation.status === 'held' || (command.reason === 'cancelled' && reservation.status === 'committed');
+  if (!releasable) {
+    return reject({ code: 'RESERVATION_NOT_HELD', reservationId: reservation.id, status: reservation.status, message: `reservation ${reservation.id} is ${reservation.status}; only a held reservation can be released, or a committed one cancelled` });
+  }
+  return accept(command, [{
+    type: 'reservation_released',
+    data: { reservationId: reservation.id, reason: command.reason, from: reservation.status === 'held' ? 'held' : 'committed', lines: reservation.lines },
+  }]);
+}
+
+function decideFulfil(tenant: TenantState, command: Fulfil): Outcome {
+  const reservation = findReservation(tenant, command.reservationId);
+  if (isOutcome(reservation)) return reservation;
+  if (reservation.status !== 'committed') {
+    return reject({ code: 'RESERVATION_NOT_COMMITTED', reservationId: reservation.id, status: reservation.status, message: `reservation ${reservation.id} is ${reservation.status}; only a committed order can be fulfilled` });
+  }
+  return accept(command, [{ type: 'order_fulfilled', data: { reservationId: reservation.id, lines: reservation.lines } }]);
+}
+
+/** The held reservations due at `nowMs`, oldest first, found in the expiry heap without popping it. */
+export function dueReservations(tenant: TenantState, nowMs: number, max: number): Reservation[] {
+  const due: Reservation[] = [];
+  const heap = tenant.expiries;
+  const pending = heap.length > 0 ? [0] : [];
+  while (pending.length > 0) {
+    const index = pending.pop() as number;
+    const entry = heap[index];
+    if (entry === undefined || entry.expiresAtMs > nowMs) continue;
+    const reservation = tenant.reservations.get(entry.id);
+    if (reservation !== undefined && reservation.status === 'held' && reservation.expiresAtMs === entry.expiresAtMs) due.push(reservation);
+    pending.push(2 * index + 1, 2 * index + 2);
+  }
+  due.sort((a, b) => a.expiresAtMs - b.expiresAtMs || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+  return due.length > max ? due.slice(0, max) : due;
+}
+
+function decideExpireDue(tenant: TenantState, command: ExpireDue): Outcome {
+  const due = dueReservations(tenant, command.nowMs, limits.expirationsPerTickMax);
+  return accept(command, due.map((reservation) => ({
+    type: 'reservation_released' as const,
+    data: { reservationId: reservation.id, reason: 'expired' as const, from: 'held' as const, lines: reservation.lines },
+  })));
+}
+
+function knownSku(tenant: TenantState, sku: string): SkuState | Outcome {
+  const state = tenant.skus.get(sku);
+  if (state === undefined) return reject({ code: 'UNKNOWN_SKU', sku, message: `no SKU ${sku}` });
+  return state;
+}
+
+function decideDeleteSku(tenant: TenantState, command: DeleteSku): Outcome {
+  const sku = knownSku(tenant, command.sku);
+  if ('events' in sku) return sku;
+  return sku.deleted ? accept(command, []) : accept(command, [{ type: 'sku_deleted', data: { sku: command.sku } }]);
+}
+
+function decideRestoreSku(tenant: TenantState, command: RestoreSku): Outcome {
+  const sku = knownSku(tenant, command.sku);
+  if ('events' in sku) return sku;
+  return sku.deleted ? accept(command, [{ type: 'sku_restored', data: { sku: command.sku } }]) : accept(command, []);
+}
+
+function decideChannelPolicy(command: SetChannelPolicy): Outcome {
+  return accept(command, [{
+    type: 'channel_policy_set',
+    data: { channel: command.channel, locations: command.locations, bufferUnits: command.bufferUnits, maxUnits: command.maxUnits, backorder: command.backorder },
+  }]);
+}
+
+function decideRecordSync(command: RecordSync): Outcome {
+  return accept(command, [{
+    type: 'sync_complete',
+    data: { channel: command.channel, sku: command.sku, quantity: command.quantity, latencyMs: command.latencyMs },
+  }]);
+}

@@ -1,0 +1,182 @@
+// evolve(state, event) -> state: applies one event to the state in place. Pure apart from that mutation.
+
+import type { AllocatedLine, InventoryEvent } from './events.js';
+import { emptyTenant, sourceSeqKey } from './state.js';
+import type { ExpiryEntry, LedgerState, LocationStock, Reservation, SkuState, TenantState } from './state.js';
+import type { ReservationStatus } from './rejections.js';
+import { parseTime } from './time.js';
+
+export function tenantOf(state: LedgerState, tenant: string): TenantState {
+  let existing = state.tenants.get(tenant);
+  if (existing === undefined) {
+    existing = emptyTenant();
+    state.tenants.set(tenant, existing);
+  }
+  return existing;
+}
+
+function skuOf(tenant: TenantState, sku: string): SkuState {
+  let existing = tenant.skus.get(sku);
+  if (existing === undefined) {
+    existing = { deleted: false, version: 0, locations: new Map() };
+    tenant.skus.set(sku, existing);
+  }
+  return existing;
+}
+
+function stockOf(tenant: TenantState, sku: string, location: string): LocationStock {
+  const skuState = skuOf(tenant, sku);
+  let stock = skuState.locations.get(location);
+  if (stock === undefined) {
+    stock = { onHand: 0, committed: 0, reserved: 0 };
+    skuState.locations.set(location, stock);
+  }
+  return stock;
+}
+
+function touch(tenant: TenantState, lines: readonly AllocatedLine[]): void {
+  let previous = '';
+  for (const line of lines) {
+    if (line.sku === previous) continue;
+    skuOf(tenant, line.sku).version += 1;
+    previous = line.sku;
+  }
+}
+
+function moveLines(tenant: TenantState, lines: readonly AllocatedLine[], apply: (stock: LocationStock, quantity: number) => void): void {
+  for (const line of lines) apply(stockOf(tenant, line.sku, line.location), line.quantity);
+  touch(tenant, lines);
+}
+
+function setStatus(tenant: TenantState, reservationId: string, status: ReservationStatus): void {
+  const reservation = tenant.reservations.get(reservationId);
+  if (reservation !== undefined) reservation.status = status;
+}
+
+export function evolve(state: LedgerState, event: InventoryEvent): LedgerState {
+  const tenant = tenantOf(state, event.tenant);
+  switch (event.type) {
+    case 'stock_adjustment': {
+      const { sku, location, onHand } = event.data;
+      stockOf(tenant, sku, location).onHand = onHand;
+      skuOf(tenant, sku).version += 1;
+      if (event.sourceSeq !== undefined) tenant.sourceSeqs.set(sourceSeqKey(sku, location, event.source), event.sourceSeq);
+      break;
+    }
+    case 'order_reserved': {
+      const { reservationId, channel, orderRef, expiresAt, lines } = event.data;
+      const expiresAtMs = parseTime(expiresAt);
+      const reservation: Reservation = { id: reservationId, channel, status: 'held', expiresAtMs, lines, createdAtMs: parseTime(event.time) };
+      if (orderRef !== undefined) reservation.orderRef = orderRef;
+      tenant.reservations.set(reservationId, reservation);
+      heapPush(tenant.expiries, { expiresAtMs, id: reservationId });
+      moveLines(tenant, lines, (stock, quantity) => { stock.reserved += quantity; });
+      break;
+    }
+    case 'order_committed': {
+      const { reservationId, channel, orderRef, direct, lines } = event.data;
+      if (direct) {
+        const reservation: Reservation = { id: reservationId, channel, status: 'committed', expiresAtMs: 0, lines, createdAtMs: parseTime(event.time) };
+        if (orderRef !== undefined) reservation.orderRef = orderRef;
+        tenant.reservations.set(reservationId, reservation);
+        moveLines(tenant, lines, (stock, quantity) => { stock.committed += quantity; });
+      } else {
+        const reservation = tenant.reservations.get(reservationId);
+        if (reservation !== undefined) {
+          reservation.status = 'committed';
+          if (orderRef !== undefined) reservation.orderRef = orderRef;
+        }
+        moveLines(tenant, lines, (stock, quantity) => { stock.reserved -= quantity; stock.committed += quantity; });
+        dropStaleExpiries(tenant);
+      }
+      break;
+    }
+    case 'reservation_released': {
+      const { reservationId, reason, from, lines } = event.data;
+      setStatus(tenant, reservationId, reason);
+      moveLines(tenant, lines, from === 'held'
+        ? (stock, quantity) => { stock.reserved -= quantity; }
+        : (stock, quantity) => { stock.committed -= quantity; });
+      dropStaleExpiries(tenant);
+      break;
+    }
+    case 'order_fulfilled': {
+      setStatus(tenant, event.data.reservationId, 'fulfilled');
+      moveLines(tenant, event.data.lines, (stock, quantity) => {
+        stock.committed -= quantity;
+        stock.onHand = stock.onHand > quantity ? stock.onHand - quantity : 0;
+      });
+      break;
+    }
+    case 'sku_deleted': {
+      const sku = skuOf(tenant, event.data.sku);
+      sku.deleted = true;
+      sku.version += 1;
+      break;
+    }
+    case 'sku_restored': {
+      const sku = skuOf(tenant, event.data.sku);
+      sku.deleted = false;
+      sku.version += 1;
+      break;
+    }
+    case 'channel_policy_set': {
+      const { channel, locations, bufferUnits, maxUnits, backorder } = event.data;
+      tenant.channels.set(channel, { locations, bufferUnits, maxUnits, backorder });
+      break;
+    }
+    case 'sync_complete':
+    case 'conflict_detected':
+      break;
+  }
+  return state;
+}
+
+function isLive(tenant: TenantState, entry: ExpiryEntry): boolean {
+  const reservation = tenant.reservations.get(entry.id);
+  return reservation !== undefined && reservation.status === 'held' && reservation.expiresAtMs === entry.expiresAtMs;
+}
+
+/** Pops index entries of holds that are no longer held, so the heap stays as small as the live holds. */
+export function dropStaleExpiries(tenant: TenantState): void {
+  const heap = tenant.expiries;
+  while (heap.length > 0 && !isLive(tenant, heap[0] as ExpiryEntry)) heapPop(heap);
+}
+
+function before(a: ExpiryEntry, b: ExpiryEntry): boolean {
+  return a.expiresAtMs < b.expiresAtMs || (a.expiresAtMs === b.expiresAtMs && a.id < b.id);
+}
+
+function heapPush(heap: ExpiryEntry[], entry: ExpiryEntry): void {
+  heap.push(entry);
+  let index = heap.length - 1;
+  while (index > 0) {
+    const parent = (index - 1) >> 1;
+    if (!before(heap[index] as ExpiryEntry, heap[parent] as ExpiryEntry)) break;
+    [heap[index], heap[parent]] = [heap[parent] as ExpiryEntry, heap[index] as ExpiryEntry];
+    index = parent;
+  }
+}
+
+function heapPop(heap: ExpiryEntry[]): void {
+  const last = heap.pop() as ExpiryEntry;
+  if (heap.length === 0) return;
+  heap[0] = last;
+  let index = 0;
+  for (;;) {
+    const left = 2 * index + 1;
+    const right = left + 1;
+    let smallest = index;
+    if (left < heap.length && before(heap[left] as ExpiryEntry, heap[smallest] as ExpiryEntry)) smallest = left;
+    if (right < heap.length && before(heap[right] as ExpiryEntry, heap[smallest] as ExpiryEntry)) smallest = right;
+    if (smallest === index) return;
+    [heap[index], heap[smallest]] = [heap[smallest] as ExpiryEntry, heap[index] as ExpiryEntry];
+    index = smallest;
+  }
+}
+
+/** Folds events into a fresh state: what every engine does on restore. */
+export function replay(events: Iterable<InventoryEvent>, state: LedgerState = { tenants: new Map() }): LedgerState {
+  for (const event of events) evolve(state, event);
+  return state;
+}

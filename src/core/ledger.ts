@@ -1,0 +1,78 @@
+// The ledger's entry point for engines: idempotency, then decide, then evolve.
+
+import type { Command } from './commands.js';
+import { decide } from './decide.js';
+import { dropStaleExpiries, evolve, tenantOf } from './evolve.js';
+import { limits } from './limits.js';
+import type { Outcome } from './rejections.js';
+import type { IdempotencyRecord, LedgerState } from './state.js';
+
+export interface Execution {
+  outcome: Outcome;
+  /** The record to persist beside the events when the command carried an idempotency key. */
+  remembered?: { key: string; record: IdempotencyRecord };
+  /** Idempotency keys forgotten by this command (expire_due prunes records past their retention). */
+  forgotten?: string[];
+}
+
+/** A stable text of what a command asks for, without its id, time and key: retries must match it. */
+export function fingerprintOf(command: Command): string {
+  const { id: _id, timeMs: _time, idempotencyKey: _key, ...request } = command;
+  return canonicalJson(request);
+}
+
+function canonicalJson(value: unknown): string {
+  if (Array.isArray(value)) return `[${value.map(canonicalJson).join(',')}]`;
+  if (value !== null && typeof value === 'object') {
+    const entries = Object.entries(value as Record<string, unknown>)
+      .filter(([, item]) => item !== undefined)
+      .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+    return `{${entries.map(([key, item]) => `${JSON.stringify(key)}:${canonicalJson(item)}`).join(',')}}`;
+  }
+  return JSON.stringify(value);
+}
+
+/**
+ * Decides a command and applies its events to the state. A retry under a known idempotency key
+ * returns DUPLICATE with the first outcome and changes nothing.
+ */
+export function execute(state: LedgerState, command: Command): Execution {
+  const key = command.idempotencyKey;
+  const existing = state.tenants.get(command.tenant);
+  let fingerprint = '';
+  if (key !== undefined) {
+    fingerprint = fingerprintOf(command);
+    const record = existing?.idempotency.get(key);
+    if (record !== undefined) {
+      if (record.fingerprint !== fingerprint) {
+        return { outcome: { events: [], rejection: { code: 'IDEMPOTENCY_KEY_REUSED', idempotencyKey: key, message: `idempotency key ${key} was used for a different request` } } };
+      }
+      return { outcome: { events: [], rejection: { code: 'DUPLICATE', first: record.outcome, message: `already handled under idempotency key ${key}` } } };
+    }
+  }
+  let forgotten: string[] | undefined;
+  if (command.type === 'expire_due' && existing !== undefined) {
+    dropStaleExpiries(existing);
+    forgotten = forgetExpiredKeys(existing.idempotency, command.nowMs - limits.idempotencyRetentionMs);
+  }
+  const outcome = decide(existing, command);
+  for (const event of outcome.events) evolve(state, event);
+  const execution: Execution = { outcome };
+  if (forgotten !== undefined && forgotten.length > 0) execution.forgotten = forgotten;
+  if (key !== undefined) {
+    const record: IdempotencyRecord = { fingerprint, outcome, timeMs: command.timeMs };
+    tenantOf(state, command.tenant).idempotency.set(key, record);
+    execution.remembered = { key, record };
+  }
+  return execution;
+}
+
+function forgetExpiredKeys(records: Map<string, IdempotencyRecord>, cutoffMs: number): string[] {
+  const forgotten: string[] = [];
+  for (const [key, record] of records) {
+    if (record.timeMs >= cutoffMs) break;
+    forgotten.push(key);
+  }
+  for (const key of forgotten) records.delete(key);
+  return forgotten;
+}

@@ -1,0 +1,35 @@
+// Every bound the ledger enforces, in one place: validation schemas and the decider both read these.
+
+export const limits = {
+  quantityMax: 1_000_000_000,
+  cartLinesMax: 100,
+  ttlMsMin: 1_000,
+  ttlMsMax: 31 * 24 * 3_600_000,
+  ttlMsDefault: 15 * 60_000,
+  tenantIdLengthMax: 64,
+  skuLengthMax: 128,
+  locationIdLengthMax: 64,
+  channelIdLengthMax: 64,
+  reservationIdLengthMax: 128,
+  idempotencyKeyLengthMax: 255,
+  orderRefLengthMax: 128,
+  reasonLengthMax: 256,
+  sourceLengthMax: 128,
+  sourceSeqDigitsMax: 20,
+  channelLocationsMax: 100,
+  expirationsPerTickMax: 10_000,
+  idempotencyRetentionMs: 24 * 3_600_000,
+} as const;
+
+/** Lower-case letters, digits, `_` and `-`, starting with a letter or digit. */
+export const tenantIdPattern = '^[a-z0-9][a-z0-9_-]{0,63}$';
+/** Letters, digits and `._:/-`, starting with a letter or digit. */
+export const skuPattern = '^[A-Za-z0-9][A-Za-z0-9._:/-]{0,127}$';
+/** Locations and channels share one shape. */
+export const namePattern = '^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$';
+/** Reservation ids, idempotency keys, order references: printable ASCII without spaces. */
+export const tokenPattern = '^[\\x21-\\x7e]+$';
+/** A source sequence (e.g. a PostgreSQL LSN) as a decimal unsigned integer of up to 20 digits. */
+export const sourceSeqPattern = '^(0|[1-9][0-9]{0,19})$';
+
+export const defaultLocation = 'default';

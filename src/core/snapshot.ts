@@ -1,0 +1,81 @@
+// Plain-data form of the state: for snapshots on disk, for comparing states, and for printing them.
+
+import type { AllocatedLine } from './events.js';
+import type { ReservationStatus } from './rejections.js';
+import { emptyTenant } from './state.js';
+import type { ChannelPolicy, IdempotencyRecord, LedgerState, Reservation, TenantState } from './state.js';
+
+export interface TenantSnapshot {
+  skus: Record<string, { deleted: boolean; version: number; locations: Record<string, { onHand: number; committed: number; reserved: number }> }>;
+  reservations: Record<string, { channel: string; status: ReservationStatus; expiresAtMs: number; createdAtMs: number; orderRef?: string; lines: AllocatedLine[] }>;
+  channels: Record<string, ChannelPolicy>;
+  sourceSeqs: Record<string, string>;
+  idempotency?: Record<string, IdempotencyRecord>;
+}
+
+export interface StateSnapshot {
+  tenants: Record<string, TenantSnapshot>;
+}
+
+function sortedRecord<V, W>(map: Map<string, V>, convert: (value: V) => W): Record<string, W> {
+  const out: Record<string, W> = {};
+  for (const key of [...map.keys()].sort()) out[key] = convert(map.get(key) as V);
+  return out;
+}
+
+function tenantSnapshot(tenant: TenantState, withIdempotency: boolean): TenantSnapshot {
+  const snapshot: TenantSnapshot = {
+    skus: sortedRecord(tenant.skus, (sku) => ({
+      deleted: sku.deleted, version: sku.version,
+      locations: sortedRecord(sku.locations, (stock) => ({ onHand: stock.onHand, committed: stock.committed, reserved: stock.reserved })),
+    })),
+    reservations: sortedRecord(tenant.reservations, (reservation) => ({
+      channel: reservation.channel, status: reservation.status, expiresAtMs: reservation.expiresAtMs, createdAtMs: reservation.createdAtMs,
+      ...(reservation.orderRef === undefined ? {} : { orderRef: reservation.orderRef }), lines: reservation.lines,
+    })),
+    channels: sortedRecord(tenant.channels, (policy) => ({ ...policy })),
+    sourceSeqs: sortedRecord(tenant.sourceSeqs, (seq) => seq),
+  };
+  if (withIdempotency) {
+    const idempotency: Record<string, IdempotencyRecord> = {};
+    for (const [key, record] of tenant.idempotency) idempotency[key] = record;
+    snapshot.idempotency = idempotency;
+  }
+  return snapshot;
+}
+
+/** The state as plain data. Without `withIdempotency`, just what the events determine. */
+export function toSnapshot(state: LedgerState, options: { withIdempotency?: boolean } = {}): StateSnapshot {
+  const tenants: Record<string, TenantSnapshot> = {};
+  for (const name of [...state.tenants.keys()].sort()) {
+    const tenant = state.tenants.get(name) as TenantState;
+    if (!options.withIdempotency && tenant.skus.size === 0 && tenant.reservations.size === 0 && tenant.channels.size === 0) continue;
+    tenants[name] = tenantSnapshot(tenant, options.withIdempotency === true);
+  }
+  return { tenants };
+}
+
+export function fromSnapshot(snapshot: StateSnapshot): LedgerState {
+  const state: LedgerState = { tenants: new Map() };
+  for (const [name, data] of Object.entries(snapshot.tenants)) {
+    const tenant = emptyTenant();
+    for (const [sku, value] of Object.entries(data.skus)) {
+      tenant.skus.set(sku, { deleted: value.deleted, version: value.version, locations: new Map(Object.entries(value.locations).map(([loc, stock]) => [loc, { ...stock }])) });
+    }
+    const held: Reservation[] = [];
+    for (const [id, value] of Object.entries(data.reservations)) {
+      const reservation: Reservation = { id, channel: value.channel, status: value.status, expiresAtMs: value.expiresAtMs, createdAtMs: value.createdAtMs, lines: value.lines };
+      if (value.orderRef !== undefined) reservation.orderRef = value.orderRef;
+      tenant.reservations.set(id, reservation);
+      if (value.status === 'held') held.push(reservation);
+    }
+    held.sort((a, b) => a.expiresAtMs - b.expiresAtMs || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+    tenant.expiries = held.map((reservation) => ({ expiresAtMs: reservation.expiresAtMs, id: reservation.id }));
+    for (const [channel, policy] of Object.entries(data.channels)) tenant.channels.set(channel, { ...policy });
+    for (const [key, seq] of Object.entries(data.sourceSeqs)) tenant.sourceSeqs.set(key, seq);
+    const records = Object.entries(data.idempotency ?? {}).sort(([, a], [, b]) => a.timeMs - b.timeMs);
+    for (const [key, record] of records) tenant.idempotency.set(key, record);
+    state.tenants.set(name, tenant);
+  }
+  return state;
+}

@@ -1,0 +1,93 @@
+// The ledger's state: stock per SKU and location, reservations, channel policies, source sequences.
+
+import type { AllocatedLine } from './events.js';
+import type { Outcome, ReservationStatus } from './rejections.js';
+
+export interface LocationStock {
+  onHand: number;
+  committed: number;
+  reserved: number;
+}
+
+export interface SkuState {
+  deleted: boolean;
+  /** Increments with every event that touches the SKU. */
+  version: number;
+  locations: Map<string, LocationStock>;
+}
+
+export interface Reservation {
+  id: string;
+  channel: string;
+  status: ReservationStatus;
+  expiresAtMs: number;
+  lines: AllocatedLine[];
+  orderRef?: string;
+  createdAtMs: number;
+}
+
+export interface ChannelPolicy {
+  locations: string[] | null;
+  bufferUnits: number;
+  maxUnits: number | null;
+  backorder: boolean;
+}
+
+export interface IdempotencyRecord {
+  fingerprint: string;
+  outcome: Outcome;
+  timeMs: number;
+}
+
+/** Entry of the expiry index: a min-heap on (expiresAtMs, id); entries of holds no longer held are dropped lazily. */
+export interface ExpiryEntry {
+  expiresAtMs: number;
+  id: string;
+}
+
+export interface TenantState {
+  skus: Map<string, SkuState>;
+  reservations: Map<string, Reservation>;
+  channels: Map<string, ChannelPolicy>;
+  /** Last applied sequence per `sku \u0000 location \u0000 source`. */
+  sourceSeqs: Map<string, string>;
+  /** Remembered outcomes by idempotency key (kept by the engines beside the log, not derived from it). */
+  idempotency: Map<string, IdempotencyRecord>;
+  expiries: ExpiryEntry[];
+}
+
+export interface LedgerState {
+  tenants: Map<string, TenantState>;
+}
+
+export const defaultChannelPolicy: ChannelPolicy = Object.freeze({
+  locations: null,
+  bufferUnits: 0,
+  maxUnits: null,
+  backorder: false,
+});
+
+export function initialState(): LedgerState {
+  return { tenants: new Map() };
+}
+
+export function emptyTenant(): TenantState {
+  return { skus: new Map(), reservations: new Map(), channels: new Map(), sourceSeqs: new Map(), idempotency: new Map(), expiries: [] };
+}
+
+/** Read-only view of a tenant that does not exist yet. */
+export const absentTenant: TenantState = emptyTenant();
+
+export function sourceSeqKey(sku: string, location: string, source: string): string {
+  return `${sku}\u0000${location}\u0000${source}`;
+}
+
+export function stockAt(sku: SkuState | undefined, location: string): LocationStock {
+  return sku?.locations.get(location) ?? zeroStock;
+}
+
+const zeroStock: LocationStock = Object.freeze({ onHand: 0, committed: 0, reserved: 0 });
+
+export function availableOf(stock: LocationStock): number {
+  return stock.onHand - stock.committed - stock.reserved;
+}
