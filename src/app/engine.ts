@@ -1,6 +1,7 @@
 // The engine port: what the HTTP API, the sources and the channel sync need from an engine (embedded or Kafka).
 
 import type { InventoryEvent, LedgerState, TenantState } from '../core/index.js';
+import type { AtomicBus, ImportResult } from './import-events.js';
 import type { CommandBus, DeadLetterSink } from './ports.js';
 
 export interface LoggedEvent {
@@ -25,7 +26,7 @@ export interface EventPage {
   next: number;
 }
 
-export interface Engine extends CommandBus, DeadLetterSink {
+export interface Engine extends CommandBus, DeadLetterSink, AtomicBus {
   readonly kind: 'embedded' | 'kafka';
   /** True once state is restored and the engine takes commands. */
   ready(): boolean;
@@ -37,6 +38,8 @@ export interface Engine extends CommandBus, DeadLetterSink {
   subscribe(listener: (batch: CommittedBatch) => void): () => void;
   /** The log position of the newest durable event. */
   position(): number;
+  /** Re-decides schema events all or nothing (see import-events.ts). */
+  importEvents(tenant: string, events: InventoryEvent[]): Promise<ImportResult>;
   close(): Promise<void>;
 }
 

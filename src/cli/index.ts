@@ -21,7 +21,9 @@ commands:
 type Handler = (args: string[], io: CliIo) => Promise<number>;
 
 const commands: Record<string, () => Promise<Handler>> = {
+  serve: async () => (await import('./serve.js')).serveCommand,
   validate: async () => validateCommand,
+  topics: async () => (await import('./topics.js')).topicsCommand,
   replay: async () => replayCommand,
 };
 

@@ -55,3 +55,12 @@ export async function readJson(path: string, stdin: NodeJS.ReadableStream): Prom
     throw new InputError(`${path === '-' ? 'stdin' : path}: not JSON (${(error as Error).message})`);
   }
 }
+
+/** An events file is events (one, an array, NDJSON) or an object with an `events` array (a worked example). */
+export function eventsOf(documents: unknown[]): unknown[] {
+  const [first] = documents;
+  if (documents.length === 1 && first !== null && typeof first === 'object' && Array.isArray((first as { events?: unknown }).events)) {
+    return (first as { events: unknown[] }).events;
+  }
+  return documents;
+}

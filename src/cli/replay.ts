@@ -4,21 +4,12 @@ import { evolve, initialState, toSnapshot } from '../core/index.js';
 import type { InventoryEvent } from '../core/index.js';
 import { validateEvent } from '../app/event-validation.js';
 import { formatDiff, jsonDiff } from '../app/json-diff.js';
-import { InputError, readDocuments, readJson } from './input.js';
+import { eventsOf, InputError, readDocuments, readJson } from './input.js';
 import { parseArgs, UsageError } from './io.js';
 import type { CliIo } from './io.js';
 
 export const replayUsage = 'usage: stockline replay <events file|-> [--expect <state file>] [--progress]\n';
 const progressEveryEvents = 100_000;
-
-/** An events file is events (one, an array, NDJSON) or an object with an `events` array (a worked example). */
-function eventsOf(documents: unknown[]): unknown[] {
-  const [first] = documents;
-  if (documents.length === 1 && first !== null && typeof first === 'object' && Array.isArray((first as { events?: unknown }).events)) {
-    return (first as { events: unknown[] }).events;
-  }
-  return documents;
-}
 
 function expectedStateOf(value: unknown): unknown {
   if (value !== null && typeof value === 'object' && 'expectedState' in value) return (value as { expectedState: unknown }).expectedState;

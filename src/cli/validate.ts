@@ -1,10 +1,10 @@
 // `stockline validate <file|->`: checks events against the contract; exit 0 valid, 1 invalid, 2 unreadable or bad usage.
 
 import { validateEvent } from '../app/event-validation.js';
-import { InputError, readDocuments } from './input.js';
+import { eventsOf, InputError, readDocuments } from './input.js';
 import type { CliIo } from './io.js';
 
-export const validateUsage = 'usage: stockline validate <file|->   (one event, a JSON array of events, or NDJSON)\n';
+export const validateUsage = 'usage: stockline validate <file|->   (one event, a JSON array of events, NDJSON, or {"events": [...]})\n';
 
 export async function validateCommand(args: string[], io: CliIo): Promise<number> {
   if (args.length !== 1 || args[0] === '--help') {
@@ -13,7 +13,7 @@ export async function validateCommand(args: string[], io: CliIo): Promise<number
   }
   let documents: unknown[];
   try {
-    documents = await readDocuments(args[0] as string, io.stdin);
+    documents = eventsOf(await readDocuments(args[0] as string, io.stdin));
   } catch (error) {
     if (error instanceof InputError) {
       io.stderr(`stockline validate: ${error.message}\n`);

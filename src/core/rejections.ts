@@ -22,7 +22,9 @@ export type Rejection =
   | { code: 'DUPLICATE'; message: string; first: Outcome }
   | { code: 'IDEMPOTENCY_KEY_REUSED'; message: string; idempotencyKey: string }
   | { code: 'INVALID_QUANTITY'; message: string; sku: string; location: string; onHand: number; delta: number }
-  | { code: 'UNKNOWN_LOCATION'; message: string; location: string; channel: string };
+  | { code: 'UNKNOWN_LOCATION'; message: string; location: string; channel: string }
+  /** Engines only: a command of an all-or-nothing batch that was not applied because another was rejected. */
+  | { code: 'NOT_APPLIED'; message: string };
 
 export type RejectionCode = Rejection['code'];
 

@@ -5,10 +5,12 @@ import type { Database as Db, Statement } from 'better-sqlite3';
 import {
   evolve, execute, fromSnapshot, initialState, tenantOf, toSnapshot,
 } from '../../core/index.js';
-import type { Command, IdempotencyRecord, InventoryEvent, LedgerState, StateSnapshot, TenantState } from '../../core/index.js';
+import type { Command, IdempotencyRecord, InventoryEvent, LedgerState, Outcome, Rejection, StateSnapshot, TenantState } from '../../core/index.js';
 import { allSkus, AppError } from '../../app/engine.js';
 import type { CommittedBatch, Engine, EventPage, LoggedEvent } from '../../app/engine.js';
 import type { CommandInput, DeadLetter, SourceOffsets, Submitted } from '../../app/ports.js';
+import { importEvents } from '../../app/import-events.js';
+import type { ImportResult } from '../../app/import-events.js';
 import { migrate } from './schema.js';
 
 export interface EmbeddedEngineOptions {
@@ -25,18 +27,34 @@ export interface EmbeddedEngineOptions {
   projections?: Array<(batch: CommittedBatch, state: LedgerState) => void>;
   /** `full` (default) fsyncs every commit; `normal` is for benchmarks of the ceiling, never for production. */
   synchronous?: 'full' | 'normal';
+  /** Told of every decided command once it is durable, with the time from submit to durable. */
+  onDecided?: (command: Command, outcome: Outcome, latencyMs: number) => void;
+  onDeadLetter?: (letter: DeadLetter) => void;
 }
 
 interface Pending {
   input: CommandInput;
+  submittedAtMs: number;
   resolve: (submitted: Submitted) => void;
   reject: (error: Error) => void;
+  /** Set on the first command of an all-or-nothing group: how many commands follow it in the group. */
+  groupSize?: number;
 }
 
 interface Decided {
   pending: Pending;
+  command: Command;
   submitted: Submitted;
 }
+
+export interface AtomicResult {
+  /** True when every command was accepted and applied; false when none was. */
+  applied: boolean;
+  results: Submitted[];
+}
+
+/** The outcome of a group member that was fine on its own but not applied because another member was rejected. */
+const notApplied: Rejection = { code: 'NOT_APPLIED', message: 'not applied: another command of the same all-or-nothing batch was rejected' };
 
 const defaults = { batchCommandsMax: 4096, snapshotEveryEvents: 200_000, expiryIntervalMs: 1000 };
 export const queueCommandsMax = 100_000;
@@ -55,11 +73,13 @@ export class EmbeddedEngine implements Engine {
   private expiryTimer: NodeJS.Timeout | undefined;
   private expiringTenants = new Set<string>();
   private readonly listeners = new Set<(batch: CommittedBatch) => void>();
+  private readonly projections: Array<(batch: CommittedBatch, state: LedgerState) => void>;
   private readonly clock: () => number;
   private readonly statements: Record<'insertEvent' | 'upsertKey' | 'deleteKey' | 'page' | 'deadLetter' | 'getOffset' | 'setOffset', Statement>;
 
   constructor(private readonly options: EmbeddedEngineOptions) {
     this.clock = options.clock ?? Date.now;
+    this.projections = [...(options.projections ?? [])];
     this.db = new Database(options.path);
     this.db.pragma('journal_mode = WAL');
     this.db.pragma(`synchronous = ${options.synchronous === 'normal' ? 'NORMAL' : 'FULL'}`);
@@ -102,6 +122,16 @@ export class EmbeddedEngine implements Engine {
     }
   }
 
+  /** Adds work to every batch's write transaction (e.g. the channel outbox); set up before taking commands. */
+  addProjection(projection: (batch: CommittedBatch, state: LedgerState) => void): void {
+    this.projections.push(projection);
+  }
+
+  /** Runs work in one transaction with nothing else interleaved (e.g. seeding the outbox at start). */
+  transaction(work: () => void): void {
+    this.db.transaction(work)();
+  }
+
   ready(): boolean {
     return this.isReady && !this.closed;
   }
@@ -122,13 +152,42 @@ export class EmbeddedEngine implements Engine {
     if (this.closed) return Promise.reject(new AppError('ENGINE_CLOSED', 'the engine is shutting down', true, 503));
     if (this.queue.length >= queueCommandsMax) return Promise.reject(new AppError('OVERLOADED', 'too many commands waiting; retry shortly', true, 503));
     return new Promise((resolve, reject) => {
-      this.queue.push({ input, resolve, reject });
+      this.queue.push({ input, submittedAtMs: performance.now(), resolve, reject });
       this.scheduleFlush();
     });
   }
 
   submitMany(inputs: CommandInput[]): Promise<Submitted[]> {
     return Promise.all(inputs.map((input) => this.submit(input)));
+  }
+
+  /**
+   * All or nothing: the commands are decided in order on a copy of their tenants first; if any is
+   * rejected, nothing is applied and the outcomes say which. Otherwise all are applied in one batch.
+   */
+  submitAtomic(inputs: CommandInput[]): Promise<AtomicResult> {
+    if (this.closed) return Promise.reject(new AppError('ENGINE_CLOSED', 'the engine is shutting down', true, 503));
+    if (inputs.length === 0) return Promise.resolve({ applied: true, results: [] });
+    const submittedAtMs = performance.now();
+    const results = new Array<Submitted>(inputs.length);
+    return new Promise((resolve, reject) => {
+      let remaining = inputs.length;
+      let applied = true;
+      inputs.forEach((input, index) => {
+        const pending: Pending = {
+          input, submittedAtMs, reject,
+          resolve: (submitted) => {
+            results[index] = submitted;
+            if (submitted.outcome.rejection !== undefined) applied = false;
+            remaining -= 1;
+            if (remaining === 0) resolve({ applied, results });
+          },
+        };
+        if (index === 0) pending.groupSize = inputs.length;
+        this.queue.push(pending);
+      });
+      this.scheduleFlush();
+    });
   }
 
   private scheduleFlush(): void {
@@ -147,7 +206,14 @@ export class EmbeddedEngine implements Engine {
   /** Decides a batch in order against memory, writes it in one transaction, then answers. */
   private flush(): void {
     this.flushScheduled = false;
-    const batch = this.queue.splice(0, this.options.batchCommandsMax ?? defaults.batchCommandsMax);
+    let take = Math.min(this.queue.length, this.options.batchCommandsMax ?? defaults.batchCommandsMax);
+    // A group is never split across batches, so it commits in one transaction.
+    for (let index = 0; index < this.queue.length; index += 1) {
+      const size = this.queue[index]?.groupSize ?? 1;
+      if (index < take && index + size > take) take = index + size;
+      index += size - 1;
+    }
+    const batch = this.queue.splice(0, take);
     if (this.queue.length > 0) this.scheduleFlush();
     if (batch.length === 0) return;
     const decided: Decided[] = [];
@@ -156,8 +222,18 @@ export class EmbeddedEngine implements Engine {
     const forgotten: Array<[string, string]> = [];
     const touched = new Map<string, Set<string>>();
     const firstPosition = this.nextPosition;
-    for (const pending of batch) {
-      const command = { ...pending.input, id: `e${this.nextPosition}`, timeMs: pending.input.timeMs ?? this.nowMs() } as Command;
+    for (let index = 0; index < batch.length; index += 1) {
+      const pending = batch[index] as Pending;
+      if (pending.groupSize !== undefined && pending.groupSize > 1) {
+        const group = batch.slice(index, index + pending.groupSize);
+        const refusal = this.tryGroup(group);
+        if (refusal !== undefined) {
+          group.forEach((member, offset) => decided.push({ pending: member, command: refusal.commands[offset] as Command, submitted: { outcome: refusal.outcomes[offset] as Outcome } }));
+          index += group.length - 1;
+          continue;
+        }
+      }
+      const command = this.stamp(pending.input);
       const execution = execute(this.memory, command);
       const { outcome } = execution;
       for (const event of outcome.events) {
@@ -168,7 +244,7 @@ export class EmbeddedEngine implements Engine {
       if (execution.remembered !== undefined) remembered.push([command.tenant, execution.remembered.key, execution.remembered.record]);
       for (const key of execution.forgotten ?? []) forgotten.push([command.tenant, key]);
       const submitted: Submitted = outcome.events.length > 0 ? { outcome, position: this.nextPosition - 1 } : { outcome };
-      decided.push({ pending, submitted });
+      decided.push({ pending, command, submitted });
     }
     const committed: CommittedBatch = { events: logged, touched };
     try {
@@ -181,9 +257,35 @@ export class EmbeddedEngine implements Engine {
       for (const { pending } of decided) pending.reject(failure);
       return;
     }
-    for (const { pending, submitted } of decided) pending.resolve(submitted);
+    const durableAtMs = performance.now();
+    for (const { pending, command, submitted } of decided) {
+      pending.resolve(submitted);
+      this.options.onDecided?.(command, submitted.outcome, durableAtMs - pending.submittedAtMs);
+    }
     if (logged.length > 0) for (const listener of this.listeners) listener(committed);
     if (this.nextPosition - 1 - this.snapshotPosition >= (this.options.snapshotEveryEvents ?? defaults.snapshotEveryEvents)) this.snapshot();
+  }
+
+  private stamp(input: CommandInput): Command {
+    return { ...input, id: `e${this.nextPosition}`, timeMs: input.timeMs ?? this.nowMs() } as Command;
+  }
+
+  importEvents(_tenant: string, events: InventoryEvent[]): Promise<ImportResult> {
+    return importEvents(this, events);
+  }
+
+  /** Decides a group on a copy of its tenants; returns the outcomes when any member is rejected. */
+  private tryGroup(group: Pending[]): { commands: Command[]; outcomes: Outcome[] } | undefined {
+    const tenants = new Map<string, TenantState>();
+    for (const { input } of group) {
+      const tenant = this.memory.tenants.get(input.tenant);
+      if (tenant !== undefined) tenants.set(input.tenant, tenant);
+    }
+    const scratch = fromSnapshot(toSnapshot({ tenants }, { withIdempotency: true }));
+    const commands = group.map(({ input }) => ({ ...input, id: 'trial', timeMs: input.timeMs ?? this.nowMs() }) as Command);
+    const outcomes = commands.map((command) => execute(scratch, command).outcome);
+    if (outcomes.every((outcome) => outcome.rejection === undefined)) return undefined;
+    return { commands, outcomes: outcomes.map((outcome) => (outcome.rejection === undefined ? { events: [], rejection: notApplied } : outcome)) };
   }
 
   private write(batch: CommittedBatch, remembered: Array<[string, string, IdempotencyRecord]>, forgotten: Array<[string, string]>): void {
@@ -192,7 +294,7 @@ export class EmbeddedEngine implements Engine {
       for (const { position, event } of batch.events) insertEvent.run(position, event.tenant, event.type, JSON.stringify(event));
       for (const [tenant, key, record] of remembered) upsertKey.run(tenant, key, JSON.stringify(record), record.timeMs);
       for (const [tenant, key] of forgotten) deleteKey.run(tenant, key);
-      for (const projection of this.options.projections ?? []) projection(batch, this.memory);
+      for (const projection of this.projections) projection(batch, this.memory);
     })();
   }
 
@@ -234,6 +336,7 @@ export class EmbeddedEngine implements Engine {
 
   deadLetter(letter: DeadLetter): void {
     this.statements.deadLetter.run(letter.source, letter.reason, JSON.stringify(letter.payload) ?? 'null', letter.timeMs);
+    this.options.onDeadLetter?.(letter);
   }
 
   offsets(): SourceOffsets {

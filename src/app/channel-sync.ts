@@ -1,0 +1,485 @@
+// The push worker: sends each channel the newest desired quantity per SKU, within its rate, durably and coalesced.
+
+import { createHash } from 'node:crypto';
+import { availableToSell, channelPolicyOf, parseTime } from '../core/index.js';
+import type { LedgerState } from '../core/index.js';
+import type { ChannelConnector, ChannelPush, PushResult } from '../adapters/channels/connector.js';
+import { ChannelError } from '../adapters/channels/errors.js';
+import { allSkus } from './engine.js';
+import type { CommittedBatch } from './engine.js';
+import type { CommandBus, CommandInput } from './ports.js';
+
+/** Identifies one quantity shown on one channel. */
+export interface ChannelKey {
+  tenant: string;
+  channel: string;
+  sku: string;
+}
+
+/** A new desired quantity, written by the engine in the same transaction as the events that caused it. */
+export interface DesiredChange extends ChannelKey {
+  quantity: number;
+  /** Event time of the change. */
+  changedAtMs: number;
+  /** Log position of the event that caused the change. */
+  position: number;
+}
+
+export interface DesiredRow extends ChannelKey {
+  quantity: number;
+  /** Bumped on every change of the desired quantity; a push carries the version it was made from. */
+  version: number;
+  /** Time of the oldest change the channel has not acknowledged yet; null once the channel shows the newest. */
+  changedAtMs: number | null;
+  causePosition: number;
+  pushedQuantity: number | null;
+  pushedVersion: number | null;
+  /** What the channel last confirmed it shows: the `previousQuantity` of the next compare-and-set. */
+  ackedQuantity: number | null;
+  ackedVersion: number | null;
+  ackedAtMs: number | null;
+  attempts: number;
+  /** When the row should be pushed; null while the channel is known to show the newest quantity. */
+  nextAttemptMs: number | null;
+  lastError: string | null;
+  /** Set when the last push failed for good (not by retrying); cleared by the next acknowledgement. */
+  failedAtMs: number | null;
+}
+
+/** What the worker needs from the desired-state store (the SQLite channel outbox implements it). */
+export interface DesiredStore {
+  due(nowMs: number, limit: number, channel?: string): DesiredRow[];
+  nextDueAfter(afterMs: number): number | null;
+  markPushed(key: ChannelKey, version: number, quantity: number): void;
+  markAcked(key: ChannelKey, version: number, quantity: number, ackedAtMs: number): boolean;
+  markRetry(key: ChannelKey, nextAttemptMs: number, error: string): void;
+  markFailed(key: ChannelKey, nextAttemptMs: number, error: string, failedAtMs: number): void;
+  markMismatch(key: ChannelKey, actual: number, nextAttemptMs: number, error: string): void;
+  defer(tenant: string, channel: string, untilMs: number): number;
+  /** Runs `work` in one transaction: the worker's bookkeeping costs one commit per round, not one per push. */
+  batch(work: () => void): void;
+}
+
+export type PushOutcome = 'ok' | 'retry' | 'failed';
+
+export interface SyncMetrics {
+  /** One push answered; `latencyMs` (for ok) is the propagation latency: acknowledged minus changed. */
+  pushed(channel: string, outcome: PushOutcome, latencyMs?: number): void;
+}
+
+/** The subset of a pino logger the worker uses. */
+export interface SyncLogger {
+  warn(fields: object, message: string): void;
+  error(fields: object, message: string): void;
+}
+
+export interface SyncTimer {
+  set(callback: () => void, delayMs: number): unknown;
+  clear(handle: unknown): void;
+}
+
+export interface ChannelSyncOptions {
+  outbox: DesiredStore;
+  connectors: ReadonlyMap<string, ChannelConnector>;
+  bus: CommandBus;
+  clock: { nowMs(): number };
+  /** Uniform in [0, 1): the jitter of retries. */
+  random: () => number;
+  /** Defaults to unref'd setTimeout: the worker never keeps a process alive on its own. */
+  timer?: SyncTimer;
+  log?: SyncLogger;
+  metrics?: SyncMetrics;
+}
+
+export const syncLimits = {
+  backoffBaseMs: 100,
+  backoffCapMs: 30_000,
+  /** A channel asking to wait longer than this is waited on for this long, then asked again. */
+  retryAfterMsMax: 10 * 60_000,
+  /** A push that failed for good is tried again after this long: a fixed mapping or token may fix it. */
+  failedRetryDelayMs: 15 * 60_000,
+  /** Compare-and-set refusals retried at once before backing off: a channel selling fast may refuse a few. */
+  mismatchImmediateRetriesMax: 3,
+  /** Due rows read per channel per round. */
+  dueBatchMax: 256,
+  /** The worker looks at the outbox at least this often, even when nothing kicked it. */
+  fallbackPollMs: 1_000,
+  /** A token bucket holds this many seconds of a channel's rate: the largest burst it sends. */
+  burstSeconds: 1,
+  stopWaitMsMax: 10_000,
+  recordQueueMax: 10_000,
+  recordBatchMax: 512,
+  /** The schema's bound on `sync_complete.latencyMs`. */
+  latencyMsMax: 2_678_400_000,
+} as const;
+
+interface Lane {
+  channel: string;
+  connector: ChannelConnector;
+  inflight: Map<string, Promise<void>>;
+  /** The token bucket of the channel's rate limit; unlimited when the rate is not finite. */
+  tokens: number;
+  tokensMax: number;
+  refilledAtMs: number;
+}
+
+const defaultTimer: SyncTimer = {
+  set: (callback, delayMs) => setTimeout(callback, delayMs).unref(),
+  clear: (handle) => clearTimeout(handle as NodeJS.Timeout),
+};
+
+function keyText(key: ChannelKey): string {
+  return `${key.tenant}\u0000${key.channel}\u0000${key.sku}`;
+}
+
+/** Same push, same key: a channel that already applied it answers from its idempotency store. */
+export function idempotencyKeyOf(push: Omit<ChannelPush, 'idempotencyKey'>): string {
+  const text = [push.tenant, push.channel, push.sku, push.version, push.quantity, push.previousQuantity ?? '-'].join('\u0000');
+  return `sl-${createHash('sha256').update(text).digest('base64url').slice(0, 32)}`;
+}
+
+/** Full jitter: uniform in [0, min(cap, base * 2^(attempts-1))), so retries of many rows spread out. */
+export function backoffMs(attempts: number, random: () => number): number {
+  const ceilingMs = Math.min(syncLimits.backoffCapMs, syncLimits.backoffBaseMs * 2 ** Math.max(0, attempts - 1));
+  return Math.floor(random() * ceilingMs);
+}
+
+function isPowerOfTwo(count: number): boolean {
+  return count > 0 && (count & (count - 1)) === 0;
+}
+
+function errorText(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}
+
+export class ChannelSync {
+  private readonly lanes = new Map<string, Lane>();
+  private readonly writes: Array<() => void> = [];
+  private readonly pausedUntilMs = new Map<string, number>();
+  private records: CommandInput[] = [];
+  private recording: Promise<void> | undefined;
+  private draining = false;
+  private running = false;
+  private pumpScheduled = false;
+  private wakeHandle: unknown;
+  private readonly timer: SyncTimer;
+  private readonly counters = { recordsDropped: 0, recordErrors: 0, writeErrors: 0 };
+
+  constructor(private readonly options: ChannelSyncOptions) {
+    this.timer = options.timer ?? defaultTimer;
+    for (const [channel, connector] of options.connectors) {
+      if (!Number.isInteger(connector.maxConcurrency) || connector.maxConcurrency < 1) {
+        throw new ChannelError('CHANNEL_CONFIG_INVALID', `channel ${channel}: maxConcurrency must be a positive integer`);
+      }
+      if (!(connector.ratePerSecond > 0)) throw new ChannelError('CHANNEL_CONFIG_INVALID', `channel ${channel}: ratePerSecond must be positive`);
+      const tokensMax = Math.max(1, connector.ratePerSecond * syncLimits.burstSeconds);
+      this.lanes.set(channel, { channel, connector, inflight: new Map(), tokens: tokensMax, tokensMax, refilledAtMs: options.clock.nowMs() });
+    }
+  }
+
+  /** Starts pushing; rows left due by an earlier process (pushed, never acknowledged) go first. */
+  start(): void {
+    if (this.running) return;
+    this.running = true;
+    this.kick();
+  }
+
+  /** Call after each commit: the worker looks for due rows right after the current turn, not on a timer. */
+  kick(): void {
+    if (!this.running || this.pumpScheduled) return;
+    this.pumpScheduled = true;
+    // After the current turn, so every commit of this turn is seen by one round.
+    setImmediate(() => this.pump());
+  }
+
+  /** Stops taking new pushes and waits, at most `stopWaitMsMax`, for those in flight and their records. */
+  async stop(): Promise<void> {
+    if (!this.running) return;
+    this.running = false;
+    this.disarm();
+    const pending: Array<Promise<void>> = [];
+    for (const lane of this.lanes.values()) pending.push(...lane.inflight.values());
+    let expired: unknown;
+    const deadline = new Promise<void>((resolve) => { expired = this.timer.set(resolve, syncLimits.stopWaitMsMax); });
+    await Promise.race([Promise.allSettled(pending).then(() => this.recording), deadline]);
+    this.timer.clear(expired);
+    this.applyWrites();
+    if (this.records.length > 0) {
+      this.options.log?.warn({ records: this.records.length }, 'channel sync stopped before recording every acknowledged push');
+    }
+  }
+
+  /** Numbers for tests and health pages. */
+  stats(): { inFlight: number; recordsQueued: number; recordsDropped: number; recordErrors: number; writeErrors: number } {
+    let inFlight = 0;
+    for (const lane of this.lanes.values()) inFlight += lane.inflight.size;
+    return { inFlight, recordsQueued: this.records.length, ...this.counters };
+  }
+
+  private pump(): void {
+    this.pumpScheduled = false;
+    if (!this.running) return;
+    this.applyWrites();
+    const nowMs = this.options.clock.nowMs();
+    let wakeMs = nowMs + syncLimits.fallbackPollMs;
+    for (const lane of this.lanes.values()) wakeMs = Math.min(wakeMs, this.pumpLane(lane, nowMs));
+    this.applyWrites();
+    const nextDueMs = this.options.outbox.nextDueAfter(nowMs);
+    if (nextDueMs !== null) wakeMs = Math.min(wakeMs, nextDueMs);
+    this.arm(Math.max(0, wakeMs - nowMs));
+  }
+
+  /** Starts what the lane's limits allow; returns when the lane wants to be looked at again. */
+  private pumpLane(lane: Lane, nowMs: number): number {
+    const free = lane.connector.maxConcurrency - lane.inflight.size;
+    if (free <= 0) return Number.POSITIVE_INFINITY;
+    // Rows in flight stay due until acknowledged (so a crash leaves them due); read past them.
+    const rows = this.options.outbox.due(nowMs, Math.min(syncLimits.dueBatchMax, lane.inflight.size + free), lane.channel);
+    let wakeMs = Number.POSITIVE_INFINITY;
+    const deferred = new Set<string>();
+    for (const row of rows) {
+      if (lane.inflight.size >= lane.connector.maxConcurrency) break;
+      const key = keyText(row);
+      if (lane.inflight.has(key)) continue;
+      const pausedUntilMs = this.pausedUntil(row.tenant, row.channel, nowMs);
+      if (pausedUntilMs !== undefined) {
+        // Out of the due set durably, so a throttled tenant's rows cannot crowd out other tenants'.
+        if (!deferred.has(row.tenant)) this.writes.push(() => { this.options.outbox.defer(row.tenant, row.channel, pausedUntilMs); });
+        deferred.add(row.tenant);
+        wakeMs = Math.min(wakeMs, pausedUntilMs);
+        continue;
+      }
+      const waitMs = this.takeToken(lane, nowMs);
+      if (waitMs > 0) return Math.min(wakeMs, nowMs + waitMs);
+      this.startPush(lane, row);
+    }
+    return wakeMs;
+  }
+
+  /** Takes a token, or says how long until one is there. */
+  private takeToken(lane: Lane, nowMs: number): number {
+    const rate = lane.connector.ratePerSecond;
+    if (!Number.isFinite(rate)) return 0;
+    const elapsedMs = Math.max(0, nowMs - lane.refilledAtMs);
+    lane.tokens = Math.min(lane.tokensMax, lane.tokens + (elapsedMs * rate) / 1000);
+    lane.refilledAtMs = nowMs;
+    if (lane.tokens >= 1) {
+      lane.tokens -= 1;
+      return 0;
+    }
+    return Math.max(1, Math.ceil(((1 - lane.tokens) * 1000) / rate));
+  }
+
+  private pausedUntil(tenant: string, channel: string, nowMs: number): number | undefined {
+    const name = `${tenant}\u0000${channel}`;
+    const untilMs = this.pausedUntilMs.get(name);
+    if (untilMs === undefined) return undefined;
+    if (untilMs > nowMs) return untilMs;
+    this.pausedUntilMs.delete(name);
+    return undefined;
+  }
+
+  private startPush(lane: Lane, row: DesiredRow): void {
+    const key = keyText(row);
+    this.writes.push(() => this.options.outbox.markPushed(row, row.version, row.quantity));
+    const task = this.push(lane, row).finally(() => {
+      lane.inflight.delete(key);
+      // Stopped: no round will come to write the answer down, so write it now.
+      if (this.running) this.kick();
+      else this.applyWrites();
+    });
+    lane.inflight.set(key, task);
+  }
+
+  private async push(lane: Lane, row: DesiredRow): Promise<void> {
+    const request = {
+      tenant: row.tenant, channel: row.channel, sku: row.sku, quantity: row.quantity,
+      previousQuantity: row.ackedQuantity, version: row.version,
+    };
+    let result: PushResult;
+    try {
+      result = await lane.connector.push({ ...request, idempotencyKey: idempotencyKeyOf(request) });
+    } catch (error) {
+      // A connector should answer `retry` itself; a throw is treated the same, so no row is ever stuck.
+      result = { kind: 'retry', reason: `connector threw: ${errorText(error)}` };
+    }
+    this.settle(row, result);
+  }
+
+  private settle(row: DesiredRow, result: PushResult): void {
+    switch (result.kind) {
+      case 'ok': return this.onAcknowledged(row);
+      // The channel already shows what we want: as good as an acknowledgement.
+      case 'mismatch': return result.actual === row.quantity ? this.onAcknowledged(row) : this.onMismatch(row, result.actual);
+      case 'retry': return this.onRetry(row, result.reason, result.retryAfterMs);
+      case 'failed': return this.onFailed(row, result.reason);
+    }
+  }
+
+  private onAcknowledged(row: DesiredRow): void {
+    const ackedAtMs = this.options.clock.nowMs();
+    this.writes.push(() => { this.options.outbox.markAcked(row, row.version, row.quantity, ackedAtMs); });
+    const latencyMs = Math.min(syncLimits.latencyMsMax, Math.max(0, Math.round(ackedAtMs - (row.changedAtMs ?? ackedAtMs))));
+    this.options.metrics?.pushed(row.channel, 'ok', latencyMs);
+    this.record({ type: 'record_sync', tenant: row.tenant, channel: row.channel, sku: row.sku, quantity: row.quantity, latencyMs, source: 'sync' });
+  }
+
+  private onMismatch(row: DesiredRow, actual: number): void {
+    const nowMs = this.options.clock.nowMs();
+    const attempts = row.attempts + 1;
+    const nextAttemptMs = attempts <= syncLimits.mismatchImmediateRetriesMax ? nowMs : nowMs + backoffMs(attempts, this.options.random);
+    const error = `compare-and-set refused: the channel shows ${actual}, not ${row.ackedQuantity ?? 'nothing'}`;
+    this.writes.push(() => this.options.outbox.markMismatch(row, actual, nextAttemptMs, error));
+    this.options.metrics?.pushed(row.channel, 'retry');
+  }
+
+  private onRetry(row: DesiredRow, reason: string, retryAfterMs: number | undefined): void {
+    const nowMs = this.options.clock.nowMs();
+    const attempts = row.attempts + 1;
+    let delayMs = backoffMs(attempts, this.options.random);
+    if (retryAfterMs !== undefined) {
+      delayMs = Math.min(syncLimits.retryAfterMsMax, Math.max(0, retryAfterMs));
+      // Throttling is per shop, not per SKU: hold every push of this tenant on this channel.
+      const name = `${row.tenant}\u0000${row.channel}`;
+      this.pausedUntilMs.set(name, Math.max(this.pausedUntilMs.get(name) ?? 0, nowMs + delayMs));
+    }
+    this.writes.push(() => this.options.outbox.markRetry(row, nowMs + delayMs, reason));
+    this.options.metrics?.pushed(row.channel, 'retry');
+    // One line per doubling of attempts: an outage is visible without flooding the log.
+    if (isPowerOfTwo(attempts)) {
+      this.options.log?.warn({ tenant: row.tenant, channel: row.channel, sku: row.sku, attempts, reason, delayMs }, 'channel push will be retried');
+    }
+  }
+
+  private onFailed(row: DesiredRow, reason: string): void {
+    const nowMs = this.options.clock.nowMs();
+    this.writes.push(() => this.options.outbox.markFailed(row, nowMs + syncLimits.failedRetryDelayMs, reason, nowMs));
+    this.options.metrics?.pushed(row.channel, 'failed');
+    this.options.log?.warn({ tenant: row.tenant, channel: row.channel, sku: row.sku, reason }, 'channel push failed; it will be tried again later');
+  }
+
+  /** Queues a `record_sync`; pushes never wait for the log, and records are sent in batches. */
+  private record(command: CommandInput): void {
+    if (this.records.length >= syncLimits.recordQueueMax) {
+      this.records.shift();
+      this.counters.recordsDropped += 1;
+      if (isPowerOfTwo(this.counters.recordsDropped)) {
+        this.options.log?.error({ dropped: this.counters.recordsDropped }, 'sync records dropped: the command bus is not keeping up');
+      }
+    }
+    this.records.push(command);
+    if (this.draining) return;
+    this.draining = true;
+    this.recording = this.drainRecords();
+  }
+
+  private async drainRecords(): Promise<void> {
+    try {
+      await this.drainLoop();
+    } finally {
+      // Cleared in the same turn the loop saw an empty queue, so no record can slip in unseen.
+      this.draining = false;
+    }
+  }
+
+  private async drainLoop(): Promise<void> {
+    let failures = 0;
+    while (this.records.length > 0) {
+      const batch = this.records.splice(0, syncLimits.recordBatchMax);
+      try {
+        const submitted = await this.options.bus.submitMany(batch);
+        failures = 0;
+        for (const { outcome } of submitted) {
+          if (outcome.rejection !== undefined) this.options.log?.warn({ rejection: outcome.rejection }, 'sync record refused');
+        }
+      } catch (error) {
+        failures += 1;
+        this.counters.recordErrors += 1;
+        this.options.log?.error({ error: errorText(error), records: batch.length }, 'sync records could not be written; retrying');
+        if (!this.running) return;
+        // The batch goes back in front, within the queue's bound, so order and the limit both hold.
+        this.records = [...batch, ...this.records].slice(0, syncLimits.recordQueueMax);
+        await this.sleep(backoffMs(failures, this.options.random));
+      }
+    }
+  }
+
+  private sleep(delayMs: number): Promise<void> {
+    return new Promise((resolve) => { this.timer.set(resolve, delayMs); });
+  }
+
+  /** Writes the round's bookkeeping in one transaction, before the outbox is read again. */
+  private applyWrites(): void {
+    if (this.writes.length === 0) return;
+    const writes = this.writes.splice(0);
+    try {
+      this.options.outbox.batch(() => { for (const write of writes) write(); });
+    } catch (error) {
+      // Lost bookkeeping costs at most a repeated push, which compare-and-set and idempotency keys absorb.
+      this.counters.writeErrors += 1;
+      this.options.log?.error({ error: errorText(error), writes: writes.length }, 'channel outbox bookkeeping could not be written');
+    }
+  }
+
+  private arm(delayMs: number): void {
+    this.disarm();
+    this.wakeHandle = this.timer.set(() => {
+      this.wakeHandle = undefined;
+      this.kick();
+    }, delayMs);
+  }
+
+  private disarm(): void {
+    if (this.wakeHandle === undefined) return;
+    this.timer.clear(this.wakeHandle);
+    this.wakeHandle = undefined;
+  }
+}
+
+function desiredRowsOf(
+  state: LedgerState, tenant: string, skus: Iterable<string> | typeof allSkus, channels: readonly string[], cause: { position: number; changedAtMs: number },
+): DesiredChange[] {
+  const tenantState = state.tenants.get(tenant);
+  if (tenantState === undefined) return [];
+  const list = skus === allSkus ? [...tenantState.skus.keys()] : [...skus];
+  const rows: DesiredChange[] = [];
+  for (const channel of channels) {
+    const policy = channelPolicyOf(tenantState, channel);
+    for (const sku of list) rows.push({ tenant, channel, sku, quantity: availableToSell(policy, tenantState.skus.get(sku)), ...cause });
+  }
+  return rows;
+}
+
+/**
+ * The engine projection that keeps desired quantities in step with the ledger: for each SKU a batch
+ * touched, each channel of its tenant gets `availableToSell`. Pass it to the embedded engine's
+ * `projections`, so it runs inside the batch's write transaction.
+ */
+export function desiredProjection(
+  outbox: { upsertDesired(rows: readonly DesiredChange[]): number },
+  channelsOf: (tenant: string) => readonly string[],
+): (batch: CommittedBatch, state: LedgerState) => void {
+  return (batch, state) => {
+    const causes = new Map<string, { position: number; changedAtMs: number }>();
+    for (const { position, event } of batch.events) causes.set(event.tenant, { position, changedAtMs: parseTime(event.time) });
+    const rows: DesiredChange[] = [];
+    for (const [tenant, touched] of batch.touched) {
+      const cause = causes.get(tenant);
+      if (cause === undefined || touched.size === 0) continue;
+      rows.push(...desiredRowsOf(state, tenant, touched.has(allSkus) ? allSkus : touched, channelsOf(tenant), cause));
+    }
+    if (rows.length > 0) outbox.upsertDesired(rows);
+  };
+}
+
+/**
+ * Every SKU's desired quantity on every channel, from a whole state: upsert it once at start, so a
+ * channel added to the configuration gets its rows before any SKU changes (unchanged rows are no-ops).
+ */
+export function desiredOfState(
+  state: LedgerState, channelsOf: (tenant: string) => readonly string[], changedAtMs: number, position: number,
+): DesiredChange[] {
+  const rows: DesiredChange[] = [];
+  for (const tenant of state.tenants.keys()) rows.push(...desiredRowsOf(state, tenant, allSkus, channelsOf(tenant), { position, changedAtMs }));
+  return rows;
+}

@@ -1,0 +1,120 @@
+// The configuration file (YAML), checked against schema/config.schema.json with errors that name the key.
+
+import { existsSync, readFileSync } from 'node:fs';
+import { parse } from 'yaml';
+import type { ErrorObject, ValidateFunction } from 'ajv';
+import { createAjv } from './ajv.js';
+import { packagePath } from './paths.js';
+
+export interface StocklineConfig {
+  engine: 'embedded' | 'kafka';
+  dataDir: string;
+  logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
+  server: { host: string; port: number; bodyLimitBytes: number };
+  ledger: { expiryIntervalMs: number; snapshotEveryEvents: number; batchCommandsMax: number };
+  sync: { reconcileIntervalMs: number };
+  alerts: { reconciliationLagSeconds: number };
+  kafka?: Record<string, unknown>;
+  sources: Array<Record<string, unknown>>;
+  channels: Array<Record<string, unknown>>;
+  /** The file the configuration came from, if any. */
+  file?: string;
+}
+
+export class ConfigError extends Error {
+  readonly code = 'CONFIG_INVALID';
+}
+
+export const defaultConfig: StocklineConfig = {
+  engine: 'embedded',
+  dataDir: './data',
+  logLevel: 'info',
+  server: { host: '0.0.0.0', port: 8080, bodyLimitBytes: 1_048_576 },
+  ledger: { expiryIntervalMs: 1000, snapshotEveryEvents: 200_000, batchCommandsMax: 4096 },
+  sync: { reconcileIntervalMs: 300_000 },
+  alerts: { reconciliationLagSeconds: 5 },
+  sources: [],
+  channels: [],
+};
+
+const validators = new Map<string, ValidateFunction>();
+
+function schemaValidator(file: string): ValidateFunction | undefined {
+  const path = packagePath('schema', file);
+  if (!existsSync(path)) return undefined;
+  let validate = validators.get(file);
+  if (validate === undefined) {
+    validate = createAjv({ allErrors: false }).compile(JSON.parse(readFileSync(path, 'utf8')) as object);
+    validators.set(file, validate);
+  }
+  return validate;
+}
+
+/** `/channels/0/shopify` -> `channels[0].shopify`: the way a YAML user names a key. */
+function keyPath(prefix: string, pointer: string): string {
+  const parts = pointer.split('/').filter((part) => part !== '').map((part) => part.replace(/~1/g, '/').replace(/~0/g, '~'));
+  let path = prefix;
+  for (const part of parts) path += /^\d+$/.test(part) ? `[${part}]` : path === '' ? part : `.${part}`;
+  return path;
+}
+
+function describe(prefix: string, error: ErrorObject): string {
+  const params = error.params as Record<string, unknown>;
+  if (error.keyword === 'additionalProperties') return `${keyPath(prefix, `${error.instancePath}/${String(params.additionalProperty)}`)}: is not a known setting`;
+  if (error.keyword === 'required') return `${keyPath(prefix, `${error.instancePath}/${String(params.missingProperty)}`)}: is required`;
+  const where = keyPath(prefix, error.instancePath) || '(top level)';
+  if (error.keyword === 'enum') return `${where}: must be one of ${(params.allowedValues as unknown[]).join(', ')}`;
+  return `${where}: ${error.message ?? error.keyword}`;
+}
+
+function check(file: string, value: unknown, prefix: string): void {
+  const validate = schemaValidator(file);
+  if (validate === undefined || validate(value)) return;
+  const error = (validate.errors ?? []).find((candidate) => candidate.keyword !== 'if') as ErrorObject;
+  throw new ConfigError(describe(prefix, error));
+}
+
+/** Validates a parsed document and fills in defaults. */
+export function resolveConfig(document: unknown, file?: string): StocklineConfig {
+  const value = document ?? {};
+  check('config.schema.json', value, '');
+  const raw = value as Partial<StocklineConfig>;
+  (raw.sources ?? []).forEach((source, index) => check('source-config.schema.json', source, `sources[${index}]`));
+  (raw.channels ?? []).forEach((channel, index) => check('channel-config.schema.json', channel, `channels[${index}]`));
+  if (raw.kafka !== undefined) check('kafka-config.schema.json', raw.kafka, 'kafka');
+  if (raw.engine === 'kafka' && raw.kafka === undefined) throw new ConfigError('kafka: is required when engine is kafka');
+  const config: StocklineConfig = {
+    ...defaultConfig,
+    ...raw,
+    server: { ...defaultConfig.server, ...raw.server },
+    ledger: { ...defaultConfig.ledger, ...raw.ledger },
+    sync: { ...defaultConfig.sync, ...raw.sync },
+    alerts: { ...defaultConfig.alerts, ...raw.alerts },
+    sources: raw.sources ?? [],
+    channels: raw.channels ?? [],
+  };
+  if (file !== undefined) config.file = file;
+  return config;
+}
+
+export function loadConfig(file: string | undefined): StocklineConfig {
+  if (file === undefined) return resolveConfig({});
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (error) {
+    throw new ConfigError(`cannot read ${file}: ${(error as Error).message}`);
+  }
+  let document: unknown;
+  try {
+    document = parse(text);
+  } catch (error) {
+    throw new ConfigError(`${file}: not valid YAML: ${(error as Error).message}`);
+  }
+  try {
+    return resolveConfig(document, file);
+  } catch (error) {
+    if (error instanceof ConfigError) throw new ConfigError(`${file}: ${error.message}`);
+    throw error;
+  }
+}

@@ -1,0 +1,108 @@
+// Prometheus metrics: what the on-call engineer pages on. Labels are bounded: never a SKU or a reservation id.
+
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import type { Command, InventoryEvent, Outcome } from '../core/index.js';
+import type { CommittedBatch } from './engine.js';
+
+export interface LagSource {
+  /** Per tenant and channel, the time of the oldest change not yet acknowledged by the channel. */
+  oldestUnsynced(): Array<{ tenant: string; channel: string; changedAtMs: number }>;
+  depth(): Array<{ channel: string; count: number }>;
+}
+
+const latencyBucketsSeconds = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
+const propagationBucketsSeconds = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60];
+
+export class Metrics {
+  readonly registry = new Registry();
+  private readonly commands: Counter<'type' | 'outcome'>;
+  private readonly events: Counter<'type'>;
+  private readonly conflicts: Counter<'kind'>;
+  private readonly oversells: Counter<'channel'>;
+  private readonly deadLetters: Counter<'source'>;
+  private readonly reservationLatency: Histogram<'outcome'>;
+  private readonly propagation: Histogram<'channel'>;
+  private readonly pushes: Counter<'channel' | 'outcome'>;
+  private readonly cdcLag: Gauge<'source'>;
+  private readonly kafkaLag: Gauge<'topic'>;
+  private lagSource: LagSource | undefined;
+  private configuredChannels: Array<{ tenant: string; channel: string }> = [];
+
+  constructor(private readonly clock: () => number = Date.now, options: { processMetrics?: boolean } = {}) {
+    const registers = [this.registry];
+    if (options.processMetrics !== false) collectDefaultMetrics({ register: this.registry, prefix: 'stockline_process_' });
+    this.commands = new Counter({ name: 'stockline_commands_total', help: 'Commands decided, by type and outcome (accepted, rejected, duplicate).', labelNames: ['type', 'outcome'], registers });
+    this.events = new Counter({ name: 'stockline_events_total', help: 'Events appended to the log, by type.', labelNames: ['type'], registers });
+    this.conflicts = new Counter({ name: 'stockline_conflicts_total', help: 'Conflicts detected: stale source sequences and oversells.', labelNames: ['kind'], registers });
+    this.oversells = new Counter({ name: 'stockline_oversell_incidents_total', help: 'Units sold beyond stock were recorded (a channel sale or a recount below what is sold).', labelNames: ['channel'], registers });
+    this.deadLetters = new Counter({ name: 'stockline_dead_letters_total', help: 'Inputs that could not become commands, kept as dead letters.', labelNames: ['source'], registers });
+    this.reservationLatency = new Histogram({ name: 'stockline_reservation_latency_seconds', help: 'From a reservation reaching the engine to its outcome being durable.', labelNames: ['outcome'], buckets: latencyBucketsSeconds, registers });
+    this.propagation = new Histogram({ name: 'stockline_propagation_latency_seconds', help: 'From a change to the channel acknowledging the new quantity.', labelNames: ['channel'], buckets: propagationBucketsSeconds, registers });
+    this.pushes = new Counter({ name: 'stockline_channel_pushes_total', help: 'Channel pushes by outcome (ok, retry, failed).', labelNames: ['channel', 'outcome'], registers });
+    this.cdcLag = new Gauge({ name: 'stockline_cdc_lag_seconds', help: 'From the source commit to the change being applied, newest change per source.', labelNames: ['source'], registers });
+    this.kafkaLag = new Gauge({ name: 'stockline_kafka_consumer_lag_records', help: 'Records on the commands topic not yet processed.', labelNames: ['topic'], registers });
+    const metrics = this;
+    new Gauge({
+      name: 'stockline_reconciliation_lag_seconds',
+      help: 'Age of the oldest change not yet on every channel (inventory.reconciliation.lag), per tenant and channel.',
+      labelNames: ['tenant', 'channel'], registers,
+      collect() { metrics.collectLag(this); },
+    });
+    new Gauge({
+      name: 'stockline_outbox_depth', help: 'Channel quantities waiting to be pushed or acknowledged.', labelNames: ['channel'], registers,
+      collect() {
+        this.reset();
+        for (const { channel, count } of metrics.lagSource?.depth() ?? []) this.set({ channel }, count);
+      },
+    });
+  }
+
+  /** The channel outbox to read lag and depth from, and the channels that exist (reported at 0 when in step). */
+  watchChannels(source: LagSource, channels: Array<{ tenant: string; channel: string }>): void {
+    this.lagSource = source;
+    this.configuredChannels = channels;
+  }
+
+  private collectLag(gauge: Gauge<'tenant' | 'channel'>): void {
+    gauge.reset();
+    for (const { tenant, channel } of this.configuredChannels) gauge.set({ tenant, channel }, 0);
+    const nowMs = this.clock();
+    for (const { tenant, channel, changedAtMs } of this.lagSource?.oldestUnsynced() ?? []) {
+      gauge.set({ tenant, channel }, Math.max(0, nowMs - changedAtMs) / 1000);
+    }
+  }
+
+  commandDecided(command: Pick<Command, 'type'>, outcome: Outcome, latencyMs: number): void {
+    const result = outcome.rejection === undefined ? 'accepted' : outcome.rejection.code === 'DUPLICATE' ? 'duplicate' : 'rejected';
+    this.commands.inc({ type: command.type, outcome: result });
+    if (command.type === 'reserve') this.reservationLatency.observe({ outcome: result }, latencyMs / 1000);
+  }
+
+  batchCommitted(batch: CommittedBatch): void {
+    for (const { event } of batch.events) this.eventAppended(event);
+  }
+
+  private eventAppended(event: InventoryEvent): void {
+    this.events.inc({ type: event.type });
+    if (event.type !== 'conflict_detected') return;
+    this.conflicts.inc({ kind: event.data.kind });
+    if (event.data.kind === 'oversell') this.oversells.inc({ channel: event.data.channel ?? 'external' });
+  }
+
+  deadLettered(source: string): void {
+    this.deadLetters.inc({ source });
+  }
+
+  pushed(channel: string, outcome: 'ok' | 'retry' | 'failed', latencyMs?: number): void {
+    this.pushes.inc({ channel, outcome });
+    if (outcome === 'ok' && latencyMs !== undefined) this.propagation.observe({ channel }, latencyMs / 1000);
+  }
+
+  cdcLagged(source: string, lagMs: number): void {
+    this.cdcLag.set({ source }, lagMs / 1000);
+  }
+
+  kafkaLagged(topic: string, records: number): void {
+    this.kafkaLag.set({ topic }, records);
+  }
+}

@@ -1,0 +1,145 @@
+// Reconciliation: reads what each channel shows, compares it with the desired quantity, and repairs drift.
+
+import type { ChannelConnector } from '../adapters/channels/connector.js';
+import type { ChannelKey, DesiredRow } from './channel-sync.js';
+
+/** What reconciliation needs from the desired-state store (the SQLite channel outbox implements it). */
+export interface ReconcileStore {
+  page(filter: { tenant?: string; channel?: string }, after: ChannelKey | undefined, limit: number): DesiredRow[];
+  count(filter: { tenant?: string; channel?: string }): number;
+  setAcknowledged(key: ChannelKey, quantity: number | null, nowMs: number): void;
+}
+
+export interface Drift extends ChannelKey {
+  desired: number;
+  /** What the channel shows; null when it does not list the SKU at all. */
+  shown: number | null;
+  /** A change was still on its way to the channel when it was read: the drift may close on its own. */
+  pending: boolean;
+}
+
+/** A batch whose SKUs could not be read: they were not checked. */
+export interface ReadFailure {
+  tenant: string;
+  channel: string;
+  skus: number;
+  reason: string;
+}
+
+export interface ReconcileReport {
+  checked: number;
+  drift: Drift[];
+  repaired: number;
+  /** Channels with rows but no connector, and reads that failed after their retries. */
+  unchecked: ReadFailure[];
+}
+
+export interface ReconcileProgress {
+  checked: number;
+  total: number;
+  drift: number;
+}
+
+export interface ReconcileOptions {
+  outbox: ReconcileStore;
+  connectors: ReadonlyMap<string, ChannelConnector>;
+  tenant?: string;
+  channel?: string;
+  repair: boolean;
+  onProgress?: (progress: ReconcileProgress) => void;
+  /** The push worker, kicked after each repaired batch so repairs go out at once. */
+  sync?: { kick(): void };
+  clock?: { nowMs(): number };
+}
+
+export const reconcileLimits = {
+  /** SKUs per `connector.read`: channel APIs page around this size. */
+  readBatchSkus: 100,
+  readAttemptsMax: 3,
+  /** Drift entries kept in the report; beyond it only the count grows, so a broken channel cannot exhaust memory. */
+  driftReportedMax: 100_000,
+} as const;
+
+interface Group {
+  tenant: string;
+  channel: string;
+  rows: DesiredRow[];
+}
+
+/** Splits a page, ordered by tenant and channel, into runs that one `read` call can serve. */
+function groupsOf(rows: DesiredRow[]): Group[] {
+  const groups: Group[] = [];
+  for (const row of rows) {
+    const last = groups.at(-1);
+    if (last !== undefined && last.tenant === row.tenant && last.channel === row.channel) last.rows.push(row);
+    else groups.push({ tenant: row.tenant, channel: row.channel, rows: [row] });
+  }
+  return groups;
+}
+
+async function readShown(connector: ChannelConnector, group: Group): Promise<Map<string, number> | Error> {
+  let lastError: Error = new Error('not read');
+  for (let attempt = 1; attempt <= reconcileLimits.readAttemptsMax; attempt += 1) {
+    try {
+      return await connector.read(group.tenant, group.rows.map((row) => row.sku));
+    } catch (error) {
+      lastError = error instanceof Error ? error : new Error(String(error));
+      // A channel that cannot read (or refuses this tenant) will answer the same again.
+      if ((error as { retryable?: unknown }).retryable === false) break;
+    }
+  }
+  return lastError;
+}
+
+export async function reconcile(options: ReconcileOptions): Promise<ReconcileReport> {
+  const filter = { tenant: options.tenant, channel: options.channel };
+  const report: ReconcileReport = { checked: 0, drift: [], repaired: 0, unchecked: [] };
+  const total = options.outbox.count(filter);
+  let driftCount = 0;
+  let after: ChannelKey | undefined;
+  for (;;) {
+    const page = options.outbox.page(filter, after, reconcileLimits.readBatchSkus);
+    const last = page.at(-1);
+    if (last === undefined) break;
+    after = { tenant: last.tenant, channel: last.channel, sku: last.sku };
+    for (const group of groupsOf(page)) driftCount += await checkGroup(options, group, report);
+    options.onProgress?.({ checked: report.checked, total, drift: driftCount });
+    if (page.length < reconcileLimits.readBatchSkus) break;
+  }
+  return report;
+}
+
+/** Reads one group, records its drift and repairs it when asked; returns how many rows drifted. */
+async function checkGroup(options: ReconcileOptions, group: Group, report: ReconcileReport): Promise<number> {
+  const connector = options.connectors.get(group.channel);
+  if (connector === undefined) {
+    report.unchecked.push({ tenant: group.tenant, channel: group.channel, skus: group.rows.length, reason: 'no connector for this channel' });
+    return 0;
+  }
+  const shown = await readShown(connector, group);
+  if (shown instanceof Error) {
+    const code = (shown as { code?: unknown }).code;
+    const reason = typeof code === 'string' ? `${code}: ${shown.message}` : shown.message;
+    report.unchecked.push({ tenant: group.tenant, channel: group.channel, skus: group.rows.length, reason });
+    return 0;
+  }
+  report.checked += group.rows.length;
+  // The store compares with the desired quantity as it is when written, so a change made since this
+  // page was read is kept and pushed, not undone.
+  const nowMs = options.clock?.nowMs() ?? Date.now();
+  let drifted = 0;
+  for (const row of group.rows) {
+    const quantity = shown.get(row.sku) ?? null;
+    if (quantity === row.quantity) continue;
+    drifted += 1;
+    if (report.drift.length < reconcileLimits.driftReportedMax) {
+      report.drift.push({ tenant: row.tenant, channel: row.channel, sku: row.sku, desired: row.quantity, shown: quantity, pending: row.nextAttemptMs !== null });
+    }
+    if (options.repair) {
+      options.outbox.setAcknowledged(row, quantity, nowMs);
+      report.repaired += 1;
+    }
+  }
+  if (options.repair && drifted > 0) options.sync?.kick();
+  return drifted;
+}
