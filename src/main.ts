@@ -13,6 +13,13 @@ import { buildServer } from './adapters/http/server.js';
 import { metricsRoutes } from './adapters/http/routes/metrics.js';
 import { ApiKeyStore } from './adapters/sqlite/api-keys.js';
 import { EmbeddedEngine } from './adapters/sqlite/embedded-engine.js';
+import { ChannelOutbox } from './adapters/sqlite/channel-outbox.js';
+import { createConnector, shopifyWebhookChannels } from './adapters/channels/factory.js';
+import type { ChannelConfig } from './adapters/channels/factory.js';
+import type { ChannelConnector } from './adapters/channels/connector.js';
+import { channelWebhookRoutes } from './adapters/http/routes/channel-webhooks.js';
+import { ChannelSync, desiredOfState, desiredProjection } from './app/channel-sync.js';
+import { reconcile } from './app/reconcile.js';
 import type { CliIo } from './cli/io.js';
 
 export interface StartOptions {
@@ -28,7 +35,16 @@ export interface Running {
   engine: Engine;
   app: FastifyInstance;
   metrics: Metrics;
+  channels: Channels;
   close(): Promise<void>;
+}
+
+/** The configured channels, their outbox and the worker that pushes to them. */
+export interface Channels {
+  outbox: ChannelOutbox;
+  connectors: Map<string, ChannelConnector>;
+  sync: ChannelSync;
+  stop(): Promise<void>;
 }
 
 export const demoTenant = 'demo';
@@ -47,10 +63,16 @@ export async function start(options: StartOptions): Promise<Running> {
   });
   engine.subscribe((batch) => metrics.batchCommitted(batch));
   const keys = new ApiKeyStore(engine.db);
+  const channelConfigs = config.channels as unknown as ChannelConfig[];
+  const channels = startChannels(engine, channelConfigs, metrics, { reconcileIntervalMs: config.sync.reconcileIntervalMs });
+  const webhookChannels = shopifyWebhookChannels(channelConfigs, process.env);
   const app = await buildServer({
     engine, keys, adminKey: options.adminKey,
-    logger: { level: config.logLevel },
-    plugins: [metricsRoutes(metrics)],
+    logger: { level: config.logLevel, redact: ['req.headers.authorization', 'req.headers["x-api-key"]', 'req.headers["x-shopify-hmac-sha256"]'] },
+    plugins: [
+      metricsRoutes(metrics),
+      async (scope) => channelWebhookRoutes(scope, { bus: engine, channels: webhookChannels, deadLetters: engine }),
+    ],
     webRoot: packagePath('web'),
   });
   const address = await app.listen({ port: config.server.port, host: config.server.host });
@@ -61,11 +83,48 @@ export async function start(options: StartOptions): Promise<Running> {
   const close = (): Promise<void> => {
     closing ??= (async () => {
       await app.close();
+      await channels.stop();
       await engine.close();
     })();
     return closing;
   };
-  return { url, engine, app, metrics, close };
+  return { url, engine, app, metrics, channels, close };
+}
+
+/**
+ * Desired quantities change in the same transaction as the events that change them; the worker is
+ * kicked after each durable batch, so a push starts within milliseconds of the change.
+ */
+export function startChannels(engine: EmbeddedEngine, configs: ChannelConfig[], metrics: Metrics, options: { reconcileIntervalMs?: number } = {}): Channels {
+  const outbox = new ChannelOutbox(engine.db);
+  outbox.migrate();
+  const byTenant = new Map<string, string[]>();
+  for (const config of configs) byTenant.set(config.tenant, [...(byTenant.get(config.tenant) ?? []), config.id]);
+  const channelsOf = (tenant: string): readonly string[] => byTenant.get(tenant) ?? [];
+  engine.addProjection(desiredProjection(outbox, channelsOf));
+  engine.transaction(() => outbox.upsertDesired(desiredOfState(engine.state(), channelsOf, Date.now(), engine.position())));
+  const connectors = new Map(configs.map((config) => [config.id, createConnector(config, process.env)]));
+  metrics.watchChannels(outbox, configs.map((config) => ({ tenant: config.tenant, channel: config.id })));
+  const sync = new ChannelSync({
+    outbox, connectors, bus: engine, clock: { nowMs: Date.now }, random: Math.random,
+    metrics: { pushed: (channel, outcome, latencyMs) => metrics.pushed(channel, outcome, latencyMs) },
+  });
+  const unsubscribe = engine.subscribe(() => sync.kick());
+  sync.start();
+  let reconcileTimer: NodeJS.Timeout | undefined;
+  if ((options.reconcileIntervalMs ?? 0) > 0 && connectors.size > 0) {
+    reconcileTimer = setInterval(() => { void reconcile({ outbox, connectors, repair: true }).catch(() => undefined); }, options.reconcileIntervalMs);
+    reconcileTimer.unref();
+  }
+  return {
+    outbox, connectors, sync,
+    async stop() {
+      if (reconcileTimer !== undefined) clearInterval(reconcileTimer);
+      unsubscribe();
+      await sync.stop();
+      await Promise.all([...connectors.values()].map((connector) => connector.close()));
+    },
+  };
 }
 
 /** First run: the demo catalogue and a key for it; later runs: the same key again, from the data folder. */

@@ -11,9 +11,9 @@ commands:
   serve                      run the HTTP API on the embedded engine (npm start)
   validate <file|->          check events against schema/inventory-event.schema.json
   replay <file> [--expect <state>]   fold events into a state; compare with an expected state
-  keys create --tenant T --scopes read,write   create an API key (printed once)
+  keys create --tenant T --scopes read,write   create an API key (printed once); keys list; keys revoke ID
   ingest debezium <file|->   apply Debezium change events
-  reconcile [--channel C] [--repair]   compare channels with the desired state
+  reconcile [--tenant T] [--channel C] [--repair] [--json]   compare channels with the desired state
   topics scaffold [--config FILE] [--dry-run]   create or check the Kafka topics and ACLs
   demo [--compare-polling]   a flash sale on your laptop
 `;
@@ -24,6 +24,9 @@ const commands: Record<string, () => Promise<Handler>> = {
   serve: async () => (await import('./serve.js')).serveCommand,
   validate: async () => validateCommand,
   topics: async () => (await import('./topics.js')).topicsCommand,
+  keys: async () => (await import('./commands.js')).keysMain,
+  ingest: async () => (await import('./commands.js')).ingestMain,
+  reconcile: async () => (await import('./commands.js')).reconcileMain,
   replay: async () => replayCommand,
 };
 

@@ -1,5 +1,6 @@
 // The embedded engine: one SQLite file holds the log, idempotency records, snapshots and offsets; one writer; group commit.
 
+import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import Database from 'better-sqlite3';
 import type { Database as Db, Statement } from 'better-sqlite3';
 import {
@@ -75,11 +76,13 @@ export class EmbeddedEngine implements Engine {
   private readonly listeners = new Set<(batch: CommittedBatch) => void>();
   private readonly projections: Array<(batch: CommittedBatch, state: LedgerState) => void>;
   private readonly clock: () => number;
+  private readonly lockFile: string | undefined;
   private readonly statements: Record<'insertEvent' | 'upsertKey' | 'deleteKey' | 'page' | 'deadLetter' | 'getOffset' | 'setOffset', Statement>;
 
   constructor(private readonly options: EmbeddedEngineOptions) {
     this.clock = options.clock ?? Date.now;
     this.projections = [...(options.projections ?? [])];
+    this.lockFile = options.path === ':memory:' ? undefined : acquireLock(`${options.path}.lock`);
     this.db = new Database(options.path);
     this.db.pragma('journal_mode = WAL');
     this.db.pragma(`synchronous = ${options.synchronous === 'normal' ? 'NORMAL' : 'FULL'}`);
@@ -354,6 +357,32 @@ export class EmbeddedEngine implements Engine {
     while (this.queue.length > 0) this.flush();
     this.snapshot();
     this.db.close();
+    if (this.lockFile !== undefined) rmSync(this.lockFile, { force: true });
+  }
+}
+
+/** One writer per file: a second engine on the same file would decide against a stale state. */
+function acquireLock(path: string): string {
+  try {
+    writeFileSync(path, String(process.pid), { flag: 'wx' });
+    return path;
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
+  }
+  const holder = Number(readFileSync(path, 'utf8'));
+  if (Number.isInteger(holder) && holder > 0 && holder !== process.pid && isAlive(holder)) {
+    throw new AppError('DATA_LOCKED', `${path.replace(/\.lock$/, '')} is in use by process ${holder}; stop it first (or send changes to its API)`, false);
+  }
+  writeFileSync(path, String(process.pid));
+  return path;
+}
+
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === 'EPERM';
   }
 }
 

@@ -1,0 +1,339 @@
+// The durable desired state per (tenant, channel, SKU): what each channel should show, and what it acknowledged.
+
+import type Database from 'better-sqlite3';
+import type { ChannelKey, DesiredChange, DesiredRow, DesiredStore } from '../../app/channel-sync.js';
+
+export type { ChannelKey, DesiredChange, DesiredRow };
+
+export interface ChannelLag {
+  tenant: string;
+  channel: string;
+  changedAtMs: number;
+}
+
+export interface ChannelDepth {
+  channel: string;
+  /** Rows waiting to be pushed (due now or later). */
+  count: number;
+  /** Of those, rows whose last push failed for good. */
+  failed: number;
+}
+
+export interface RowFilter {
+  tenant?: string;
+  channel?: string;
+}
+
+/** Limits of this table; errors longer than this are cut, so a chatty channel cannot grow the database. */
+export const outboxLimits = {
+  lastErrorLengthMax: 512,
+  dueBatchMax: 10_000,
+  pageSizeMax: 10_000,
+} as const;
+
+interface RawRow {
+  tenant: string;
+  channel: string;
+  sku: string;
+  quantity: number;
+  version: number;
+  changed_at_ms: number | null;
+  cause_position: number;
+  pushed_quantity: number | null;
+  pushed_version: number | null;
+  acked_quantity: number | null;
+  acked_version: number | null;
+  acked_at_ms: number | null;
+  attempts: number;
+  next_attempt_ms: number | null;
+  last_error: string | null;
+  failed_at_ms: number | null;
+}
+
+const columns = `tenant, channel, sku, quantity, version, changed_at_ms, cause_position, pushed_quantity,
+  pushed_version, acked_quantity, acked_version, acked_at_ms, attempts, next_attempt_ms, last_error, failed_at_ms`;
+
+const schema = `
+CREATE TABLE IF NOT EXISTS channel_desired (
+  tenant TEXT NOT NULL,
+  channel TEXT NOT NULL,
+  sku TEXT NOT NULL,
+  quantity INTEGER NOT NULL,
+  version INTEGER NOT NULL,
+  changed_at_ms INTEGER,
+  -- Time of the first change made after pushed_version: becomes changed_at_ms when that push is acknowledged.
+  superseded_at_ms INTEGER,
+  cause_position INTEGER NOT NULL,
+  pushed_quantity INTEGER,
+  pushed_version INTEGER,
+  acked_quantity INTEGER,
+  acked_version INTEGER,
+  acked_at_ms INTEGER,
+  attempts INTEGER NOT NULL DEFAULT 0,
+  next_attempt_ms INTEGER,
+  last_error TEXT,
+  failed_at_ms INTEGER,
+  PRIMARY KEY (tenant, channel, sku)
+) WITHOUT ROWID;
+-- Partial indexes: only rows with work to do are in them, so they stay small however large the catalogue.
+CREATE INDEX IF NOT EXISTS channel_desired_due ON channel_desired (next_attempt_ms) WHERE next_attempt_ms IS NOT NULL;
+CREATE INDEX IF NOT EXISTS channel_desired_channel_due ON channel_desired (channel, next_attempt_ms)
+  WHERE next_attempt_ms IS NOT NULL;
+CREATE INDEX IF NOT EXISTS channel_desired_unsynced ON channel_desired (tenant, channel, changed_at_ms)
+  WHERE changed_at_ms IS NOT NULL;
+`;
+
+/** Only the key's own fields: rows are often passed as keys, and their other fields must not bind. */
+function keyOf(key: ChannelKey): ChannelKey {
+  return { tenant: key.tenant, channel: key.channel, sku: key.sku };
+}
+
+function toRow(raw: RawRow): DesiredRow {
+  return {
+    tenant: raw.tenant, channel: raw.channel, sku: raw.sku, quantity: raw.quantity, version: raw.version,
+    changedAtMs: raw.changed_at_ms, causePosition: raw.cause_position,
+    pushedQuantity: raw.pushed_quantity, pushedVersion: raw.pushed_version,
+    ackedQuantity: raw.acked_quantity, ackedVersion: raw.acked_version, ackedAtMs: raw.acked_at_ms,
+    attempts: raw.attempts, nextAttemptMs: raw.next_attempt_ms, lastError: raw.last_error, failedAtMs: raw.failed_at_ms,
+  };
+}
+
+function assertQuantity(quantity: number): void {
+  if (!Number.isSafeInteger(quantity) || quantity < 0) throw new Error(`desired quantity must be a non-negative integer, got ${quantity}`);
+}
+
+function clip(error: string): string {
+  return error.length > outboxLimits.lastErrorLengthMax ? error.slice(0, outboxLimits.lastErrorLengthMax) : error;
+}
+
+type Statement = Database.Statement;
+
+const keyMatch = 'tenant = :tenant AND channel = :channel AND sku = :sku';
+
+/** Every statement of the outbox, prepared once per connection. */
+const sql = {
+  upsert: `
+    INSERT INTO channel_desired (tenant, channel, sku, quantity, version, changed_at_ms, cause_position, next_attempt_ms)
+    VALUES (:tenant, :channel, :sku, :quantity, 1, :changedAtMs, :position, :changedAtMs)
+    ON CONFLICT (tenant, channel, sku) DO UPDATE SET
+      quantity = excluded.quantity,
+      version = version + 1,
+      -- The lag is measured from the oldest change the channel has not seen; a newer one must not hide it.
+      changed_at_ms = COALESCE(changed_at_ms, excluded.changed_at_ms),
+      superseded_at_ms = COALESCE(superseded_at_ms, CASE WHEN pushed_version = version THEN excluded.changed_at_ms END),
+      cause_position = excluded.cause_position,
+      next_attempt_ms = excluded.changed_at_ms
+    WHERE quantity <> excluded.quantity`,
+  due: `SELECT ${columns} FROM channel_desired
+    WHERE next_attempt_ms IS NOT NULL AND next_attempt_ms <= :nowMs ORDER BY next_attempt_ms LIMIT :limit`,
+  dueChannel: `SELECT ${columns} FROM channel_desired
+    WHERE channel = :channel AND next_attempt_ms IS NOT NULL AND next_attempt_ms <= :nowMs
+    ORDER BY next_attempt_ms LIMIT :limit`,
+  nextDue: `SELECT MIN(next_attempt_ms) AS next FROM channel_desired
+    WHERE next_attempt_ms IS NOT NULL AND next_attempt_ms > :afterMs`,
+  pushed: `UPDATE channel_desired SET pushed_version = :version, pushed_quantity = :quantity,
+    superseded_at_ms = CASE WHEN version = :version THEN NULL ELSE superseded_at_ms END WHERE ${keyMatch}`,
+  acked: `UPDATE channel_desired SET
+      acked_quantity = :quantity, acked_version = :version, acked_at_ms = :ackedAtMs,
+      attempts = 0, last_error = NULL, failed_at_ms = NULL,
+      changed_at_ms = CASE WHEN version = :version THEN NULL
+        ELSE COALESCE(CASE WHEN pushed_version = :version THEN superseded_at_ms END, changed_at_ms, :ackedAtMs) END,
+      superseded_at_ms = NULL,
+      next_attempt_ms = CASE WHEN version = :version THEN NULL ELSE :ackedAtMs END
+    WHERE ${keyMatch}`,
+  retry: `UPDATE channel_desired SET attempts = attempts + 1, next_attempt_ms = :nextAttemptMs,
+    last_error = :error WHERE ${keyMatch} AND next_attempt_ms IS NOT NULL`,
+  failed: `UPDATE channel_desired SET attempts = attempts + 1, next_attempt_ms = :nextAttemptMs,
+    last_error = :error, failed_at_ms = :failedAtMs WHERE ${keyMatch} AND next_attempt_ms IS NOT NULL`,
+  mismatch: `UPDATE channel_desired SET acked_quantity = :actual, attempts = attempts + 1,
+    next_attempt_ms = :nextAttemptMs, last_error = :error WHERE ${keyMatch} AND next_attempt_ms IS NOT NULL`,
+  acknowledge: `UPDATE channel_desired SET
+      acked_quantity = :quantity,
+      acked_version = CASE WHEN quantity IS :quantity THEN version ELSE acked_version END,
+      acked_at_ms = CASE WHEN quantity IS :quantity THEN :nowMs ELSE acked_at_ms END,
+      changed_at_ms = CASE WHEN quantity IS :quantity THEN NULL ELSE COALESCE(changed_at_ms, :nowMs) END,
+      superseded_at_ms = CASE WHEN quantity IS :quantity THEN NULL ELSE superseded_at_ms END,
+      attempts = CASE WHEN quantity IS :quantity THEN 0 ELSE attempts END,
+      last_error = CASE WHEN quantity IS :quantity THEN NULL ELSE last_error END,
+      failed_at_ms = CASE WHEN quantity IS :quantity THEN NULL ELSE failed_at_ms END,
+      next_attempt_ms = CASE WHEN quantity IS :quantity THEN NULL ELSE :nowMs END
+    WHERE ${keyMatch}`,
+  defer: `UPDATE channel_desired SET next_attempt_ms = :untilMs
+    WHERE tenant = :tenant AND channel = :channel AND next_attempt_ms IS NOT NULL AND next_attempt_ms < :untilMs`,
+  oldest: `SELECT tenant, channel, MIN(changed_at_ms) AS changedAtMs FROM channel_desired
+    WHERE changed_at_ms IS NOT NULL GROUP BY tenant, channel ORDER BY tenant, channel`,
+  depth: `SELECT channel, COUNT(*) AS count, COUNT(failed_at_ms) AS failed FROM channel_desired
+    WHERE next_attempt_ms IS NOT NULL GROUP BY channel ORDER BY channel`,
+  get: `SELECT ${columns} FROM channel_desired WHERE ${keyMatch}`,
+  pageTenantChannel: `SELECT ${columns} FROM channel_desired
+    WHERE tenant = :filterTenant AND channel = :filterChannel AND sku > :sku ORDER BY sku LIMIT :limit`,
+  pageTenant: `SELECT ${columns} FROM channel_desired
+    WHERE tenant = :filterTenant AND (channel, sku) > (:channel, :sku) ORDER BY channel, sku LIMIT :limit`,
+  pageChannel: `SELECT ${columns} FROM channel_desired
+    WHERE (tenant, channel, sku) > (:tenant, :channel, :sku) AND channel = :filterChannel
+    ORDER BY tenant, channel, sku LIMIT :limit`,
+  pageAll: `SELECT ${columns} FROM channel_desired
+    WHERE (tenant, channel, sku) > (:tenant, :channel, :sku) ORDER BY tenant, channel, sku LIMIT :limit`,
+  count: `SELECT COUNT(*) AS count FROM channel_desired
+    WHERE (:tenant IS NULL OR tenant = :tenant) AND (:channel IS NULL OR channel = :channel)`,
+} as const;
+
+type StatementName = keyof typeof sql;
+
+export class ChannelOutbox implements DesiredStore {
+  private readonly db: Database.Database;
+  private statements: Record<StatementName, Statement> | undefined;
+
+  constructor(db: Database.Database) {
+    this.db = db;
+  }
+
+  /** Creates the table and indexes; safe to run on every start. */
+  migrate(): void {
+    this.db.exec(schema);
+    this.statements = undefined;
+  }
+
+  /**
+   * Records new desired quantities. Call it inside the engine's write transaction, so desired state and
+   * events commit together. An unchanged quantity is a no-op: only the newest value is ever pushed.
+   * Returns how many rows changed (the engine kicks the sync worker when it is not zero).
+   */
+  upsertDesired(rows: readonly DesiredChange[]): number {
+    const upsert = this.statement('upsert');
+    let changed = 0;
+    for (const row of rows) {
+      assertQuantity(row.quantity);
+      changed += upsert.run({
+        tenant: row.tenant, channel: row.channel, sku: row.sku, quantity: row.quantity,
+        changedAtMs: row.changedAtMs, position: row.position,
+      }).changes;
+    }
+    return changed;
+  }
+
+  /** Runs `work` in one transaction (a savepoint inside an open one). */
+  batch(work: () => void): void {
+    this.db.transaction(work)();
+  }
+
+  /** Rows whose push is due at `nowMs`, the longest waiting first. */
+  due(nowMs: number, limit: number, channel?: string): DesiredRow[] {
+    const size = Math.max(0, Math.min(limit, outboxLimits.dueBatchMax));
+    const raws = channel === undefined
+      ? this.statement('due').all({ nowMs, limit: size })
+      : this.statement('dueChannel').all({ nowMs, limit: size, channel });
+    return (raws as RawRow[]).map(toRow);
+  }
+
+  /** The earliest push time after `afterMs`, or null: when the sync worker's fallback timer should fire. */
+  nextDueAfter(afterMs: number): number | null {
+    const found = this.statement('nextDue').get({ afterMs }) as { next: number | null } | undefined;
+    return found?.next ?? null;
+  }
+
+  /** Notes which version is being pushed, so a change made meanwhile can be told apart from the pushed one. */
+  markPushed(key: ChannelKey, version: number, quantity: number): void {
+    this.statement('pushed').run({ ...keyOf(key), version, quantity });
+  }
+
+  /**
+   * The channel acknowledged `version`. The row is settled only if that is still the newest version;
+   * otherwise the newer value stays due at once. Only one push per row is in flight, so the latest
+   * acknowledgement is the latest fact about the channel. Returns true when the row is settled.
+   */
+  markAcked(key: ChannelKey, version: number, quantity: number, ackedAtMs: number): boolean {
+    this.statement('acked').run({ ...keyOf(key), version, quantity, ackedAtMs });
+    const row = this.get(key.tenant, key.channel, key.sku);
+    return row !== undefined && row.nextAttemptMs === null;
+  }
+
+  /** The push can succeed later: try again at `nextAttemptMs`. */
+  markRetry(key: ChannelKey, nextAttemptMs: number, error: string): void {
+    this.statement('retry').run({ ...keyOf(key), nextAttemptMs, error: clip(error) });
+  }
+
+  /** The push will not succeed by retrying soon: keep the row, try again after a long pause, and flag it. */
+  markFailed(key: ChannelKey, nextAttemptMs: number, error: string, failedAtMs: number): void {
+    this.statement('failed').run({ ...keyOf(key), nextAttemptMs, error: clip(error), failedAtMs });
+  }
+
+  /** The channel refused a compare-and-set because it shows `actual`: the next push compares against that. */
+  markMismatch(key: ChannelKey, actual: number, nextAttemptMs: number, error: string): void {
+    this.statement('mismatch').run({ ...keyOf(key), actual, nextAttemptMs, error: clip(error) });
+  }
+
+  /**
+   * Records what the channel shows (null: it does not know the SKU), found by reconciliation. When that
+   * is the desired quantity the row is settled; otherwise it becomes due at `nowMs`, with the shown
+   * quantity as the base of the next compare-and-set.
+   */
+  setAcknowledged(key: ChannelKey, quantity: number | null, nowMs: number): void {
+    this.statement('acknowledge').run({ ...keyOf(key), quantity, nowMs });
+  }
+
+  /** Moves every push of a tenant on a channel to no earlier than `untilMs` (the channel asked to wait). */
+  defer(tenant: string, channel: string, untilMs: number): number {
+    return this.statement('defer').run({ tenant, channel, untilMs }).changes;
+  }
+
+  /** Per tenant and channel, the oldest change not yet acknowledged: the reconciliation lag is now minus that. */
+  oldestUnsynced(): ChannelLag[] {
+    return this.statement('oldest').all() as ChannelLag[];
+  }
+
+  /** Rows waiting to be pushed, per channel. */
+  depth(): ChannelDepth[] {
+    return this.statement('depth').all() as ChannelDepth[];
+  }
+
+  get(tenant: string, channel: string, sku: string): DesiredRow | undefined {
+    const raw = this.statement('get').get({ tenant, channel, sku }) as RawRow | undefined;
+    return raw === undefined ? undefined : toRow(raw);
+  }
+
+  /** Every row of a tenant (on one channel when given), ordered by channel and SKU. */
+  list(tenant: string, channel?: string): DesiredRow[] {
+    const rows: DesiredRow[] = [];
+    let after: ChannelKey | undefined;
+    for (;;) {
+      const page = this.page({ tenant, channel }, after, outboxLimits.pageSizeMax);
+      rows.push(...page);
+      const last = page.at(-1);
+      if (last === undefined || page.length < outboxLimits.pageSizeMax) return rows;
+      after = last;
+    }
+  }
+
+  /**
+   * Rows after `after` in (tenant, channel, SKU) order: keyset paging that holds no cursor open, so the
+   * engine can keep writing between pages.
+   */
+  page(filter: RowFilter, after: ChannelKey | undefined, limit: number): DesiredRow[] {
+    const size = Math.max(0, Math.min(limit, outboxLimits.pageSizeMax));
+    // Ids are never empty, so '' sorts before every real row.
+    const params = {
+      tenant: after?.tenant ?? '', channel: after?.channel ?? '', sku: after?.sku ?? '', limit: size,
+      filterTenant: filter.tenant ?? null, filterChannel: filter.channel ?? null,
+    };
+    const name = filter.tenant === undefined ? (filter.channel === undefined ? 'pageAll' : 'pageChannel')
+      : (filter.channel === undefined ? 'pageTenant' : 'pageTenantChannel');
+    return (this.statement(name).all(params) as RawRow[]).map(toRow);
+  }
+
+  /** How many rows a filter covers: the total for reconciliation progress. */
+  count(filter: RowFilter): number {
+    const found = this.statement('count').get({ tenant: filter.tenant ?? null, channel: filter.channel ?? null }) as { count: number };
+    return found.count;
+  }
+
+  private statement(name: StatementName): Statement {
+    this.statements ??= this.prepare();
+    return this.statements[name];
+  }
+
+  private prepare(): Record<StatementName, Statement> {
+    const entries = Object.entries(sql).map(([name, text]) => [name, this.db.prepare(text)]);
+    return Object.fromEntries(entries) as Record<StatementName, Statement>;
+  }
+}

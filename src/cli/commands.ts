@@ -1,0 +1,68 @@
+// Commands that need the data folder: they open it here and hand the parts to the command's own module.
+
+import type { ChannelConfig } from '../adapters/channels/factory.js';
+import { createConnector } from '../adapters/channels/factory.js';
+import { ChannelOutbox } from '../adapters/sqlite/channel-outbox.js';
+import { AppError } from '../app/engine.js';
+import { ConfigError } from '../app/config.js';
+import { contextOf, openDatabase, openEngine } from './context.js';
+import type { CliIo } from './io.js';
+
+function fail(io: CliIo, command: string, error: unknown): number {
+  if (error instanceof ConfigError || (error instanceof AppError && !error.retryable)) {
+    io.stderr(`stockline ${command}: ${error.message}\n`);
+    return 2;
+  }
+  throw error;
+}
+
+export async function keysMain(args: string[], io: CliIo): Promise<number> {
+  const { keysCommand } = await import('./keys.js');
+  return keysCommand(args, io, (dataDir) => openDatabase(dataDir ?? process.env.STOCKLINE_DATA_DIR ?? './data'));
+}
+
+export async function ingestMain(args: string[], io: CliIo): Promise<number> {
+  const { ingestCommand } = await import('./ingest.js');
+  let engine;
+  let rest: string[];
+  try {
+    const context = contextOf(args, true);
+    rest = context.rest;
+    engine = openEngine(context.dataDir);
+  } catch (error) {
+    return fail(io, 'ingest', error);
+  }
+  try {
+    return await ingestCommand(rest, io, engine, engine);
+  } finally {
+    await engine.close();
+  }
+}
+
+export async function reconcileMain(args: string[], io: CliIo): Promise<number> {
+  const { reconcileCommand } = await import('./reconcile.js');
+  let context;
+  try {
+    context = contextOf(args);
+  } catch (error) {
+    return fail(io, 'reconcile', error);
+  }
+  const db = openDatabase(context.dataDir);
+  const outbox = new ChannelOutbox(db);
+  outbox.migrate();
+  const configs = context.config.channels as unknown as ChannelConfig[];
+  let connectors;
+  try {
+    connectors = new Map(configs.map((config) => [config.id, createConnector(config, process.env)]));
+  } catch (error) {
+    db.close();
+    io.stderr(`stockline reconcile: ${(error as Error).message}\n`);
+    return 2;
+  }
+  try {
+    return await reconcileCommand(context.rest, io, { outbox, connectors });
+  } finally {
+    await Promise.all([...connectors.values()].map((connector) => connector.close()));
+    db.close();
+  }
+}

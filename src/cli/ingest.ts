@@ -1,0 +1,80 @@
+// `stockline ingest debezium <file|->`: applies Debezium change events through a configured column mapping.
+// Exit 0: every event applied or absorbed. 1: dead letters, or a failure part way. 2: bad usage or unreadable input.
+
+import type { CommandBus, DeadLetterSink } from '../app/ports.js';
+import { ConfigError, loadConfig } from '../app/config.js';
+import { ingestDebeziumFile } from '../adapters/debezium/file-source.js';
+import type { IngestSummary } from '../adapters/debezium/file-source.js';
+import { validateSourceConfig } from '../adapters/postgres-cdc/config.js';
+import type { DebeziumSourceConfig } from '../adapters/postgres-cdc/config.js';
+import { CdcError } from '../adapters/postgres-cdc/errors.js';
+import type { CliIo } from './io.js';
+import { parseArgs, UsageError } from './io.js';
+
+export const ingestUsage = `usage: stockline ingest debezium <file|-> [--config FILE] [--source NAME]
+
+  Applies Debezium PostgreSQL change events (NDJSON, or one JSON array; - reads stdin) through the
+  column mapping of a "type: debezium" item of the sources: list in FILE (default: $STOCKLINE_CONFIG).
+  --source picks that item by name when there are several. Every change carries source.lsn as its
+  sequence, so duplicates and older redeliveries are absorbed and running a file twice is safe.
+  Exit 0: done; 1: some events went to dead letters (or the run failed part way); 2: bad usage.
+`;
+
+class IngestUsageError extends Error {}
+
+function pickSource(configFile: string | undefined, name: string | undefined): DebeziumSourceConfig {
+  if (configFile === undefined || configFile === '') throw new IngestUsageError('--config FILE is required (or set STOCKLINE_CONFIG)');
+  const config = loadConfig(configFile);
+  const candidates = config.sources
+    .map((item, index) => ({ item, index }))
+    .filter(({ item }) => item.type === 'debezium' && (name === undefined || item.name === name));
+  if (candidates.length === 0) throw new IngestUsageError(`${configFile} has no debezium source${name === undefined ? '' : ` named ${name}`} in sources:`);
+  if (candidates.length > 1) throw new IngestUsageError(`${configFile} has several debezium sources: pick one with --source NAME`);
+  const { item, index } = candidates[0] as { item: unknown; index: number };
+  return validateSourceConfig(item, `sources[${index}]`) as DebeziumSourceConfig;
+}
+
+export function formatSummary(summary: IngestSummary, input: string): string {
+  const rejected = summary.rejected > 0 ? `, ${summary.rejected} rejected` : '';
+  return `ingested ${summary.events} events from ${input}: ${summary.applied} applied, ${summary.stale} stale (duplicates), ${summary.deadLetters} dead letters, ${summary.skipped} skipped${rejected}\n`;
+}
+
+function isUnreadable(error: unknown): boolean {
+  const code = (error as { code?: unknown }).code;
+  return code === 'ENOENT' || code === 'EACCES' || code === 'EISDIR' || code === 'ENOTDIR';
+}
+
+export async function ingestCommand(args: string[], io: CliIo, bus: CommandBus, deadLetters: DeadLetterSink): Promise<number> {
+  let config: DebeziumSourceConfig;
+  let path: string;
+  try {
+    const { options, positional } = parseArgs(args, { string: ['config', 'source'] });
+    if (positional.length !== 2 || positional[0] !== 'debezium') throw new IngestUsageError('expected: ingest debezium <file|->');
+    path = positional[1] as string;
+    const configFile = typeof options.config === 'string' ? options.config : process.env.STOCKLINE_CONFIG;
+    config = pickSource(configFile, typeof options.source === 'string' ? options.source : undefined);
+  } catch (error) {
+    if (error instanceof UsageError || error instanceof IngestUsageError) {
+      io.stderr(`stockline ingest: ${error.message}\n${ingestUsage}`);
+      return 2;
+    }
+    if (error instanceof ConfigError || error instanceof CdcError) {
+      io.stderr(`stockline ingest: invalid configuration: ${error.message}\n`);
+      return 2;
+    }
+    throw error;
+  }
+  const input = path === '-' ? 'stdin' : path;
+  try {
+    const summary = await ingestDebeziumFile({ path, stdin: io.stdin, config, bus, deadLetters });
+    io.stdout(formatSummary(summary, input));
+    return summary.deadLetters > 0 ? 1 : 0;
+  } catch (error) {
+    if (isUnreadable(error)) {
+      io.stderr(`stockline ingest: cannot read ${input}: ${(error as Error).message}\n`);
+      return 2;
+    }
+    io.stderr(`stockline ingest: failed part way through ${input}: ${(error as Error).message}; what was submitted before is applied, and running it again is safe\n`);
+    return 1;
+  }
+}

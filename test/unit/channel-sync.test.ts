@@ -1,0 +1,431 @@
+// The push worker against a manual clock and connector doubles: limits, retries, mismatches, isolation, records.
+
+import Database from 'better-sqlite3';
+import { afterEach, describe, expect, it } from 'vitest';
+import { ChannelOutbox } from '../../src/adapters/sqlite/channel-outbox.js';
+import type { ChannelConnector, ChannelPush, PushResult } from '../../src/adapters/channels/connector.js';
+import { backoffMs, ChannelSync, desiredOfState, desiredProjection, idempotencyKeyOf, syncLimits } from '../../src/app/channel-sync.js';
+import type { PushOutcome, SyncTimer } from '../../src/app/channel-sync.js';
+import { allSkus } from '../../src/app/engine.js';
+import type { CommandBus, CommandInput, Submitted } from '../../src/app/ports.js';
+import { emptyTenant, initialState } from '../../src/core/index.js';
+
+const startMs = 1_700_000_000_000;
+
+/** A clock whose timers fire only when the test advances it, in time order. */
+class ManualClock implements SyncTimer {
+  now = startMs;
+  private timers = new Map<number, { atMs: number; callback: () => void }>();
+  private nextId = 1;
+  nowMs(): number { return this.now; }
+  set(callback: () => void, delayMs: number): number {
+    const id = this.nextId++;
+    this.timers.set(id, { atMs: this.now + Math.max(0, delayMs), callback });
+    return id;
+  }
+  clear(handle: unknown): void { this.timers.delete(handle as number); }
+  async advance(ms: number): Promise<void> {
+    const targetMs = this.now + ms;
+    await settle();
+    for (;;) {
+      let next: [number, { atMs: number; callback: () => void }] | undefined;
+      for (const entry of this.timers) if (entry[1].atMs <= targetMs && (next === undefined || entry[1].atMs < next[1].atMs)) next = entry;
+      if (next === undefined) break;
+      this.timers.delete(next[0]);
+      this.now = Math.max(this.now, next[1].atMs);
+      next[1].callback();
+      await settle();
+    }
+    this.now = targetMs;
+    await settle();
+  }
+}
+
+/** Lets queued promise callbacks and setImmediate rounds run; a fixed number of turns, no wall-clock wait. */
+async function settle(): Promise<void> {
+  for (let turn = 0; turn < 30; turn += 1) await new Promise((resolve) => setImmediate(resolve));
+}
+
+interface Call { push: ChannelPush; startedAtMs: number }
+
+/** A channel that applies a push when its compare-and-set holds, unless told to answer otherwise. */
+class FakeChannel implements ChannelConnector {
+  readonly shown = new Map<string, number>();
+  readonly calls: Call[] = [];
+  readonly answers: Array<PushResult | 'hang'> = [];
+  latencyMs = 0;
+  inFlight = 0;
+  inFlightMax = 0;
+  constructor(readonly channel: string, private readonly clock: ManualClock, readonly maxConcurrency = 4, readonly ratePerSecond = 1000) {}
+
+  push(push: ChannelPush): Promise<PushResult> {
+    this.calls.push({ push, startedAtMs: this.clock.now });
+    this.inFlight += 1;
+    this.inFlightMax = Math.max(this.inFlightMax, this.inFlight);
+    const answer = this.answers.shift();
+    if (answer === 'hang') return new Promise(() => undefined);
+    return new Promise((resolve) => {
+      const finish = (): void => {
+        this.inFlight -= 1;
+        resolve(answer ?? this.apply(push));
+      };
+      if (this.latencyMs > 0) this.clock.set(finish, this.latencyMs);
+      else finish();
+    });
+  }
+
+  private apply(push: ChannelPush): PushResult {
+    const key = `${push.tenant}/${push.sku}`;
+    const current = this.shown.get(key);
+    if (push.previousQuantity !== null && current !== undefined && current !== push.previousQuantity) return { kind: 'mismatch', actual: current };
+    this.shown.set(key, push.quantity);
+    return { kind: 'ok' };
+  }
+
+  async read(tenant: string, skus: string[]): Promise<Map<string, number>> {
+    const found = new Map<string, number>();
+    for (const sku of skus) {
+      const quantity = this.shown.get(`${tenant}/${sku}`);
+      if (quantity !== undefined) found.set(sku, quantity);
+    }
+    return found;
+  }
+
+  async close(): Promise<void> {}
+}
+
+class RecordingBus implements CommandBus {
+  readonly commands: CommandInput[] = [];
+  failuresLeft = 0;
+  async submit(command: CommandInput): Promise<Submitted> {
+    return (await this.submitMany([command]))[0] as Submitted;
+  }
+  async submitMany(commands: CommandInput[]): Promise<Submitted[]> {
+    if (this.failuresLeft > 0) {
+      this.failuresLeft -= 1;
+      throw new Error('log unavailable');
+    }
+    this.commands.push(...commands);
+    return commands.map(() => ({ outcome: { events: [] } }));
+  }
+}
+
+interface Harness {
+  clock: ManualClock;
+  outbox: ChannelOutbox;
+  bus: RecordingBus;
+  sync: ChannelSync;
+  pushed: Array<{ channel: string; outcome: PushOutcome; latencyMs?: number }>;
+  warnings: string[];
+  errors: string[];
+  set(sku: string, quantity: number, tenant?: string, channel?: string): void;
+}
+
+const open: Array<{ db: Database.Database; sync: ChannelSync }> = [];
+
+afterEach(async () => {
+  for (const { db, sync } of open.splice(0)) {
+    // Pushes that hang forever would hold stop() to its bound; the clock is manual, so stop does not wait for them.
+    void sync.stop();
+    db.close();
+  }
+});
+
+function harness(channels: (clock: ManualClock) => FakeChannel[], random: () => number = () => 0.5): Harness {
+  const clock = new ManualClock();
+  const db = new Database(':memory:');
+  const outbox = new ChannelOutbox(db);
+  outbox.migrate();
+  const bus = new RecordingBus();
+  const pushed: Harness['pushed'] = [];
+  const warnings: string[] = [];
+  const errors: string[] = [];
+  const connectors = new Map(channels(clock).map((connector) => [connector.channel, connector as ChannelConnector]));
+  let sync: ChannelSync;
+  try {
+    sync = new ChannelSync({
+      outbox, connectors, bus, clock, random, timer: clock,
+      log: { warn: (_fields, message) => warnings.push(message), error: (_fields, message) => errors.push(message) },
+      metrics: { pushed: (channel, outcome, latencyMs) => pushed.push(latencyMs === undefined ? { channel, outcome } : { channel, outcome, latencyMs }) },
+    });
+  } catch (error) {
+    db.close();
+    throw error;
+  }
+  open.push({ db, sync });
+  let position = 0;
+  const set = (sku: string, quantity: number, tenant = 'acme', channel = 'shop'): void => {
+    position += 1;
+    outbox.upsertDesired([{ tenant, channel, sku, quantity, changedAtMs: clock.now, position }]);
+    sync.kick();
+  };
+  return { clock, outbox, bus, sync, pushed, warnings, errors, set };
+}
+
+describe('ChannelSync', () => {
+  it('pushes a change, settles the row, and records the propagation latency through the bus', async () => {
+    const h = harness((clock) => [Object.assign(new FakeChannel('shop', clock), { latencyMs: 30 })]);
+    h.set('sku-1', 12);
+    await h.clock.advance(20);
+    h.sync.start();
+    await h.clock.advance(30);
+    expect(h.outbox.get('acme', 'shop', 'sku-1')).toMatchObject({ nextAttemptMs: null, changedAtMs: null, ackedQuantity: 12, ackedVersion: 1 });
+    expect(h.bus.commands).toEqual([{ type: 'record_sync', tenant: 'acme', channel: 'shop', sku: 'sku-1', quantity: 12, latencyMs: 50, source: 'sync' }]);
+    expect(h.pushed).toEqual([{ channel: 'shop', outcome: 'ok', latencyMs: 50 }]);
+  });
+
+  it('keeps at most one push in flight per SKU and sends only the newest value after it returns', async () => {
+    const channel = (clock: ManualClock): FakeChannel => Object.assign(new FakeChannel('shop', clock), { latencyMs: 100 });
+    let fake!: FakeChannel;
+    const h = harness((clock) => [fake = channel(clock)]);
+    h.sync.start();
+    h.set('sku-1', 1);
+    await h.clock.advance(10);
+    h.set('sku-1', 2);
+    h.set('sku-1', 3);
+    await h.clock.advance(10);
+    expect(fake.calls).toHaveLength(1);
+    await h.clock.advance(300);
+    expect(fake.calls.map((call) => [call.push.quantity, call.push.previousQuantity, call.push.version])).toEqual([[1, null, 1], [3, 1, 3]]);
+    expect(fake.shown.get('acme/sku-1')).toBe(3);
+    expect(h.outbox.get('acme', 'shop', 'sku-1')?.nextAttemptMs).toBeNull();
+  });
+
+  it('respects the channel rate limit and still pushes everything', async () => {
+    let fake!: FakeChannel;
+    const h = harness((clock) => [fake = new FakeChannel('shop', clock, 100, 10)]);
+    for (let index = 0; index < 50; index += 1) h.set(`sku-${index}`, index + 1);
+    h.sync.start();
+    await h.clock.advance(10_000);
+    expect(fake.calls).toHaveLength(50);
+    // A bucket of one second at 10 per second: by time t at most 10 + 10 * t pushes have started.
+    fake.calls.forEach((call, index) => {
+      const allowed = 10 + Math.floor(((call.startedAtMs - startMs) * 10) / 1000);
+      expect(index + 1).toBeLessThanOrEqual(allowed);
+    });
+  });
+
+  it('respects the channel concurrency limit', async () => {
+    let fake!: FakeChannel;
+    const h = harness((clock) => [fake = Object.assign(new FakeChannel('shop', clock, 3), { latencyMs: 100 })]);
+    for (let index = 0; index < 20; index += 1) h.set(`sku-${index}`, index + 1);
+    h.sync.start();
+    await h.clock.advance(2_000);
+    expect(fake.calls).toHaveLength(20);
+    expect(fake.inFlightMax).toBe(3);
+  });
+
+  it('retries with exponential backoff and full jitter, then resets the attempts', async () => {
+    let fake!: FakeChannel;
+    const h = harness((clock) => [fake = new FakeChannel('shop', clock)], () => 0.5);
+    fake.answers.push(...Array.from({ length: 5 }, () => ({ kind: 'retry', reason: 'HTTP 503' }) as const));
+    h.set('sku-1', 4);
+    h.sync.start();
+    await h.clock.advance(1);
+    expect(h.outbox.get('acme', 'shop', 'sku-1')).toMatchObject({ attempts: 1, lastError: 'HTTP 503' });
+    await h.clock.advance(60_000);
+    const gapsMs = fake.calls.slice(1).map((call, index) => call.startedAtMs - (fake.calls[index] as Call).startedAtMs);
+    expect(gapsMs).toEqual([50, 100, 200, 400, 800]);
+    expect(fake.shown.get('acme/sku-1')).toBe(4);
+    expect(h.outbox.get('acme', 'shop', 'sku-1')).toMatchObject({ attempts: 0, lastError: null, nextAttemptMs: null });
+    expect(h.pushed.filter((entry) => entry.outcome === 'retry')).toHaveLength(5);
+  });
+
+  it('bounds every backoff by the cap, with any random value', () => {
+    for (const attempts of [1, 2, 10, 20, 1_000, 1e9]) {
+      for (const random of [0, 0.25, 0.999999]) {
+        const delayMs = backoffMs(attempts, () => random);
+        expect(delayMs).toBeGreaterThanOrEqual(0);
+        expect(delayMs).toBeLessThan(Math.min(syncLimits.backoffCapMs, syncLimits.backoffBaseMs * 2 ** (attempts - 1)));
+      }
+    }
+  });
+
+  it('honours retryAfterMs for the whole tenant on that channel, not for other tenants', async () => {
+    let fake!: FakeChannel;
+    const h = harness((clock) => [fake = new FakeChannel('shop', clock, 1)]);
+    fake.answers.push({ kind: 'retry', reason: 'HTTP 429', retryAfterMs: 5_000 });
+    h.set('sku-1', 1);
+    h.sync.start();
+    await h.clock.advance(1);
+    h.set('sku-2', 2);
+    h.set('sku-9', 9, 'other');
+    await h.clock.advance(4_990);
+    expect(fake.calls.map((call) => `${call.push.tenant}/${call.push.sku}`)).toEqual(['acme/sku-1', 'other/sku-9']);
+    await h.clock.advance(100);
+    expect(fake.calls.slice(2).map((call) => call.push.sku).sort()).toEqual(['sku-1', 'sku-2']);
+    expect(Math.min(...fake.calls.slice(2).map((call) => call.startedAtMs))).toBeGreaterThanOrEqual(startMs + 5_000);
+    expect([...fake.shown]).toEqual(expect.arrayContaining([['acme/sku-1', 1], ['acme/sku-2', 2], ['other/sku-9', 9]]));
+  });
+
+  it('resolves a compare-and-set mismatch by pushing again against what the channel shows', async () => {
+    let fake!: FakeChannel;
+    const h = harness((clock) => [fake = new FakeChannel('shop', clock)]);
+    h.sync.start();
+    h.set('sku-1', 5);
+    await h.clock.advance(1);
+    fake.shown.set('acme/sku-1', 7); // someone edited the quantity in the channel's admin
+    h.set('sku-1', 4);
+    await h.clock.advance(1);
+    expect(fake.calls.map((call) => [call.push.quantity, call.push.previousQuantity])).toEqual([[5, null], [4, 5], [4, 7]]);
+    expect(fake.calls[1]?.push.idempotencyKey).not.toBe(fake.calls[2]?.push.idempotencyKey);
+    expect(fake.shown.get('acme/sku-1')).toBe(4);
+    expect(h.outbox.get('acme', 'shop', 'sku-1')).toMatchObject({ nextAttemptMs: null, ackedQuantity: 4 });
+    expect(h.pushed.map((entry) => entry.outcome)).toEqual(['ok', 'retry', 'ok']);
+  });
+
+  it('takes a mismatch that already shows the desired quantity as an acknowledgement', async () => {
+    let fake!: FakeChannel;
+    const h = harness((clock) => [fake = new FakeChannel('shop', clock)]);
+    fake.answers.push({ kind: 'mismatch', actual: 6 });
+    h.set('sku-1', 6);
+    h.sync.start();
+    await h.clock.advance(1);
+    expect(fake.calls).toHaveLength(1);
+    expect(h.outbox.get('acme', 'shop', 'sku-1')).toMatchObject({ nextAttemptMs: null, ackedQuantity: 6 });
+    expect(h.bus.commands).toHaveLength(1);
+  });
+
+  it('backs off after repeated mismatches instead of spinning', async () => {
+    let fake!: FakeChannel;
+    const h = harness((clock) => [fake = new FakeChannel('shop', clock)], () => 0.5);
+    fake.answers.push(...Array.from({ length: 10 }, (_, index) => ({ kind: 'mismatch', actual: 100 + index }) as const));
+    h.set('sku-1', 1);
+    h.sync.start();
+    await h.clock.advance(1);
+    expect(fake.calls).toHaveLength(syncLimits.mismatchImmediateRetriesMax + 1);
+    await h.clock.advance(60_000);
+    expect(fake.calls).toHaveLength(11);
+    expect(h.outbox.get('acme', 'shop', 'sku-1')).toMatchObject({ nextAttemptMs: null, ackedQuantity: 1 });
+  });
+
+  it('keeps a hanging channel from blocking another channel', async () => {
+    let broken!: FakeChannel;
+    let healthy!: FakeChannel;
+    const h = harness((clock) => [broken = new FakeChannel('broken', clock, 2), healthy = new FakeChannel('healthy', clock, 2)]);
+    broken.answers.push('hang', 'hang', 'hang', 'hang');
+    for (let index = 0; index < 5; index += 1) {
+      h.set(`sku-${index}`, index + 1, 'acme', 'broken');
+      h.set(`sku-${index}`, index + 1, 'acme', 'healthy');
+    }
+    h.sync.start();
+    await h.clock.advance(5_000);
+    expect(broken.calls).toHaveLength(2);
+    expect(healthy.calls).toHaveLength(5);
+    expect(h.outbox.depth()).toEqual([{ channel: 'broken', count: 5, failed: 0 }]);
+  });
+
+  it('keeps a failed push due after a long pause, flags it, and counts it', async () => {
+    let fake!: FakeChannel;
+    const h = harness((clock) => [fake = new FakeChannel('shop', clock)]);
+    fake.answers.push({ kind: 'failed', reason: 'HTTP 404 unknown inventory item' });
+    h.set('sku-1', 3);
+    h.sync.start();
+    await h.clock.advance(1);
+    expect(h.outbox.get('acme', 'shop', 'sku-1')).toMatchObject({
+      failedAtMs: startMs, nextAttemptMs: startMs + syncLimits.failedRetryDelayMs, lastError: 'HTTP 404 unknown inventory item',
+    });
+    expect(h.outbox.depth()).toEqual([{ channel: 'shop', count: 1, failed: 1 }]);
+    expect(h.pushed).toEqual([{ channel: 'shop', outcome: 'failed' }]);
+    expect(h.warnings).toContain('channel push failed; it will be tried again later');
+    await h.clock.advance(syncLimits.failedRetryDelayMs);
+    expect(fake.calls).toHaveLength(2);
+    expect(h.outbox.depth()).toEqual([]);
+  });
+
+  it('refuses connectors with impossible limits', () => {
+    const make = (maxConcurrency: number, ratePerSecond: number): ChannelSync => harness((clock) => [new FakeChannel('shop', clock, maxConcurrency, ratePerSecond)]).sync;
+    expect(() => make(0, 10)).toThrow(expect.objectContaining({ code: 'CHANNEL_CONFIG_INVALID', retryable: false }));
+    expect(() => make(2, 0)).toThrow(expect.objectContaining({ code: 'CHANNEL_CONFIG_INVALID' }));
+  });
+
+  it('treats a connector that throws as a retry', async () => {
+    let fake!: FakeChannel;
+    const h = harness((clock) => [fake = new FakeChannel('shop', clock)]);
+    fake.push = () => Promise.reject(new Error('socket hang up'));
+    h.set('sku-1', 3);
+    h.sync.start();
+    await h.clock.advance(1);
+    expect(h.outbox.get('acme', 'shop', 'sku-1')).toMatchObject({ attempts: 1, lastError: 'connector threw: socket hang up' });
+  });
+
+  it('keeps sync records when the bus fails, and sends them once it recovers', async () => {
+    const h = harness((clock) => [new FakeChannel('shop', clock)]);
+    h.bus.failuresLeft = 2;
+    h.set('sku-1', 3);
+    h.set('sku-2', 4);
+    h.sync.start();
+    await h.clock.advance(5_000);
+    expect(h.bus.commands.map((command) => (command as { sku: string }).sku).sort()).toEqual(['sku-1', 'sku-2']);
+    expect(h.sync.stats()).toMatchObject({ recordErrors: 2, recordsQueued: 0 });
+    expect(h.errors).toContain('sync records could not be written; retrying');
+  });
+
+  it('stop waits for pushes in flight and writes their answers down', async () => {
+    const h = harness((clock) => [Object.assign(new FakeChannel('shop', clock), { latencyMs: 100 })]);
+    h.set('sku-1', 3);
+    h.sync.start();
+    await h.clock.advance(1);
+    let stopped = false;
+    const stopping = h.sync.stop().then(() => { stopped = true; });
+    await h.clock.advance(50);
+    expect(stopped).toBe(false);
+    await h.clock.advance(50);
+    await stopping;
+    expect(h.outbox.get('acme', 'shop', 'sku-1')?.nextAttemptMs).toBeNull();
+  });
+
+  it('stop gives up on a push that never answers after its bound', async () => {
+    let fake!: FakeChannel;
+    const h = harness((clock) => [fake = new FakeChannel('shop', clock)]);
+    fake.answers.push('hang');
+    h.set('sku-1', 3);
+    h.sync.start();
+    await h.clock.advance(1);
+    let stopped = false;
+    const stopping = h.sync.stop().then(() => { stopped = true; });
+    await h.clock.advance(syncLimits.stopWaitMsMax - 2);
+    expect(stopped).toBe(false);
+    await h.clock.advance(2);
+    await stopping;
+    expect(h.outbox.get('acme', 'shop', 'sku-1')?.nextAttemptMs).toBe(startMs);
+  });
+
+  it('derives one idempotency key per distinct push', () => {
+    const push = { tenant: 'acme', channel: 'shop', sku: 'a', quantity: 3, previousQuantity: 1, version: 2 };
+    expect(idempotencyKeyOf(push)).toBe(idempotencyKeyOf({ ...push }));
+    expect(idempotencyKeyOf(push)).not.toBe(idempotencyKeyOf({ ...push, previousQuantity: 2 }));
+    expect(idempotencyKeyOf(push)).not.toBe(idempotencyKeyOf({ ...push, version: 3 }));
+    expect(idempotencyKeyOf(push)).toMatch(/^sl-[A-Za-z0-9_-]{32}$/);
+  });
+});
+
+describe('desiredProjection', () => {
+  it('writes each touched SKU\'s available-to-sell for every channel of the tenant, coalescing unchanged values', () => {
+    const db = new Database(':memory:');
+    try {
+      const outbox = new ChannelOutbox(db);
+      outbox.migrate();
+      const state = initialState();
+      const tenant = emptyTenant();
+      tenant.skus.set('a', { deleted: false, locations: new Map([['default', { onHand: 10, committed: 2, reserved: 1 }]]) } as never);
+      tenant.skus.set('b', { deleted: false, locations: new Map([['default', { onHand: 4, committed: 0, reserved: 0 }]]) } as never);
+      tenant.channels.set('b2b', { locations: null, bufferUnits: 2, maxUnits: null, backorder: false });
+      state.tenants.set('acme', tenant);
+      const project = desiredProjection(outbox, () => ['shop', 'b2b']);
+      const event = { id: 'e1', type: 'sku_deleted', tenant: 'acme', time: '2024-01-01T00:00:00.000Z', source: 'api', data: { sku: 'a' } } as const;
+      project({ events: [{ position: 7, event }], touched: new Map([['acme', new Set(['a'])]]) }, state);
+      expect(outbox.list('acme').map((row) => [row.channel, row.sku, row.quantity, row.causePosition, row.changedAtMs]))
+        .toEqual([['b2b', 'a', 5, 7, Date.UTC(2024, 0, 1)], ['shop', 'a', 7, 7, Date.UTC(2024, 0, 1)]]);
+      project({ events: [{ position: 8, event }], touched: new Map([['acme', new Set([allSkus])]]) }, state);
+      expect(outbox.list('acme').map((row) => [row.channel, row.sku, row.version])).toEqual([
+        ['b2b', 'a', 1], ['b2b', 'b', 1], ['shop', 'a', 1], ['shop', 'b', 1],
+      ]);
+      // A channel added later gets every SKU's row from the whole state; existing rows stay as they are.
+      expect(outbox.upsertDesired(desiredOfState(state, () => ['shop', 'b2b', 'market'], Date.UTC(2024, 0, 2), 9))).toBe(2);
+      expect(outbox.list('acme', 'market').map((row) => [row.sku, row.quantity])).toEqual([['a', 7], ['b', 4]]);
+    } finally {
+      db.close();
+    }
+  });
+});
