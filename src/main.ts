@@ -3,6 +3,8 @@
 import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
+import { pino } from 'pino';
+import type { Logger } from 'pino';
 import type { StocklineConfig } from './app/config.js';
 import type { Engine } from './app/engine.js';
 import { validateEvent } from './app/event-validation.js';
@@ -20,6 +22,8 @@ import type { ChannelConnector } from './adapters/channels/connector.js';
 import { channelWebhookRoutes } from './adapters/http/routes/channel-webhooks.js';
 import { ChannelSync, desiredOfState, desiredProjection } from './app/channel-sync.js';
 import { reconcile } from './app/reconcile.js';
+import { PostgresCdcSource } from './adapters/postgres-cdc/source.js';
+import type { PostgresSourceConfig } from './adapters/postgres-cdc/config.js';
 import type { CliIo } from './cli/io.js';
 
 export interface StartOptions {
@@ -36,6 +40,7 @@ export interface Running {
   app: FastifyInstance;
   metrics: Metrics;
   channels: Channels;
+  sources: PostgresCdcSource[];
   close(): Promise<void>;
 }
 
@@ -49,9 +54,13 @@ export interface Channels {
 
 export const demoTenant = 'demo';
 
+/** Never logged: keys and signatures in request headers, connection strings with passwords. */
+const secretPaths = ['req.headers.authorization', 'req.headers["x-api-key"]', 'req.headers["x-shopify-hmac-sha256"]', 'connectionString', '*.connectionString'];
+
 export async function start(options: StartOptions): Promise<Running> {
   const { config, io } = options;
   mkdirSync(config.dataDir, { recursive: true });
+  const logger = pino({ level: config.logLevel, redact: secretPaths });
   const metrics = new Metrics();
   const engine = new EmbeddedEngine({
     path: join(config.dataDir, 'stockline.db'),
@@ -66,9 +75,10 @@ export async function start(options: StartOptions): Promise<Running> {
   const channelConfigs = config.channels as unknown as ChannelConfig[];
   const channels = startChannels(engine, channelConfigs, metrics, { reconcileIntervalMs: config.sync.reconcileIntervalMs });
   const webhookChannels = shopifyWebhookChannels(channelConfigs, process.env);
+  const sources = startSources(engine, config, metrics, logger, io);
   const app = await buildServer({
     engine, keys, adminKey: options.adminKey,
-    logger: { level: config.logLevel, redact: ['req.headers.authorization', 'req.headers["x-api-key"]', 'req.headers["x-shopify-hmac-sha256"]'] },
+    logger: { level: config.logLevel, redact: secretPaths },
     plugins: [
       metricsRoutes(metrics),
       async (scope) => channelWebhookRoutes(scope, { bus: engine, channels: webhookChannels, deadLetters: engine }),
@@ -83,12 +93,28 @@ export async function start(options: StartOptions): Promise<Running> {
   const close = (): Promise<void> => {
     closing ??= (async () => {
       await app.close();
+      await Promise.all(sources.map((source) => source.stop()));
       await channels.stop();
       await engine.close();
     })();
     return closing;
   };
-  return { url, engine, app, metrics, channels, close };
+  return { url, engine, app, metrics, channels, sources, close };
+}
+
+/** Native logical-replication sources; each connects, snapshots and streams on its own, reconnecting with backoff. */
+function startSources(engine: EmbeddedEngine, config: StocklineConfig, metrics: Metrics, logger: Logger, io: StartOptions['io']): PostgresCdcSource[] {
+  const postgres = config.sources.filter((source) => source.type === 'postgres') as unknown as PostgresSourceConfig[];
+  metrics.watchSources(postgres.map((source) => `pg:${source.slot}`));
+  return postgres.map((sourceConfig) => {
+    const source = new PostgresCdcSource({
+      config: sourceConfig, bus: engine, deadLetters: engine, offsets: engine.offsets(),
+      onLag: (name, lagMs) => metrics.cdcLagged(name, lagMs),
+      log: logger.child({ source: `pg:${sourceConfig.slot}` }),
+    });
+    source.start().catch((error: unknown) => io.stderr(`cdc ${sourceConfig.slot}: ${(error as Error).message}\n`));
+    return source;
+  });
 }
 
 /**

@@ -41,18 +41,19 @@ export class Metrics {
     this.pushes = new Counter({ name: 'stockline_channel_pushes_total', help: 'Channel pushes by outcome (ok, retry, failed).', labelNames: ['channel', 'outcome'], registers });
     this.cdcLag = new Gauge({ name: 'stockline_cdc_lag_seconds', help: 'From the source commit to the change being applied, newest change per source.', labelNames: ['source'], registers });
     this.kafkaLag = new Gauge({ name: 'stockline_kafka_consumer_lag_records', help: 'Records on the commands topic not yet processed.', labelNames: ['topic'], registers });
-    const metrics = this;
+    const collectLag = (gauge: Gauge<'tenant' | 'channel'>): void => this.collectLag(gauge);
+    const depthOf = (): Array<{ channel: string; count: number }> => this.lagSource?.depth() ?? [];
     new Gauge({
       name: 'stockline_reconciliation_lag_seconds',
       help: 'Age of the oldest change not yet on every channel (inventory.reconciliation.lag), per tenant and channel.',
       labelNames: ['tenant', 'channel'], registers,
-      collect() { metrics.collectLag(this); },
+      collect() { collectLag(this); },
     });
     new Gauge({
       name: 'stockline_outbox_depth', help: 'Channel quantities waiting to be pushed or acknowledged.', labelNames: ['channel'], registers,
       collect() {
         this.reset();
-        for (const { channel, count } of metrics.lagSource?.depth() ?? []) this.set({ channel }, count);
+        for (const { channel, count } of depthOf()) this.set({ channel }, count);
       },
     });
   }
@@ -61,6 +62,16 @@ export class Metrics {
   watchChannels(source: LagSource, channels: Array<{ tenant: string; channel: string }>): void {
     this.lagSource = source;
     this.configuredChannels = channels;
+    // Counters that alerts compare over time exist from the start, at zero, for every known channel.
+    for (const { channel } of channels) {
+      this.oversells.inc({ channel }, 0);
+      for (const outcome of ['ok', 'retry', 'failed']) this.pushes.inc({ channel, outcome }, 0);
+    }
+  }
+
+  /** Dead-letter counters start at zero for every configured source. */
+  watchSources(sources: string[]): void {
+    for (const source of sources) this.deadLetters.inc({ source }, 0);
   }
 
   private collectLag(gauge: Gauge<'tenant' | 'channel'>): void {

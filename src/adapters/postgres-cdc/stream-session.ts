@@ -1,0 +1,221 @@
+// One streaming replication connection: decode, group by transaction, submit in commit order, then acknowledge.
+
+import type { Pgoutput } from 'pg-logical-replication';
+import type { CommandBus, DeadLetterSink } from '../../app/ports.js';
+import type { ColumnMapping } from './config.js';
+import { applyChanges } from './apply.js';
+import type { ApplyCounts } from './apply.js';
+import { CdcError } from './errors.js';
+import { cdcLimits } from './limits.js';
+import { lsnSeq, parseLsn } from './lsn.js';
+import type { ReplicationConnection, StreamMessage } from './replication-connection.js';
+import type { RowChange } from './row-mapping.js';
+import type { TableName } from './setup.js';
+import { TransactionChanges } from './transaction.js';
+import type { DeadLetterDraft } from './transaction.js';
+
+export interface SessionContext {
+  slot: string;
+  publication: string;
+  table: TableName;
+  mapping: ColumnMapping;
+  /** The ledger source: `pg:<slot>`. */
+  source: string;
+  bus: CommandBus;
+  deadLetters: DeadLetterSink;
+  nowMs: () => number;
+}
+
+export interface BatchApplied {
+  counts: ApplyCounts;
+  deadLetters: number;
+  /** The position acknowledged to the slot. */
+  lsn: bigint;
+  /** From the oldest commit in the batch to now. */
+  lagMs: number;
+}
+
+export interface SessionHooks {
+  applied(batch: BatchApplied): void;
+  /** Caught up with the server and acknowledged its position. */
+  idle(lsn: bigint): void;
+  /** The stream ended without being asked to; the session is over. */
+  failed(error: CdcError): void;
+}
+
+interface ReadyTransaction {
+  changes: RowChange[];
+  deadLetters: DeadLetterDraft[];
+  endLsn: bigint;
+  commitTimeMs: number;
+}
+
+export class StreamSession {
+  private open: { changes: TransactionChanges; commitTimeMs: number } | undefined;
+  private ready: ReadyTransaction[] = [];
+  private readyChanges = 0;
+  private applying: Promise<void> | undefined;
+  private confirmed = 0n;
+  private over = false;
+  private paused = false;
+  private timer: NodeJS.Timeout | undefined;
+
+  constructor(private readonly connection: ReplicationConnection, private readonly context: SessionContext, private readonly hooks: SessionHooks) {}
+
+  start(): void {
+    this.connection.startStreaming(this.context.slot, this.context.publication, (message) => this.receive(message), (error) => this.fail(error));
+    this.timer = setInterval(() => this.connection.sendStatus(this.confirmed, this.context.nowMs()), cdcLimits.statusIntervalMs);
+    this.timer.unref();
+  }
+
+  /** Stops taking messages, lets the batch in flight finish (bounded), acknowledges it, and closes. */
+  async close(timeoutMs: number): Promise<void> {
+    this.over = true;
+    await this.settled(timeoutMs);
+    this.connection.sendStatus(this.confirmed, this.context.nowMs());
+    await this.shutdown();
+  }
+
+  /** Resolves when no submission of this session is in flight any more, or after `timeoutMs`. */
+  async settled(timeoutMs: number): Promise<void> {
+    if (this.applying === undefined) return;
+    let timer: NodeJS.Timeout | undefined;
+    const deadline = new Promise<void>((resolve) => { timer = setTimeout(resolve, timeoutMs); });
+    await Promise.race([this.applying, deadline]);
+    clearTimeout(timer);
+  }
+
+  private receive(message: StreamMessage): void {
+    if (this.over) return;
+    try {
+      if (message.kind === 'keepalive') this.keepalive(message.walEnd, message.replyRequested);
+      else this.data(message.message);
+    } catch (error) {
+      this.fail(new CdcError('PG_PROTOCOL', `cannot handle replication message: ${(error as Error).message}`, true, { cause: error }));
+    }
+  }
+
+  private isOurs(relation: Pgoutput.MessageRelation): boolean {
+    return relation.schema === this.context.table.schema && relation.name === this.context.table.table;
+  }
+
+  private data(message: Pgoutput.Message): void {
+    const open = this.open;
+    switch (message.tag) {
+      case 'begin':
+        this.open = { changes: new TransactionChanges(this.context.mapping), commitTimeMs: Number((message.commitTime as unknown as bigint) / 1000n) };
+        return;
+      case 'insert':
+        if (this.isOurs(message.relation)) open?.changes.add({ op: 'insert', row: message.new });
+        return;
+      case 'update':
+        if (this.isOurs(message.relation)) open?.changes.add({ op: 'update', row: message.new, old: message.old ?? message.key });
+        return;
+      case 'delete':
+        if (this.isOurs(message.relation)) open?.changes.add({ op: 'delete', old: message.old ?? message.key });
+        return;
+      case 'truncate':
+        if (message.relations.some((relation) => relation !== undefined && this.isOurs(relation))) open?.changes.add({ op: 'truncate' });
+        return;
+      case 'commit':
+        this.commit(message);
+        return;
+      default:
+        return;
+    }
+  }
+
+  /**
+   * The sequence of every change in the transaction is its commit's end LSN: unique per transaction,
+   * rising in commit order, and above the slot's consistent point for every transaction the snapshot
+   * did not see (their commit records start at or after it), so the snapshot and the stream agree.
+   */
+  private commit(message: Pgoutput.MessageCommit): void {
+    const open = this.open;
+    this.open = undefined;
+    if (open === undefined || message.commitEndLsn === null) throw new Error('COMMIT without BEGIN');
+    const endLsn = parseLsn(message.commitEndLsn);
+    const { changes, deadLetters } = open.changes.finish(this.context.source, lsnSeq(endLsn));
+    this.ready.push({ changes, deadLetters, endLsn, commitTimeMs: open.commitTimeMs });
+    this.readyChanges += changes.length;
+    if (!this.paused && this.readyChanges > cdcLimits.queuedChangesHighWater) {
+      this.paused = true;
+      this.connection.pause();
+    }
+    this.kick();
+  }
+
+  /** Nothing received is waiting: the server's position can be acknowledged, so an idle slot holds no WAL. */
+  private keepalive(walEnd: bigint, replyRequested: boolean): void {
+    const caughtUp = this.open === undefined && this.ready.length === 0 && this.applying === undefined;
+    if (caughtUp && walEnd > this.confirmed) {
+      this.confirmed = walEnd;
+      this.connection.sendStatus(this.confirmed, this.context.nowMs());
+      this.hooks.idle(walEnd);
+      return;
+    }
+    if (caughtUp) this.hooks.idle(this.confirmed);
+    if (replyRequested) this.connection.sendStatus(this.confirmed, this.context.nowMs());
+  }
+
+  private kick(): void {
+    if (this.applying !== undefined) return;
+    this.applying = this.drain().finally(() => { this.applying = undefined; });
+  }
+
+  private takeBatch(): ReadyTransaction[] {
+    const batch: ReadyTransaction[] = [];
+    let size = 0;
+    while (this.ready.length > 0 && (batch.length === 0 || size + (this.ready[0] as ReadyTransaction).changes.length <= cdcLimits.submitBatchCommandsMax)) {
+      const next = this.ready.shift() as ReadyTransaction;
+      size += next.changes.length;
+      batch.push(next);
+    }
+    this.readyChanges -= size;
+    return batch;
+  }
+
+  private async drain(): Promise<void> {
+    while (!this.over && this.ready.length > 0) {
+      const batch = this.takeBatch();
+      let counts: ApplyCounts;
+      try {
+        counts = await applyChanges(this.context.bus, batch.flatMap((transaction) => transaction.changes));
+      } catch (error) {
+        this.fail(new CdcError('BUS_FAILED', `submitting changes of ${this.context.source}: ${(error as Error).message}`, true, { cause: error }));
+        return;
+      }
+      this.acknowledge(batch, counts);
+      if (this.paused && this.readyChanges < cdcLimits.queuedChangesLowWater) {
+        this.paused = false;
+        this.connection.resume();
+      }
+    }
+  }
+
+  /** Only now, with the batch durable, may the slot move past it: a crash before this re-delivers it. */
+  private acknowledge(batch: ReadyTransaction[], counts: ApplyCounts): void {
+    const nowMs = this.context.nowMs();
+    const letters = batch.flatMap((transaction) => transaction.deadLetters);
+    for (const letter of letters) this.context.deadLetters.deadLetter({ source: this.context.source, reason: letter.reason, payload: letter.payload, timeMs: nowMs });
+    const last = batch[batch.length - 1] as ReadyTransaction;
+    this.confirmed = last.endLsn;
+    this.connection.sendStatus(this.confirmed, nowMs);
+    const oldestMs = Math.min(...batch.map((transaction) => transaction.commitTimeMs));
+    this.hooks.applied({ counts, deadLetters: letters.length, lsn: this.confirmed, lagMs: Math.max(0, nowMs - oldestMs) });
+  }
+
+  private fail(error: CdcError): void {
+    if (this.over) return;
+    this.over = true;
+    void this.shutdown();
+    this.hooks.failed(error);
+  }
+
+  private async shutdown(): Promise<void> {
+    clearInterval(this.timer);
+    this.ready = [];
+    this.readyChanges = 0;
+    await this.connection.close();
+  }
+}
