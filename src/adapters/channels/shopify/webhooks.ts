@@ -1,0 +1,218 @@
+// Shopify webhooks: check their signature, and turn orders, cancellations and refunds into ledger commands.
+
+import { createHmac, timingSafeEqual } from 'node:crypto';
+import type { CommandInput } from '../../../app/ports.js';
+import type { CartLine } from '../../../core/index.js';
+import { limits, skuPattern, tokenPattern } from '../../../core/index.js';
+import { channelLimits } from '../limits.js';
+
+export const shopifyTopics = ['orders/create', 'orders/cancelled', 'refunds/create'] as const;
+export type ShopifyTopic = (typeof shopifyTopics)[number];
+
+/** A base64 HMAC-SHA256 is 44 characters; anything much longer is not one. */
+const hmacHeaderLengthMax = 100;
+const sha256Bytes = 32;
+
+/** X-Shopify-Hmac-Sha256 is the base64 HMAC-SHA256 of the raw body, keyed with the app's secret. */
+export function verifyShopifyHmac(rawBody: Buffer, headerValue: string | undefined, secret: string): boolean {
+  if (headerValue === undefined || secret === '' || headerValue.length > hmacHeaderLengthMax) return false;
+  const text = headerValue.trim();
+  const given = Buffer.from(text, 'base64');
+  // Node's decoder skips junk and stops at padding; only the canonical base64 of 32 bytes is a signature.
+  // timingSafeEqual throws on different lengths, so the length is checked first.
+  if (given.length !== sha256Bytes || given.toString('base64') !== text) return false;
+  return timingSafeEqual(given, createHmac('sha256', secret).update(rawBody).digest());
+}
+
+/** What the webhook route needs to know about one Shopify channel; built by the channel factory from configuration. */
+export interface ShopifyWebhookChannel {
+  /** The ledger's channel id; also the last segment of the webhook URL. */
+  channel: string;
+  tenant: string;
+  type: 'shopify';
+  /** The app's client secret, which keys X-Shopify-Hmac-Sha256. */
+  webhookSecret: string;
+  /** When set, deliveries must name this shop: one app secret can sign webhooks of many shops. */
+  shopDomain?: string;
+  /** The Stockline location that gets units a refund returns to stock; without it, returns are skipped. */
+  restockLocation?: string;
+}
+
+export interface ShopifyWebhookContext {
+  tenant: string;
+  /** The ledger's channel id the shop sells as. */
+  channel: string;
+  /** X-Shopify-Event-Id: the same on every delivery of one event, so it makes the idempotency key. */
+  eventId: string;
+  /** The Stockline location that receives units a refund returns to stock; without it, returns are skipped. */
+  restockLocation?: string;
+}
+
+/** A line that produced no command, with the reason, so the operator can see what was left out. */
+export interface SkippedLine {
+  index: number;
+  sku: string | null;
+  quantity: number | null;
+  reason: string;
+}
+
+export type ShopifyWebhookMapping =
+  | { kind: 'commands'; commands: CommandInput[]; skipped: SkippedLine[] }
+  | { kind: 'unsupported'; topic: string }
+  | { kind: 'invalid'; error: string };
+
+type Json = Record<string, unknown>;
+type Line = { sku: string; quantity: number };
+
+const skuRegExp = new RegExp(skuPattern);
+const tokenRegExp = new RegExp(tokenPattern);
+
+function isRecord(value: unknown): value is Json {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+const invalid = (error: string): ShopifyWebhookMapping => ({ kind: 'invalid', error });
+
+export function shopifyWebhookToCommands(topic: string, payload: unknown, context: ShopifyWebhookContext): ShopifyWebhookMapping {
+  if (!(shopifyTopics as readonly string[]).includes(topic)) return { kind: 'unsupported', topic };
+  if (!isRecord(payload)) return invalid('the payload is not a JSON object');
+  if (!tokenRegExp.test(context.eventId) || context.eventId.length > channelLimits.eventIdLengthMax) {
+    return invalid(`the event id must be 1 to ${channelLimits.eventIdLengthMax} printable characters without spaces`);
+  }
+  const mapping = topic === 'orders/create' ? orderCreated(payload, context)
+    : topic === 'orders/cancelled' ? orderCancelled(payload, context)
+      : refundCreated(payload, context);
+  if (mapping.kind === 'commands' && mapping.commands.length > channelLimits.webhookCommandsMax) {
+    return invalid(`the webhook would make ${mapping.commands.length} commands; at most ${channelLimits.webhookCommandsMax} are accepted`);
+  }
+  return mapping;
+}
+
+/**
+ * The numeric id of a Shopify object. Read from `admin_graphql_api_id` first: ids in JSON numbers can exceed
+ * 2^53 and lose digits in JSON.parse, the GID string never does.
+ */
+function shopifyIdOf(payload: Json, type: string): string | undefined {
+  const gid = payload.admin_graphql_api_id;
+  const match = typeof gid === 'string' ? new RegExp(`^gid://shopify/${type}/([0-9]{1,20})$`).exec(gid) : null;
+  if (match?.[1] !== undefined) return match[1];
+  const id = payload.id;
+  if (typeof id === 'number' && Number.isSafeInteger(id) && id > 0) return String(id);
+  if (typeof id === 'string' && /^[0-9]{1,20}$/.test(id)) return id;
+  return undefined;
+}
+
+/** The SKU and quantity of one line, or why it cannot become part of a command. */
+function lineOf(item: unknown, quantity: unknown): Line | string {
+  if (!isRecord(item)) return 'the line is not an object';
+  const sku = item.sku;
+  if (typeof sku !== 'string' || sku === '') return 'the line has no SKU';
+  if (item.gift_card === true) return 'gift cards carry no stock';
+  if (!skuRegExp.test(sku)) return `SKU does not match ${skuPattern}`;
+  if (typeof quantity !== 'number' || !Number.isInteger(quantity) || quantity < 1 || quantity > limits.quantityMax) {
+    return `quantity must be an integer within 1..${limits.quantityMax}`;
+  }
+  return { sku, quantity };
+}
+
+function skippedOf(item: unknown, quantity: unknown, index: number, reason: string): SkippedLine {
+  const sku = isRecord(item) && typeof item.sku === 'string' ? item.sku : null;
+  return { index, sku, quantity: typeof quantity === 'number' ? quantity : null, reason };
+}
+
+/** Sums lines of the same SKU, so a cart line per SKU reaches the ledger. */
+function mergeLines(lines: Line[]): Line[] {
+  const merged = new Map<string, number>();
+  for (const line of lines) merged.set(line.sku, (merged.get(line.sku) ?? 0) + line.quantity);
+  return [...merged].map(([sku, quantity]) => ({ sku, quantity: Math.min(quantity, limits.quantityMax) }));
+}
+
+function orderLines(payload: Json): { lines: Line[]; skipped: SkippedLine[] } | undefined {
+  const items = payload.line_items;
+  if (!Array.isArray(items)) return undefined;
+  const lines: Line[] = [];
+  const skipped: SkippedLine[] = [];
+  items.forEach((item: unknown, index) => {
+    const quantity = isRecord(item) ? item.quantity : undefined;
+    const line = lineOf(item, quantity);
+    if (typeof line === 'string') skipped.push(skippedOf(item, quantity, index, line));
+    else lines.push(line);
+  });
+  return { lines: mergeLines(lines), skipped };
+}
+
+/** An order of more SKUs than a cart may hold is recorded as several sales: `shopify:<id>`, `shopify:<id>:2`, ... */
+function reservationIds(orderId: string, lineCount: number): string[] {
+  const count = Math.max(1, Math.ceil(lineCount / limits.cartLinesMax));
+  return Array.from({ length: count }, (_, index) => (index === 0 ? `shopify:${orderId}` : `shopify:${orderId}:${index + 1}`));
+}
+
+function keyed(commands: CommandInput[], eventId: string): CommandInput[] {
+  return commands.map((command, index) => ({ ...command, idempotencyKey: commands.length === 1 ? `shopify:${eventId}` : `shopify:${eventId}:${index}` }));
+}
+
+function orderRefOf(payload: Json): string | undefined {
+  const name = payload.name;
+  return typeof name === 'string' && tokenRegExp.test(name) && name.length <= limits.orderRefLengthMax ? name : undefined;
+}
+
+function orderCreated(payload: Json, context: ShopifyWebhookContext): ShopifyWebhookMapping {
+  const orderId = shopifyIdOf(payload, 'Order');
+  if (orderId === undefined) return invalid('the order has no usable id');
+  const parsed = orderLines(payload);
+  if (parsed === undefined) return invalid('the order has no line_items array');
+  const orderRef = orderRefOf(payload);
+  const ids = reservationIds(orderId, parsed.lines.length);
+  const commands: CommandInput[] = parsed.lines.length === 0 ? [] : ids.map((reservationId, index) => ({
+    type: 'record_sale',
+    tenant: context.tenant,
+    source: 'shopify',
+    reservationId,
+    channel: context.channel,
+    lines: parsed.lines.slice(index * limits.cartLinesMax, (index + 1) * limits.cartLinesMax) satisfies CartLine[],
+    ...(orderRef === undefined ? {} : { orderRef }),
+  }));
+  return { kind: 'commands', commands: keyed(commands, context.eventId), skipped: parsed.skipped };
+}
+
+/** Cancels every sale the order was recorded as; the ledger gives their committed units back. */
+function orderCancelled(payload: Json, context: ShopifyWebhookContext): ShopifyWebhookMapping {
+  const orderId = shopifyIdOf(payload, 'Order');
+  if (orderId === undefined) return invalid('the order has no usable id');
+  const ids = reservationIds(orderId, orderLines(payload)?.lines.length ?? 0);
+  const commands: CommandInput[] = ids.map((reservationId) => ({
+    type: 'release', tenant: context.tenant, source: 'shopify', reservationId, reason: 'cancelled',
+  }));
+  return { kind: 'commands', commands: keyed(commands, context.eventId), skipped: [] };
+}
+
+/** Why a refund line is not restocked by Stockline, by its restock_type; undefined for returns, which are. */
+function restockSkipReason(restockType: unknown, restockLocation: string | undefined): string | undefined {
+  const type = typeof restockType === 'string' ? restockType.toLowerCase() : 'none';
+  if (type === 'return') return restockLocation === undefined ? 'returned units are not restocked: the channel has no restockLocation' : undefined;
+  if (type === 'cancel') return 'unfulfilled units: a full cancellation arrives as orders/cancelled; a partial one stays committed';
+  if (type === 'no_restock') return 'not restocked';
+  return `restock type ${type} does not say whether the units were shipped`;
+}
+
+/** Returned units (restock_type `return`) go back on hand at the channel's restock location. */
+function refundCreated(payload: Json, context: ShopifyWebhookContext): ShopifyWebhookMapping {
+  const refundId = shopifyIdOf(payload, 'Refund');
+  if (refundId === undefined) return invalid('the refund has no usable id');
+  const items = payload.refund_line_items;
+  if (!Array.isArray(items)) return invalid('the refund has no refund_line_items array');
+  const lines: Line[] = [];
+  const skipped: SkippedLine[] = [];
+  items.forEach((entry: unknown, index) => {
+    const record = isRecord(entry) ? entry : {};
+    const reason = restockSkipReason(record.restock_type, context.restockLocation);
+    const line = reason ?? lineOf(record.line_item, record.quantity);
+    if (typeof line === 'string') skipped.push(skippedOf(record.line_item, record.quantity, index, line));
+    else lines.push(line);
+  });
+  const location = context.restockLocation ?? '';
+  const commands: CommandInput[] = mergeLines(lines).map(({ sku, quantity }) => ({
+    type: 'adjust_stock', tenant: context.tenant, source: 'shopify', sku, location, delta: quantity, reason: `returned (Shopify refund ${refundId})`,
+  }));
+  return { kind: 'commands', commands: keyed(commands, context.eventId), skipped };
+}

@@ -1,0 +1,166 @@
+// The Shopify webhook route through Fastify's inject: signed deliveries become commands, anything else changes nothing.
+
+import { createHmac } from 'node:crypto';
+import Fastify from 'fastify';
+import type { FastifyInstance } from 'fastify';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { channelWebhookRoutes } from '../../src/adapters/http/routes/channel-webhooks.js';
+import type { ChannelWebhookOptions } from '../../src/adapters/http/routes/channel-webhooks.js';
+import { AppError } from '../../src/app/engine.js';
+import type { CommandBus, CommandInput, DeadLetter, Submitted } from '../../src/app/ports.js';
+import { problemTypeOf } from '../../src/errors.js';
+
+const secret = 'shopify-app-secret';
+const shop = 'acme.myshopify.com';
+
+/** Records what it is given; `failWith` makes the next submission throw like an engine that cannot write. */
+class RecordingBus implements CommandBus {
+  readonly submitted: CommandInput[][] = [];
+  failWith: Error | undefined;
+  async submit(command: CommandInput): Promise<Submitted> {
+    return (await this.submitMany([command]))[0] as Submitted;
+  }
+  async submitMany(commands: CommandInput[]): Promise<Submitted[]> {
+    if (this.failWith !== undefined) throw this.failWith;
+    this.submitted.push(commands);
+    return commands.map(() => ({ outcome: { events: [] } }));
+  }
+}
+
+let app: FastifyInstance;
+let bus: RecordingBus;
+let deadLetters: DeadLetter[];
+
+async function build(options: Partial<ChannelWebhookOptions> = {}): Promise<void> {
+  app = Fastify();
+  // Stand-in for the server's API-key hook: a /v1 route not marked public would need a key Shopify never sends.
+  app.addHook('onRequest', async (request, reply) => {
+    if (request.url.startsWith('/v1/') && request.routeOptions.config.public !== true) await reply.code(401).send({ error: 'API key required' });
+  });
+  // A sibling route: its JSON parsing must stay untouched by the webhook plugin's raw-body parser.
+  app.post('/echo', async (request) => ({ body: request.body }));
+  await app.register(channelWebhookRoutes, {
+    bus,
+    channels: [{ channel: 'shop', tenant: 'acme', type: 'shopify', webhookSecret: secret, shopDomain: shop, restockLocation: 'main' }],
+    deadLetters: { deadLetter: (letter) => deadLetters.push(letter) },
+    ...options,
+  });
+  await app.ready();
+}
+
+beforeEach(async () => {
+  bus = new RecordingBus();
+  deadLetters = [];
+  await build();
+});
+
+afterEach(async () => {
+  await app.close();
+});
+
+const orderPayload = { id: 820982911, admin_graphql_api_id: 'gid://shopify/Order/820982911', name: '#1001', line_items: [{ sku: 'tee-m', quantity: 2 }, { sku: null, quantity: 1 }] };
+
+function deliver(options: { body?: string | Buffer; topic?: string; eventId?: string | null; signature?: string | null; channel?: string; shopDomain?: string } = {}) {
+  const body = options.body ?? JSON.stringify(orderPayload);
+  const headers: Record<string, string> = {
+    'content-type': 'application/json',
+    'x-shopify-topic': options.topic ?? 'orders/create',
+    'x-shopify-shop-domain': options.shopDomain ?? shop,
+  };
+  if (options.eventId !== null) headers['x-shopify-event-id'] = options.eventId ?? 'evt-100';
+  const signature = options.signature === undefined ? createHmac('sha256', secret).update(body).digest('base64') : options.signature;
+  if (signature !== null) headers['x-shopify-hmac-sha256'] = signature;
+  return app.inject({ method: 'POST', url: `/v1/webhooks/shopify/${options.channel ?? 'shop'}`, headers, payload: body });
+}
+
+function expectProblem(response: Awaited<ReturnType<typeof deliver>>, status: number, code: string): void {
+  expect(response.statusCode).toBe(status);
+  expect(response.headers['content-type']).toMatch(/^application\/problem\+json/);
+  expect(response.json()).toMatchObject({ type: problemTypeOf(code), title: expect.any(String), status, detail: expect.any(String), code });
+}
+
+describe('POST /v1/webhooks/shopify/:channel', () => {
+  it('submits the commands of a signed order with the event id as idempotency key', async () => {
+    const response = await deliver();
+    expect(response.statusCode).toBe(200);
+    expect(response.json()).toMatchObject({ status: 'applied', commands: 1, results: ['accepted'], skipped: [{ index: 1, sku: null }] });
+    expect(bus.submitted).toEqual([[{
+      type: 'record_sale', tenant: 'acme', source: 'shopify', reservationId: 'shopify:820982911', channel: 'shop', orderRef: '#1001',
+      lines: [{ sku: 'tee-m', quantity: 2 }], idempotencyKey: 'shopify:evt-100',
+    }]]);
+  });
+
+  it('submits identical commands when Shopify delivers the same event again, so the ledger can drop the repeat', async () => {
+    await deliver();
+    await deliver();
+    expect(bus.submitted).toHaveLength(2);
+    expect(bus.submitted[1]).toEqual(bus.submitted[0]);
+  });
+
+  it('maps cancellations and refunds of the channel', async () => {
+    expect((await deliver({ topic: 'orders/cancelled', eventId: 'evt-101' })).statusCode).toBe(200);
+    const refund = { id: 7, refund_line_items: [{ quantity: 1, restock_type: 'return', line_item: { sku: 'tee-m' } }] };
+    expect((await deliver({ topic: 'refunds/create', eventId: 'evt-102', body: JSON.stringify(refund) })).statusCode).toBe(200);
+    expect(bus.submitted).toEqual([
+      [{ type: 'release', tenant: 'acme', source: 'shopify', reservationId: 'shopify:820982911', reason: 'cancelled', idempotencyKey: 'shopify:evt-101' }],
+      [{ type: 'adjust_stock', tenant: 'acme', source: 'shopify', sku: 'tee-m', location: 'main', delta: 1, reason: 'returned (Shopify refund 7)', idempotencyKey: 'shopify:evt-102' }],
+    ]);
+  });
+
+  it('answers 401 to a forged or unsigned delivery and submits nothing', async () => {
+    expectProblem(await deliver({ signature: createHmac('sha256', 'not-the-secret').update(JSON.stringify(orderPayload)).digest('base64') }), 401, 'WEBHOOK_SIGNATURE_INVALID');
+    expectProblem(await deliver({ signature: null }), 401, 'WEBHOOK_SIGNATURE_INVALID');
+    const signedOther = createHmac('sha256', secret).update('{"id":1}').digest('base64');
+    expectProblem(await deliver({ signature: signedOther }), 401, 'WEBHOOK_SIGNATURE_INVALID');
+    expect(bus.submitted).toHaveLength(0);
+  });
+
+  it('answers 413 to a body over the limit and submits nothing', async () => {
+    const body = JSON.stringify({ ...orderPayload, note: 'x'.repeat(1024 * 1024) });
+    expectProblem(await deliver({ body }), 413, 'PAYLOAD_TOO_LARGE');
+    await app.close();
+    await build({ bodyBytesMax: 256 });
+    expectProblem(await deliver({ body: JSON.stringify({ ...orderPayload, note: 'x'.repeat(300) }) }), 413, 'PAYLOAD_TOO_LARGE');
+    expect(bus.submitted).toHaveLength(0);
+  });
+
+  it('answers 404 for an unknown channel and 403 for another shop signed with the same app secret', async () => {
+    expectProblem(await deliver({ channel: 'elsewhere' }), 404, 'WEBHOOK_CHANNEL_UNKNOWN');
+    expectProblem(await deliver({ shopDomain: 'other.myshopify.com' }), 403, 'WEBHOOK_SHOP_MISMATCH');
+    expect(bus.submitted).toHaveLength(0);
+  });
+
+  it('acknowledges topics it does not handle with 202 and submits nothing', async () => {
+    const response = await deliver({ topic: 'products/update' });
+    expect(response.statusCode).toBe(202);
+    expect(response.json()).toMatchObject({ status: 'ignored', topic: 'products/update' });
+    expect(bus.submitted).toHaveLength(0);
+  });
+
+  it('refuses signed deliveries without event id, with a body that is not JSON, or that no command can be made of', async () => {
+    expectProblem(await deliver({ eventId: null }), 400, 'WEBHOOK_EVENT_ID_MISSING');
+    expectProblem(await deliver({ body: 'not json' }), 400, 'WEBHOOK_PAYLOAD_INVALID');
+    expectProblem(await deliver({ body: JSON.stringify({ line_items: [] }) }), 422, 'WEBHOOK_PAYLOAD_UNUSABLE');
+    expect(deadLetters).toMatchObject([{ source: 'shopify:shop', reason: expect.stringContaining('id'), payload: { line_items: [] } }]);
+    expect(bus.submitted).toHaveLength(0);
+  });
+
+  it('answers 503 when the ledger cannot take the commands now, so Shopify delivers again', async () => {
+    bus.failWith = new AppError('STORAGE_FAILED', 'disk full', true);
+    const response = await deliver();
+    expectProblem(response, 503, 'STORAGE_FAILED');
+    expect(response.headers['retry-after']).toBeDefined();
+    expect(deadLetters).toHaveLength(0);
+  });
+
+  it('answers 422 and keeps a dead letter when the ledger refuses the commands for good', async () => {
+    bus.failWith = new AppError('COMMAND_INVALID', 'quantity out of range', false);
+    expectProblem(await deliver(), 422, 'WEBHOOK_PAYLOAD_UNUSABLE');
+    expect(deadLetters).toMatchObject([{ source: 'shopify:shop', reason: expect.stringContaining('quantity out of range') }]);
+  });
+
+  it('leaves JSON parsing of the other routes alone', async () => {
+    const response = await app.inject({ method: 'POST', url: '/echo', payload: { a: 1 } });
+    expect(response.json()).toEqual({ body: { a: 1 } });
+  });
+});
