@@ -11,7 +11,8 @@ export function channelPolicyOf(tenant: TenantState, channel: string): ChannelPo
 export function sellingLocations(policy: ChannelPolicy, sku: SkuState | undefined): string[] {
   if (policy.locations !== null) return policy.locations;
   if (sku === undefined) return [];
-  return [...sku.locations.keys()].sort();
+  sku.sortedLocations ??= [...sku.locations.keys()].sort();
+  return sku.sortedLocations;
 }
 
 /** Sum of available units over the channel's locations, before buffer and maximum. */

@@ -15,17 +15,21 @@ import { compareSequence, formatTime } from './time.js';
 type DistributiveOmit<T, K extends PropertyKey> = T extends unknown ? Omit<T, K> : never;
 type EventDraft = DistributiveOmit<InventoryEvent, 'id' | 'tenant' | 'time' | 'source'> & { source?: string };
 
-/** Builds the outcome of an accepted command from event drafts, stamping the envelope. */
+/** Builds the outcome of an accepted command from event drafts, stamping the envelope (no spreads: this is the hot path). */
 function accept(command: Command, drafts: EventDraft[], rejection?: Rejection): Outcome {
   const time = formatTime(command.timeMs);
   const source = command.source ?? 'api';
-  const events = drafts.map((draft, index) => ({
-    ...draft,
-    id: drafts.length === 1 ? command.id : `${command.id}.${index}`,
-    tenant: command.tenant,
-    time,
-    source: draft.source ?? source,
-  }) as InventoryEvent);
+  const events = new Array<InventoryEvent>(drafts.length);
+  for (let index = 0; index < drafts.length; index += 1) {
+    const draft = drafts[index] as EventDraft;
+    const event = {
+      id: drafts.length === 1 ? command.id : `${command.id}.${index}`,
+      type: draft.type, tenant: command.tenant, time, source: draft.source ?? source,
+    } as InventoryEvent;
+    if (draft.sourceSeq !== undefined) event.sourceSeq = draft.sourceSeq;
+    event.data = draft.data;
+    events[index] = event;
+  }
   return rejection === undefined ? { events } : { events, rejection };
 }
 
@@ -55,7 +59,7 @@ function decideAdjust(tenant: TenantState, command: AdjustStock): Outcome {
   const skuState = tenant.skus.get(sku);
   const stock = stockAt(skuState, location);
   const source = command.source ?? 'api';
-  if (command.set !== undefined && command.sourceSeq !== undefined) {
+  if (command.sourceSeq !== undefined) {
     const applied = tenant.sourceSeqs.get(sourceSeqKey(sku, location, source));
     if (applied !== undefined && compareSequence(command.sourceSeq, applied) <= 0) {
       const conflict: EventDraft = {
@@ -113,7 +117,8 @@ function allocate(tenant: TenantState, policy: ChannelPolicy, lines: CartLine[],
   for (const line of lines) {
     const skuState = tenant.skus.get(line.sku);
     const locations = sellingLocations(policy, skuState);
-    const budget = channelAvailableRaw(policy, skuState) - policy.bufferUnits - (taken.get(line.sku) ?? 0);
+    const sellable = channelAvailableRaw(policy, skuState) - policy.bufferUnits;
+    const budget = (policy.maxUnits === null ? sellable : Math.min(sellable, policy.maxUnits)) - (taken.get(line.sku) ?? 0);
     if (line.location !== undefined) {
       const free = Math.min(availableAt(line.sku, line.location), budget);
       if (free < line.quantity && !allowShort) {
@@ -136,7 +141,12 @@ function allocate(tenant: TenantState, policy: ChannelPolicy, lines: CartLine[],
       take(line.sku, location, quantity, allocated);
       needed -= quantity;
     }
-    if (needed > 0) take(line.sku, locations[0] ?? defaultLocation, needed, allocated);
+    if (needed === 0) continue;
+    if (!allowShort) {
+      short.push({ sku: line.sku, requested: line.quantity, available: line.quantity - needed });
+      continue;
+    }
+    take(line.sku, locations[0] ?? defaultLocation, needed, allocated);
   }
   return { lines: mergeLines(allocated), short };
 }
@@ -310,9 +320,11 @@ function decideRestoreSku(tenant: TenantState, command: RestoreSku): Outcome {
 }
 
 function decideChannelPolicy(command: SetChannelPolicy): Outcome {
+  // A location named twice would be counted twice: keep the first of each, in order.
+  const locations = command.locations === null ? null : [...new Set(command.locations)];
   return accept(command, [{
     type: 'channel_policy_set',
-    data: { channel: command.channel, locations: command.locations, bufferUnits: command.bufferUnits, maxUnits: command.maxUnits, backorder: command.backorder },
+    data: { channel: command.channel, locations, bufferUnits: command.bufferUnits, maxUnits: command.maxUnits, backorder: command.backorder },
   }]);
 }
 

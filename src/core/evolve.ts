@@ -4,7 +4,7 @@ import type { AllocatedLine, InventoryEvent } from './events.js';
 import { emptyTenant, sourceSeqKey } from './state.js';
 import type { ExpiryEntry, LedgerState, LocationStock, Reservation, SkuState, TenantState } from './state.js';
 import type { ReservationStatus } from './rejections.js';
-import { parseTime } from './time.js';
+import { compareSequence, parseTime } from './time.js';
 
 export function tenantOf(state: LedgerState, tenant: string): TenantState {
   let existing = state.tenants.get(tenant);
@@ -30,17 +30,17 @@ function stockOf(tenant: TenantState, sku: string, location: string): LocationSt
   if (stock === undefined) {
     stock = { onHand: 0, committed: 0, reserved: 0 };
     skuState.locations.set(location, stock);
+    skuState.sortedLocations = undefined;
   }
   return stock;
 }
 
 function touch(tenant: TenantState, lines: readonly AllocatedLine[]): void {
-  let previous = '';
-  for (const line of lines) {
-    if (line.sku === previous) continue;
-    skuOf(tenant, line.sku).version += 1;
-    previous = line.sku;
+  if (lines.length === 1) {
+    skuOf(tenant, (lines[0] as AllocatedLine).sku).version += 1;
+    return;
   }
+  for (const sku of new Set(lines.map((line) => line.sku))) skuOf(tenant, sku).version += 1;
 }
 
 function moveLines(tenant: TenantState, lines: readonly AllocatedLine[], apply: (stock: LocationStock, quantity: number) => void): void {
@@ -60,7 +60,11 @@ export function evolve(state: LedgerState, event: InventoryEvent): LedgerState {
       const { sku, location, onHand } = event.data;
       stockOf(tenant, sku, location).onHand = onHand;
       skuOf(tenant, sku).version += 1;
-      if (event.sourceSeq !== undefined) tenant.sourceSeqs.set(sourceSeqKey(sku, location, event.source), event.sourceSeq);
+      if (event.sourceSeq !== undefined) {
+        const key = sourceSeqKey(sku, location, event.source);
+        const applied = tenant.sourceSeqs.get(key);
+        if (applied === undefined || compareSequence(event.sourceSeq, applied) > 0) tenant.sourceSeqs.set(key, event.sourceSeq);
+      }
       break;
     }
     case 'order_reserved': {

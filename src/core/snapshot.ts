@@ -18,7 +18,8 @@ export interface StateSnapshot {
 }
 
 function sortedRecord<V, W>(map: Map<string, V>, convert: (value: V) => W): Record<string, W> {
-  const out: Record<string, W> = {};
+  // No prototype: a key such as `__proto__` must be kept as data, not swallowed by the setter.
+  const out = Object.create(null) as Record<string, W>;
   for (const key of [...map.keys()].sort()) out[key] = convert(map.get(key) as V);
   return out;
 }
@@ -37,7 +38,7 @@ function tenantSnapshot(tenant: TenantState, withIdempotency: boolean): TenantSn
     sourceSeqs: sortedRecord(tenant.sourceSeqs, (seq) => seq),
   };
   if (withIdempotency) {
-    const idempotency: Record<string, IdempotencyRecord> = {};
+    const idempotency = Object.create(null) as Record<string, IdempotencyRecord>;
     for (const [key, record] of tenant.idempotency) idempotency[key] = record;
     snapshot.idempotency = idempotency;
   }
@@ -46,7 +47,7 @@ function tenantSnapshot(tenant: TenantState, withIdempotency: boolean): TenantSn
 
 /** The state as plain data. Without `withIdempotency`, just what the events determine. */
 export function toSnapshot(state: LedgerState, options: { withIdempotency?: boolean } = {}): StateSnapshot {
-  const tenants: Record<string, TenantSnapshot> = {};
+  const tenants = Object.create(null) as Record<string, TenantSnapshot>;
   for (const name of [...state.tenants.keys()].sort()) {
     const tenant = state.tenants.get(name) as TenantState;
     if (!options.withIdempotency && tenant.skus.size === 0 && tenant.reservations.size === 0 && tenant.channels.size === 0) continue;

@@ -14,6 +14,8 @@ export interface SkuState {
   /** Increments with every event that touches the SKU. */
   version: number;
   locations: Map<string, LocationStock>;
+  /** The location names, sorted: cached, cleared when a location is added. */
+  sortedLocations?: string[] | undefined;
 }
 
 export interface Reservation {

@@ -29,8 +29,22 @@ function daysFromCivil(year: number, month: number, day: number): number {
   return era * 146_097 + dayOfEra - 719_468;
 }
 
-/** Formats epoch milliseconds as `YYYY-MM-DDTHH:MM:SS.mmmZ`. */
+// One-entry memos: a batch of commands shares its millisecond, and holds share their expiry text.
+let formattedMs = Number.NaN;
+let formattedText = '';
+let parsedText = '';
+let parsedMs = Number.NaN;
+
+/** Formats epoch milliseconds (an integer) as `YYYY-MM-DDTHH:MM:SS.mmmZ`. */
 export function formatTime(epochMs: number): string {
+  if (epochMs === formattedMs) return formattedText;
+  const text = formatUncached(epochMs);
+  formattedMs = epochMs;
+  formattedText = text;
+  return text;
+}
+
+function formatUncached(epochMs: number): string {
   const days = Math.floor(epochMs / msPerDay);
   const msOfDay = epochMs - days * msPerDay;
   const [year, month, day] = civilFromDays(days);
@@ -43,18 +57,32 @@ export function formatTime(epochMs: number): string {
 
 const rfc3339 = /^(\d{4})-(\d{2})-(\d{2})[Tt](\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,9}))?([Zz]|[+-]\d{2}:\d{2})$/;
 
+function daysInMonth(year: number, month: number): number {
+  if (month === 2) return year % 4 === 0 && (year % 100 !== 0 || year % 400 === 0) ? 29 : 28;
+  return month === 4 || month === 6 || month === 9 || month === 11 ? 30 : 31;
+}
+
 /** Parses an RFC 3339 date-time to epoch milliseconds; NaN when it is not one. */
 export function parseTime(text: string): number {
+  if (text === parsedText) return parsedMs;
+  const ms = parseUncached(text);
+  parsedText = text;
+  parsedMs = ms;
+  return ms;
+}
+
+function parseUncached(text: string): number {
   const match = rfc3339.exec(text);
   if (match === null) return Number.NaN;
   const [, y, mo, d, h, mi, s, fraction, zone] = match as unknown as string[];
   const month = Number(mo);
   const day = Number(d);
-  if (month < 1 || month > 12 || day < 1 || day > 31 || Number(h) > 23 || Number(mi) > 59 || Number(s) > 60) return Number.NaN;
+  if (month < 1 || month > 12 || day < 1 || day > daysInMonth(Number(y), month) || Number(h) > 23 || Number(mi) > 59 || Number(s) > 60) return Number.NaN;
   const millis = fraction === undefined ? 0 : Number(fraction.padEnd(3, '0').slice(0, 3));
   let offsetMinutes = 0;
   if (zone !== undefined && zone.toUpperCase() !== 'Z') {
     const sign = zone.startsWith('-') ? -1 : 1;
+    if (Number(zone.slice(1, 3)) > 23 || Number(zone.slice(4, 6)) > 59) return Number.NaN;
     offsetMinutes = sign * (Number(zone.slice(1, 3)) * 60 + Number(zone.slice(4, 6)));
   }
   const days = daysFromCivil(Number(y), month, day);

@@ -1,6 +1,8 @@
 // The embedded engine: one SQLite file holds the log, idempotency records, snapshots and offsets; one writer; group commit.
 
-import { readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { closeSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { promisify } from 'node:util';
+import { fdatasync as fdatasyncCallback } from 'node:fs';
 import Database from 'better-sqlite3';
 import type { Database as Db, Statement } from 'better-sqlite3';
 import {
@@ -26,8 +28,14 @@ export interface EmbeddedEngineOptions {
   expiryIntervalMs?: number;
   /** Runs inside each batch's write transaction, after the events are inserted (e.g. the channel outbox). */
   projections?: Array<(batch: CommittedBatch, state: LedgerState) => void>;
-  /** `full` (default) fsyncs every commit; `normal` is for benchmarks of the ceiling, never for production. */
-  synchronous?: 'full' | 'normal';
+  /**
+   * How a batch becomes durable before it is answered. `background` (default): SQLite commits without
+   * waiting (synchronous=NORMAL) and an fdatasync of the WAL runs on the thread pool; every batch written
+   * before that fdatasync began is answered when it returns, so deciding the next batch overlaps the disk.
+   * `inline`: synchronous=FULL, the commit itself fsyncs and blocks. `none`: no fsync before answering,
+   * for measuring the ceiling only (a process crash loses nothing, a power cut may).
+   */
+  durability?: 'background' | 'inline' | 'none';
   /** Told of every decided command once it is durable, with the time from submit to durable. */
   onDecided?: (command: Command, outcome: Outcome, latencyMs: number) => void;
   onDeadLetter?: (letter: DeadLetter) => void;
@@ -57,6 +65,8 @@ export interface AtomicResult {
 /** The outcome of a group member that was fine on its own but not applied because another member was rejected. */
 const notApplied: Rejection = { code: 'NOT_APPLIED', message: 'not applied: another command of the same all-or-nothing batch was rejected' };
 
+const fdatasync = promisify(fdatasyncCallback);
+
 const defaults = { batchCommandsMax: 4096, snapshotEveryEvents: 200_000, expiryIntervalMs: 1000 };
 export const queueCommandsMax = 100_000;
 
@@ -77,6 +87,12 @@ export class EmbeddedEngine implements Engine {
   private readonly projections: Array<(batch: CommittedBatch, state: LedgerState) => void>;
   private readonly clock: () => number;
   private readonly lockFile: string | undefined;
+  private readonly durability: 'background' | 'inline' | 'none';
+  /** Batches written but not yet known durable, in order; answered when the WAL fdatasync that follows them returns. */
+  private unsynced: Array<{ decided: Decided[]; batch: CommittedBatch }> = [];
+  private syncing: Promise<void> | undefined;
+  private walFd: number | undefined;
+  private failure: AppError | undefined;
   private readonly statements: Record<'insertEvent' | 'upsertKey' | 'deleteKey' | 'page' | 'deadLetter' | 'getOffset' | 'setOffset', Statement>;
 
   constructor(private readonly options: EmbeddedEngineOptions) {
@@ -85,7 +101,8 @@ export class EmbeddedEngine implements Engine {
     this.lockFile = options.path === ':memory:' ? undefined : acquireLock(`${options.path}.lock`);
     this.db = new Database(options.path);
     this.db.pragma('journal_mode = WAL');
-    this.db.pragma(`synchronous = ${options.synchronous === 'normal' ? 'NORMAL' : 'FULL'}`);
+    this.durability = options.path === ':memory:' ? 'none' : options.durability ?? 'background';
+    this.db.pragma(`synchronous = ${this.durability === 'inline' ? 'FULL' : 'NORMAL'}`);
     this.db.pragma('busy_timeout = 5000');
     migrate(this.db);
     this.statements = {
@@ -136,7 +153,7 @@ export class EmbeddedEngine implements Engine {
   }
 
   ready(): boolean {
-    return this.isReady && !this.closed;
+    return this.isReady && !this.closed && this.failure === undefined;
   }
 
   state(): LedgerState {
@@ -152,6 +169,7 @@ export class EmbeddedEngine implements Engine {
   }
 
   submit(input: CommandInput): Promise<Submitted> {
+    if (this.failure !== undefined) return Promise.reject(this.failure);
     if (this.closed) return Promise.reject(new AppError('ENGINE_CLOSED', 'the engine is shutting down', true, 503));
     if (this.queue.length >= queueCommandsMax) return Promise.reject(new AppError('OVERLOADED', 'too many commands waiting; retry shortly', true, 503));
     return new Promise((resolve, reject) => {
@@ -260,13 +278,43 @@ export class EmbeddedEngine implements Engine {
       for (const { pending } of decided) pending.reject(failure);
       return;
     }
+    if (this.durability === 'background' && logged.length > 0) {
+      this.unsynced.push({ decided, batch: committed });
+      this.syncing ??= this.syncWal();
+      return;
+    }
+    this.answer(decided, committed);
+  }
+
+  /** Answers a durable batch, then tells subscribers. */
+  private answer(decided: Decided[], batch: CommittedBatch): void {
     const durableAtMs = performance.now();
     for (const { pending, command, submitted } of decided) {
       pending.resolve(submitted);
       this.options.onDecided?.(command, submitted.outcome, durableAtMs - pending.submittedAtMs);
     }
-    if (logged.length > 0) for (const listener of this.listeners) listener(committed);
-    if (this.nextPosition - 1 - this.snapshotPosition >= (this.options.snapshotEveryEvents ?? defaults.snapshotEveryEvents)) this.snapshot();
+    if (batch.events.length > 0) for (const listener of this.listeners) listener(batch);
+    if (!this.closed && this.nextPosition - 1 - this.snapshotPosition >= (this.options.snapshotEveryEvents ?? defaults.snapshotEveryEvents)) this.snapshot();
+  }
+
+  /** fdatasyncs the WAL until no written batch is waiting; each round answers what was written before it began. */
+  private async syncWal(): Promise<void> {
+    while (this.unsynced.length > 0) {
+      const covered = this.unsynced;
+      this.unsynced = [];
+      try {
+        this.walFd ??= openSync(`${this.options.path}-wal`, 'r');
+        await fdatasync(this.walFd);
+      } catch (error) {
+        // After a failed fsync the page cache may have dropped the data: nothing written since is trustworthy.
+        this.failure = new AppError('STORAGE_FAILED', `the log could not be made durable: ${(error as Error).message}`, false, 503);
+        for (const { decided } of [...covered, ...this.unsynced]) for (const { pending } of decided) pending.reject(this.failure);
+        this.unsynced = [];
+        break;
+      }
+      for (const { decided, batch } of covered) this.answer(decided, batch);
+    }
+    this.syncing = undefined;
   }
 
   private stamp(input: CommandInput): Command {
@@ -355,8 +403,10 @@ export class EmbeddedEngine implements Engine {
     this.closed = true;
     if (this.expiryTimer !== undefined) clearInterval(this.expiryTimer);
     while (this.queue.length > 0) this.flush();
+    while (this.syncing !== undefined) await this.syncing;
     this.snapshot();
     this.db.close();
+    if (this.walFd !== undefined) closeSync(this.walFd);
     if (this.lockFile !== undefined) rmSync(this.lockFile, { force: true });
   }
 }

@@ -1,0 +1,57 @@
+// Restart time of the embedded engine with a million events in its log: full replay, and snapshot plus tail.
+// Run: npx tsx bench/restart.ts [--events 1000000]
+
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import Database from 'better-sqlite3';
+import { EmbeddedEngine } from '../src/adapters/sqlite/embedded-engine.js';
+import { toSnapshot } from '../src/core/index.js';
+import type { CommandInput } from '../src/app/ports.js';
+
+const eventsFlag = process.argv.indexOf('--events');
+const eventsWanted = eventsFlag > 0 ? Number(process.argv[eventsFlag + 1]) : 1_000_000;
+const dir = mkdtempSync(join(tmpdir(), 'stockline-restart-'));
+const path = join(dir, 'stockline.db');
+const skus = 10_000;
+
+function commandFor(index: number): CommandInput {
+  const sku = `SKU-${Math.floor(index / 4) % skus}`;
+  switch (index % 4) {
+    case 0: return { type: 'adjust_stock', tenant: 'bench', sku, location: 'wh-1', delta: 5 };
+    case 1: return { type: 'reserve', tenant: 'bench', reservationId: `r-${index}`, channel: 'web', lines: [{ sku, quantity: 1 }], ttlMs: 3_600_000 };
+    case 2: return { type: 'commit', tenant: 'bench', reservationId: `r-${index - 1}` };
+    default: return { type: 'fulfil', tenant: 'bench', reservationId: `r-${index - 2}` };
+  }
+}
+
+async function fill(): Promise<number> {
+  const engine = new EmbeddedEngine({ path, expiryIntervalMs: 0, durability: 'none', snapshotEveryEvents: Number.MAX_SAFE_INTEGER });
+  const started = performance.now();
+  for (let index = 0; index < eventsWanted; index += 10_000) {
+    await engine.submitMany(Array.from({ length: Math.min(10_000, eventsWanted - index) }, (_, offset) => commandFor(index + offset)));
+  }
+  const seconds = (performance.now() - started) / 1000;
+  console.log(`wrote ${engine.position()} events in ${seconds.toFixed(1)} s (${Math.round(engine.position() / seconds)} events/s, no fsync, batches of 10,000)`);
+  await engine.close();
+  return engine.position();
+}
+
+function timeOpen(label: string): { ms: number; state: string } {
+  const started = performance.now();
+  const engine = new EmbeddedEngine({ path, expiryIntervalMs: 0 });
+  const ms = performance.now() - started;
+  const state = JSON.stringify(toSnapshot(engine.state()));
+  void engine.close();
+  console.log(`${label}: ${ms.toFixed(0)} ms`);
+  return { ms, state };
+}
+
+const events = await fill();
+const withSnapshot = timeOpen('restart from snapshot + tail');
+const db = new Database(path);
+db.prepare('DELETE FROM snapshots').run();
+db.close();
+const fullReplay = timeOpen(`restart by full replay of ${events} events`);
+console.log(JSON.stringify({ events, snapshotRestartMs: Math.round(withSnapshot.ms), fullReplayMs: Math.round(fullReplay.ms), equal: withSnapshot.state === fullReplay.state }));
+rmSync(dir, { recursive: true, force: true });

@@ -1,0 +1,96 @@
+// Specs for expire_due: the tick that releases holds whose time is up, decided from the tick's own time.
+
+import { describe, expect, it } from 'vitest';
+import { limits } from '../../../src/core/limits.js';
+import type { CommandDraft, GivenInput } from '../../support/ledger-dsl.js';
+import { given, givenTenant, receive, reserve, t0Ms } from '../../support/ledger-dsl.js';
+
+const baseMs = t0Ms + 3_600_000;
+
+function holdAt(id: string, quantity: number, createdMs: number, ttlMs: number): CommandDraft {
+  return reserve(id, [{ sku: 'tee-m', quantity }], { timeMs: createdMs, ttlMs });
+}
+
+function tick(nowMs: number): CommandDraft {
+  return { type: 'expire_due', nowMs, timeMs: nowMs };
+}
+
+function expired(id: string, quantity: number): { type: 'reservation_released'; data: { reservationId: string; reason: 'expired'; from: 'held'; lines: Array<{ sku: string; location: string; quantity: number }> } } {
+  return { type: 'reservation_released', data: { reservationId: id, reason: 'expired', from: 'held', lines: [{ sku: 'tee-m', location: 'wh-1', quantity }] } };
+}
+
+describe('expire_due', () => {
+  it('releases only the holds that are due, oldest expiry first, ties by id', () => {
+    const result = given(
+      receive('tee-m', 'wh-1', 100),
+      holdAt('c-late', 1, baseMs, 50_000),
+      holdAt('c-b', 2, baseMs, 20_000),
+      holdAt('c-a', 3, baseMs, 20_000),
+      holdAt('c-early', 4, baseMs, 10_000),
+      holdAt('c-not-yet', 5, baseMs, 30_001),
+      holdAt('c-committed', 6, baseMs, 5_000),
+      { type: 'commit', reservationId: 'c-committed', timeMs: baseMs + 1 },
+      holdAt('c-released', 7, baseMs, 5_000),
+      { type: 'release', reservationId: 'c-released', reason: 'released', timeMs: baseMs + 2 },
+    )
+      .when(tick(baseMs + 30_000))
+      .then([expired('c-early', 4), expired('c-a', 3), expired('c-b', 2)]);
+    expect(result.events.map((event) => event.id)).toEqual(['cmd-11.0', 'cmd-11.1', 'cmd-11.2']);
+    expect(result.stock('tee-m', 'wh-1')).toEqual({ onHand: 100, committed: 6, reserved: 6 });
+    expect(result.reservation('c-a')?.status).toBe('expired');
+    expect(result.reservation('c-not-yet')?.status).toBe('held');
+    expect(result.reservation('c-committed')?.status).toBe('committed');
+  });
+
+  it('treats a hold as due at exactly its expiry instant', () => {
+    given(receive('tee-m', 'wh-1', 10), holdAt('c-1', 1, baseMs, 10_000)).when(tick(baseMs + 10_000)).then([expired('c-1', 1)]);
+    given(receive('tee-m', 'wh-1', 10), holdAt('c-1', 1, baseMs, 10_000)).when(tick(baseMs + 9_999)).then([]);
+  });
+
+  it('decides from nowMs, not from the time the command arrives', () => {
+    given(receive('tee-m', 'wh-1', 10), holdAt('c-1', 1, baseMs, 10_000))
+      .when({ type: 'expire_due', nowMs: baseMs + 5_000, timeMs: baseMs + 60_000 })
+      .then([]);
+  });
+
+  it('does nothing when nothing is due, and nothing for a tenant it has never seen', () => {
+    given(receive('tee-m', 'wh-1', 10)).when(tick(baseMs)).then([]);
+    givenTenant('empty').when(tick(baseMs)).then([]);
+  });
+
+  it('does not expire a hold twice', () => {
+    given(receive('tee-m', 'wh-1', 10), holdAt('c-1', 1, baseMs, 10_000), tick(baseMs + 10_000)).when(tick(baseMs + 20_000)).then([]);
+  });
+
+  it('finds due holds behind holds that were committed or released before them', () => {
+    const inputs: GivenInput[] = [receive('tee-m', 'wh-1', 1_000)];
+    for (let index = 0; index < 40; index += 1) inputs.push(holdAt(`c-${String(index).padStart(2, '0')}`, 1, baseMs, 1_000 + ((index * 7919) % 40) * 1_000));
+    for (let index = 0; index < 40; index += 3) inputs.push({ type: 'commit', reservationId: `c-${String(index).padStart(2, '0')}`, timeMs: baseMs + 500 });
+    const result = given(...inputs).when(tick(baseMs + 20_000));
+    const due = [...result.result.tenant.reservations.values()].filter((r) => r.status === 'expired').map((r) => r.id);
+    const expected = Array.from({ length: 40 }, (_, index) => index)
+      .filter((index) => index % 3 !== 0 && 1_000 + ((index * 7919) % 40) * 1_000 <= 20_000)
+      .map((index) => ({ id: `c-${String(index).padStart(2, '0')}`, expiresAtMs: baseMs + 1_000 + ((index * 7919) % 40) * 1_000 }))
+      .sort((a, b) => a.expiresAtMs - b.expiresAtMs || (a.id < b.id ? -1 : 1));
+    expect(result.result.events.map((event) => event.type === 'reservation_released' ? event.data.reservationId : '')).toEqual(expected.map((entry) => entry.id));
+    expect(due.sort()).toEqual(expected.map((entry) => entry.id).sort());
+  });
+
+  it(`releases at most ${limits.expirationsPerTickMax} holds per tick, the oldest first, and the rest on the next tick`, () => {
+    const count = limits.expirationsPerTickMax + 2;
+    const inputs: GivenInput[] = [receive('tee-m', 'wh-1', count)];
+    // Created in reverse so the oldest expiry is the last one inserted.
+    for (let index = count - 1; index >= 0; index -= 1) inputs.push(holdAt(`c-${String(index).padStart(6, '0')}`, 1, baseMs, 1_000 + index));
+    const scenario = given(...inputs);
+    const first = scenario.when(tick(baseMs + 1_000_000)).result;
+    expect(first.events).toHaveLength(limits.expirationsPerTickMax);
+    expect(first.events[0]).toMatchObject({ data: { reservationId: 'c-000000' } });
+    expect(first.events.at(-1)).toMatchObject({ data: { reservationId: `c-${String(limits.expirationsPerTickMax - 1).padStart(6, '0')}` } });
+    expect(first.stock('tee-m', 'wh-1').reserved).toBe(2);
+    const second = scenario.when(tick(baseMs + 1_000_001)).result;
+    expect(second.events.map((event) => event.type === 'reservation_released' ? event.data.reservationId : '')).toEqual([
+      `c-${String(count - 2).padStart(6, '0')}`, `c-${String(count - 1).padStart(6, '0')}`,
+    ]);
+    expect(second.stock('tee-m', 'wh-1').reserved).toBe(0);
+  });
+});

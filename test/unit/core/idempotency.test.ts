@@ -1,0 +1,86 @@
+// Specs for execute's idempotency: a retry under a key returns the first outcome and changes nothing.
+
+import { describe, expect, it } from 'vitest';
+import { execute, fingerprintOf } from '../../../src/core/ledger.js';
+import { limits } from '../../../src/core/limits.js';
+import { toSnapshot } from '../../../src/core/snapshot.js';
+import type { CommandDraft } from '../../support/ledger-dsl.js';
+import { attempt, given, givenTenant, receive, reserve, t0Ms } from '../../support/ledger-dsl.js';
+
+const keyed = reserve('cart-1', [{ sku: 'tee-m', quantity: 3 }], { idempotencyKey: 'key-1' });
+
+describe('idempotency keys', () => {
+  it('returns DUPLICATE with the first outcome on a retry and changes nothing', () => {
+    const scenario = given(receive('tee-m', 'wh-1', 10));
+    const first = scenario.when(keyed).result;
+    const firstOutcome = first.outcome;
+    const before = toSnapshot(first.state, { withIdempotency: true });
+    const retry = scenario.when({ ...keyed, id: 'retry-1' }).thenRejects('DUPLICATE', { first: firstOutcome });
+    expect(retry.outcome.rejection).toEqual({ code: 'DUPLICATE', first: firstOutcome, message: expect.any(String) as unknown });
+    expect(toSnapshot(retry.state, { withIdempotency: true })).toEqual(before);
+    expect(retry.execution.remembered).toBeUndefined();
+  });
+
+  it('remembers the record to persist with the events', () => {
+    const result = given(receive('tee-m', 'wh-1', 10)).when(keyed).result;
+    expect(result.execution.remembered).toEqual({ key: 'key-1', record: { fingerprint: fingerprintOf(result.command), outcome: result.outcome, timeMs: result.command.timeMs } });
+  });
+
+  it('returns a first refusal on a retry, even after stock arrived', () => {
+    const scenario = given(attempt(keyed), receive('tee-m', 'wh-1', 10));
+    scenario.when(keyed).thenRejects('DUPLICATE', {
+      first: { events: [], rejection: { code: 'INSUFFICIENT_STOCK', lines: [{ sku: 'tee-m', requested: 3, available: 0 }], message: expect.any(String) as unknown as string } },
+    });
+  });
+
+  it('refuses the same key for a different request with IDEMPOTENCY_KEY_REUSED', () => {
+    const result = given(receive('tee-m', 'wh-1', 10), keyed)
+      .when(reserve('cart-1', [{ sku: 'tee-m', quantity: 4 }], { idempotencyKey: 'key-1' }))
+      .thenRejects('IDEMPOTENCY_KEY_REUSED', { idempotencyKey: 'key-1' });
+    expect(result.stock('tee-m', 'wh-1').reserved).toBe(3);
+    given(receive('tee-m', 'wh-1', 10), keyed)
+      .when({ type: 'commit', reservationId: 'cart-1', idempotencyKey: 'key-1' })
+      .thenRejects('IDEMPOTENCY_KEY_REUSED', { idempotencyKey: 'key-1' });
+  });
+
+  it('ignores the command id, time and key order of fields when matching a retry', () => {
+    const a = { type: 'adjust_stock', sku: 'x', location: 'y', delta: 1, id: 'a', tenant: 't', timeMs: 1, idempotencyKey: 'k' } as const;
+    const b = { idempotencyKey: 'k2', timeMs: 99, id: 'b', delta: 1, location: 'y', sku: 'x', tenant: 't', type: 'adjust_stock', reason: undefined } as const;
+    expect(fingerprintOf(a)).toBe(fingerprintOf(b));
+    expect(fingerprintOf(a)).not.toBe(fingerprintOf({ ...a, delta: 2 }));
+    expect(fingerprintOf(a)).not.toBe(fingerprintOf({ ...a, tenant: 'u' }));
+  });
+
+  it('keeps keys per tenant', () => {
+    givenTenant('other', receive('tee-m', 'wh-1', 10, { idempotencyKey: 'key-1' }))
+      .when({ ...receive('tee-m', 'wh-1', 5, { idempotencyKey: 'key-1' }), tenant: 'acme' })
+      .then([{ type: 'stock_adjustment', data: { sku: 'tee-m', location: 'wh-1', mode: 'delta', delta: 5, onHand: 5 } }]);
+  });
+
+  it('makes a retried delta count once', () => {
+    const delta: CommandDraft = receive('tee-m', 'wh-1', 12, { idempotencyKey: 'receipt-9' });
+    const result = given(delta).when(delta).thenRejects('DUPLICATE');
+    expect(result.stock('tee-m', 'wh-1').onHand).toBe(12);
+  });
+
+  it(`forgets keys older than ${limits.idempotencyRetentionMs} ms on the next tick`, () => {
+    const scenario = given(
+      receive('tee-m', 'wh-1', 1, { idempotencyKey: 'old', timeMs: t0Ms }),
+      receive('tee-m', 'wh-1', 1, { idempotencyKey: 'recent', timeMs: t0Ms + 1_000 }),
+    );
+    const tickMs = t0Ms + limits.idempotencyRetentionMs + 500;
+    const tick = scenario.when({ type: 'expire_due', nowMs: tickMs, timeMs: tickMs }).then([]);
+    expect(tick.execution.forgotten).toEqual(['old']);
+    expect([...tick.tenant.idempotency.keys()]).toEqual(['recent']);
+    scenario.when(receive('tee-m', 'wh-1', 1, { idempotencyKey: 'old', timeMs: tickMs + 1 }))
+      .then([{ type: 'stock_adjustment', data: { sku: 'tee-m', location: 'wh-1', mode: 'delta', delta: 1, onHand: 3 } }]);
+    scenario.when(receive('tee-m', 'wh-1', 1, { idempotencyKey: 'recent', timeMs: tickMs + 2 })).thenRejects('DUPLICATE');
+  });
+
+  it('applies a keyed command through execute exactly as without the key', () => {
+    const command = { type: 'adjust_stock', sku: 'x', location: 'y', delta: 3, id: 'a', tenant: 't', timeMs: t0Ms } as const;
+    const plain = execute({ tenants: new Map() }, command);
+    const withKey = execute({ tenants: new Map() }, { ...command, idempotencyKey: 'k' });
+    expect(withKey.outcome).toEqual(plain.outcome);
+  });
+});
