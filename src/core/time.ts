@@ -29,18 +29,23 @@ function daysFromCivil(year: number, month: number, day: number): number {
   return era * 146_097 + dayOfEra - 719_468;
 }
 
-// One-entry memos: a batch of commands shares its millisecond, and holds share their expiry text.
-let formattedMs = Number.NaN;
-let formattedText = '';
-let parsedText = '';
-let parsedMs = Number.NaN;
+// Small memos: a batch of commands shares its millisecond and its holds' expiry, and evolve parses
+// what decide just formatted. Four slots, replaced in turn, keep both the command time and the expiry.
+const memoSlots = 4;
+const formattedMs = new Array<number>(memoSlots).fill(Number.NaN);
+const formattedText = new Array<string>(memoSlots).fill('');
+let formatNext = 0;
+const parsedText = new Array<string>(memoSlots).fill('');
+const parsedMs = new Array<number>(memoSlots).fill(Number.NaN);
+let parseNext = 0;
 
 /** Formats epoch milliseconds (an integer) as `YYYY-MM-DDTHH:MM:SS.mmmZ`. */
 export function formatTime(epochMs: number): string {
-  if (epochMs === formattedMs) return formattedText;
+  for (let slot = 0; slot < memoSlots; slot += 1) if (formattedMs[slot] === epochMs) return formattedText[slot] as string;
   const text = formatUncached(epochMs);
-  formattedMs = epochMs;
-  formattedText = text;
+  formattedMs[formatNext] = epochMs;
+  formattedText[formatNext] = text;
+  formatNext = (formatNext + 1) % memoSlots;
   return text;
 }
 
@@ -64,10 +69,11 @@ function daysInMonth(year: number, month: number): number {
 
 /** Parses an RFC 3339 date-time to epoch milliseconds; NaN when it is not one. */
 export function parseTime(text: string): number {
-  if (text === parsedText) return parsedMs;
+  for (let slot = 0; slot < memoSlots; slot += 1) if (parsedText[slot] === text) return parsedMs[slot] as number;
   const ms = parseUncached(text);
-  parsedText = text;
-  parsedMs = ms;
+  parsedText[parseNext] = text;
+  parsedMs[parseNext] = ms;
+  parseNext = (parseNext + 1) % memoSlots;
   return ms;
 }
 

@@ -1,0 +1,142 @@
+// API-key authentication and tenant and scope checks: one onRequest hook that every route passes through.
+
+import { createHash, timingSafeEqual } from 'node:crypto';
+import type { FastifyPluginAsync, FastifyRequest, onRequestAsyncHookHandler } from 'fastify';
+import type { Engine } from '../../app/engine.js';
+import { problem } from './problem.js';
+import { bearerSecurity, errorResponses, httpLimits, object } from './schemas.js';
+
+/** `read` reads; `write` also changes stock and reservations; `admin` also imports raw events. */
+export type Scope = 'read' | 'write' | 'admin';
+
+export const scopes: readonly Scope[] = ['read', 'write', 'admin'];
+
+export interface Principal {
+  keyId: string;
+  /** `null`: an admin key, valid for every tenant. */
+  tenant: string | null;
+  scopes: readonly Scope[];
+}
+
+/** What the HTTP layer needs from a key store (the SQLite `ApiKeyStore` is one). */
+export interface ApiKeyVerifier {
+  verify(key: string): Principal | undefined;
+}
+
+declare module 'fastify' {
+  interface FastifyContextConfig {
+    /** The scope a route needs; a route that names none needs `admin`, so a forgotten scope fails closed. */
+    scope?: Scope;
+    /** No key needed (health, OpenAPI, static files, metrics, signed webhooks). */
+    public?: boolean;
+    /** Also accept the key as `?access_token=` (EventSource cannot send headers). */
+    tokenInQuery?: boolean;
+  }
+  interface FastifyRequest {
+    principal?: Principal;
+  }
+}
+
+/** Public whatever their route config says: `/metrics` is scraped by Prometheus without a key. */
+const publicPaths = new Set(['/healthz', '/readyz', '/openapi.json', '/metrics']);
+
+const scopeRank: Record<Scope, number> = { read: 1, write: 2, admin: 3 };
+
+export function grants(principal: Principal, needed: Scope): boolean {
+  return principal.scopes.some((scope) => scopeRank[scope] >= scopeRank[needed]);
+}
+
+function sha256(text: string): Buffer {
+  return createHash('sha256').update(text).digest();
+}
+
+/** Matches the admin key from the environment in constant time (hashing first makes the lengths equal). */
+function adminMatcher(adminKey: string): (presented: string) => Principal | undefined {
+  const expected = sha256(adminKey);
+  const principal: Principal = { keyId: 'env:STOCKLINE_ADMIN_KEY', tenant: null, scopes: ['admin'] };
+  return (presented) => (timingSafeEqual(sha256(presented), expected) ? principal : undefined);
+}
+
+function presentedKey(request: FastifyRequest, tokenInQuery: boolean): string | undefined {
+  const authorization = request.headers.authorization;
+  if (authorization !== undefined) {
+    const match = /^Bearer[ ]+(\S+)\s*$/i.exec(authorization);
+    return match?.[1] ?? '';
+  }
+  const header = request.headers['x-api-key'];
+  if (typeof header === 'string') return header;
+  if (tokenInQuery) {
+    const token = (request.query as Record<string, unknown> | undefined)?.access_token;
+    if (typeof token === 'string') return token;
+  }
+  return undefined;
+}
+
+const challenge = 'Bearer realm="stockline"';
+
+function authenticate(request: FastifyRequest, verify: (key: string) => Principal | undefined): Principal {
+  const presented = presentedKey(request, request.routeOptions.config.tokenInQuery === true);
+  if (presented === undefined) {
+    throw problem('UNAUTHENTICATED', 'no API key: send Authorization: Bearer <key>', {}, { 'www-authenticate': challenge });
+  }
+  const principal = presented.length > 0 && presented.length <= httpLimits.apiKeyLengthMax ? verify(presented) : undefined;
+  if (principal === undefined) {
+    throw problem('UNAUTHENTICATED', 'the API key is not valid or was revoked', {}, { 'www-authenticate': `${challenge}, error="invalid_token"` });
+  }
+  return principal;
+}
+
+function authorise(request: FastifyRequest, principal: Principal, needed: Scope): void {
+  const tenant = (request.params as Record<string, string | undefined> | undefined)?.tenant;
+  if (tenant !== undefined && principal.tenant !== null && principal.tenant !== tenant) {
+    throw problem('FORBIDDEN_TENANT', `this API key belongs to tenant ${principal.tenant}, not ${tenant}`, { keyTenant: principal.tenant });
+  }
+  if (!grants(principal, needed)) {
+    throw problem('INSUFFICIENT_SCOPE', `this route needs the ${needed} scope`, { requiredScope: needed },
+      { 'www-authenticate': `${challenge}, error="insufficient_scope", scope="${needed}"` });
+  }
+}
+
+/** The hook: public routes and unknown paths pass; every other route needs a key of its tenant with its scope. */
+export function authHook(keys: ApiKeyVerifier, adminKey?: string): onRequestAsyncHookHandler {
+  const admin = adminKey === undefined || adminKey === '' ? undefined : adminMatcher(adminKey);
+  const verify = (key: string): Principal | undefined => admin?.(key) ?? keys.verify(key);
+  return async (request) => {
+    const config = request.routeOptions.config;
+    if (request.is404 || config.public === true || publicPaths.has(request.routeOptions.url ?? '')) return;
+    const principal = authenticate(request, verify);
+    authorise(request, principal, config.scope ?? 'admin');
+    request.principal = principal;
+  };
+}
+
+/** Who a key is, and which tenants it may read: what a dashboard asks before it shows anything. */
+export const identityRoutes: FastifyPluginAsync<{ engine: Engine }> = async (app, { engine }) => {
+  app.get('/v1/whoami', {
+    config: { scope: 'read' },
+    schema: {
+      summary: 'The key presented: its tenant (null for an admin key) and scopes', tags: ['auth'], security: bearerSecurity,
+      response: {
+        200: object({
+          keyId: { type: 'string' }, tenant: { type: ['string', 'null'] }, admin: { type: 'boolean' },
+          scopes: { type: 'array', items: { enum: [...scopes] } },
+        }, ['keyId', 'tenant', 'admin', 'scopes']),
+        ...errorResponses,
+      },
+    },
+  }, async (request) => {
+    const principal = request.principal as Principal;
+    return { keyId: principal.keyId, tenant: principal.tenant, admin: principal.tenant === null, scopes: principal.scopes };
+  });
+
+  app.get('/v1/tenants', {
+    config: { scope: 'read' },
+    schema: {
+      summary: "The tenants the key may read: every tenant with events for an admin key, else the key's own", tags: ['auth'],
+      security: bearerSecurity, response: { 200: object({ tenants: { type: 'array', items: { type: 'string' } } }, ['tenants']), ...errorResponses },
+    },
+  }, async (request) => {
+    const tenant = (request.principal as Principal).tenant;
+    return { tenants: tenant === null ? [...engine.state().tenants.keys()].sort() : [tenant] };
+  });
+};

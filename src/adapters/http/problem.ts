@@ -1,0 +1,190 @@
+// RFC 9457 problem details: the one shape of every error answer, and how errors and rejections become one.
+
+import type { FastifyBaseLogger, FastifyReply, FastifyRequest } from 'fastify';
+import type { ErrorObject } from 'ajv';
+import { formatTime } from '../../core/index.js';
+import type { Outcome, Rejection } from '../../core/index.js';
+import { AppError } from '../../app/engine.js';
+import type { Submitted } from '../../app/ports.js';
+import { errorCatalogue, isErrorCode, problemTypeOf } from '../../errors.js';
+import type { ErrorCode, ErrorSpec } from '../../errors.js';
+
+export const problemContentType = 'application/problem+json; charset=utf-8';
+
+/** One violation of a request schema; `in` says which part of the request, `pointer` where in it (RFC 6901). */
+export interface FieldError {
+  in: 'body' | 'query' | 'path' | 'header';
+  pointer: string;
+  message: string;
+  /** For batch bodies: the index of the item. */
+  index?: number;
+}
+
+export interface Problem {
+  type: string;
+  title: string;
+  status: number;
+  detail: string;
+  instance?: string;
+  code: string;
+  [extension: string]: unknown;
+}
+
+/** An error answer about to be sent: thrown by routes and hooks, rendered by the error handler. */
+export class HttpProblem extends Error {
+  readonly spec: ErrorSpec;
+
+  constructor(
+    readonly code: string,
+    detail: string,
+    readonly extensions: Record<string, unknown> = {},
+    readonly headers: Record<string, string> = {},
+    spec?: ErrorSpec,
+  ) {
+    super(detail);
+    this.name = 'HttpProblem';
+    this.spec = spec ?? (isErrorCode(code) ? errorCatalogue[code] : errorCatalogue.INTERNAL_ERROR);
+  }
+}
+
+export function problem(code: ErrorCode, detail: string, extensions: Record<string, unknown> = {}, headers: Record<string, string> = {}): HttpProblem {
+  return new HttpProblem(code, detail, extensions, headers);
+}
+
+/** The JSON body of a problem; extension members never override the standard ones. */
+export function problemBody(error: HttpProblem, instance?: string): Problem {
+  const body: Problem = {
+    type: problemTypeOf(error.code),
+    title: error.spec.title,
+    status: error.spec.status,
+    detail: error.message,
+    ...(instance === undefined ? {} : { instance }),
+    code: error.code,
+  };
+  for (const [name, value] of Object.entries(error.extensions)) if (!(name in body)) body[name] = value;
+  return body;
+}
+
+/** A ledger refusal as a problem: its fields become extension members (`lines` for INSUFFICIENT_STOCK, ...). */
+export function rejectionProblem(rejection: Rejection): HttpProblem {
+  if (rejection.code === 'DUPLICATE') return problem('DUPLICATE', rejection.message);
+  if (rejection.code === 'RESERVATION_EXPIRED') {
+    const { code, message, expiredAtMs, ...rest } = rejection;
+    return problem(code, message, { ...rest, expiredAt: formatTime(expiredAtMs) });
+  }
+  const { code, message, ...rest } = rejection;
+  if ('status' in rest) {
+    // `status` is the problem's HTTP status; the reservation's own status goes by another name.
+    const { status, ...others } = rest;
+    return problem(code, message, { ...others, reservationStatus: status });
+  }
+  return problem(code, message, rest);
+}
+
+/**
+ * The outcome to answer with. A retry under a known Idempotency-Key answers with the first outcome and
+ * says so in `Idempotent-Replayed`; a refusal is thrown as its problem.
+ */
+export function settle(reply: FastifyReply, submitted: Submitted): Outcome {
+  let outcome = submitted.outcome;
+  let replayed = false;
+  if (outcome.rejection?.code === 'DUPLICATE') {
+    outcome = outcome.rejection.first;
+    replayed = true;
+    reply.header('idempotent-replayed', 'true');
+  }
+  if (outcome.rejection !== undefined) {
+    const refusal = rejectionProblem(outcome.rejection);
+    throw replayed ? new HttpProblem(refusal.code, refusal.message, refusal.extensions, { 'idempotent-replayed': 'true' }) : refusal;
+  }
+  return outcome;
+}
+
+const partNames: Record<string, FieldError['in']> = { body: 'body', querystring: 'query', params: 'path', headers: 'header' };
+
+const escapePointer = (key: string): string => key.replace(/~/g, '~0').replace(/\//g, '~1');
+
+export function fieldErrorOf(where: FieldError['in'], error: ErrorObject): FieldError {
+  const params = error.params as Record<string, unknown>;
+  if (error.keyword === 'additionalProperties') {
+    return { in: where, pointer: `${error.instancePath}/${escapePointer(String(params.additionalProperty))}`, message: 'is not allowed (unknown field)' };
+  }
+  if (error.keyword === 'required') {
+    return { in: where, pointer: `${error.instancePath}/${escapePointer(String(params.missingProperty))}`, message: 'is required' };
+  }
+  if (error.keyword === 'enum') {
+    return { in: where, pointer: error.instancePath, message: `must be one of ${(params.allowedValues as unknown[]).map((value) => JSON.stringify(value)).join(', ')}` };
+  }
+  return { in: where, pointer: error.instancePath, message: error.message ?? error.keyword };
+}
+
+export function describeField(error: FieldError): string {
+  const index = error.index === undefined ? '' : `item ${error.index} `;
+  return `${error.in} ${index}${error.pointer === '' ? '(root)' : error.pointer} ${error.message}`;
+}
+
+export function validationProblem(errors: FieldError[]): HttpProblem {
+  const first = errors[0];
+  const detail = first === undefined ? 'the request is not valid' : describeField(first) + (errors.length > 1 ? ` (and ${errors.length - 1} more)` : '');
+  return problem('VALIDATION_FAILED', detail, { errors });
+}
+
+interface FastifyLikeError {
+  code?: string;
+  statusCode?: number;
+  message?: string;
+  validation?: ErrorObject[];
+  validationContext?: string;
+}
+
+function fromFastify(error: FastifyLikeError, request: FastifyRequest): HttpProblem | undefined {
+  if (error.validation !== undefined) {
+    const where = partNames[error.validationContext ?? 'body'] ?? 'body';
+    return validationProblem(error.validation.filter((item) => item.keyword !== 'if').map((item) => fieldErrorOf(where, item)));
+  }
+  if (error.code === 'FST_ERR_CTP_BODY_TOO_LARGE') {
+    const limitBytes = request.routeOptions.bodyLimit;
+    return problem('PAYLOAD_TOO_LARGE', `the request body exceeds ${limitBytes} bytes`, { limitBytes });
+  }
+  if (error.code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE') {
+    return problem('UNSUPPORTED_MEDIA_TYPE', `content type ${String(request.headers['content-type'])} is not accepted; send application/json`);
+  }
+  if (error.statusCode === 404) return problem('NOT_FOUND', 'no such resource');
+  if (error.statusCode !== undefined && error.statusCode >= 400 && error.statusCode < 500) {
+    return problem('MALFORMED_REQUEST', error.message ?? 'the request could not be read');
+  }
+  return undefined;
+}
+
+function fromAppError(error: AppError): HttpProblem {
+  const known = isErrorCode(error.code) ? errorCatalogue[error.code] : undefined;
+  const status = known?.status ?? error.statusHint ?? (error.retryable ? 503 : 500);
+  const spec: ErrorSpec = known ?? { status, title: 'The engine could not handle the request', retryable: error.retryable };
+  const headers: Record<string, string> = spec.retryable && spec.status === 503 ? { 'retry-after': '1' } : {};
+  return new HttpProblem(error.code, error.message, {}, headers, spec);
+}
+
+/** Any error thrown while handling a request, as the problem to answer with. */
+export function problemOf(error: unknown, request: FastifyRequest, log: FastifyBaseLogger): HttpProblem {
+  if (error instanceof HttpProblem) return error;
+  if (error instanceof AppError) return fromAppError(error);
+  if (error !== null && typeof error === 'object') {
+    const known = fromFastify(error as FastifyLikeError, request);
+    if (known !== undefined) return known;
+  }
+  log.error({ err: error }, 'unexpected error while handling a request');
+  return problem('INTERNAL_ERROR', 'an unexpected error occurred; the request id identifies it in the logs');
+}
+
+/** The request's path without its query string (which may hold an access token). */
+export function instanceOf(request: FastifyRequest): string {
+  const url = request.raw.url ?? request.url;
+  const query = url.indexOf('?');
+  return query === -1 ? url : url.slice(0, query);
+}
+
+export function sendProblem(reply: FastifyReply, request: FastifyRequest, error: HttpProblem): FastifyReply {
+  for (const [name, value] of Object.entries(error.headers)) reply.header(name, value);
+  if (error.spec.retryable && error.spec.status === 503 && !reply.hasHeader('retry-after')) reply.header('retry-after', '1');
+  return reply.code(error.spec.status).type(problemContentType).send(JSON.stringify(problemBody(error, instanceOf(request))));
+}

@@ -1,0 +1,86 @@
+// The event log of a tenant: read it in pages, or import a batch of events (validated whole, applied all or nothing).
+
+import type { FastifyPluginAsync } from 'fastify';
+import type { InventoryEvent } from '../../../core/index.js';
+import type { Engine } from '../../../app/engine.js';
+import { validateEvent } from '../../../app/event-validation.js';
+import type { ImportResult } from '../../../app/import-events.js';
+import { problem, validationProblem } from '../problem.js';
+import type { HttpProblem } from '../problem.js';
+import type { FieldError } from '../problem.js';
+import { bearerSecurity, errorResponses, fields, httpLimits, object, params } from '../schemas.js';
+
+/** Every violation of every event (up to the reporting bound), with its index; empty when all are valid. */
+export function eventBatchErrors(tenant: string, events: unknown[]): FieldError[] {
+  const errors: FieldError[] = [];
+  for (let index = 0; index < events.length && errors.length < httpLimits.fieldErrorsReportedMax; index += 1) {
+    const candidate = events[index];
+    for (const violation of validateEvent(candidate)) {
+      errors.push({ in: 'body', index, pointer: `/events/${index}${violation.pointer === '/' ? '' : violation.pointer}`, message: violation.message });
+    }
+    const eventTenant = (candidate as { tenant?: unknown } | null)?.tenant;
+    if (typeof eventTenant === 'string' && eventTenant !== tenant) {
+      errors.push({ in: 'body', index, pointer: `/events/${index}/tenant`, message: `must be ${tenant}, the tenant in the path` });
+    }
+  }
+  return errors.slice(0, httpLimits.fieldErrorsReportedMax);
+}
+
+/** An import refused as a whole: every event the ledger refused is listed with its code (the others read NOT_APPLIED). */
+export function importRefusal(result: ImportResult): HttpProblem {
+  const refused = result.items.flatMap((item) => {
+    const rejection = item.outcome?.rejection;
+    return rejection === undefined || rejection.code === 'NOT_APPLIED' ? [] : [{ index: item.index, code: rejection.code, message: rejection.message }];
+  });
+  const first = refused[0];
+  const detail = first === undefined ? 'the import was refused' : `event ${first.index} was refused (${first.code}: ${first.message})`;
+  return problem('IMPORT_REFUSED', `${detail}; nothing was imported`, { refused });
+}
+
+const pageQuery = object({
+  after: { type: 'integer', minimum: 0, maximum: Number.MAX_SAFE_INTEGER, default: 0, description: 'A log position: read events after it.' },
+  limit: { type: 'integer', minimum: 1, maximum: httpLimits.eventPageMax, default: httpLimits.eventPageDefault },
+});
+
+const loggedEvent = object({
+  position: { type: 'integer' },
+  event: { type: 'object', additionalProperties: true, description: 'An event as schema/inventory-event.schema.json describes it.' },
+}, ['position', 'event']);
+
+export const eventRoutes: FastifyPluginAsync<{ engine: Engine }> = async (app, { engine }) => {
+  app.get<{ Params: { tenant: string }; Querystring: { after: number; limit: number } }>('/v1/tenants/:tenant/events', {
+    config: { scope: 'read' },
+    schema: {
+      summary: "The tenant's events after a log position, oldest first", tags: ['events'], security: bearerSecurity,
+      params: params({ tenant: fields.tenant }), querystring: pageQuery,
+      response: { 200: object({ events: { type: 'array', items: loggedEvent }, next: { type: 'integer' } }, ['events', 'next']), ...errorResponses },
+    },
+  }, async (request) => engine.eventsAfter(request.params.tenant, request.query.after, request.query.limit));
+
+  app.post<{ Params: { tenant: string }; Body: { events: unknown[] } }>('/v1/tenants/:tenant/events', {
+    config: { scope: 'admin' },
+    bodyLimit: httpLimits.importBodyBytesMax,
+    schema: {
+      summary: 'Imports events (vendor onboarding, migration): all are validated first, then applied all or nothing',
+      description: 'Needs the admin scope. Each event is re-decided as the command that would have produced it, so an import cannot break the ledger rules; derived events (conflicts) are skipped and recomputed. One refusal refuses the whole batch (409 IMPORT_REFUSED; `refused` lists the events with their codes).',
+      tags: ['events'], security: bearerSecurity, params: params({ tenant: fields.tenant }),
+      body: object({ events: { type: 'array', minItems: 1, maxItems: httpLimits.eventsPerImportMax, items: { type: 'object' } } }, ['events']),
+      response: {
+        200: object({
+          imported: { type: 'integer' },
+          skipped: { type: 'array', items: object({ index: { type: 'integer' }, reason: { type: 'string' } }, ['index', 'reason']) },
+          position: { type: 'integer', description: 'The log position after the import.' },
+        }, ['imported', 'skipped', 'position']),
+        ...errorResponses,
+      },
+    },
+  }, async (request) => {
+    const { tenant } = request.params;
+    const errors = eventBatchErrors(tenant, request.body.events);
+    if (errors.length > 0) throw validationProblem(errors);
+    const result = await engine.importEvents(tenant, request.body.events as InventoryEvent[]);
+    if (!result.applied) throw importRefusal(result);
+    const skipped = result.items.flatMap((item) => (item.skipped === undefined ? [] : [{ index: item.index, reason: item.skipped }]));
+    return { imported: result.items.length - skipped.length, skipped, position: engine.position() };
+  });
+};

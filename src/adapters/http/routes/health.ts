@@ -1,0 +1,29 @@
+// Liveness, readiness and the OpenAPI document: public routes for probes and tooling.
+
+import type { FastifyPluginAsync } from 'fastify';
+import type { Engine } from '../../../app/engine.js';
+import { problem } from '../problem.js';
+import { errorResponses, object } from '../schemas.js';
+
+export const healthRoutes: FastifyPluginAsync<{ engine: Engine }> = async (app, { engine }) => {
+  app.get('/healthz', {
+    config: { public: true },
+    schema: {
+      summary: 'The process is alive', tags: ['health'], security: [],
+      response: { 200: object({ status: { type: 'string' } }, ['status']) },
+    },
+  }, async () => ({ status: 'ok' }));
+
+  app.get('/readyz', {
+    config: { public: true },
+    schema: {
+      summary: 'The engine has restored its state and takes commands', tags: ['health'], security: [],
+      response: { 200: object({ status: { type: 'string' }, position: { type: 'integer' } }, ['status', 'position']), ...errorResponses },
+    },
+  }, async () => {
+    if (!engine.ready()) throw problem('NOT_READY', 'the engine is not ready: it is restoring its state or shutting down');
+    return { status: 'ready', position: engine.position() };
+  });
+
+  app.get('/openapi.json', { config: { public: true }, schema: { hide: true } }, async () => app.swagger());
+};

@@ -1,0 +1,101 @@
+// API keys kept in the embedded engine's SQLite file: created once, stored hashed, verified in constant time.
+
+import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
+import type { Database, Statement } from 'better-sqlite3';
+import { tenantIdPattern } from '../../core/index.js';
+import type { ApiKeyVerifier, Principal, Scope } from '../http/auth.js';
+import { scopes as knownScopes } from '../http/auth.js';
+
+export interface ApiKeyInfo {
+  id: string;
+  tenant: string | null;
+  scopes: Scope[];
+  createdMs: number;
+  revokedMs: number | null;
+}
+
+export interface CreatedKey {
+  id: string;
+  /** `sk_<id>_<secret>`: shown once, never stored. */
+  key: string;
+}
+
+/** A key that cannot be created as asked (a malformed tenant, no or unknown scopes). */
+export class KeyRequestError extends Error {
+  readonly code = 'KEY_REQUEST_INVALID';
+}
+
+interface KeyRow {
+  id: string;
+  tenant: string | null;
+  scopes: string;
+  hash: string;
+  created_ms: number;
+  revoked_ms: number | null;
+}
+
+const idBytes = 8;
+const secretBytes = 32;
+/** `sk_`, 16 hex digits of id, `_`, 43 base64url characters of secret. */
+const keyShape = /^sk_([0-9a-f]{16})_([A-Za-z0-9_-]{43})$/;
+
+/**
+ * SHA-256, not a slow password hash: the secret is 256 random bits, so nobody can guess it from its hash
+ * however fast the hash is, and a slow hash would only add its cost to every request.
+ */
+function hashOf(key: string): string {
+  return createHash('sha256').update(key).digest('hex');
+}
+
+function parseScopes(text: string): Scope[] {
+  return text.split(',').filter((scope): scope is Scope => (knownScopes as readonly string[]).includes(scope));
+}
+
+export class ApiKeyStore implements ApiKeyVerifier {
+  private readonly statements: Record<'insert' | 'byId' | 'all' | 'revoke', Statement>;
+
+  constructor(db: Database, private readonly clock: () => number = Date.now) {
+    this.statements = {
+      insert: db.prepare('INSERT INTO api_keys (id, tenant, scopes, hash, created_ms, revoked_ms) VALUES (?, ?, ?, ?, ?, NULL)'),
+      byId: db.prepare('SELECT id, tenant, scopes, hash, created_ms, revoked_ms FROM api_keys WHERE id = ?'),
+      all: db.prepare('SELECT id, tenant, scopes, hash, created_ms, revoked_ms FROM api_keys ORDER BY created_ms, id'),
+      revoke: db.prepare('UPDATE api_keys SET revoked_ms = ? WHERE id = ? AND revoked_ms IS NULL'),
+    };
+  }
+
+  /** Creates a key for one tenant, or for every tenant with `tenant: null`. */
+  create(options: { tenant: string | null; scopes: readonly Scope[] }): CreatedKey {
+    if (options.tenant !== null && !new RegExp(tenantIdPattern).test(options.tenant)) {
+      throw new KeyRequestError(`invalid tenant id ${JSON.stringify(options.tenant)}: lower-case letters, digits, _ and -`);
+    }
+    const granted = [...new Set(options.scopes)];
+    if (granted.length === 0 || granted.some((scope) => !knownScopes.includes(scope))) {
+      throw new KeyRequestError(`scopes must be a non-empty list of ${knownScopes.join(', ')}`);
+    }
+    const id = randomBytes(idBytes).toString('hex');
+    const key = `sk_${id}_${randomBytes(secretBytes).toString('base64url')}`;
+    this.statements.insert.run(id, options.tenant, granted.join(','), hashOf(key), this.clock());
+    return { id, key };
+  }
+
+  verify(key: string): Principal | undefined {
+    const match = keyShape.exec(key);
+    if (match === null) return undefined;
+    const row = this.statements.byId.get(match[1]) as KeyRow | undefined;
+    if (row === undefined || row.revoked_ms !== null) return undefined;
+    if (!timingSafeEqual(Buffer.from(hashOf(key), 'hex'), Buffer.from(row.hash, 'hex'))) return undefined;
+    return { keyId: row.id, tenant: row.tenant, scopes: parseScopes(row.scopes) };
+  }
+
+  list(): ApiKeyInfo[] {
+    return (this.statements.all.all() as KeyRow[]).map((row) => ({
+      id: row.id, tenant: row.tenant, scopes: parseScopes(row.scopes), createdMs: row.created_ms, revokedMs: row.revoked_ms,
+    }));
+  }
+
+  /** Revokes a key; false when no key has that id. Revoking twice keeps the first time. */
+  revoke(id: string): boolean {
+    this.statements.revoke.run(this.clock(), id);
+    return this.statements.byId.get(id) !== undefined;
+  }
+}

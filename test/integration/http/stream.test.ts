@@ -1,0 +1,200 @@
+// The SSE stream over real HTTP: live availability, conflicts and reservations; resume with Last-Event-ID; bounded clients.
+
+import { connect } from 'node:net';
+import type { Socket } from 'node:net';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { otherTenant, SseReader, startTestApi, tenant } from '../../support/http.js';
+import type { TestApi, TestApiOptions } from '../../support/http.js';
+
+const base = `/v1/tenants/${tenant}`;
+
+let api: TestApi;
+let url: string;
+const aborts: AbortController[] = [];
+const sockets: Socket[] = [];
+
+async function start(options: TestApiOptions = {}): Promise<void> {
+  api = await startTestApi(options);
+  url = await api.listen();
+}
+
+afterEach(async () => {
+  for (const abort of aborts.splice(0)) abort.abort();
+  for (const socket of sockets.splice(0)) socket.destroy();
+  await api.close();
+});
+
+async function open(query = '', headers: Record<string, string> = {}, key: string | null = api.keys.read): Promise<{ response: Response; reader: SseReader; abort: AbortController }> {
+  const abort = new AbortController();
+  aborts.push(abort);
+  const response = await fetch(`${url}${base}/stream${query}`, {
+    headers: { ...(key === null ? {} : { authorization: `Bearer ${key}` }), ...headers },
+    signal: abort.signal,
+  });
+  const reader = new SseReader(response);
+  return { response, reader, abort };
+}
+
+async function call(method: string, path: string, body?: unknown, key = api.keys.write): Promise<Record<string, unknown>> {
+  const response = await fetch(`${url}${path}`, {
+    method,
+    headers: { authorization: `Bearer ${key}`, ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
+    ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+  });
+  const text = await response.text();
+  if (!response.ok) throw new Error(`${method} ${path}: ${response.status} ${text}`);
+  return JSON.parse(text) as Record<string, unknown>;
+}
+
+/** Waits until `condition` holds, checking on every turn of the event loop, for at most `timeoutMs`. */
+async function until(condition: () => boolean, timeoutMs = 5_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!condition()) {
+    if (Date.now() > deadline) throw new Error('condition not met in time');
+    await new Promise((resolve) => setTimeout(resolve, 5));
+  }
+}
+
+const data = (message: { data: string }): Record<string, unknown> => JSON.parse(message.data) as Record<string, unknown>;
+
+describe('stream', () => {
+  beforeEach(async () => {
+    await start();
+  });
+
+  it('is text/event-stream and shows a reservation as a reservation event and the new availability', async () => {
+    await call('POST', `${base}/adjustments`, { sku: 'A', delta: 5 });
+    await call('PUT', `${base}/channels/web`, { bufferUnits: 1 });
+    const { response, reader } = await open();
+    expect(response.status).toBe(200);
+    expect(response.headers.get('content-type')).toBe('text/event-stream; charset=utf-8');
+    const held = await call('POST', `${base}/reservations`, { channel: 'web', lines: [{ sku: 'A', quantity: 2 }] });
+    const reservation = await reader.find((message) => message.event === 'reservation');
+    expect(data(reservation)).toMatchObject({ type: 'order_reserved', tenant, data: { reservationId: held.id, channel: 'web' } });
+    const availability = await reader.find((message) => message.event === 'availability');
+    expect(data(availability)).toEqual({
+      sku: 'A', onHand: 5, committed: 0, reserved: 2, available: 3, deleted: false, version: 2, channels: { web: 2 },
+    });
+    expect(availability.id).toBe(String(api.engine.position()));
+  });
+
+  it('sends a conflict when a stale sequence is refused, and nothing of other tenants', async () => {
+    const { reader } = await open();
+    await call('POST', `/v1/tenants/${otherTenant}/adjustments`, { sku: 'THEIRS', delta: 1 }, api.keys.other);
+    await call('POST', `${base}/adjustments`, { sku: 'A', set: 10, sourceSeq: '5' });
+    await fetch(`${url}${base}/adjustments`, {
+      method: 'POST', headers: { authorization: `Bearer ${api.keys.write}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ sku: 'A', set: 3, sourceSeq: '4' }),
+    });
+    const seen: string[] = [];
+    const conflict = await reader.find((message) => {
+      seen.push(message.data);
+      return message.event === 'conflict';
+    });
+    expect(data(conflict)).toMatchObject({ type: 'conflict_detected', data: { kind: 'stale_sequence', sku: 'A', appliedSeq: '5', incomingSeq: '4' } });
+    expect(seen.join('\n')).not.toContain('THEIRS');
+  });
+
+  it('a channel policy change sends the availability of every SKU of the tenant', async () => {
+    await call('POST', `${base}/adjustments`, { adjustments: [{ sku: 'A', delta: 1 }, { sku: 'B', delta: 2 }] });
+    const { reader } = await open();
+    await call('PUT', `${base}/channels/web`, { maxUnits: 1 });
+    const first = await reader.find((message) => message.event === 'availability');
+    const second = await reader.find((message) => message.event === 'availability');
+    expect([data(first), data(second)]).toMatchObject([{ sku: 'A', channels: { web: 1 } }, { sku: 'B', channels: { web: 1 } }]);
+    expect(first.id).toBeUndefined();
+    expect(second.id).toBe(String(api.engine.position()));
+  });
+
+  it('resumes with Last-Event-ID: the current availability of the SKUs changed since, with the newest id', async () => {
+    await call('POST', `${base}/adjustments`, { adjustments: [{ sku: 'A', delta: 1 }, { sku: 'B', delta: 1 }, { sku: 'C', delta: 1 }] });
+    const first = await open();
+    await call('POST', `${base}/adjustments`, { sku: 'A', delta: 1 });
+    const seen = await first.reader.find((message) => message.event === 'availability');
+    expect(data(seen)).toMatchObject({ sku: 'A', onHand: 2 });
+    first.abort.abort();
+    await call('POST', `${base}/adjustments`, { sku: 'B', delta: 4 });
+    await call('POST', `${base}/adjustments`, { sku: 'C', delta: 6 });
+    await call('POST', `${base}/adjustments`, { sku: 'B', delta: 1 });
+    const resumed = await open('', { 'last-event-id': seen.id as string });
+    const b = await resumed.reader.find((message) => message.event === 'availability');
+    const c = await resumed.reader.find((message) => message.event === 'availability');
+    expect([data(b), data(c)]).toMatchObject([{ sku: 'B', onHand: 6 }, { sku: 'C', onHand: 7 }]);
+    expect(c.id).toBe(String(api.engine.position()));
+    await call('POST', `${base}/adjustments`, { sku: 'A', delta: 1 });
+    expect(data(await resumed.reader.find((message) => message.event === 'availability'))).toMatchObject({ sku: 'A', onHand: 3 });
+  });
+
+  it('resumes with ?lastEventId= and takes the key as ?access_token=', async () => {
+    await call('POST', `${base}/adjustments`, { sku: 'A', delta: 1 });
+    const mark = api.engine.position();
+    await call('POST', `${base}/adjustments`, { sku: 'Z', delta: 9 });
+    const { response, reader } = await open(`?lastEventId=${mark}&access_token=${encodeURIComponent(api.keys.read)}`, {}, null);
+    expect(response.status).toBe(200);
+    expect(data(await reader.find((message) => message.event === 'availability'))).toMatchObject({ sku: 'Z', onHand: 9 });
+  });
+
+  it('refuses a missing key before streaming', async () => {
+    const response = await fetch(`${url}${base}/stream`);
+    expect(response.status).toBe(401);
+    expect(response.headers.get('content-type')).toBe('application/problem+json; charset=utf-8');
+  });
+
+  it('unsubscribes from the engine when the client goes away', async () => {
+    const before = api.subscribers();
+    const { abort } = await open();
+    await until(() => api.subscribers() === before + 1);
+    abort.abort();
+    await until(() => api.subscribers() === before);
+  });
+
+  it('closing the server ends open streams', async () => {
+    const { reader } = await open();
+    await until(() => api.subscribers() === 1);
+    const closing = api.app.close();
+    expect(await reader.next()).toBeUndefined();
+    await closing;
+    expect(api.subscribers()).toBe(0);
+  });
+});
+
+describe('stream bounds', () => {
+  it('sends a heartbeat comment', async () => {
+    await start({ stream: { heartbeatMs: 20 } });
+    const { reader } = await open();
+    await call('POST', `${base}/adjustments`, { sku: 'A', delta: 1 });
+    await reader.find((message) => message.event === 'availability');
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    await call('POST', `${base}/adjustments`, { sku: 'A', delta: 1 });
+    await reader.find((message) => message.event === 'availability');
+    expect(reader.comments).toBeGreaterThan(0);
+  });
+
+  it('sends refresh instead of too many SKUs at once', async () => {
+    await start({ stream: { skusPerBatchMax: 2 } });
+    await call('POST', `${base}/adjustments`, { adjustments: [{ sku: 'A', delta: 1 }, { sku: 'B', delta: 1 }, { sku: 'C', delta: 1 }] });
+    const { reader } = await open();
+    await call('PUT', `${base}/channels/web`, {});
+    const refresh = await reader.find((message) => message.event === 'refresh' || message.event === 'availability');
+    expect(refresh.event).toBe('refresh');
+    expect(data(refresh)).toMatchObject({ skus: 3 });
+    expect(refresh.id).toBe(String(api.engine.position()));
+  });
+
+  it('drops a client that does not read once its buffer passes the bound', async () => {
+    await start({ stream: { clientBufferBytesMax: 64 * 1024 } });
+    const skus = Array.from({ length: 1_000 }, (_, index) => ({ sku: `SKU-${String(index).padStart(5, '0')}`, delta: 1 }));
+    await call('POST', `${base}/adjustments`, { adjustments: skus });
+    const { port } = new URL(url);
+    const socket = connect(Number(port), '127.0.0.1');
+    sockets.push(socket);
+    socket.pause();
+    socket.write(`GET ${base}/stream HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer ${api.keys.read}\r\n\r\n`);
+    await until(() => api.subscribers() === 1);
+    // Each policy change sends the availability of 1,000 SKUs (~200 kB); the kernel buffers fill, then the stream's.
+    for (let round = 0; round < 400 && api.subscribers() === 1; round += 1) {
+      await api.engine.submit({ type: 'set_channel_policy', tenant, channel: 'web', locations: null, bufferUnits: round, maxUnits: null, backorder: false });
+    }
+    expect(api.subscribers()).toBe(0);
+  });
+});
