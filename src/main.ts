@@ -84,6 +84,10 @@ export async function start(options: StartOptions): Promise<Running> {
       async (scope) => channelWebhookRoutes(scope, { bus: engine, channels: webhookChannels, deadLetters: engine }),
     ],
     webRoot: packagePath('web'),
+    notReadyReason: () => {
+      const waiting = sources.map((source) => source.status()).filter((status) => !status.connected);
+      return waiting.length === 0 ? undefined : `waiting for change-data-capture sources: ${waiting.map((status) => `${status.source} (${status.state})`).join(', ')}`;
+    },
   });
   const address = await app.listen({ port: config.server.port, host: config.server.host });
   const url = address.replace('0.0.0.0', 'localhost').replace('[::]', 'localhost');

@@ -34,6 +34,8 @@ export interface ServerOptions {
   logger?: FastifyServerOptions['logger'];
   /** More route groups (metrics, webhooks); they pass the same auth hook and error handler. */
   plugins?: FastifyPluginAsync[];
+  /** What else must be ready before /readyz says so (e.g. change-data-capture sources connected); a reason when not. */
+  notReadyReason?: () => string | undefined;
   /** A folder served at `/` (the dashboard). */
   webRoot?: string;
   /** Stream tuning, for tests: heartbeat, buffer and catch-up bounds. */
@@ -114,7 +116,7 @@ export async function buildServer(options: ServerOptions): Promise<FastifyInstan
   app.addHook('onSend', async (request, reply) => { reply.header('x-request-id', request.id); });
   await app.register(swagger, openapi);
   const engine = options.engine;
-  await app.register(healthRoutes, { engine });
+  await app.register(healthRoutes, { engine, notReadyReason: options.notReadyReason ?? (() => undefined) });
   await app.register(identityRoutes, { engine });
   for (const routes of [skuRoutes, availabilityRoutes, adjustmentRoutes, reservationRoutes, fulfillmentRoutes, orderRoutes, channelRoutes, eventRoutes]) {
     await app.register(routes, { engine });

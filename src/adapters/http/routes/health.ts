@@ -5,7 +5,7 @@ import type { Engine } from '../../../app/engine.js';
 import { problem } from '../problem.js';
 import { errorResponses, object } from '../schemas.js';
 
-export const healthRoutes: FastifyPluginAsync<{ engine: Engine }> = async (app, { engine }) => {
+export const healthRoutes: FastifyPluginAsync<{ engine: Engine; notReadyReason: () => string | undefined }> = async (app, { engine, notReadyReason }) => {
   app.get('/healthz', {
     config: { public: true },
     schema: {
@@ -17,11 +17,13 @@ export const healthRoutes: FastifyPluginAsync<{ engine: Engine }> = async (app, 
   app.get('/readyz', {
     config: { public: true },
     schema: {
-      summary: 'The engine has restored its state and takes commands', tags: ['health'], security: [],
+      summary: 'The engine has restored its state, takes commands, and every change-data-capture source is connected', tags: ['health'], security: [],
       response: { 200: object({ status: { type: 'string' }, position: { type: 'integer' } }, ['status', 'position']), ...errorResponses },
     },
   }, async () => {
     if (!engine.ready()) throw problem('NOT_READY', 'the engine is not ready: it is restoring its state or shutting down');
+    const reason = notReadyReason();
+    if (reason !== undefined) throw problem('NOT_READY', reason);
     return { status: 'ready', position: engine.position() };
   });
 
