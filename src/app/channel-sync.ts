@@ -100,6 +100,11 @@ export const syncLimits = {
   failedRetryDelayMs: 15 * 60_000,
   /** Compare-and-set refusals retried at once before backing off: a channel selling fast may refuse a few. */
   mismatchImmediateRetriesMax: 3,
+  /**
+   * After those, a refused compare-and-set waits at most this long: a refusal means the channel is selling,
+   * which is when a stale quantity there oversells, so it is never treated like an outage.
+   */
+  mismatchBackoffCapMs: 200,
   /** Due rows read per channel per round. */
   dueBatchMax: 256,
   /** The worker looks at the outbox at least this often, even when nothing kicked it. */
@@ -327,7 +332,9 @@ export class ChannelSync {
   private onMismatch(row: DesiredRow, actual: number): void {
     const nowMs = this.options.clock.nowMs();
     const attempts = row.attempts + 1;
-    const nextAttemptMs = attempts <= syncLimits.mismatchImmediateRetriesMax ? nowMs : nowMs + backoffMs(attempts, this.options.random);
+    const nextAttemptMs = attempts <= syncLimits.mismatchImmediateRetriesMax
+      ? nowMs
+      : nowMs + Math.min(syncLimits.mismatchBackoffCapMs, backoffMs(attempts, this.options.random));
     const error = `compare-and-set refused: the channel shows ${actual}, not ${row.ackedQuantity ?? 'nothing'}`;
     this.writes.push(() => this.options.outbox.markMismatch(row, actual, nextAttemptMs, error));
     this.options.metrics?.pushed(row.channel, 'retry');

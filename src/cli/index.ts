@@ -15,7 +15,7 @@ commands:
   ingest debezium <file|->   apply Debezium change events
   reconcile [--tenant T] [--channel C] [--repair] [--json]   compare channels with the desired state
   topics scaffold [--config FILE] [--dry-run]   create or check the Kafka topics and ACLs
-  demo [--compare-polling]   a flash sale on your laptop
+  demo [--compare-polling] [--duration S] [--shoppers N] [--exit]   a flash sale on your laptop
 `;
 
 type Handler = (args: string[], io: CliIo) => Promise<number>;
@@ -27,6 +27,7 @@ const commands: Record<string, () => Promise<Handler>> = {
   keys: async () => (await import('./commands.js')).keysMain,
   ingest: async () => (await import('./commands.js')).ingestMain,
   reconcile: async () => (await import('./commands.js')).reconcileMain,
+  demo: async () => (await import('./demo.js')).demoCommand,
   replay: async () => replayCommand,
 };
 

@@ -286,6 +286,18 @@ describe('ChannelSync', () => {
     expect(h.bus.commands).toHaveLength(1);
   });
 
+  it('keeps retrying a channel that is selling within a short ceiling, never an outage-length backoff', async () => {
+    let fake!: FakeChannel;
+    const h = harness((clock) => [fake = new FakeChannel('shop', clock)], () => 0.999);
+    fake.answers.push(...Array.from({ length: 10 }, (_, index) => ({ kind: 'mismatch', actual: 100 + index }) as const));
+    h.set('sku-1', 1);
+    h.sync.start();
+    await h.clock.advance(1);
+    const before = fake.calls.length;
+    await h.clock.advance(syncLimits.mismatchBackoffCapMs + 1);
+    expect(fake.calls.length).toBeGreaterThan(before);
+  });
+
   it('backs off after repeated mismatches instead of spinning', async () => {
     let fake!: FakeChannel;
     const h = harness((clock) => [fake = new FakeChannel('shop', clock)], () => 0.5);
