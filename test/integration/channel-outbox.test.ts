@@ -147,8 +147,9 @@ describe('ChannelOutbox', () => {
     outbox.setAcknowledged(key, 4, t0 + 600);
     expect(outbox.get(key.tenant, key.channel, key.sku)).toMatchObject({ ackedQuantity: 4, nextAttemptMs: t0 + 600, changedAtMs: t0 });
     outbox.setAcknowledged(key, 5, t0 + 700);
+    // The drift found at t0 + 600 gave the row a new version (receivers keep only higher versions).
     expect(outbox.get(key.tenant, key.channel, key.sku)).toMatchObject({
-      ackedQuantity: 5, ackedVersion: 1, attempts: 0, lastError: null, nextAttemptMs: null, changedAtMs: null,
+      ackedQuantity: 5, ackedVersion: 2, attempts: 0, lastError: null, nextAttemptMs: null, changedAtMs: null,
     });
     // A late answer for a settled row must not make it due again.
     outbox.markRetry(key, t0 + 800, 'HTTP 503');

@@ -148,6 +148,7 @@ const sql = {
   mismatch: `UPDATE channel_desired SET acked_quantity = :actual, attempts = attempts + 1,
     next_attempt_ms = :nextAttemptMs, last_error = :error WHERE ${keyMatch} AND next_attempt_ms IS NOT NULL`,
   acknowledge: `UPDATE channel_desired SET
+      version = CASE WHEN quantity IS :quantity THEN version ELSE version + 1 END,
       acked_quantity = :quantity,
       acked_version = CASE WHEN quantity IS :quantity THEN version ELSE acked_version END,
       acked_at_ms = CASE WHEN quantity IS :quantity THEN :nowMs ELSE acked_at_ms END,
