@@ -6,7 +6,14 @@ import type { FastifyInstance } from 'fastify';
 import { pino } from 'pino';
 import type { Logger } from 'pino';
 import type { StocklineConfig } from './app/config.js';
-import type { Engine } from './app/engine.js';
+import type { CommittedBatch, Engine } from './app/engine.js';
+import type { DeadLetter, SourceOffsets } from './app/ports.js';
+import type { Command, LedgerState, Outcome } from './core/index.js';
+import { hostname } from 'node:os';
+import type { Database as Db } from 'better-sqlite3';
+import { loadKafkaConfig } from './adapters/kafka/config.js';
+import { KafkaEngine } from './adapters/kafka/engine.js';
+import { openDatabase } from './cli/context.js';
 import { validateEvent } from './app/event-validation.js';
 import { Metrics } from './app/metrics.js';
 import { packagePath } from './app/paths.js';
@@ -62,20 +69,13 @@ export async function start(options: StartOptions): Promise<Running> {
   mkdirSync(config.dataDir, { recursive: true });
   const logger = pino({ level: config.logLevel, redact: secretPaths });
   const metrics = new Metrics();
-  const engine = new EmbeddedEngine({
-    path: join(config.dataDir, 'stockline.db'),
-    expiryIntervalMs: config.ledger.expiryIntervalMs,
-    snapshotEveryEvents: config.ledger.snapshotEveryEvents,
-    batchCommandsMax: config.ledger.batchCommandsMax,
-    onDecided: (command, outcome, latencyMs) => metrics.commandDecided(command, outcome, latencyMs),
-    onDeadLetter: (letter) => metrics.deadLettered(letter.source),
-  });
+  const { engine, local, stopEngineExtras } = await startEngine(config, metrics, logger);
   engine.subscribe((batch) => metrics.batchCommitted(batch));
-  const keys = new ApiKeyStore(engine.db);
+  const keys = new ApiKeyStore(local.db);
   const channelConfigs = config.channels as unknown as ChannelConfig[];
-  const channels = startChannels(engine, channelConfigs, metrics, { reconcileIntervalMs: config.sync.reconcileIntervalMs });
+  const channels = startChannels(engine, local, channelConfigs, metrics, { reconcileIntervalMs: config.sync.reconcileIntervalMs });
   const webhookChannels = shopifyWebhookChannels(channelConfigs, process.env);
-  const sources = startSources(engine, config, metrics, logger, io);
+  const sources = startSources(engine, local.offsets, config, metrics, logger);
   const app = await buildServer({
     engine, keys, adminKey: options.adminKey,
     logger: { level: config.logLevel, redact: secretPaths },
@@ -99,6 +99,7 @@ export async function start(options: StartOptions): Promise<Running> {
       await app.close();
       await Promise.all(sources.map((source) => source.stop()));
       await channels.stop();
+      await stopEngineExtras();
       await engine.close();
     })();
     return closing;
@@ -107,32 +108,94 @@ export async function start(options: StartOptions): Promise<Running> {
 }
 
 /** Native logical-replication sources; each connects, snapshots and streams on its own, reconnecting with backoff. */
-function startSources(engine: EmbeddedEngine, config: StocklineConfig, metrics: Metrics, logger: Logger, io: StartOptions['io']): PostgresCdcSource[] {
+/**
+ * What a node keeps on its own disk beside the engine: API keys, the channel outbox, source offsets.
+ * The embedded engine keeps them in its own file, changed in the same transactions as the log; on Kafka
+ * they live in a node-local SQLite file and the outbox follows the events (see startChannels).
+ */
+interface LocalStore {
+  db: Db;
+  offsets: SourceOffsets;
+  /** Embedded only: run work inside each batch's write transaction. */
+  addProjection?: (projection: (batch: CommittedBatch, state: LedgerState) => void) => void;
+}
+
+async function startEngine(config: StocklineConfig, metrics: Metrics, logger: Logger): Promise<{ engine: Engine; local: LocalStore; stopEngineExtras: () => Promise<void> }> {
+  const hooks = {
+    onDecided: (command: Command, outcome: Outcome, latencyMs: number) => metrics.commandDecided(command, outcome, latencyMs),
+    onDeadLetter: (letter: DeadLetter) => metrics.deadLettered(letter.source),
+  };
+  if (config.engine === 'kafka') {
+    const kafkaConfig = loadKafkaConfig({ kafka: config.kafka });
+    const engine = await KafkaEngine.start({
+      config: kafkaConfig, nodeId: process.env.STOCKLINE_NODE_ID ?? `${hostname()}-${process.pid}`.replace(/[^A-Za-z0-9._-]/g, '-').slice(0, 64),
+      expiryIntervalMs: config.ledger.expiryIntervalMs, log: logger.child({ engine: 'kafka' }), ...hooks,
+    });
+    const db = openDatabase(config.dataDir, 'stockline-node.db');
+    const lagTimer = setInterval(() => {
+      engine.consumerLag().then((lags) => {
+        const byTopic = new Map<string, number>();
+        for (const { topic, lag } of lags) byTopic.set(topic, (byTopic.get(topic) ?? 0) + lag);
+        for (const [topic, lag] of byTopic) metrics.kafkaLagged(topic, lag);
+      }, () => undefined);
+    }, 5_000);
+    lagTimer.unref();
+    return { engine, local: { db, offsets: sqliteOffsets(db) }, stopEngineExtras: async () => { clearInterval(lagTimer); db.close(); } };
+  }
+  const engine = new EmbeddedEngine({
+    path: join(config.dataDir, 'stockline.db'),
+    expiryIntervalMs: config.ledger.expiryIntervalMs,
+    snapshotEveryEvents: config.ledger.snapshotEveryEvents,
+    batchCommandsMax: config.ledger.batchCommandsMax,
+    ...hooks,
+  });
+  return {
+    engine,
+    local: { db: engine.db, offsets: engine.offsets(), addProjection: (projection) => engine.addProjection(projection) },
+    stopEngineExtras: async () => undefined,
+  };
+}
+
+function sqliteOffsets(db: Db): SourceOffsets {
+  const read = db.prepare('SELECT value FROM source_offsets WHERE source = ?');
+  const write = db.prepare('INSERT OR REPLACE INTO source_offsets (source, value) VALUES (?, ?)');
+  return {
+    get: (source) => (read.get(source) as { value: string } | undefined)?.value,
+    set: (source, value) => { write.run(source, value); },
+  };
+}
+
+function startSources(engine: Engine, offsets: SourceOffsets, config: StocklineConfig, metrics: Metrics, logger: Logger): PostgresCdcSource[] {
   const postgres = config.sources.filter((source) => source.type === 'postgres') as unknown as PostgresSourceConfig[];
   metrics.watchSources(postgres.map((source) => `pg:${source.slot}`));
   return postgres.map((sourceConfig) => {
     const source = new PostgresCdcSource({
-      config: sourceConfig, bus: engine, deadLetters: engine, offsets: engine.offsets(),
+      config: sourceConfig, bus: engine, deadLetters: engine, offsets,
       onLag: (name, lagMs) => metrics.cdcLagged(name, lagMs),
       log: logger.child({ source: `pg:${sourceConfig.slot}` }),
     });
-    source.start().catch((error: unknown) => io.stderr(`cdc ${sourceConfig.slot}: ${(error as Error).message}\n`));
+    source.start().catch((error: unknown) => logger.error({ source: `pg:${sourceConfig.slot}`, err: error }, 'the source stopped'));
     return source;
   });
 }
 
 /**
- * Desired quantities change in the same transaction as the events that change them; the worker is
- * kicked after each durable batch, so a push starts within milliseconds of the change.
+ * Desired quantities change in the same transaction as the events that change them (embedded), or
+ * right after each batch the node's replica applies (Kafka: recomputed from the state at every start, so
+ * nothing is missed across a crash); the worker is kicked after each batch, so a push starts within
+ * milliseconds of the change.
  */
-export function startChannels(engine: EmbeddedEngine, configs: ChannelConfig[], metrics: Metrics, options: { reconcileIntervalMs?: number } = {}): Channels {
-  const outbox = new ChannelOutbox(engine.db);
+export function startChannels(engine: Engine, local: LocalStore, configs: ChannelConfig[], metrics: Metrics, options: { reconcileIntervalMs?: number } = {}): Channels {
+  const outbox = new ChannelOutbox(local.db);
   outbox.migrate();
   const byTenant = new Map<string, string[]>();
   for (const config of configs) byTenant.set(config.tenant, [...(byTenant.get(config.tenant) ?? []), config.id]);
   const channelsOf = (tenant: string): readonly string[] => byTenant.get(tenant) ?? [];
-  engine.addProjection(desiredProjection(outbox, channelsOf));
-  engine.transaction(() => outbox.upsertDesired(desiredOfState(engine.state(), channelsOf, Date.now(), engine.position())));
+  const projection = desiredProjection(outbox, channelsOf);
+  let unfollow = (): void => undefined;
+  if (local.addProjection !== undefined) local.addProjection(projection);
+  else if (configs.length > 0) unfollow = engine.subscribe((batch) => local.db.transaction(() => projection(batch, engine.state()))());
+  local.db.transaction(() => outbox.upsertDesired(desiredOfState(engine.state(), channelsOf, Date.now(), engine.position())))();
   const connectors = new Map(configs.map((config) => [config.id, createConnector(config, process.env)]));
   metrics.watchChannels(outbox, configs.map((config) => ({ tenant: config.tenant, channel: config.id })));
   const sync = new ChannelSync({
@@ -151,6 +214,7 @@ export function startChannels(engine: EmbeddedEngine, configs: ChannelConfig[], 
     async stop() {
       if (reconcileTimer !== undefined) clearInterval(reconcileTimer);
       unsubscribe();
+      unfollow();
       await sync.stop();
       await Promise.all([...connectors.values()].map((connector) => connector.close()));
     },
@@ -158,7 +222,7 @@ export function startChannels(engine: EmbeddedEngine, configs: ChannelConfig[], 
 }
 
 /** First run: the demo catalogue and a key for it; later runs: the same key again, from the data folder. */
-async function loadDemo(engine: EmbeddedEngine, keys: ApiKeyStore, dataDir: string, url: string, io: StartOptions['io']): Promise<void> {
+async function loadDemo(engine: Engine, keys: ApiKeyStore, dataDir: string, url: string, io: StartOptions['io']): Promise<void> {
   const keyFile = join(dataDir, 'demo-key');
   if (engine.tenant(demoTenant) === undefined) {
     const document = JSON.parse(readFileSync(packagePath('examples', 'demo-catalogue.json'), 'utf8')) as { events: unknown[] };

@@ -36,14 +36,14 @@ export function contextOf(args: string[], keepConfigOption = false): { config: S
   return { config, dataDir, rest: keepConfigOption ? dataDirOption.rest : configOption.rest };
 }
 
-export function databaseFile(dataDir: string): string {
-  return join(dataDir, 'stockline.db');
+export function databaseFile(dataDir: string, file = 'stockline.db'): string {
+  return join(dataDir, file);
 }
 
 /** The data folder's database, for commands that touch only side tables (keys, outbox) while a server may run. */
-export function openDatabase(dataDir: string): Db {
+export function openDatabase(dataDir: string, file = 'stockline.db'): Db {
   mkdirSync(dataDir, { recursive: true });
-  const db = new Database(databaseFile(dataDir));
+  const db = new Database(databaseFile(dataDir, file));
   db.pragma('journal_mode = WAL');
   db.pragma('busy_timeout = 5000');
   migrate(db);

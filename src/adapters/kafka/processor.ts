@@ -1,0 +1,551 @@
+// The processors: each node is a member of one consumer group on the commands topic and decides the commands of the partitions it owns.
+//
+// Exactly once, as Kafka Streams does it: the events, the changed state (changelog), the replies,
+// the dead letters and the consumed offset of a batch are written in one Kafka transaction. Each
+// partition has its own transactional id, `<transactionalIdPrefix>-<partition>`: whoever takes a
+// partition opens a producer with that id, which fences the previous owner (its open transaction is
+// aborted, its later writes refused) before the new owner reads the changelog. (The per-node id of
+// exactly_once_v2 needs offset fetches that wait for pending transactional commits, which the client
+// does not ask for; per-partition ids need no such help.) On any failure the partition's transaction
+// is dropped and its state rebuilt from the changelog, so nothing is applied twice.
+
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { Consumer, Message, MessageToProduce } from '@platformatic/kafka';
+import { Consumer as KafkaConsumer } from '@platformatic/kafka';
+import { execute, fromSnapshot, initialState, toSnapshot } from '../../core/index.js';
+import type { Command, Execution, LedgerState, Outcome, Rejection, TenantState } from '../../core/index.js';
+import type { CommandInput, DeadLetter } from '../../app/ports.js';
+import type { KafkaConfig } from './config.js';
+import { withDeadline } from './admin.js';
+import { changelogRecords, noteChangedEntities, nextOffsetKey } from './changelog.js';
+import { ChangelogRestore } from './changelog.js';
+import { closeQuietly, forceClose, kafkaEngineLimits, messageOf, nextDelay, openProducer, partitionOfKey } from './clients.js';
+import type { EngineTopicNames, KafkaEngineLog, StringProducer } from './clients.js';
+import { deadLetterHeaders, encodeJson, kafkaRecordLimits, parseCommandRecord } from './codec.js';
+import type { CommandReply, DeadLetterCode, DecidedCommand, ReplyAddress } from './codec.js';
+import { LogReader } from './log-reader.js';
+import type { LogRecord, PartitionRead } from './log-reader.js';
+
+export const processorLimits = {
+  /** A transaction is cut once its records pass this many bytes, well under Kafka's 1 MiB per record batch. */
+  transactionBytesTarget: 512 * 1024,
+  /** How often the group membership is checked (and renewed when the client dropped out). */
+  membershipCheckMs: 1_000,
+  /** How often a partition waiting to be taken looks at the membership again. */
+  membershipPollMs: 100,
+  /** An expiry asked for a tenant is asked again after this long if no expire_due came through. */
+  expiryRetryMs: 10_000,
+  /** Heartbeats per session time-out. */
+  heartbeatsPerSession: 6,
+  joinSlackMs: 5_000,
+} as const;
+
+const notApplied: Rejection = { code: 'NOT_APPLIED', message: 'not applied: another command of the same all-or-nothing batch was rejected' };
+
+type Outgoing = MessageToProduce<string, string, string, string>;
+
+export interface ProcessorOptions {
+  config: KafkaConfig;
+  topics: EngineTopicNames;
+  nodeId: string;
+  clock: () => number;
+  log: KafkaEngineLog;
+  /** How often owned tenants are checked for holds past their expiry; 0 turns it off. */
+  expiryIntervalMs: number;
+  /** Sends an expire_due command for a tenant through the commands topic. */
+  requestExpiry: (tenant: string, nowMs: number) => void;
+  onDecided?: (command: Command, outcome: Outcome, latencyMs: number) => void;
+  onDeadLetter?: (letter: DeadLetter) => void;
+}
+
+interface Owned {
+  partition: number;
+  /** Bumped on every restart and on revocation: async work started under an older generation stops. */
+  generation: number;
+  status: 'restoring' | 'active' | 'revoked';
+  producer: StringProducer | undefined;
+  state: LedgerState;
+  nextOffset: bigint;
+  lastTimeMs: number;
+  /** The transaction in flight, so a revocation can wait for it before closing the producer. */
+  inFlight: Promise<void> | undefined;
+  /** Tenants whose expire_due was asked for, and when. */
+  expiring: Map<string, number>;
+  /** Offsets of records whose decision threw: dead-lettered when met again. */
+  poison: Set<bigint>;
+}
+
+class DecideError extends Error {
+  constructor(readonly offset: bigint, cause: unknown) {
+    super(`deciding the record at offset ${offset} failed: ${messageOf(cause)}`, { cause });
+    this.name = 'DecideError';
+  }
+}
+
+interface Chunk {
+  count: number;
+  lastOffset: bigint;
+  messages: Outgoing[];
+  bytes: number;
+  decided: Array<{ command: Command; outcome: Outcome; latencyMs: number }>;
+  letters: DeadLetter[];
+  expired: string[];
+}
+
+export class Processor {
+  private readonly group: Consumer;
+  private readonly commands: LogReader;
+  private readonly restorer: LogReader;
+  private readonly owned = new Map<number, Owned>();
+  private commandPartitions = 0;
+  private stopping = false;
+  private assigned = false;
+  private loop: Promise<void> | undefined;
+  private wakeLoop: (() => void) | undefined;
+  private timers: NodeJS.Timeout[] = [];
+  private joining = false;
+  private readyWaiters: Array<() => void> = [];
+  private everReady = false;
+
+  constructor(private readonly options: ProcessorOptions) {
+    const { config, nodeId } = options;
+    const sessionTimeout = config.consumer.sessionTimeoutMs;
+    this.group = new KafkaConsumer({
+      clientId: `${config.clientId}-${nodeId}-group`,
+      groupId: config.consumer.groupId,
+      bootstrapBrokers: config.brokers,
+      connectTimeout: config.timeouts.connectTimeoutMs,
+      // A JoinGroup is held by the coordinator until the rebalance completes (up to the rebalance time-out).
+      timeout: Math.max(config.timeouts.adminTimeoutMs, sessionTimeout + processorLimits.joinSlackMs),
+      retries: 2,
+      retryDelay: kafkaEngineLimits.retryDelayMs,
+      sessionTimeout,
+      rebalanceTimeout: sessionTimeout,
+      heartbeatInterval: Math.max(100, Math.floor(sessionTimeout / processorLimits.heartbeatsPerSession)),
+    });
+    this.commands = new LogReader(config, `${nodeId}-commands`, config.consumer.maxWaitMs);
+    this.restorer = new LogReader(config, `${nodeId}-restore`, config.consumer.maxWaitMs);
+  }
+
+  /** Joins the group; resolves once the partitions of the first assignment are restored. */
+  async start(): Promise<void> {
+    const { topics } = this.options;
+    this.commandPartitions = await this.commands.partitionCount(topics.commands);
+    this.group.on('consumer:group:join', (payload) => this.assign(payload.assignments ?? []));
+    this.group.on('error', (error: unknown) => this.options.log.warn(`kafka engine: group membership: ${messageOf(error)}`));
+    this.group.topics.track(topics.commands);
+    const ready = new Promise<void>((resolve) => this.readyWaiters.push(resolve));
+    await this.join();
+    this.loop = this.run();
+    this.timers.push(setInterval(() => this.checkMembership(), processorLimits.membershipCheckMs));
+    if (this.options.expiryIntervalMs > 0) this.timers.push(setInterval(() => this.requestExpiries(), this.options.expiryIntervalMs));
+    for (const timer of this.timers) timer.unref();
+    await ready;
+  }
+
+  private async join(): Promise<void> {
+    this.joining = true;
+    try {
+      await this.group.joinGroup({});
+    } finally {
+      this.joining = false;
+    }
+  }
+
+  /** The client stops heartbeating when a rejoin fails (a broker down for long); this joins again. */
+  private checkMembership(): void {
+    if (this.stopping || this.joining || this.group.isActive()) return;
+    this.join().catch((error: unknown) => this.options.log.warn(`kafka engine: joining the group failed, trying again: ${messageOf(error)}`));
+  }
+
+  ready(): boolean {
+    return this.everReady;
+  }
+
+  /** The commands partitions this node decides now. */
+  partitions(): number[] {
+    return [...this.owned.values()].filter((owned) => owned.status === 'active').map((owned) => owned.partition).sort((a, b) => a - b);
+  }
+
+  private assign(assignments: Array<{ topic: string; partitions: number[] }>): void {
+    if (this.stopping) return;
+    const mine = new Set(assignments.find((assignment) => assignment.topic === this.options.topics.commands)?.partitions ?? []);
+    for (const owned of [...this.owned.values()]) if (!mine.has(owned.partition)) this.revoke(owned);
+    for (const partition of mine) {
+      if (this.owned.has(partition)) continue;
+      const owned: Owned = {
+        partition, generation: 0, status: 'restoring', producer: undefined, state: initialState(), nextOffset: 0n,
+        lastTimeMs: 0, inFlight: undefined, expiring: new Map(), poison: new Set(),
+      };
+      this.owned.set(partition, owned);
+      void this.restart(owned);
+    }
+    this.options.log.info(`kafka engine: ${this.options.nodeId} owns commands partitions [${[...mine].sort((a, b) => a - b).join(', ')}]`);
+    this.assigned = true;
+    this.checkReady();
+  }
+
+  private checkReady(): void {
+    if (!this.assigned || [...this.owned.values()].some((owned) => owned.status !== 'active')) return;
+    this.everReady = true;
+    for (const resolve of this.readyWaiters.splice(0)) resolve();
+  }
+
+  private revoke(owned: Owned): void {
+    owned.generation += 1;
+    owned.status = 'revoked';
+    this.owned.delete(owned.partition);
+    const producer = owned.producer;
+    owned.producer = undefined;
+    // Closing waits for the transaction in flight: the next owner then finds it committed or aborted, not hanging.
+    void (owned.inFlight ?? Promise.resolve()).finally(() => {
+      if (producer !== undefined) void closeQuietly('close a revoked producer', this.options.config.timeouts.shutdownTimeoutMs, () => forceClose(producer), this.options.log);
+    });
+  }
+
+  /**
+   * (Re)takes a partition: a fresh producer with the partition's transactional id (which fences any
+   * other holder and settles its open transaction), then the state from the changelog, then the offset.
+   */
+  private async restart(owned: Owned): Promise<void> {
+    if (owned.status === 'revoked') return;
+    owned.generation += 1;
+    const generation = owned.generation;
+    owned.status = 'restoring';
+    let delayMs: number = kafkaEngineLimits.retryDelayMs;
+    while (!this.stopping && owned.generation === generation) {
+      // While the group rebalances, the partition may be on its way to another node: taking the
+      // transactional id now would only fence the new owner.
+      if (!this.group.isActive()) {
+        await sleep(processorLimits.membershipPollMs);
+        continue;
+      }
+      try {
+        await this.replaceProducer(owned);
+        const restored = await this.restore(owned.partition);
+        if (owned.generation !== generation) return;
+        owned.state = restored.state;
+        owned.nextOffset = restored.nextOffset ?? await this.startOffset(owned.partition);
+        owned.status = 'active';
+        owned.expiring.clear();
+        this.options.log.info(`kafka engine: partition ${owned.partition} restored (${restored.records} changelog records), next command offset ${owned.nextOffset}`);
+        this.checkReady();
+        this.wakeLoop?.();
+        return;
+      } catch (error) {
+        if (this.stopping || owned.generation !== generation) return;
+        this.options.log.warn(`kafka engine: taking partition ${owned.partition} failed, retrying in ${delayMs} ms: ${messageOf(error)}`);
+        await sleep(delayMs);
+        delayMs = nextDelay(delayMs);
+      }
+    }
+  }
+
+  private async replaceProducer(owned: Owned): Promise<void> {
+    const { config } = this.options;
+    const old = owned.producer;
+    owned.producer = undefined;
+    if (old !== undefined) await closeQuietly('close a failed producer', config.timeouts.shutdownTimeoutMs, () => forceClose(old), this.options.log);
+    const producer = openProducer(config, `${this.options.nodeId}-p${owned.partition}`, `${config.processing.transactionalIdPrefix}-${owned.partition}`);
+    try {
+      // Beginning a transaction runs InitProducerId: the fencing step. Nothing is sent in this one.
+      const transaction = await withDeadline('take the transactional id', config.producer.deliveryTimeoutMs, producer.beginTransaction());
+      await transaction.cancel();
+    } catch (error) {
+      await closeQuietly('close a producer that could not start', config.timeouts.shutdownTimeoutMs, () => forceClose(producer), this.options.log);
+      throw error;
+    }
+    owned.producer = producer;
+  }
+
+  private async restore(partition: number): Promise<{ state: LedgerState; nextOffset: bigint | undefined; records: number }> {
+    const topic = this.options.topics.changelog;
+    const restore = new ChangelogRestore();
+    const records = await this.restorer.readToEnd(topic, partition, (record) => restore.apply(record.key, record.value), () => this.stopping);
+    if (restore.skipped > 0) this.options.log.warn(`kafka engine: ${restore.skipped} records of ${topic} partition ${partition} were not changelog entities`);
+    return { state: restore.state(), nextOffset: restore.nextOffset, records };
+  }
+
+  /** Where a partition without a changelog position starts: the group's committed offset, or the beginning. */
+  private async startOffset(partition: number): Promise<bigint> {
+    const topic = this.options.topics.commands;
+    const committed = await this.group.listCommittedOffsets({ topics: [{ topic, partitions: [partition] }] });
+    const offset = committed.get(topic)?.[partition];
+    if (offset !== undefined && offset >= 0n) return offset;
+    return (await this.commands.offsets(topic, [partition], 'earliest')).get(partition) ?? 0n;
+  }
+
+  // --- the processing loop ---------------------------------------------------------------------
+
+  private async run(): Promise<void> {
+    let delayMs: number = kafkaEngineLimits.retryDelayMs;
+    while (!this.stopping) {
+      const active = [...this.owned.values()].filter((owned) => owned.status === 'active');
+      if (active.length === 0 || !this.group.isActive()) {
+        await this.idle(this.options.config.consumer.maxWaitMs + 50);
+        continue;
+      }
+      const from = new Map(active.map((owned) => [owned.partition, owned.nextOffset]));
+      const generations = new Map(active.map((owned) => [owned.partition, owned.generation]));
+      let reads: PartitionRead[];
+      try {
+        reads = await this.commands.read(this.options.topics.commands, from);
+        delayMs = kafkaEngineLimits.retryDelayMs;
+      } catch (error) {
+        if (this.stopping) return;
+        this.options.log.warn(`kafka engine: fetching commands failed, retrying in ${delayMs} ms: ${messageOf(error)}`);
+        await this.idle(delayMs);
+        delayMs = nextDelay(delayMs);
+        continue;
+      }
+      await Promise.all(reads.map((read) => {
+        const owned = this.owned.get(read.partition);
+        // Skip what was fetched for a partition that restarted or moved while the fetch was out.
+        if (owned === undefined || owned.status !== 'active' || owned.generation !== generations.get(read.partition) || owned.nextOffset !== from.get(read.partition)) return undefined;
+        const work = this.process(owned, read).catch((error: unknown) => {
+          this.options.log.error(`kafka engine: processing partition ${owned.partition} failed: ${messageOf(error)}`);
+          void this.restart(owned);
+        });
+        owned.inFlight = work;
+        return work;
+      }));
+    }
+  }
+
+  private idle(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const timer = setTimeout(done, ms);
+      function done(): void {
+        clearTimeout(timer);
+        resolve();
+      }
+      this.wakeLoop = done;
+    });
+  }
+
+  private async process(owned: Owned, read: PartitionRead): Promise<void> {
+    const generation = owned.generation;
+    let records = read.records.filter((record) => record.offset >= owned.nextOffset);
+    while (records.length > 0) {
+      if (owned.generation !== generation || this.stopping) return;
+      let chunk: Chunk;
+      try {
+        chunk = this.decide(owned, records);
+      } catch (error) {
+        // A bug, not an operating error: the state may be half changed. Rebuild it, and dead-letter the
+        // record next time rather than fail on it forever.
+        const offset = error instanceof DecideError ? error.offset : records[0]?.offset;
+        if (offset !== undefined) owned.poison.add(offset);
+        this.options.log.error(`kafka engine: deciding the command at offset ${offset} of partition ${owned.partition} failed; it will be dead-lettered: ${(error as Error).stack ?? messageOf(error)}`);
+        void this.restart(owned);
+        return;
+      }
+      try {
+        await this.commit(owned, chunk);
+      } catch (error) {
+        if (owned.generation !== generation) return;
+        this.options.log.warn(`kafka engine: the transaction of partition ${owned.partition} failed; rebuilding its state from the changelog: ${messageOf(error)}`);
+        void this.restart(owned);
+        return;
+      }
+      owned.nextOffset = chunk.lastOffset + 1n;
+      this.afterCommit(owned, chunk);
+      records = records.slice(chunk.count);
+    }
+    // Past transaction markers too, so they are not fetched again.
+    if (owned.generation === generation && read.nextOffset > owned.nextOffset) owned.nextOffset = read.nextOffset;
+  }
+
+  private afterCommit(owned: Owned, chunk: Chunk): void {
+    for (const tenant of chunk.expired) owned.expiring.delete(tenant);
+    for (const { command, outcome, latencyMs } of chunk.decided) this.options.onDecided?.(command, outcome, latencyMs);
+    for (const letter of chunk.letters) this.options.onDeadLetter?.(letter);
+  }
+
+  /** Decides records in order against the partition's state, up to a batch's worth, and builds the transaction's records. */
+  private decide(owned: Owned, records: LogRecord[]): Chunk {
+    const { topics, config } = this.options;
+    const chunk: Chunk = { count: 0, lastOffset: 0n, messages: [], bytes: 0, decided: [], letters: [], expired: [] };
+    const changed = new Set<string>();
+    for (const record of records) {
+      chunk.count += 1;
+      chunk.lastOffset = record.offset;
+      try {
+        this.decideRecord(owned, record, chunk, changed);
+      } catch (error) {
+        throw new DecideError(record.offset, error);
+      }
+      if (chunk.count >= config.processing.maxBatch || chunk.bytes >= processorLimits.transactionBytesTarget) break;
+    }
+    for (const { key, value } of changelogRecords(owned.state, changed)) {
+      // A tombstone (null) deletes the key when the changelog is compacted.
+      chunk.messages.push({ topic: topics.changelog, partition: owned.partition, key, value: value as string });
+    }
+    chunk.messages.push({ topic: topics.changelog, partition: owned.partition, key: nextOffsetKey, value: encodeJson({ nextOffset: String(chunk.lastOffset + 1n) }) });
+    return chunk;
+  }
+
+  private decideRecord(owned: Owned, record: LogRecord, chunk: Chunk, changed: Set<string>): void {
+    if (owned.poison.has(record.offset)) {
+      this.deadLetter(owned, record, chunk, 'DECIDE_FAILED', 'deciding this command failed (a bug: see the processor\'s log); it was not applied');
+      return;
+    }
+    const parsed = parseCommandRecord(record.key, record.value, owned.partition, (tenant) => partitionOfKey(tenant, this.commandPartitions));
+    if (!parsed.ok) {
+      this.deadLetter(owned, record, chunk, parsed.code, parsed.reason);
+      if (parsed.reply !== undefined) this.reply(chunk, owned.partition, parsed.reply, record, { error: { code: parsed.code, message: parsed.reason } });
+      return;
+    }
+    const latencyMs = Math.max(0, this.options.clock() - record.timestampMs);
+    const results = parsed.atomic
+      ? this.decideGroup(owned, parsed.inputs, record.offset, changed)
+      : [this.decideOne(owned, parsed.inputs[0] as CommandInput, `k${owned.partition}-${record.offset}`, changed)];
+    for (const result of results) {
+      chunk.decided.push({ command: result.command, outcome: result.outcome, latencyMs });
+      if (result.command.type === 'expire_due') chunk.expired.push(result.command.tenant);
+      for (const event of result.outcome.events) this.push(chunk, { topic: this.options.topics.events, partition: owned.partition, key: event.tenant, value: encodeJson(event) });
+    }
+    if (parsed.reply !== undefined) {
+      this.reply(chunk, owned.partition, parsed.reply, record, { results: results.map(({ command, outcome }): DecidedCommand => ({ id: command.id, timeMs: command.timeMs, outcome })) });
+    }
+  }
+
+  private decideOne(owned: Owned, input: CommandInput, id: string, changed: Set<string>): { command: Command; outcome: Outcome } {
+    const command = { ...input, id, timeMs: input.timeMs ?? this.nowMs(owned) } as Command;
+    const execution: Execution = execute(owned.state, command);
+    noteChangedEntities(changed, command.tenant, execution);
+    return { command, outcome: execution.outcome };
+  }
+
+  /** All or nothing, as the embedded engine does: decided on a copy of the tenant first, applied only if every command is accepted. */
+  private decideGroup(owned: Owned, inputs: CommandInput[], offset: bigint, changed: Set<string>): Array<{ command: Command; outcome: Outcome }> {
+    const tenantName = (inputs[0] as CommandInput).tenant;
+    const tenants = new Map<string, TenantState>();
+    const tenant = owned.state.tenants.get(tenantName);
+    if (tenant !== undefined) tenants.set(tenantName, tenant);
+    const scratch = fromSnapshot(toSnapshot({ tenants }, { withIdempotency: true }));
+    const trials = inputs.map((input) => ({ ...input, id: 'trial', timeMs: input.timeMs ?? this.nowMs(owned) }) as Command);
+    const outcomes = trials.map((command) => execute(scratch, command).outcome);
+    if (outcomes.some((outcome) => outcome.rejection !== undefined)) {
+      return trials.map((command, index) => {
+        const outcome = outcomes[index] as Outcome;
+        return { command, outcome: outcome.rejection === undefined ? { events: [], rejection: notApplied } : outcome };
+      });
+    }
+    return inputs.map((input, index) => this.decideOne(owned, input, `k${owned.partition}-${offset}.${index}`, changed));
+  }
+
+  private nowMs(owned: Owned): number {
+    const now = this.options.clock();
+    owned.lastTimeMs = now > owned.lastTimeMs ? now : owned.lastTimeMs;
+    return owned.lastTimeMs;
+  }
+
+  private push(chunk: Chunk, message: Outgoing): void {
+    chunk.messages.push(message);
+    chunk.bytes += (message.key?.length ?? 0) + (message.value?.length ?? 0);
+  }
+
+  private reply(chunk: Chunk, partition: number, address: ReplyAddress, record: LogRecord, body: Pick<CommandReply, 'results' | 'error'>): void {
+    const base = { correlationId: address.correlationId, partition, offset: String(record.offset) };
+    let value = encodeJson({ ...base, ...body });
+    if (value.length > kafkaRecordLimits.replyBytesMax) {
+      value = encodeJson({ ...base, error: { code: 'REPLY_TOO_LARGE', message: `the commands were decided and are durable, but the answer is larger than ${kafkaRecordLimits.replyBytesMax} bytes: read the events` } });
+    }
+    this.push(chunk, { topic: this.options.topics.replies, partition: address.replyPartition, key: address.replyTo, value });
+  }
+
+  private deadLetter(owned: Owned, record: LogRecord, chunk: Chunk, code: DeadLetterCode, reason: string): void {
+    const { topics } = this.options;
+    const raw = record.value === undefined ? '' : record.value.subarray(0, kafkaRecordLimits.deadLetterValueBytesMax).toString('utf8');
+    const headers: Record<string, string> = {
+      [deadLetterHeaders.code]: code,
+      [deadLetterHeaders.reason]: reason,
+      [deadLetterHeaders.sourceTopic]: topics.commands,
+      [deadLetterHeaders.sourcePartition]: String(owned.partition),
+      [deadLetterHeaders.sourceOffset]: String(record.offset),
+    };
+    const message: Outgoing = { topic: topics.deadLetter, partition: owned.partition, value: raw, headers };
+    if (record.key !== undefined) message.key = record.key;
+    this.push(chunk, message);
+    chunk.letters.push({ source: `kafka:${topics.commands}/${owned.partition}@${record.offset}`, reason: `${code}: ${reason}`, payload: raw, timeMs: this.options.clock() });
+  }
+
+  /** Events, changelog, replies, dead letters and the consumed offset: one transaction, all or nothing. */
+  private async commit(owned: Owned, chunk: Chunk): Promise<void> {
+    const { config, topics } = this.options;
+    const producer = owned.producer;
+    if (producer === undefined) throw new Error(`partition ${owned.partition} has no producer`);
+    const stepMs = config.producer.requestTimeoutMs + config.timeouts.connectTimeoutMs;
+    const transaction = await withDeadline('begin a transaction', stepMs, producer.beginTransaction());
+    try {
+      await withDeadline('send the transaction records', config.producer.deliveryTimeoutMs, transaction.send({ messages: chunk.messages }));
+      await withDeadline('add the group to the transaction', stepMs, transaction.addConsumer(this.group));
+      const consumed = {
+        topic: topics.commands, partition: owned.partition, offset: chunk.lastOffset,
+        metadata: { consumer: { groupId: this.group.groupId, generationId: this.group.generationId, memberId: this.group.memberId, coordinatorId: this.group.coordinatorId } },
+      };
+      // The client reads only the topic, partition, offset and consumer metadata of the message, and commits offset + 1.
+      await withDeadline('commit the consumed offset', stepMs, transaction.addOffset(consumed as unknown as Message));
+      await withDeadline('commit the transaction', stepMs, transaction.commit());
+    } catch (error) {
+      await withDeadline('abort the transaction', stepMs, transaction.abort()).catch(() => undefined);
+      throw error;
+    }
+  }
+
+  // --- expiry ------------------------------------------------------------------------------------
+
+  private requestExpiries(): void {
+    if (this.stopping) return;
+    const nowMs = this.options.clock();
+    for (const owned of this.owned.values()) {
+      if (owned.status !== 'active') continue;
+      for (const [name, tenant] of owned.state.tenants) {
+        const next = tenant.expiries[0];
+        if (next === undefined || next.expiresAtMs > nowMs) continue;
+        const askedAtMs = owned.expiring.get(name);
+        if (askedAtMs !== undefined && nowMs - askedAtMs < processorLimits.expiryRetryMs) continue;
+        owned.expiring.set(name, nowMs);
+        this.options.requestExpiry(name, nowMs);
+      }
+    }
+  }
+
+  // --- lag and shutdown ----------------------------------------------------------------------------
+
+  /** Per partition of the commands topic: records not yet decided (the group's committed offset to the end). */
+  async lag(): Promise<Array<{ partition: number; lag: number }>> {
+    const topic = this.options.topics.commands;
+    const partitions = Array.from({ length: this.commandPartitions }, (_, index) => index);
+    const ends = await this.commands.offsets(topic, partitions, 'end');
+    const committed = (await this.group.listCommittedOffsets({ topics: [{ topic, partitions }] })).get(topic) ?? [];
+    const earliest = await this.commands.offsets(topic, partitions, 'earliest');
+    return partitions.map((partition) => {
+      const from = committed[partition] !== undefined && (committed[partition] as bigint) >= 0n ? committed[partition] as bigint : earliest.get(partition) ?? 0n;
+      const lag = (ends.get(partition) ?? 0n) - from;
+      return { partition, lag: Number(lag > 0n ? lag : 0n) };
+    });
+  }
+
+  /** Finishes the transactions in flight, leaves the group (its partitions move at once) and closes the clients. */
+  async stop(timeoutMs: number): Promise<void> {
+    this.stopping = true;
+    for (const timer of this.timers) clearInterval(timer);
+    this.wakeLoop?.();
+    const deadline = Date.now() + timeoutMs;
+    const remaining = (): number => Math.max(100, deadline - Date.now());
+    if (this.loop !== undefined) await Promise.race([this.loop, sleep(remaining())]);
+    const log = this.options.log;
+    await closeQuietly('leave the group', remaining(), () => forceClose(this.group), log);
+    await Promise.all([...this.owned.values()].map(async (owned) => {
+      owned.generation += 1;
+      const producer = owned.producer;
+      owned.producer = undefined;
+      if (producer !== undefined) await closeQuietly(`close the producer of partition ${owned.partition}`, remaining(), () => forceClose(producer), log);
+    }));
+    this.owned.clear();
+    await closeQuietly('close the commands reader', remaining(), () => this.commands.close(), log);
+    await closeQuietly('close the restore reader', remaining(), () => this.restorer.close(), log);
+  }
+}

@@ -1,0 +1,299 @@
+// The read replica: every node follows all partitions of the events topic and keeps the ledger state and recent events.
+//
+// Positions are this node's own: a counter in the order this node read the events, so two nodes may
+// number the same event differently. Within a tenant (one partition) the order is the log's order.
+//
+// When retention has deleted the oldest events of a partition, replaying what is left would give a
+// wrong state. The replica then starts from the changelog of that partition instead (the processors'
+// state, with the next command offset it reflects), and of the events left it only keeps for
+// eventsAfter those of commands the changelog already holds: their ids name their command's offset.
+
+import { setTimeout as sleep } from 'node:timers/promises';
+import { eventTypes, evolve, initialState } from '../../core/index.js';
+import type { InventoryEvent, LedgerState, TenantState } from '../../core/index.js';
+import { allSkus } from '../../app/engine.js';
+import type { CommittedBatch, EventPage, LoggedEvent } from '../../app/engine.js';
+import type { KafkaConfig } from './config.js';
+import { kafkaEngineLimits, messageOf, nextDelay } from './clients.js';
+import type { KafkaEngineLog } from './clients.js';
+import { ChangelogRestore } from './changelog.js';
+import { LogReader } from './log-reader.js';
+import type { PartitionRead } from './log-reader.js';
+
+export const replicaLimits = {
+  /** Events kept per tenant for `eventsAfter`; older ones are dropped (the events topic still has them). */
+  eventsPerTenantMax: 100_000,
+  /** Event ids remembered with their position, so a reply that arrives after its events finds them. */
+  recentEventIdsMax: 200_000,
+  /** The fetch waits at most this long for new events before it returns empty. */
+  fetchWaitMs: 200,
+} as const;
+
+const knownTypes: ReadonlySet<string> = new Set(eventTypes);
+
+export interface ReplicaLag {
+  partition: number;
+  lag: number;
+}
+
+export class Replica {
+  private readonly reader: LogReader;
+  private readonly memory: LedgerState = initialState();
+  private readonly byTenant = new Map<string, LoggedEvent[]>();
+  private readonly recent = new Map<string, number>();
+  private readonly waiters = new Map<string, Array<(position: number) => void>>();
+  private readonly listeners = new Set<(batch: CommittedBatch) => void>();
+  private readonly next = new Map<number, bigint>();
+  private lastPosition = 0;
+  private stopped = false;
+  private loop: Promise<void> | undefined;
+  /** Set while the replica reads up to the end offsets seen at start. */
+  private catchingUp: (() => void) | undefined;
+
+  /** Per trimmed partition: events of commands below this offset are in the state from the changelog already. */
+  private readonly inChangelog = new Map<number, bigint>();
+
+  constructor(private readonly config: KafkaConfig, private readonly topic: string, private readonly changelogTopic: string, nodeId: string, private readonly log: KafkaEngineLog) {
+    this.reader = new LogReader(config, `${nodeId}-replica`, Math.min(config.consumer.maxWaitMs, replicaLimits.fetchWaitMs));
+  }
+
+  /** Reads from the earliest events on; resolves once it has read up to the end offsets seen at start. */
+  async start(): Promise<void> {
+    const count = await this.reader.partitionCount(this.topic);
+    const partitions = Array.from({ length: count }, (_, index) => index);
+    const earliest = await this.reader.offsets(this.topic, partitions, 'earliest');
+    for (const [partition, offset] of earliest) {
+      this.next.set(partition, offset);
+      if (offset > 0n) await this.startFromChangelog(partition);
+    }
+    const ends = await this.reader.offsets(this.topic, partitions, 'end');
+    const caughtUp = new Promise<void>((resolve) => {
+      this.catchingUp = () => {
+        if (partitions.some((partition) => (this.next.get(partition) ?? 0n) < (ends.get(partition) ?? 0n))) return;
+        this.catchingUp = undefined;
+        resolve();
+      };
+    });
+    this.catchingUp?.();
+    this.loop = this.follow();
+    await caughtUp;
+  }
+
+  private async startFromChangelog(partition: number): Promise<void> {
+    const restore = new ChangelogRestore();
+    await this.reader.readToEnd(this.changelogTopic, partition, (record) => restore.apply(record.key, record.value), () => this.stopped);
+    for (const [name, tenant] of restore.state().tenants) this.memory.tenants.set(name, tenant);
+    this.inChangelog.set(partition, restore.nextOffset ?? 0n);
+    this.log.info(`kafka engine: events of partition ${partition} start at offset ${this.next.get(partition)}: replica state taken from the changelog (up to command offset ${restore.nextOffset ?? 0n})`);
+  }
+
+  private async follow(): Promise<void> {
+    let delayMs: number = kafkaEngineLimits.retryDelayMs;
+    while (!this.stopped) {
+      try {
+        this.apply(await this.reader.read(this.topic, this.next));
+        delayMs = kafkaEngineLimits.retryDelayMs;
+      } catch (error) {
+        if (this.stopped) return;
+        this.log.warn(`kafka engine: reading ${this.topic} failed, retrying in ${delayMs} ms: ${messageOf(error)}`);
+        await sleep(delayMs);
+        delayMs = nextDelay(delayMs);
+      }
+    }
+  }
+
+  private apply(reads: PartitionRead[]): void {
+    const logged: LoggedEvent[] = [];
+    const touched = new Map<string, Set<string>>();
+    for (const read of reads) {
+      for (const record of read.records) {
+        const event = eventOf(record.value);
+        if (event === undefined) {
+          this.log.warn(`kafka engine: skipped a record of ${this.topic} partition ${read.partition} offset ${record.offset}: not an event`);
+          continue;
+        }
+        if (!this.isInChangelog(read.partition, event.id) && !this.evolveSafely(event)) {
+          this.log.error(`kafka engine: skipped event ${event.id} of ${this.topic} partition ${read.partition} offset ${record.offset}: it does not apply`);
+          continue;
+        }
+        this.lastPosition += 1;
+        const entry: LoggedEvent = { position: this.lastPosition, event };
+        logged.push(entry);
+        this.remember(entry);
+        noteTouched(touched, event);
+      }
+      const current = this.next.get(read.partition) ?? 0n;
+      if (read.nextOffset > current) this.next.set(read.partition, read.nextOffset);
+    }
+    this.catchingUp?.();
+    if (logged.length === 0) return;
+    for (const { position, event } of logged) this.wake(event.id, position);
+    const batch: CommittedBatch = { events: logged, touched };
+    for (const listener of this.listeners) {
+      try {
+        listener(batch);
+      } catch (error) {
+        this.log.error(`kafka engine: a subscriber failed: ${messageOf(error)}`);
+      }
+    }
+  }
+
+  /** Events come from processors, so this holds; a record that breaks it must not stop the replica (or be applied twice on a re-read). */
+  private evolveSafely(event: InventoryEvent): boolean {
+    try {
+      evolve(this.memory, event);
+      return true;
+    } catch {
+      return false;
+    }
+  }
+
+  private isInChangelog(partition: number, eventId: string): boolean {
+    const below = this.inChangelog.get(partition);
+    if (below === undefined) return false;
+    const offset = commandOffsetOf(eventId, partition);
+    if (offset !== undefined && offset < below) return true;
+    // The first event past the changelog's cut: every later one is applied.
+    this.inChangelog.delete(partition);
+    return false;
+  }
+
+  private remember(entry: LoggedEvent): void {
+    const { tenant, id } = entry.event;
+    let list = this.byTenant.get(tenant);
+    if (list === undefined) {
+      list = [];
+      this.byTenant.set(tenant, list);
+    }
+    list.push(entry);
+    // Trimmed in steps of a tenth, so the cost of dropping the oldest is spread out.
+    if (list.length > replicaLimits.eventsPerTenantMax * 1.1) list.splice(0, list.length - replicaLimits.eventsPerTenantMax);
+    this.recent.set(id, entry.position);
+    if (this.recent.size > replicaLimits.recentEventIdsMax) {
+      const oldest = this.recent.keys().next();
+      if (oldest.done !== true) this.recent.delete(oldest.value);
+    }
+  }
+
+  private wake(id: string, position: number): void {
+    const waiting = this.waiters.get(id);
+    if (waiting === undefined) return;
+    this.waiters.delete(id);
+    for (const resolve of waiting) resolve(position);
+  }
+
+  /** The position of an event this replica has read, if it still remembers it. */
+  positionOf(id: string): number | undefined {
+    return this.recent.get(id);
+  }
+
+  /** Resolves with the event's position once this replica has read it, or undefined after `timeoutMs`. */
+  waitFor(id: string, timeoutMs: number): Promise<number | undefined> {
+    const known = this.recent.get(id);
+    if (known !== undefined) return Promise.resolve(known);
+    return new Promise((resolve) => {
+      const done = (position: number | undefined): void => {
+        clearTimeout(timer);
+        resolve(position);
+      };
+      const timer = setTimeout(() => {
+        const waiting = this.waiters.get(id)?.filter((item) => item !== done) ?? [];
+        if (waiting.length === 0) this.waiters.delete(id);
+        else this.waiters.set(id, waiting);
+        resolve(undefined);
+      }, timeoutMs);
+      this.waiters.set(id, [...(this.waiters.get(id) ?? []), done]);
+    });
+  }
+
+  state(): LedgerState {
+    return this.memory;
+  }
+
+  tenant(tenant: string): TenantState | undefined {
+    return this.memory.tenants.get(tenant);
+  }
+
+  position(): number {
+    return this.lastPosition;
+  }
+
+  eventsAfter(tenant: string, after: number, limit: number): EventPage {
+    const list = this.byTenant.get(tenant) ?? [];
+    let low = 0;
+    let high = list.length;
+    while (low < high) {
+      const middle = (low + high) >> 1;
+      if ((list[middle] as LoggedEvent).position <= after) low = middle + 1;
+      else high = middle;
+    }
+    const events = list.slice(low, low + Math.max(0, limit));
+    return { events, next: events.length > 0 ? (events[events.length - 1] as LoggedEvent).position : after };
+  }
+
+  subscribe(listener: (batch: CommittedBatch) => void): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  /** How far this node's replica is behind the committed end of each events partition. */
+  async lag(): Promise<ReplicaLag[]> {
+    const partitions = [...this.next.keys()].sort((a, b) => a - b);
+    const ends = await this.reader.offsets(this.topic, partitions, 'end');
+    return partitions.map((partition) => {
+      const lag = (ends.get(partition) ?? 0n) - (this.next.get(partition) ?? 0n);
+      return { partition, lag: Number(lag > 0n ? lag : 0n) };
+    });
+  }
+
+  async stop(timeoutMs: number): Promise<void> {
+    this.stopped = true;
+    if (this.loop !== undefined) await Promise.race([this.loop, sleep(timeoutMs)]);
+    await Promise.race([this.reader.close().catch(() => undefined), sleep(timeoutMs)]);
+  }
+}
+
+/** Event ids are `k<partition>-<command offset>`, with `.<index>` suffixes when a command has several events. */
+function commandOffsetOf(eventId: string, partition: number): bigint | undefined {
+  const match = /^k(\d+)-(\d+)(?:\.|$)/.exec(eventId);
+  if (match === null || Number(match[1]) !== partition) return undefined;
+  return BigInt(match[2] as string);
+}
+
+function eventOf(value: Buffer | undefined): InventoryEvent | undefined {
+  if (value === undefined) return undefined;
+  try {
+    const event = JSON.parse(value.toString('utf8')) as Partial<InventoryEvent> | null;
+    if (event === null || typeof event !== 'object' || typeof event.id !== 'string' || typeof event.tenant !== 'string') return undefined;
+    if (typeof event.type !== 'string' || !knownTypes.has(event.type) || event.data === null || typeof event.data !== 'object') return undefined;
+    return event as InventoryEvent;
+  } catch {
+    return undefined;
+  }
+}
+
+function noteTouched(touched: Map<string, Set<string>>, event: InventoryEvent): void {
+  let skus = touched.get(event.tenant);
+  if (skus === undefined) {
+    skus = new Set();
+    touched.set(event.tenant, skus);
+  }
+  switch (event.type) {
+    case 'stock_adjustment':
+    case 'sku_deleted':
+    case 'sku_restored':
+      skus.add(event.data.sku);
+      break;
+    case 'order_reserved':
+    case 'order_committed':
+    case 'reservation_released':
+    case 'order_fulfilled':
+      for (const line of event.data.lines) skus.add(line.sku);
+      break;
+    case 'channel_policy_set':
+      skus.add(allSkus);
+      break;
+    default:
+      break;
+  }
+}
