@@ -1,6 +1,6 @@
 // API keys kept in the embedded engine's SQLite file: created once, stored hashed, verified in constant time.
 
-import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
+import { hash, randomBytes, timingSafeEqual } from 'node:crypto';
 import type { Database, Statement } from 'better-sqlite3';
 import { tenantIdPattern } from '../../core/index.js';
 import type { ApiKeyVerifier, Principal, Scope } from '../http/auth.js';
@@ -44,7 +44,7 @@ const keyShape = /^sk_([0-9a-f]{16})_([A-Za-z0-9_-]{43})$/;
  * however fast the hash is, and a slow hash would only add its cost to every request.
  */
 function hashOf(key: string): string {
-  return createHash('sha256').update(key).digest('hex');
+  return hash('sha256', key, 'hex');
 }
 
 function parseScopes(text: string): Scope[] {
