@@ -4,25 +4,9 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { brokerErrorText, isBrokerError, isUnavailable, openKafkaAdmin, withDeadline } from './admin.js';
 import type { KafkaConfig } from './config.js';
 import { planTopics } from './scaffold.js';
-import type { TopicPlan } from './scaffold.js';
-import { kafkaEngineLimits } from './clients.js';
 import type { EngineTopicNames, KafkaEngineLog } from './clients.js';
 
 const visibilityPollMs = 100;
-
-/** The replies topic is not part of the scaffolding: short retention, the engine's partition count. */
-export function repliesTopicPlan(config: KafkaConfig, topics: EngineTopicNames): TopicPlan {
-  return {
-    name: topics.replies,
-    partitions: config.topics.partitions,
-    replicationFactor: config.topics.replicationFactor,
-    configs: {
-      'cleanup.policy': 'delete',
-      'retention.ms': String(Math.min(kafkaEngineLimits.repliesRetentionMs, config.topics.retentionMs < 0 ? Number.MAX_SAFE_INTEGER : config.topics.retentionMs)),
-      'min.insync.replicas': String(config.topics.minInsyncReplicas),
-    },
-  };
-}
 
 /**
  * Creates the topics that do not exist yet (when `create`), with the scaffolding's settings (existing topics are left
@@ -34,7 +18,7 @@ export async function ensureEngineTopics(config: KafkaConfig, topics: EngineTopi
   const admin = openKafkaAdmin(config);
   const timeoutMs = config.timeouts.adminTimeoutMs;
   try {
-    const plans = [...planTopics(config), repliesTopicPlan(config, topics)];
+    const plans = planTopics(config);
     const existing = new Set(await withDeadline('list topics', timeoutMs, admin.listTopics()));
     const missing = plans.filter((item) => !existing.has(item.name));
     if (!create && missing.length > 0) {

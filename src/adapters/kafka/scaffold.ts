@@ -76,14 +76,25 @@ export function planTopics(config: KafkaConfig): TopicPlan[] {
       'min.insync.replicas': String(config.topics.minInsyncReplicas),
     },
   });
+  const replies = plan(repliesTopicName(config), 'delete');
+  // Answers are useful for seconds: the replies topic keeps them an hour at most.
+  replies.configs['retention.ms'] = String(Math.min(repliesRetentionMsMax, config.topics.retentionMs < 0 ? Number.MAX_SAFE_INTEGER : config.topics.retentionMs));
   return [
     plan(names.commands, 'delete'),
     plan(names.events, 'delete'),
     plan(names.changelog, 'compact'),
     plan(names.deadLetter, 'delete'),
     plan(names.channelState, 'compact'),
+    replies,
   ];
 }
+
+/** Where the processors answer each node's commands (request/reply across nodes). */
+export function repliesTopicName(config: Pick<KafkaConfig, 'topics'>): string {
+  return `${config.topics.prefix}.replies`;
+}
+
+export const repliesRetentionMsMax = 3_600_000;
 
 /**
  * Least privilege per service. The processor also reads the changelog (it restores its state from
@@ -101,12 +112,14 @@ export function planAcls(config: KafkaConfig): AclGrant[] {
     ...topic(processor, names.changelog, ['read', 'write', 'describe']),
     ...topic(processor, names.deadLetter, ['write', 'describe']),
     ...topic(processor, names.channelState, ['write', 'describe']),
+    ...topic(processor, repliesTopicName(config), ['write', 'describe']),
     { principal: processor, resourceType: 'group', resourceName: config.consumer.groupId, patternType: 'literal', operation: 'read' },
     { principal: processor, resourceType: 'group', resourceName: config.consumer.groupId, patternType: 'literal', operation: 'describe' },
     { principal: processor, resourceType: 'transactional-id', resourceName: config.processing.transactionalIdPrefix, patternType: 'prefixed', operation: 'write' },
     { principal: processor, resourceType: 'transactional-id', resourceName: config.processing.transactionalIdPrefix, patternType: 'prefixed', operation: 'describe' },
     ...topic(api, names.commands, ['write', 'describe']),
     ...topic(api, names.events, ['read', 'describe']),
+    ...topic(api, repliesTopicName(config), ['read', 'describe']),
     ...topic(connector, names.commands, ['write', 'describe']),
     ...topic(connector, names.channelState, ['read', 'describe']),
   ];

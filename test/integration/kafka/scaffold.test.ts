@@ -96,20 +96,20 @@ describe.sequential('topics scaffold', { timeout: kafkaTestLimits.caseTimeoutMs 
   it('a dry run on an empty broker plans every topic and changes nothing', async () => {
     const report = await scaffoldTopics(config(), { dryRun: true });
     expect(report.dryRun).toBe(true);
-    expect(Object.values(statuses(report))).toEqual(['created', 'created', 'created', 'created', 'created']);
+    expect(Object.values(statuses(report))).toEqual(['created', 'created', 'created', 'created', 'created', 'created']);
     const existing = await within('list topics', admin.listTopics());
     expect(existing.filter((topic) => topic.startsWith(prefix))).toEqual([]);
   });
 
-  it('creates the five topics with the configured settings, and the ACLs', async () => {
+  it('creates the six topics with the configured settings, and the ACLs', async () => {
     const lines: string[] = [];
     const report = await scaffoldTopics(config(), { log: (line) => lines.push(line) });
     expect(report.ok).toBe(true);
     expect(statuses(report)).toEqual({
       [`${prefix}.commands`]: 'created', [`${prefix}.events`]: 'created', [`${prefix}.changelog`]: 'created',
-      [`${prefix}.dead-letter`]: 'created', [`${prefix}.channel-state`]: 'created',
+      [`${prefix}.dead-letter`]: 'created', [`${prefix}.channel-state`]: 'created', [`${prefix}.replies`]: 'created',
     });
-    expect(lines).toHaveLength(5);
+    expect(lines).toHaveLength(6);
 
     const topic = names();
     for (const name of Object.values(topic)) {
@@ -131,6 +131,7 @@ describe.sequential('topics scaffold', { timeout: kafkaTestLimits.caseTimeoutMs 
     expect(granted).toEqual([
       `${topic.commands} ${AclOperations.WRITE}`, `${topic.commands} ${AclOperations.DESCRIBE}`,
       `${topic.events} ${AclOperations.READ}`, `${topic.events} ${AclOperations.DESCRIBE}`,
+      `${prefix}.replies ${AclOperations.READ}`, `${prefix}.replies ${AclOperations.DESCRIBE}`,
     ].sort());
     expect(report.aclsCreated.length).toBeGreaterThan(0);
 
@@ -142,7 +143,7 @@ describe.sequential('topics scaffold', { timeout: kafkaTestLimits.caseTimeoutMs 
 
   it('changes nothing when run again', async () => {
     const report = await scaffoldTopics(config());
-    expect(Object.values(statuses(report))).toEqual(['unchanged', 'unchanged', 'unchanged', 'unchanged', 'unchanged']);
+    expect(Object.values(statuses(report))).toEqual(['unchanged', 'unchanged', 'unchanged', 'unchanged', 'unchanged', 'unchanged']);
     expect(report.aclsCreated).toEqual([]);
     expect(report.aclsPresent).toBeGreaterThan(0);
     expect(report.ok).toBe(true);
@@ -176,7 +177,7 @@ describe.sequential('topics scaffold', { timeout: kafkaTestLimits.caseTimeoutMs 
     expect((await topicConfigs(topic.changelog))['cleanup.policy']).toBe('compact');
 
     const again = await scaffoldTopics(config());
-    expect(Object.values(statuses(again))).toEqual(['unchanged', 'unchanged', 'unchanged', 'unchanged', 'unchanged']);
+    expect(Object.values(statuses(again))).toEqual(['unchanged', 'unchanged', 'unchanged', 'unchanged', 'unchanged', 'unchanged']);
   });
 
   it('adds partitions when more are configured than the broker has, and says so', async () => {
