@@ -99,6 +99,7 @@ interface Allocation {
 
 /** Fills cart lines from the channel's locations; reports every line that cannot be filled. */
 function allocate(tenant: TenantState, policy: ChannelPolicy, lines: CartLine[], allowShort: boolean): Allocation {
+  if (lines.length === 1) return allocateOne(tenant, policy, lines[0] as CartLine, allowShort);
   const remaining = new Map<string, number>();
   const taken = new Map<string, number>();
   const keyOf = (sku: string, location: string): string => `${sku}\u0000${location}`;
@@ -149,6 +150,38 @@ function allocate(tenant: TenantState, policy: ChannelPolicy, lines: CartLine[],
     take(line.sku, locations[0] ?? defaultLocation, needed, allocated);
   }
   return { lines: mergeLines(allocated), short };
+}
+
+/** The common one-line cart, without the bookkeeping a cart needs to share stock between its lines. */
+function allocateOne(tenant: TenantState, policy: ChannelPolicy, line: CartLine, allowShort: boolean): Allocation {
+  const skuState = tenant.skus.get(line.sku);
+  const sellable = channelAvailableRaw(policy, skuState) - policy.bufferUnits;
+  const budget = policy.maxUnits === null ? sellable : Math.min(sellable, policy.maxUnits);
+  if (line.location !== undefined) {
+    const free = Math.min(availableOf(stockAt(skuState, line.location)), budget);
+    if (free < line.quantity && !allowShort) return { lines: [], short: [{ sku: line.sku, location: line.location, requested: line.quantity, available: Math.max(free, 0) }] };
+    return { lines: [{ sku: line.sku, location: line.location, quantity: line.quantity }], short: [] };
+  }
+  if (budget < line.quantity && !allowShort) return { lines: [], short: [{ sku: line.sku, requested: line.quantity, available: Math.max(budget, 0) }] };
+  const locations = sellingLocations(policy, skuState);
+  const allocated: AllocatedLine[] = [];
+  let needed = line.quantity;
+  for (const location of locations) {
+    if (needed === 0) break;
+    const free = availableOf(stockAt(skuState, location));
+    if (free <= 0) continue;
+    const quantity = free < needed ? free : needed;
+    allocated.push({ sku: line.sku, location, quantity });
+    needed -= quantity;
+  }
+  if (needed > 0) {
+    if (!allowShort) return { lines: [], short: [{ sku: line.sku, requested: line.quantity, available: line.quantity - needed }] };
+    const fallback = locations[0] ?? defaultLocation;
+    const existing = allocated.find((entry) => entry.location === fallback);
+    if (existing === undefined) allocated.push({ sku: line.sku, location: fallback, quantity: needed });
+    else existing.quantity += needed;
+  }
+  return { lines: allocated, short: [] };
 }
 
 /** Merges lines that landed on the same SKU and location, keeping first-seen order. */

@@ -57,7 +57,41 @@ function formatUncached(epochMs: number): string {
   const minutes = Math.floor((msOfDay % 3_600_000) / 60_000);
   const seconds = Math.floor((msOfDay % 60_000) / 1000);
   const millis = msOfDay % 1000;
+  if (year >= 1000 && year <= 9999) {
+    const millisText = millis < 10 ? `00${millis}` : millis < 100 ? `0${millis}` : String(millis);
+    return `${year}-${twoDigits[month]}-${twoDigits[day]}T${twoDigits[hours]}:${twoDigits[minutes]}:${twoDigits[seconds]}.${millisText}Z`;
+  }
   return `${pad(year, 4)}-${pad(month, 2)}-${pad(day, 2)}T${pad(hours, 2)}:${pad(minutes, 2)}:${pad(seconds, 2)}.${pad(millis, 3)}Z`;
+}
+
+const twoDigits: readonly string[] = Array.from({ length: 100 }, (_, value) => (value < 10 ? `0${value}` : String(value)));
+
+/** Digits of the canonical form `YYYY-MM-DDTHH:MM:SS.mmmZ` (what formatTime writes), read without a regex. */
+function parseCanonical(text: string): number {
+  let invalid = false;
+  const digits = (from: number, count: number): number => {
+    let value = 0;
+    for (let index = from; index < from + count; index += 1) {
+      const digit = text.charCodeAt(index) - 48;
+      if (digit < 0 || digit > 9) invalid = true;
+      value = value * 10 + digit;
+    }
+    return value;
+  };
+  const year = digits(0, 4);
+  const month = digits(5, 2);
+  const day = digits(8, 2);
+  const hours = digits(11, 2);
+  const minutes = digits(14, 2);
+  const seconds = digits(17, 2);
+  const millis = digits(20, 3);
+  if (invalid || month < 1 || month > 12 || day < 1 || day > daysInMonth(year, month) || hours > 23 || minutes > 59 || seconds > 59) return Number.NaN;
+  return daysFromCivil(year, month, day) * msPerDay + hours * 3_600_000 + minutes * 60_000 + seconds * 1000 + millis;
+}
+
+function isCanonical(text: string): boolean {
+  return text.length === 24 && text.charCodeAt(4) === 45 && text.charCodeAt(7) === 45 && text.charCodeAt(10) === 84
+    && text.charCodeAt(13) === 58 && text.charCodeAt(16) === 58 && text.charCodeAt(19) === 46 && text.charCodeAt(23) === 90;
 }
 
 const rfc3339 = /^(\d{4})-(\d{2})-(\d{2})[Tt](\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,9}))?([Zz]|[+-]\d{2}:\d{2})$/;
@@ -78,6 +112,7 @@ export function parseTime(text: string): number {
 }
 
 function parseUncached(text: string): number {
+  if (isCanonical(text)) return parseCanonical(text);
   const match = rfc3339.exec(text);
   if (match === null) return Number.NaN;
   const [, y, mo, d, h, mi, s, fraction, zone] = match as unknown as string[];

@@ -53,6 +53,11 @@ describe('ledger regressions', () => {
     expect(parseTime('2023-02-29T00:00:00Z')).toBeNaN();
     expect(parseTime('2024-02-29T00:00:00Z')).toBe(Date.UTC(2024, 1, 29));
     expect(parseTime('2024-01-01T00:00:00+99:99')).toBeNaN();
+    // The canonical form formatTime writes is read without a regex: it must refuse the same things.
+    expect(parseTime('2024-02-31T00:00:00.000Z')).toBeNaN();
+    expect(parseTime('2024-0a-01T00:00:00.000Z')).toBeNaN();
+    expect(parseTime('2024-01-01T24:00:00.000Z')).toBeNaN();
+    expect(parseTime('2024-02-29T23:59:59.999Z')).toBe(Date.UTC(2024, 1, 29, 23, 59, 59, 999));
     expect(parseTime(formatTime(Date.UTC(2026, 10, 27, 13, 5, 7, 9)))).toBe(Date.UTC(2026, 10, 27, 13, 5, 7, 9));
   });
 });
