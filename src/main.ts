@@ -91,7 +91,8 @@ export async function start(options: StartOptions): Promise<Running> {
   });
   const address = await app.listen({ port: config.server.port, host: config.server.host });
   const url = address.replace('0.0.0.0', 'localhost').replace('[::]', 'localhost');
-  io.stdout(`stockline: serving on ${url} (engine: embedded, data: ${join(config.dataDir, 'stockline.db')})\n`);
+  const where = engine.kind === 'kafka' ? `brokers: ${String((config.kafka as { brokers?: string[] } | undefined)?.brokers ?? [])}, node data: ${join(config.dataDir, 'stockline-node.db')}` : `data: ${join(config.dataDir, 'stockline.db')}`;
+  io.stdout(`stockline: serving on ${url} (engine: ${engine.kind}, ${where})\n`);
   if (options.demo === true) await loadDemo(engine, keys, config.dataDir, url, io);
   let closing: Promise<void> | undefined;
   const close = (): Promise<void> => {
