@@ -1,7 +1,7 @@
 // API-key authentication and tenant and scope checks: one onRequest hook that every route passes through.
 
 import { hash, timingSafeEqual } from 'node:crypto';
-import type { FastifyPluginAsync, FastifyRequest, onRequestAsyncHookHandler } from 'fastify';
+import type { FastifyPluginAsync, FastifyRequest, onRequestHookHandler } from 'fastify';
 import type { Engine } from '../../app/engine.js';
 import { problem } from './problem.js';
 import { bearerSecurity, errorResponses, httpLimits, object } from './schemas.js';
@@ -99,15 +99,26 @@ function authorise(request: FastifyRequest, principal: Principal, needed: Scope)
 }
 
 /** The hook: public routes and unknown paths pass; every other route needs a key of its tenant with its scope. */
-export function authHook(keys: ApiKeyVerifier, adminKey?: string): onRequestAsyncHookHandler {
+/** A callback hook, not an async one: it runs on every request, and needs no promise. */
+export function authHook(keys: ApiKeyVerifier, adminKey?: string): onRequestHookHandler {
   const admin = adminKey === undefined || adminKey === '' ? undefined : adminMatcher(adminKey);
   const verify = (key: string): Principal | undefined => admin?.(key) ?? keys.verify(key);
-  return async (request) => {
+  return (request, reply, done) => {
+    reply.header('x-request-id', request.id);
     const config = request.routeOptions.config;
-    if (request.is404 || config.public === true || publicPaths.has(request.routeOptions.url ?? '')) return;
-    const principal = authenticate(request, verify);
-    authorise(request, principal, config.scope ?? 'admin');
-    request.principal = principal;
+    if (request.is404 || config.public === true || publicPaths.has(request.routeOptions.url ?? '')) {
+      done();
+      return;
+    }
+    try {
+      const principal = authenticate(request, verify);
+      authorise(request, principal, config.scope ?? 'admin');
+      request.principal = principal;
+    } catch (error) {
+      done(error as Error);
+      return;
+    }
+    done();
   };
 }
 

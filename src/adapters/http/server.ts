@@ -113,7 +113,7 @@ export async function buildServer(options: ServerOptions): Promise<FastifyInstan
   app.setErrorHandler((error, request, reply) => sendProblem(reply, request, problemOf(error, request, request.log)));
   app.setNotFoundHandler((request, reply) => sendProblem(reply, request, problem('NOT_FOUND', `no route ${request.method} ${instanceOf(request)}`)));
   app.addHook('onRequest', authHook(options.keys, options.adminKey));
-  app.addHook('onSend', async (request, reply) => { reply.header('x-request-id', request.id); });
+  // The auth hook also sets x-request-id on every reply (set early, it survives to errors and 404s).
   await app.register(swagger, openapi);
   const engine = options.engine;
   await app.register(healthRoutes, { engine, notReadyReason: options.notReadyReason ?? (() => undefined) });
