@@ -50,3 +50,30 @@ export class AppError extends Error {
     this.name = 'AppError';
   }
 }
+
+/** Records in `touched` which of its tenant's SKUs an event may have changed (a policy change: all of them). */
+export function noteTouched(touched: Map<string, Set<string>>, event: InventoryEvent): void {
+  let skus = touched.get(event.tenant);
+  if (skus === undefined) {
+    skus = new Set();
+    touched.set(event.tenant, skus);
+  }
+  switch (event.type) {
+    case 'stock_adjustment':
+    case 'sku_deleted':
+    case 'sku_restored':
+      skus.add(event.data.sku);
+      break;
+    case 'order_reserved':
+    case 'order_committed':
+    case 'reservation_released':
+    case 'order_fulfilled':
+      for (const line of event.data.lines) skus.add(line.sku);
+      break;
+    case 'channel_policy_set':
+      skus.add(allSkus);
+      break;
+    default:
+      break;
+  }
+}

@@ -11,7 +11,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { eventTypes, evolve, initialState } from '../../core/index.js';
 import type { InventoryEvent, LedgerState, TenantState } from '../../core/index.js';
-import { allSkus } from '../../app/engine.js';
+import { noteTouched } from '../../app/engine.js';
 import type { CommittedBatch, EventPage, LoggedEvent } from '../../app/engine.js';
 import type { KafkaConfig } from './config.js';
 import { kafkaEngineLimits, messageOf, nextDelay } from './clients.js';
@@ -272,28 +272,3 @@ function eventOf(value: Buffer | undefined): InventoryEvent | undefined {
   }
 }
 
-function noteTouched(touched: Map<string, Set<string>>, event: InventoryEvent): void {
-  let skus = touched.get(event.tenant);
-  if (skus === undefined) {
-    skus = new Set();
-    touched.set(event.tenant, skus);
-  }
-  switch (event.type) {
-    case 'stock_adjustment':
-    case 'sku_deleted':
-    case 'sku_restored':
-      skus.add(event.data.sku);
-      break;
-    case 'order_reserved':
-    case 'order_committed':
-    case 'reservation_released':
-    case 'order_fulfilled':
-      for (const line of event.data.lines) skus.add(line.sku);
-      break;
-    case 'channel_policy_set':
-      skus.add(allSkus);
-      break;
-    default:
-      break;
-  }
-}

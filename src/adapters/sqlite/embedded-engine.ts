@@ -9,7 +9,7 @@ import {
   evolve, execute, fromSnapshot, initialState, tenantOf, toSnapshot,
 } from '../../core/index.js';
 import type { Command, IdempotencyRecord, InventoryEvent, LedgerState, Outcome, Rejection, StateSnapshot, TenantState } from '../../core/index.js';
-import { allSkus, AppError } from '../../app/engine.js';
+import { AppError, noteTouched } from '../../app/engine.js';
 import type { CommittedBatch, Engine, EventPage, LoggedEvent } from '../../app/engine.js';
 import type { CommandInput, DeadLetter, SourceOffsets, Submitted } from '../../app/ports.js';
 import { importEvents } from '../../app/import-events.js';
@@ -436,28 +436,3 @@ function isAlive(pid: number): boolean {
   }
 }
 
-function noteTouched(touched: Map<string, Set<string>>, event: InventoryEvent): void {
-  let skus = touched.get(event.tenant);
-  if (skus === undefined) {
-    skus = new Set();
-    touched.set(event.tenant, skus);
-  }
-  switch (event.type) {
-    case 'stock_adjustment':
-    case 'sku_deleted':
-    case 'sku_restored':
-      skus.add(event.data.sku);
-      break;
-    case 'order_reserved':
-    case 'order_committed':
-    case 'reservation_released':
-    case 'order_fulfilled':
-      for (const line of event.data.lines) skus.add(line.sku);
-      break;
-    case 'channel_policy_set':
-      skus.add(allSkus);
-      break;
-    default:
-      break;
-  }
-}
