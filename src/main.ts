@@ -30,7 +30,9 @@ import { channelWebhookRoutes } from './adapters/http/routes/channel-webhooks.js
 import { ChannelSync, desiredOfState, desiredProjection } from './app/channel-sync.js';
 import { reconcile } from './app/reconcile.js';
 import { PostgresCdcSource } from './adapters/postgres-cdc/source.js';
-import type { PostgresSourceConfig } from './adapters/postgres-cdc/config.js';
+import type { DebeziumSourceConfig, PostgresSourceConfig } from './adapters/postgres-cdc/config.js';
+import { DebeziumKafkaSource } from './adapters/debezium/kafka-source.js';
+import { ConfigError } from './app/config.js';
 import type { CliIo } from './cli/io.js';
 
 export interface StartOptions {
@@ -76,6 +78,7 @@ export async function start(options: StartOptions): Promise<Running> {
   const channels = startChannels(engine, local, channelConfigs, metrics, { reconcileIntervalMs: config.sync.reconcileIntervalMs });
   const webhookChannels = shopifyWebhookChannels(channelConfigs, process.env);
   const sources = startSources(engine, local.offsets, config, metrics, logger);
+  const topics = startDebeziumTopics(engine, config, metrics, logger);
   const app = await buildServer({
     engine, keys, adminKey: options.adminKey,
     logger: { level: config.logLevel, redact: secretPaths },
@@ -98,7 +101,7 @@ export async function start(options: StartOptions): Promise<Running> {
   const close = (): Promise<void> => {
     closing ??= (async () => {
       await app.close();
-      await Promise.all(sources.map((source) => source.stop()));
+      await Promise.all([...sources, ...topics].map((source) => source.stop()));
       await channels.stop();
       await stopEngineExtras();
       await engine.close();
@@ -164,6 +167,22 @@ function sqliteOffsets(db: Db): SourceOffsets {
     get: (source) => (read.get(source) as { value: string } | undefined)?.value,
     set: (source, value) => { write.run(source, value); },
   };
+}
+
+/** Debezium change events on a Kafka topic (teams that already run Debezium). */
+function startDebeziumTopics(engine: Engine, config: StocklineConfig, metrics: Metrics, logger: Logger): DebeziumKafkaSource[] {
+  const debezium = (config.sources as unknown as DebeziumSourceConfig[]).filter((source) => source.type === 'debezium' && source.topic !== undefined);
+  metrics.watchSources(debezium.map((source) => `debezium:${source.name}`));
+  return debezium.map((sourceConfig) => {
+    const brokers = sourceConfig.brokers ?? (config.kafka as { brokers?: string[] } | undefined)?.brokers;
+    if (brokers === undefined) throw new ConfigError(`sources: debezium source ${sourceConfig.name} reads topic ${String(sourceConfig.topic)} but names no brokers (brokers:, or a kafka: section)`);
+    const source = new DebeziumKafkaSource({
+      config: { ...sourceConfig, topic: sourceConfig.topic as string }, brokers, groupId: sourceConfig.groupId ?? `stockline-debezium-${sourceConfig.name}`,
+      bus: engine, deadLetters: engine,
+    });
+    source.start().catch((error: unknown) => logger.error({ source: `debezium:${sourceConfig.name}`, err: error }, 'the source stopped'));
+    return source;
+  });
 }
 
 function startSources(engine: Engine, offsets: SourceOffsets, config: StocklineConfig, metrics: Metrics, logger: Logger): PostgresCdcSource[] {

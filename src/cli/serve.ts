@@ -37,7 +37,14 @@ export async function serveCommand(args: string[], io: CliIo): Promise<number> {
   config.dataDir = stringOption(options['data-dir']) ?? process.env.STOCKLINE_DATA_DIR ?? config.dataDir;
   const level = stringOption(options['log-level']) ?? process.env.STOCKLINE_LOG_LEVEL;
   if (level !== undefined) config.logLevel = level as typeof config.logLevel;
-  const running = await start({ config, adminKey: process.env.STOCKLINE_ADMIN_KEY, demo: options.demo === true, io });
+  let running;
+  try {
+    running = await start({ config, adminKey: process.env.STOCKLINE_ADMIN_KEY, demo: options.demo === true, io });
+  } catch (error) {
+    if (!(error instanceof ConfigError)) throw error;
+    io.stderr(`stockline serve: ${error.message}\n`);
+    return 2;
+  }
   await new Promise<void>((resolve) => {
     const stop = (signal: string): void => {
       io.stderr(`stockline: ${signal} received, finishing in-flight work\n`);

@@ -35,6 +35,10 @@ export interface DebeziumSourceConfig {
   /** When set, events of other tables are skipped. */
   table?: string;
   topic?: string;
+  /** Brokers to read `topic` from; the kafka: section's brokers when absent. */
+  brokers?: string[];
+  /** Consumer group for `topic`; `stockline-debezium-<name>` when absent. */
+  groupId?: string;
   file?: string;
 }
 
