@@ -108,7 +108,7 @@ describe('loadKafkaConfig', () => {
 describe('the scaffolding plan', () => {
   const config = loadKafkaConfig(kafka({ topics: { prefix: 'shop', partitions: 6, replicationFactor: 3, minInsyncReplicas: 2, retentionMs: -1 } }));
 
-  it('has five topics, two of them compacted, all with the configured settings', () => {
+  it('has six topics, two of them compacted, all with the configured settings (replies kept an hour at most)', () => {
     const names = kafkaTopicNames(config);
     expect(planTopics(config)).toEqual([
       { name: names.commands, partitions: 6, replicationFactor: 3, configs: { 'cleanup.policy': 'delete', 'retention.ms': '-1', 'min.insync.replicas': '2' } },
@@ -116,13 +116,14 @@ describe('the scaffolding plan', () => {
       { name: 'shop.changelog', partitions: 6, replicationFactor: 3, configs: { 'cleanup.policy': 'compact', 'retention.ms': '-1', 'min.insync.replicas': '2' } },
       { name: 'shop.dead-letter', partitions: 6, replicationFactor: 3, configs: { 'cleanup.policy': 'delete', 'retention.ms': '-1', 'min.insync.replicas': '2' } },
       { name: 'shop.channel-state', partitions: 6, replicationFactor: 3, configs: { 'cleanup.policy': 'compact', 'retention.ms': '-1', 'min.insync.replicas': '2' } },
+      { name: 'shop.replies', partitions: 6, replicationFactor: 3, configs: { 'cleanup.policy': 'delete', 'retention.ms': '3600000', 'min.insync.replicas': '2' } },
     ]);
   });
 
   it('grants the api and the connector no read of commands and no write of events', () => {
     const grants = planAcls(config);
     const of = (principal: string): string[] => grants.filter((grant) => grant.principal === principal).map((grant) => `${grant.operation} ${grant.resourceType} ${grant.resourceName}`);
-    expect(of(config.principals.api).sort()).toEqual(['describe topic shop.commands', 'describe topic shop.events', 'read topic shop.events', 'write topic shop.commands']);
+    expect(of(config.principals.api).sort()).toEqual(['describe topic shop.commands', 'describe topic shop.events', 'describe topic shop.replies', 'read topic shop.events', 'read topic shop.replies', 'write topic shop.commands']);
     expect(of(config.principals.connector).sort()).toEqual(['describe topic shop.channel-state', 'describe topic shop.commands', 'read topic shop.channel-state', 'write topic shop.commands']);
     expect(of(config.principals.processor)).toContain('write transactional-id stockline-processor');
     expect(of(config.principals.processor)).not.toContain('write topic shop.commands');
