@@ -3,7 +3,7 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { AppError } from '../../../app/engine.js';
 import type { CommandBus, DeadLetterSink, Submitted } from '../../../app/ports.js';
-import type { ErrorSpec } from '../../../errors.js';
+import type { ErrorCode } from '../../../errors.js';
 import { channelLimits } from '../../channels/limits.js';
 import type { ShopifyWebhookChannel, ShopifyWebhookMapping } from '../../channels/shopify/webhooks.js';
 import { shopifyWebhookToCommands, verifyShopifyHmac } from '../../channels/shopify/webhooks.js';
@@ -29,22 +29,12 @@ interface Handling {
 
 type WebhookRequest = FastifyRequest<{ Params: { channel: string } }>;
 
-/** The refusals of this route, in the shape of the error catalogue (src/errors.ts), to be merged into it. */
-export const webhookErrors = {
-  WEBHOOK_CHANNEL_UNKNOWN: { status: 404, title: 'No Shopify channel has this id', retryable: false },
-  WEBHOOK_SIGNATURE_INVALID: { status: 401, title: 'The webhook signature is missing or wrong', retryable: false },
-  WEBHOOK_SHOP_MISMATCH: { status: 403, title: 'The webhook was signed for another shop', retryable: false },
-  WEBHOOK_TOPIC_MISSING: { status: 400, title: 'The webhook has no topic header', retryable: false },
-  WEBHOOK_EVENT_ID_MISSING: { status: 400, title: 'The webhook has no event id header', retryable: false },
-  WEBHOOK_PAYLOAD_INVALID: { status: 400, title: 'The webhook body is not JSON', retryable: false },
-  WEBHOOK_PAYLOAD_UNUSABLE: { status: 422, title: 'No ledger command can be made of the webhook', retryable: false },
-} as const satisfies Record<string, ErrorSpec>;
-
-export type WebhookErrorCode = keyof typeof webhookErrors;
+/** The refusals of this route: the WEBHOOK_* codes of the error catalogue (src/errors.ts). */
+export type WebhookErrorCode = Extract<ErrorCode, `WEBHOOK_${string}`>;
 
 /** Answers with an RFC 9457 problem, in the same shape as every other error of the API. */
 function refusal(request: FastifyRequest, reply: FastifyReply, code: WebhookErrorCode, detail: string): FastifyReply {
-  return sendProblem(reply, request, new HttpProblem(code, detail, {}, {}, webhookErrors[code]));
+  return sendProblem(reply, request, new HttpProblem(code, detail));
 }
 
 /** One header value; absent or repeated headers count as missing, never as "any of them". */
