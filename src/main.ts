@@ -1,38 +1,37 @@
 // The composition root: the only place that wires the engine, the HTTP API, channels, sources and metrics together.
 
 import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { hostname } from 'node:os';
 import { join } from 'node:path';
+import type { Database as Db } from 'better-sqlite3';
 import type { FastifyInstance } from 'fastify';
 import { pino } from 'pino';
 import type { Logger } from 'pino';
+import type { Command, InventoryEvent, LedgerState, Outcome } from './core/index.js';
+import { ChannelSync, desiredOfState, desiredProjection } from './app/channel-sync.js';
+import { ConfigError } from './app/config.js';
 import type { StocklineConfig } from './app/config.js';
 import type { CommittedBatch, Engine } from './app/engine.js';
-import type { DeadLetter, SourceOffsets } from './app/ports.js';
-import type { Command, LedgerState, Outcome } from './core/index.js';
-import { hostname } from 'node:os';
-import type { Database as Db } from 'better-sqlite3';
-import { loadKafkaConfig } from './adapters/kafka/config.js';
-import { KafkaEngine } from './adapters/kafka/engine.js';
-import { openDatabase } from './cli/context.js';
 import { validateEvent } from './app/event-validation.js';
 import { Metrics } from './app/metrics.js';
 import { packagePath } from './app/paths.js';
-import type { InventoryEvent } from './core/index.js';
-import { buildServer } from './adapters/http/server.js';
-import { metricsRoutes } from './adapters/http/routes/metrics.js';
-import { ApiKeyStore } from './adapters/sqlite/api-keys.js';
-import { EmbeddedEngine } from './adapters/sqlite/embedded-engine.js';
-import { ChannelOutbox } from './adapters/sqlite/channel-outbox.js';
+import type { DeadLetter, SourceOffsets } from './app/ports.js';
+import { reconcile } from './app/reconcile.js';
+import type { ChannelConnector } from './adapters/channels/connector.js';
 import { createConnector, shopifyWebhookChannels } from './adapters/channels/factory.js';
 import type { ChannelConfig } from './adapters/channels/factory.js';
-import type { ChannelConnector } from './adapters/channels/connector.js';
-import { channelWebhookRoutes } from './adapters/http/routes/channel-webhooks.js';
-import { ChannelSync, desiredOfState, desiredProjection } from './app/channel-sync.js';
-import { reconcile } from './app/reconcile.js';
-import { PostgresCdcSource } from './adapters/postgres-cdc/source.js';
-import type { DebeziumSourceConfig, PostgresSourceConfig } from './adapters/postgres-cdc/config.js';
 import { DebeziumKafkaSource } from './adapters/debezium/kafka-source.js';
-import { ConfigError } from './app/config.js';
+import { channelWebhookRoutes } from './adapters/http/routes/channel-webhooks.js';
+import { metricsRoutes } from './adapters/http/routes/metrics.js';
+import { buildServer } from './adapters/http/server.js';
+import { loadKafkaConfig } from './adapters/kafka/config.js';
+import { KafkaEngine } from './adapters/kafka/engine.js';
+import type { DebeziumSourceConfig, PostgresSourceConfig } from './adapters/postgres-cdc/config.js';
+import { PostgresCdcSource } from './adapters/postgres-cdc/source.js';
+import { ApiKeyStore } from './adapters/sqlite/api-keys.js';
+import { ChannelOutbox } from './adapters/sqlite/channel-outbox.js';
+import { EmbeddedEngine } from './adapters/sqlite/embedded-engine.js';
+import { openDatabase } from './cli/context.js';
 import type { CliIo } from './cli/io.js';
 
 export interface StartOptions {
@@ -111,7 +110,6 @@ export async function start(options: StartOptions): Promise<Running> {
   return { url, engine, app, metrics, channels, sources, close };
 }
 
-/** Native logical-replication sources; each connects, snapshots and streams on its own, reconnecting with backoff. */
 /**
  * What a node keeps on its own disk beside the engine: API keys, the channel outbox, source offsets.
  * The embedded engine keeps them in its own file, changed in the same transactions as the log; on Kafka
@@ -185,6 +183,7 @@ function startDebeziumTopics(engine: Engine, config: StocklineConfig, metrics: M
   });
 }
 
+/** Native logical-replication sources; each connects, snapshots and streams on its own, reconnecting with backoff. */
 function startSources(engine: Engine, offsets: SourceOffsets, config: StocklineConfig, metrics: Metrics, logger: Logger): PostgresCdcSource[] {
   const postgres = config.sources.filter((source) => source.type === 'postgres') as unknown as PostgresSourceConfig[];
   metrics.watchSources(postgres.map((source) => `pg:${source.slot}`));
