@@ -10,7 +10,8 @@ import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import autocannon from 'autocannon';
 
-const durationSeconds = Number(process.argv[process.argv.indexOf('--duration') + 1] || 10);
+const durationFlag = process.argv.indexOf('--duration');
+const durationSeconds = durationFlag > 0 ? Number(process.argv[durationFlag + 1]) : 10;
 const adminKey = 'bench-admin-key-0123456789abcdef';
 const auth = { authorization: `Bearer ${adminKey}`, 'content-type': 'application/json' };
 
