@@ -278,7 +278,10 @@ export class EmbeddedEngine implements Engine {
       for (const { pending } of decided) pending.reject(failure);
       return;
     }
-    if (this.durability === 'background' && logged.length > 0) {
+    // Any answer that rests on something not yet synced waits for the sync: its own writes (events,
+    // idempotency records), or earlier batches still in flight (a DUPLICATE repeats their outcome).
+    const wrote = logged.length > 0 || remembered.length > 0 || forgotten.length > 0;
+    if (this.durability === 'background' && (wrote || this.syncing !== undefined)) {
       this.unsynced.push({ decided, batch: committed });
       this.syncing ??= this.syncWal();
       return;
