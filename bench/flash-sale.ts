@@ -1,6 +1,8 @@
 // Hot-SKU flash sale over loopback HTTP: Stockline's reservation endpoint against a PostgreSQL SELECT ... FOR UPDATE
 // checkout and a bare Fastify counter, at 32 and 128 connections; availability reads; an oversell check.
-// Run: npm run build && npx tsx bench/flash-sale.ts [--duration 10]
+// The three are measured in turns, several rounds, each comparison seconds apart: on a shared machine the speed
+// drifts by tens of percent over minutes, and a ratio of figures taken minutes apart would measure the drift.
+// Run: npm run build && npx tsx bench/flash-sale.ts [--duration 5] [--rounds 3]
 
 import { spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
@@ -10,8 +12,14 @@ import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import autocannon from 'autocannon';
 
-const durationFlag = process.argv.indexOf('--duration');
-const durationSeconds = durationFlag > 0 ? Number(process.argv[durationFlag + 1]) : 10;
+function flag(name: string, fallback: number): number {
+  const index = process.argv.indexOf(name);
+  return index > 0 ? Number(process.argv[index + 1]) : fallback;
+}
+
+const durationSeconds = flag('--duration', 5);
+const rounds = flag('--rounds', 3);
+const warmUpSeconds = 2;
 const adminKey = 'bench-admin-key-0123456789abcdef';
 const auth = { authorization: `Bearer ${adminKey}`, 'content-type': 'application/json' };
 
@@ -58,34 +66,92 @@ async function load(url: string, connections: number, method: 'GET' | 'POST', bo
   return { requestsPerSecond: Math.round(result.requests.average), p50Ms: result.latency.p50, p99Ms: result.latency.p99, ok: count('2'), refused: count('409'), errors: result.errors + result.timeouts + count('5') };
 }
 
+/** Every server gets the same warm-up before it is measured, so the figures compare compiled code, not the JIT. */
+async function warmUp(url: string, method: 'GET' | 'POST', body?: string): Promise<void> {
+  await load(url, 32, method, body, warmUpSeconds);
+}
+
 const reserveBody = JSON.stringify({ channel: 'storefront', lines: [{ sku: 'HOT-1', quantity: 1 }], ttlSeconds: 900 });
-const results: Record<string, unknown> = { durationSeconds, node: process.version, date: new Date().toISOString() };
+
+type Target = 'stockline_reserve' | 'pg_for_update_reserve' | 'bare_reserve' | 'stockline_read' | 'bare_read';
+type Series = Record<string, Run[]>;
+
+function median(values: number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  const middle = sorted.length >> 1;
+  return sorted.length % 2 === 1 ? sorted[middle] as number : ((sorted[middle - 1] as number) + (sorted[middle] as number)) / 2;
+}
+
+/** The median round of a series, and each ratio taken within a round (then the median of those). */
+function summary(series: Series): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const [name, runs] of Object.entries(series)) {
+    out[name] = {
+      requestsPerSecond: median(runs.map((run) => run.requestsPerSecond)), p50Ms: median(runs.map((run) => run.p50Ms)),
+      p99Ms: median(runs.map((run) => run.p99Ms)), errors: runs.reduce((sum, run) => sum + run.errors, 0),
+    };
+  }
+  const ratio = (a: string, b: string): number | undefined => {
+    const top = series[a];
+    const bottom = series[b];
+    if (top === undefined || bottom === undefined) return undefined;
+    return Math.round(100 * median(top.map((run, index) => run.requestsPerSecond / (bottom[index] as Run).requestsPerSecond))) / 100;
+  };
+  out.ratios = {
+    reserve_vs_pg_for_update_128: ratio('stockline_reserve_128', 'pg_for_update_reserve_128'),
+    reserve_vs_pg_for_update_32: ratio('stockline_reserve_32', 'pg_for_update_reserve_32'),
+    reserve_vs_bare_128: ratio('stockline_reserve_128', 'bare_reserve_128'),
+    reserve_vs_bare_32: ratio('stockline_reserve_32', 'bare_reserve_32'),
+    read_vs_bare_32: ratio('stockline_read_32', 'bare_read_32'),
+  };
+  return out;
+}
 
 async function main(): Promise<void> {
-  const stockline = await startStockline(1_000_000_000);
-  for (const connections of [32, 128]) results[`stockline_reserve_${connections}`] = await load(stockline.url + stockline.reservePath, connections, 'POST', reserveBody);
-  results.stockline_read_32 = await load(stockline.url + stockline.readPath, 32, 'GET');
-  await stop(stockline);
-
   const bare = await startProcess('npx', ['tsx', 'bench/servers/bare-counter.ts'], {}, /(http:\/\/\S+)/);
-  for (const connections of [32, 128]) results[`bare_reserve_${connections}`] = await load(`${bare.url}/reserve`, connections, 'POST', '{}');
-  results.bare_read_32 = await load(`${bare.url}/available`, 32, 'GET');
-  await stop(bare);
-
   const postgres = await startProcess('npx', ['tsx', 'bench/servers/pg-for-update.ts'], {}, /(http:\/\/\S+)/);
-  for (const connections of [32, 128]) results[`pg_for_update_reserve_${connections}`] = await load(`${postgres.url}/reserve`, connections, 'POST', '{}');
+  await warmUp(`${bare.url}/reserve`, 'POST', '{}');
+  await warmUp(`${bare.url}/available`, 'GET');
+  await warmUp(`${postgres.url}/reserve`, 'POST', '{}');
+  const series: Series = {};
+  const record = (target: Target, connections: number, run: Run): void => {
+    const name = `${target}_${connections}`;
+    (series[name] ??= []).push(run);
+    console.error(`${name}: ${run.requestsPerSecond}/s p50 ${run.p50Ms} ms p99 ${run.p99Ms} ms`);
+  };
+  for (let round = 1; round <= rounds; round += 1) {
+    console.error(`round ${round} of ${rounds}`);
+    // A fresh Stockline each round, so every round starts from the same state (the holds live 15 minutes).
+    const stockline = await startStockline(1_000_000_000);
+    await warmUp(stockline.url + stockline.reservePath, 'POST', reserveBody);
+    await warmUp(stockline.url + stockline.readPath, 'GET');
+    for (const connections of [32, 128]) {
+      record('stockline_reserve', connections, await load(stockline.url + stockline.reservePath, connections, 'POST', reserveBody));
+      record('bare_reserve', connections, await load(`${bare.url}/reserve`, connections, 'POST', '{}'));
+      record('pg_for_update_reserve', connections, await load(`${postgres.url}/reserve`, connections, 'POST', '{}'));
+    }
+    record('stockline_read', 32, await load(stockline.url + stockline.readPath, 32, 'GET'));
+    record('bare_read', 32, await load(`${bare.url}/available`, 32, 'GET'));
+    await stop(stockline);
+  }
+  await stop(bare);
   await stop(postgres);
 
   // Oversell check: 2,000 units, 128 connections for 5 s, every 201 counted.
   const limited = await startStockline(2000);
   const sale = await load(limited.url + limited.reservePath, 128, 'POST', reserveBody, 5);
   const after = await (await fetch(limited.url + limited.readPath, { headers: auth })).json() as { reserved: number; available: number };
-  results.oversell_check = { stock: 2000, accepted: sale.ok, refused: sale.refused, reserved: after.reserved, available: after.available, oversold: Math.max(0, sale.ok - 2000) };
   await stop(limited);
 
+  const results = {
+    durationSeconds, rounds, warmUpSeconds, node: process.version, date: new Date().toISOString(),
+    median: summary(series),
+    rounds_measured: series,
+    oversell_check: { stock: 2000, accepted: sale.ok, refused: sale.refused, reserved: after.reserved, available: after.available, oversold: Math.max(0, sale.ok - 2000) },
+  };
   mkdirSync('bench/results', { recursive: true });
   writeFileSync('bench/results/flash-sale.json', `${JSON.stringify(results, null, 2)}\n`);
-  console.log(JSON.stringify(results, null, 2));
+  console.log(JSON.stringify({ median: results.median, oversell_check: results.oversell_check }, null, 2));
 }
 
 await main();

@@ -80,7 +80,7 @@ export async function start(options: StartOptions): Promise<Running> {
   const topics = startDebeziumTopics(engine, config, metrics, logger);
   const app = await buildServer({
     engine, keys, adminKey: options.adminKey,
-    logger: { level: config.logLevel, redact: secretPaths },
+    logger,
     plugins: [
       metricsRoutes(metrics),
       async (scope) => channelWebhookRoutes(scope, { bus: engine, channels: webhookChannels, deadLetters: engine }),

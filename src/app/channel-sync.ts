@@ -191,7 +191,8 @@ export class ChannelSync {
 
   /** Call after each commit: the worker looks for due rows right after the current turn, not on a timer. */
   kick(): void {
-    if (!this.running || this.pumpScheduled) return;
+    // With no channel to push to there is nothing to look for: a commit costs the worker nothing.
+    if (!this.running || this.pumpScheduled || this.lanes.size === 0) return;
     this.pumpScheduled = true;
     // After the current turn, so every commit of this turn is seen by one round.
     setImmediate(() => this.pump());

@@ -13,6 +13,15 @@ export interface LagSource {
 const latencyBucketsSeconds = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
 const propagationBucketsSeconds = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60];
 
+function cached<T>(children: Map<string, T>, key: string, make: () => T): T {
+  let child = children.get(key);
+  if (child === undefined) {
+    child = make();
+    children.set(key, child);
+  }
+  return child;
+}
+
 export class Metrics {
   readonly registry = new Registry();
   private readonly commands: Counter<'type' | 'outcome'>;
@@ -25,6 +34,10 @@ export class Metrics {
   private readonly pushes: Counter<'channel' | 'outcome'>;
   private readonly cdcLag: Gauge<'source'>;
   private readonly kafkaLag: Gauge<'topic'>;
+  /** Children per label values, so counting on every command does not hash a labels object. */
+  private readonly commandCounters = new Map<string, Counter.Internal>();
+  private readonly eventCounters = new Map<string, Counter.Internal>();
+  private readonly latencyHistograms = new Map<string, Histogram.Internal<'outcome'>>();
   private lagSource: LagSource | undefined;
   private configuredChannels: Array<{ tenant: string; channel: string }> = [];
 
@@ -85,8 +98,8 @@ export class Metrics {
 
   commandDecided(command: Pick<Command, 'type'>, outcome: Outcome, latencyMs: number): void {
     const result = outcome.rejection === undefined ? 'accepted' : outcome.rejection.code === 'DUPLICATE' ? 'duplicate' : 'rejected';
-    this.commands.inc({ type: command.type, outcome: result });
-    if (command.type === 'reserve') this.reservationLatency.observe({ outcome: result }, latencyMs / 1000);
+    cached(this.commandCounters, `${command.type} ${result}`, () => this.commands.labels(command.type, result)).inc();
+    if (command.type === 'reserve') cached(this.latencyHistograms, result, () => this.reservationLatency.labels(result)).observe(latencyMs / 1000);
   }
 
   batchCommitted(batch: CommittedBatch): void {
@@ -94,7 +107,7 @@ export class Metrics {
   }
 
   private eventAppended(event: InventoryEvent): void {
-    this.events.inc({ type: event.type });
+    cached(this.eventCounters, event.type, () => this.events.labels(event.type)).inc();
     if (event.type !== 'conflict_detected') return;
     this.conflicts.inc({ kind: event.data.kind });
     if (event.data.kind === 'oversell') this.oversells.inc({ channel: event.data.channel ?? 'external' });

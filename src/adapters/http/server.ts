@@ -2,8 +2,10 @@
 
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
-import Fastify from 'fastify';
-import type { FastifyInstance, FastifyPluginAsync, FastifyServerOptions } from 'fastify';
+import Fastify, { LogController } from 'fastify';
+import type { FastifyBaseLogger, FastifyInstance, FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
+import pino from 'pino';
+import type { Bindings, ChildLoggerOptions, Logger, LoggerOptions } from 'pino';
 import swagger from '@fastify/swagger';
 import { Ajv } from 'ajv';
 import type { Engine } from '../../app/engine.js';
@@ -30,8 +32,8 @@ export interface ServerOptions {
   keys: ApiKeyVerifier;
   /** `STOCKLINE_ADMIN_KEY`: an admin key for every tenant. */
   adminKey?: string;
-  /** pino options, or false for no logs (the default). */
-  logger?: FastifyServerOptions['logger'];
+  /** A pino logger, or pino options; no logs when absent. Each request is logged once, at debug. */
+  logger?: Logger | LoggerOptions | false;
   /** More route groups (metrics, webhooks); they pass the same auth hook and error handler. */
   plugins?: FastifyPluginAsync[];
   /** What else must be ready before /readyz says so (e.g. change-data-capture sources connected); a reason when not. */
@@ -64,11 +66,66 @@ function compileValidator({ schema, httpPart }: { schema: object; httpPart?: str
 }
 
 /** The query string may carry an access token (the stream): keep it out of the request log. */
-function loggerOptions(logger: ServerOptions['logger']): FastifyServerOptions['logger'] {
-  if (typeof logger !== 'object' || logger === null) return logger ?? false;
-  const req = (request: { method: string; url: string; id: string }): { method: string; url: string; id: string } => (
-    { method: request.method, url: request.url.split('?')[0] ?? '', id: request.id });
-  return { ...logger, serializers: { req, ...(logger as { serializers?: object }).serializers } };
+const requestSerializer = (request: { method: string; url: string; id: string }): { method: string; url: string; id: string } => (
+  { method: request.method, url: request.url.split('?')[0] ?? '', id: request.id });
+
+function baseLogger(logger: ServerOptions['logger']): Logger {
+  if (logger === undefined || logger === false) return pino({ level: 'silent' });
+  if ('child' in logger && typeof logger.child === 'function') return logger as Logger;
+  return pino(logger as LoggerOptions);
+}
+
+/**
+ * A request's logger, made only when something is logged at an enabled level. Fastify gives every request a
+ * child logger; building a pino child per request was a tenth of a read's cost, and most requests log nothing.
+ */
+class LazyRequestLogger implements FastifyBaseLogger {
+  private made: Logger | undefined;
+
+  constructor(private readonly parent: Logger, private readonly bindings: Bindings, private readonly options: ChildLoggerOptions) {}
+
+  get level(): string {
+    return this.options.level ?? this.parent.level;
+  }
+
+  set level(level: string) {
+    this.logger().level = level;
+  }
+
+  private logger(): Logger {
+    this.made ??= this.parent.child(this.bindings, this.options);
+    return this.made;
+  }
+
+  private enabled(level: string): boolean {
+    return this.made === undefined ? this.parent.isLevelEnabled(level) : this.made.isLevelEnabled(level);
+  }
+
+  child(bindings: Bindings, options?: ChildLoggerOptions): FastifyBaseLogger {
+    return this.logger().child(bindings, options);
+  }
+
+  silent(): void {}
+
+  fatal: FastifyBaseLogger['fatal'] = (...args: unknown[]) => { if (this.enabled('fatal')) this.logger().fatal(...(args as [string])); };
+  error: FastifyBaseLogger['error'] = (...args: unknown[]) => { if (this.enabled('error')) this.logger().error(...(args as [string])); };
+  warn: FastifyBaseLogger['warn'] = (...args: unknown[]) => { if (this.enabled('warn')) this.logger().warn(...(args as [string])); };
+  info: FastifyBaseLogger['info'] = (...args: unknown[]) => { if (this.enabled('info')) this.logger().info(...(args as [string])); };
+  debug: FastifyBaseLogger['debug'] = (...args: unknown[]) => { if (this.enabled('debug')) this.logger().debug(...(args as [string])); };
+  trace: FastifyBaseLogger['trace'] = (...args: unknown[]) => { if (this.enabled('trace')) this.logger().trace(...(args as [string])); };
+}
+
+/**
+ * One line per request, when it completes, at debug: at the default level a busy server writes no line per
+ * request (metrics count them), and an operator who wants them sets the level to debug.
+ */
+class RequestLog extends LogController {
+  override incomingRequest(): void {}
+
+  override requestCompleted(error: Error | null | undefined, request: FastifyRequest, reply: FastifyReply): void {
+    if (error) reply.log.error({ req: request, res: reply, err: error, responseTime: reply.elapsedTime }, 'request errored');
+    else reply.log.debug({ req: request, res: reply, responseTime: reply.elapsedTime }, 'request completed');
+  }
 }
 
 const openapi = {
@@ -100,7 +157,10 @@ function acceptEmptyJson(app: FastifyInstance): void {
 
 export async function buildServer(options: ServerOptions): Promise<FastifyInstance> {
   const app = Fastify({
-    logger: loggerOptions(options.logger),
+    loggerInstance: baseLogger(options.logger) as FastifyBaseLogger,
+    childLoggerFactory: (parent, bindings, childOptions) => new LazyRequestLogger(parent as Logger, bindings,
+      { ...childOptions, serializers: { req: requestSerializer, ...childOptions.serializers } }),
+    logController: new RequestLog(),
     bodyLimit: httpLimits.bodyBytesMax,
     requestIdHeader: false,
     genReqId: requestIdOf,

@@ -4,7 +4,7 @@ import { closeSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:f
 import { promisify } from 'node:util';
 import { fdatasync as fdatasyncCallback } from 'node:fs';
 import Database from 'better-sqlite3';
-import type { Database as Db, Statement } from 'better-sqlite3';
+import type { Database as Db, Statement, Transaction } from 'better-sqlite3';
 import {
   evolve, execute, fromSnapshot, initialState, tenantOf, toSnapshot,
 } from '../../core/index.js';
@@ -93,6 +93,8 @@ export class EmbeddedEngine implements Engine {
   private syncing: Promise<void> | undefined;
   private walFd: number | undefined;
   private failure: AppError | undefined;
+  /** `writeBatch` in a transaction, made once: better-sqlite3 builds a new wrapper on every `transaction()`. */
+  private readonly write: Transaction<EmbeddedEngine['writeBatch']>;
   private readonly statements: Record<'insertEvent' | 'upsertKey' | 'deleteKey' | 'page' | 'deadLetter' | 'getOffset' | 'setOffset', Statement>;
 
   constructor(private readonly options: EmbeddedEngineOptions) {
@@ -114,6 +116,7 @@ export class EmbeddedEngine implements Engine {
       getOffset: this.db.prepare('SELECT value FROM source_offsets WHERE source = ?'),
       setOffset: this.db.prepare('INSERT OR REPLACE INTO source_offsets (source, value) VALUES (?, ?)'),
     };
+    this.write = this.db.transaction(this.writeBatch.bind(this));
     this.restore();
     this.isReady = true;
     const intervalMs = options.expiryIntervalMs ?? defaults.expiryIntervalMs;
@@ -342,14 +345,13 @@ export class EmbeddedEngine implements Engine {
     return { commands, outcomes: outcomes.map((outcome) => (outcome.rejection === undefined ? { events: [], rejection: notApplied } : outcome)) };
   }
 
-  private write(batch: CommittedBatch, remembered: Array<[string, string, IdempotencyRecord]>, forgotten: Array<[string, string]>): void {
+  /** One transaction per batch: the events, idempotency records, and what the projections add. */
+  private writeBatch(batch: CommittedBatch, remembered: Array<[string, string, IdempotencyRecord]>, forgotten: Array<[string, string]>): void {
     const { insertEvent, upsertKey, deleteKey } = this.statements;
-    this.db.transaction(() => {
-      for (const { position, event } of batch.events) insertEvent.run(position, event.tenant, event.type, JSON.stringify(event));
-      for (const [tenant, key, record] of remembered) upsertKey.run(tenant, key, JSON.stringify(record), record.timeMs);
-      for (const [tenant, key] of forgotten) deleteKey.run(tenant, key);
-      for (const projection of this.projections) projection(batch, this.memory);
-    })();
+    for (const { position, event } of batch.events) insertEvent.run(position, event.tenant, event.type, JSON.stringify(event));
+    for (const [tenant, key, record] of remembered) upsertKey.run(tenant, key, JSON.stringify(record), record.timeMs);
+    for (const [tenant, key] of forgotten) deleteKey.run(tenant, key);
+    for (const projection of this.projections) projection(batch, this.memory);
   }
 
   /** Writes the state as of the newest event, so a restart replays only the tail after it. */

@@ -2,6 +2,7 @@
 
 import { createHash } from 'node:crypto';
 import { Writable } from 'node:stream';
+import pino from 'pino';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import type { FastifyPluginAsync } from 'fastify';
 import { buildServer } from '../../../src/adapters/http/server.js';
@@ -121,7 +122,7 @@ describe('keys', () => {
   it('keeps ?access_token= out of the request log', async () => {
     const lines: string[] = [];
     const stream = new Writable({ write(chunk: Buffer, _encoding, done) { lines.push(chunk.toString()); done(); } });
-    const logged = await buildServer({ engine: api.engine, keys: api.store, logger: { level: 'info', stream } as never });
+    const logged = await buildServer({ engine: api.engine, keys: api.store, logger: pino({ level: 'debug' }, stream) });
     try {
       await logged.inject({ method: 'GET', url: `${base}/stream?access_token=${api.keys.other}` });
     } finally {
@@ -129,6 +130,24 @@ describe('keys', () => {
     }
     expect(lines.join('')).toContain(`"url":"${base}/stream"`);
     expect(lines.join('')).not.toContain(api.keys.other);
+  });
+
+  it('logs each request once at debug, and none at info, the default', async () => {
+    const logged = (level: string) => async (): Promise<Array<{ msg: string; level: number; reqId?: string }>> => {
+      const lines: string[] = [];
+      const stream = new Writable({ write(chunk: Buffer, _encoding, done) { lines.push(chunk.toString()); done(); } });
+      const app = await buildServer({ engine: api.engine, keys: api.store, logger: pino({ level }, stream) });
+      try {
+        await app.inject({ method: 'GET', url: `${base}/skus`, headers: { authorization: `Bearer ${api.keys.read}` } });
+      } finally {
+        await app.close();
+      }
+      return lines.map((line) => JSON.parse(line) as { msg: string; level: number; reqId?: string });
+    };
+    const debug = await logged('debug')();
+    expect(debug.filter((line) => line.msg === 'request completed')).toHaveLength(1);
+    expect(debug.find((line) => line.msg === 'request completed')?.reqId).toMatch(/^[0-9a-f-]{36}$/);
+    expect((await logged('info')()).filter((line) => line.msg.startsWith('request'))).toEqual([]);
   });
 
   it('the environment admin key reads and writes every tenant', async () => {
