@@ -122,9 +122,13 @@ class LazyRequestLogger implements FastifyBaseLogger {
 class RequestLog extends LogController {
   override incomingRequest(): void {}
 
+  constructor(private readonly logger: Logger) {
+    super();
+  }
+
   override requestCompleted(error: Error | null | undefined, request: FastifyRequest, reply: FastifyReply): void {
     if (error) reply.log.error({ req: request, res: reply, err: error, responseTime: reply.elapsedTime }, 'request errored');
-    else reply.log.debug({ req: request, res: reply, responseTime: reply.elapsedTime }, 'request completed');
+    else if (this.logger.isLevelEnabled('debug')) reply.log.debug({ req: request, res: reply, responseTime: reply.elapsedTime }, 'request completed');
   }
 }
 
@@ -156,11 +160,12 @@ function acceptEmptyJson(app: FastifyInstance): void {
 }
 
 export async function buildServer(options: ServerOptions): Promise<FastifyInstance> {
+  const logger = baseLogger(options.logger);
   const app = Fastify({
-    loggerInstance: baseLogger(options.logger) as FastifyBaseLogger,
+    loggerInstance: logger as FastifyBaseLogger,
     childLoggerFactory: (parent, bindings, childOptions) => new LazyRequestLogger(parent as Logger, bindings,
       { ...childOptions, serializers: { req: requestSerializer, ...childOptions.serializers } }),
-    logController: new RequestLog(),
+    logController: new RequestLog(logger),
     bodyLimit: httpLimits.bodyBytesMax,
     requestIdHeader: false,
     genReqId: requestIdOf,

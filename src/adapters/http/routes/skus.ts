@@ -23,6 +23,7 @@ export interface SkuView extends SkuSummary {
 
 function channelsOf(tenant: TenantState, state: SkuState | undefined): Record<string, number> {
   const channels: Record<string, number> = {};
+  if (tenant.channels.size === 0) return channels;
   for (const name of [...tenant.channels.keys()].sort()) {
     const policy = tenant.channels.get(name);
     if (policy !== undefined) channels[name] = availableToSell(policy, state);
@@ -30,18 +31,33 @@ function channelsOf(tenant: TenantState, state: SkuState | undefined): Record<st
   return channels;
 }
 
+function locationsOf(state: SkuState | undefined): Record<string, SkuTotals> {
+  const locations: Record<string, SkuTotals> = {};
+  if (state === undefined) return locations;
+  const entries = state.locations.size > 1 ? [...state.locations].sort(([a], [b]) => (a < b ? -1 : 1)) : state.locations;
+  for (const [location, stock] of entries) {
+    locations[location] = { onHand: stock.onHand, committed: stock.committed, reserved: stock.reserved, available: availableOf(stock) };
+  }
+  return locations;
+}
+
+/** Built field by field, no spreads: a hot SKU is read on every page view of a flash sale. */
 export function skuSummaryOf(tenant: TenantState, sku: string): SkuSummary {
   const state = tenant.skus.get(sku);
-  return { sku, ...skuTotals(state), deleted: state?.deleted ?? false, version: state?.version ?? 0, channels: channelsOf(tenant, state) };
+  const totals = skuTotals(state);
+  return {
+    sku, onHand: totals.onHand, committed: totals.committed, reserved: totals.reserved, available: totals.available,
+    deleted: state?.deleted ?? false, version: state?.version ?? 0, channels: channelsOf(tenant, state),
+  };
 }
 
 export function skuViewOf(tenant: TenantState, sku: string): SkuView {
   const state = tenant.skus.get(sku);
-  const locations: Record<string, SkuTotals> = {};
-  for (const [location, stock] of [...(state?.locations ?? [])].sort(([a], [b]) => (a < b ? -1 : 1))) {
-    locations[location] = { onHand: stock.onHand, committed: stock.committed, reserved: stock.reserved, available: availableOf(stock) };
-  }
-  return { ...skuSummaryOf(tenant, sku), locations };
+  const totals = skuTotals(state);
+  return {
+    sku, onHand: totals.onHand, committed: totals.committed, reserved: totals.reserved, available: totals.available,
+    deleted: state?.deleted ?? false, version: state?.version ?? 0, channels: channelsOf(tenant, state), locations: locationsOf(state),
+  };
 }
 
 /** SKUs are only ever added to a tenant (deletion is soft), so a sorted copy stays valid while the count is unchanged. */
