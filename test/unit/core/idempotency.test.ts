@@ -1,7 +1,8 @@
 // Specs for execute's idempotency: a retry under a key returns the first outcome and changes nothing.
 
+import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { execute, fingerprintOf } from '../../../src/core/ledger.js';
+import { canonicalJson, execute, fingerprintOf } from '../../../src/core/ledger.js';
 import { limits } from '../../../src/core/limits.js';
 import { toSnapshot } from '../../../src/core/snapshot.js';
 import type { CommandDraft } from '../../support/ledger-dsl.js';
@@ -82,5 +83,34 @@ describe('idempotency keys', () => {
     const plain = execute({ tenants: new Map() }, command);
     const withKey = execute({ tenants: new Map() }, { ...command, idempotencyKey: 'k' });
     expect(withKey.outcome).toEqual(plain.outcome);
+  });
+});
+
+describe('fingerprint text', () => {
+  /** The text idempotency records were first written with: stored records must keep matching their retries. */
+  function referenceCanonicalJson(value: unknown): string {
+    if (Array.isArray(value)) return `[${value.map(referenceCanonicalJson).join(',')}]`;
+    if (value !== null && typeof value === 'object') {
+      const entries = Object.entries(value as Record<string, unknown>)
+        .filter(([, item]) => item !== undefined)
+        .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+      return `{${entries.map(([key, item]) => `${JSON.stringify(key)}:${referenceCanonicalJson(item)}`).join(',')}}`;
+    }
+    return JSON.stringify(value);
+  }
+
+  it('is the same text as the stored records were written with, for any JSON value', () => {
+    const withUndefined = fc.oneof(fc.jsonValue(), fc.constant(undefined));
+    const value = fc.letrec((tie) => ({
+      node: fc.oneof({ depthSize: 'small' }, withUndefined, fc.array(tie('node')), fc.dictionary(fc.string(), tie('node'))),
+    })).node;
+    fc.assert(fc.property(value, (input) => {
+      if (input === undefined) return;
+      expect(canonicalJson(input)).toBe(referenceCanonicalJson(input));
+    }), { numRuns: 500 });
+  });
+
+  it('sorts keys and leaves undefined members out', () => {
+    expect(canonicalJson({ b: 1, a: [{ d: undefined, c: 'x' }], e: null })).toBe('{"a":[{"c":"x"}],"b":1,"e":null}');
   });
 });
