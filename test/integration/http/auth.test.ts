@@ -150,6 +150,25 @@ describe('keys', () => {
     expect((await logged('info')()).filter((line) => line.msg.startsWith('request'))).toEqual([]);
   });
 
+  it('logs an unexpected failure at error with its request id, at the default level', async () => {
+    const lines: string[] = [];
+    const stream = new Writable({ write(chunk: Buffer, _encoding, done) { lines.push(chunk.toString()); done(); } });
+    const failing: FastifyPluginAsync = async (app) => {
+      app.get('/v1/broken', { config: { public: true } }, async () => { throw new Error('disk on fire'); });
+    };
+    const app = await buildServer({ engine: api.engine, keys: api.store, logger: pino({ level: 'info' }, stream), plugins: [failing] });
+    try {
+      const response = await app.inject({ method: 'GET', url: '/v1/broken', headers: { 'x-request-id': 'trace-42' } });
+      expect(response.statusCode).toBe(500);
+      expect(response.json()).toMatchObject({ code: 'INTERNAL_ERROR', status: 500 });
+      expect(response.body).not.toContain('disk on fire');
+    } finally {
+      await app.close();
+    }
+    const errors = lines.map((line) => JSON.parse(line) as { level: number; reqId?: string; err?: { message: string } }).filter((line) => line.level === 50);
+    expect(errors.some((line) => line.reqId === 'trace-42' && line.err?.message === 'disk on fire')).toBe(true);
+  });
+
   it('the environment admin key reads and writes every tenant', async () => {
     for (const name of [tenant, otherTenant]) {
       const response = await api.inject('POST', `/v1/tenants/${name}/adjustments`, { key: envAdminKey, body: { sku: 'A', delta: 1 } });
