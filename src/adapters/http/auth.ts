@@ -75,8 +75,8 @@ function presentedKey(request: FastifyRequest, tokenInQuery: boolean): string | 
 
 const challenge = 'Bearer realm="stockline"';
 
-function authenticate(request: FastifyRequest, verify: (key: string) => Principal | undefined): Principal {
-  const presented = presentedKey(request, request.routeOptions.config.tokenInQuery === true);
+function authenticate(request: FastifyRequest, verify: (key: string) => Principal | undefined, tokenInQuery: boolean): Principal {
+  const presented = presentedKey(request, tokenInQuery);
   if (presented === undefined) {
     throw problem('UNAUTHENTICATED', 'no API key: send Authorization: Bearer <key>', {}, { 'www-authenticate': challenge });
   }
@@ -105,13 +105,15 @@ export function authHook(keys: ApiKeyVerifier, adminKey?: string): onRequestHook
   const verify = (key: string): Principal | undefined => admin?.(key) ?? keys.verify(key);
   return (request, reply, done) => {
     reply.header('x-request-id', request.id);
-    const config = request.routeOptions.config;
-    if (request.is404 || config.public === true || publicPaths.has(request.routeOptions.url ?? '')) {
+    // Read once: Fastify builds a new routeOptions object on every access.
+    const route = request.routeOptions;
+    const config = route.config;
+    if (request.is404 || config.public === true || publicPaths.has(route.url ?? '')) {
       done();
       return;
     }
     try {
-      const principal = authenticate(request, verify);
+      const principal = authenticate(request, verify, config.tokenInQuery === true);
       authorise(request, principal, config.scope ?? 'admin');
       request.principal = principal;
     } catch (error) {

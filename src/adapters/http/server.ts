@@ -107,12 +107,12 @@ class LazyRequestLogger implements FastifyBaseLogger {
 
   silent(): void {}
 
-  fatal: FastifyBaseLogger['fatal'] = (...args: unknown[]) => { if (this.enabled('fatal')) this.logger().fatal(...(args as [string])); };
-  error: FastifyBaseLogger['error'] = (...args: unknown[]) => { if (this.enabled('error')) this.logger().error(...(args as [string])); };
-  warn: FastifyBaseLogger['warn'] = (...args: unknown[]) => { if (this.enabled('warn')) this.logger().warn(...(args as [string])); };
-  info: FastifyBaseLogger['info'] = (...args: unknown[]) => { if (this.enabled('info')) this.logger().info(...(args as [string])); };
-  debug: FastifyBaseLogger['debug'] = (...args: unknown[]) => { if (this.enabled('debug')) this.logger().debug(...(args as [string])); };
-  trace: FastifyBaseLogger['trace'] = (...args: unknown[]) => { if (this.enabled('trace')) this.logger().trace(...(args as [string])); };
+  fatal(...args: unknown[]): void { if (this.enabled('fatal')) this.logger().fatal(...(args as [string])); }
+  error(...args: unknown[]): void { if (this.enabled('error')) this.logger().error(...(args as [string])); }
+  warn(...args: unknown[]): void { if (this.enabled('warn')) this.logger().warn(...(args as [string])); }
+  info(...args: unknown[]): void { if (this.enabled('info')) this.logger().info(...(args as [string])); }
+  debug(...args: unknown[]): void { if (this.enabled('debug')) this.logger().debug(...(args as [string])); }
+  trace(...args: unknown[]): void { if (this.enabled('trace')) this.logger().trace(...(args as [string])); }
 }
 
 /**
@@ -161,10 +161,17 @@ function acceptEmptyJson(app: FastifyInstance): void {
 
 export async function buildServer(options: ServerOptions): Promise<FastifyInstance> {
   const logger = baseLogger(options.logger);
+  // At debug, Fastify logs each request (RequestLog) and times it. Above debug it runs without a logger of
+  // its own, which spares every request its response listeners and timers; each request still gets a
+  // logger of its own, made only if something is logged through it.
+  const linePerRequest = logger.isLevelEnabled('debug');
+  let requestParent: Logger | undefined;
   const app = Fastify({
-    loggerInstance: logger as FastifyBaseLogger,
-    childLoggerFactory: (parent, bindings, childOptions) => new LazyRequestLogger(parent as Logger, bindings,
-      { ...childOptions, serializers: { req: requestSerializer, ...childOptions.serializers } }),
+    ...(linePerRequest ? { loggerInstance: logger as FastifyBaseLogger } : { logger: false }),
+    childLoggerFactory: (parent, bindings, childOptions) => {
+      requestParent ??= (linePerRequest ? parent as Logger : logger).child({}, { serializers: { req: requestSerializer } });
+      return new LazyRequestLogger(requestParent, bindings, childOptions);
+    },
     logController: new RequestLog(logger),
     bodyLimit: httpLimits.bodyBytesMax,
     requestIdHeader: false,
