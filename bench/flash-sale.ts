@@ -1,5 +1,6 @@
 // Hot-SKU flash sale over loopback HTTP: Stockline's reservation endpoint against a PostgreSQL SELECT ... FOR UPDATE
-// checkout and a bare Fastify counter, at 32 and 128 connections; availability reads; an oversell check.
+// checkout and a bare Fastify counter, at 32 and 128 connections; availability reads beside the bare counter and
+// beside a Fastify route shaped like Stockline's that does no work (the framework's floor); an oversell check.
 // The three are measured in turns, several rounds, each comparison seconds apart: on a shared machine the speed
 // drifts by tens of percent over minutes, and a ratio of figures taken minutes apart would measure the drift.
 // Run: npm run build && npx tsx bench/flash-sale.ts [--duration 5] [--rounds 3]
@@ -73,7 +74,7 @@ async function warmUp(url: string, method: 'GET' | 'POST', body?: string): Promi
 
 const reserveBody = JSON.stringify({ channel: 'storefront', lines: [{ sku: 'HOT-1', quantity: 1 }], ttlSeconds: 900 });
 
-type Target = 'stockline_reserve' | 'pg_for_update_reserve' | 'bare_reserve' | 'stockline_read' | 'bare_read';
+type Target = 'stockline_reserve' | 'pg_for_update_reserve' | 'bare_reserve' | 'stockline_read' | 'bare_read' | 'fastify_floor_read';
 type Series = Record<string, Run[]>;
 
 function median(values: number[]): number {
@@ -103,6 +104,7 @@ function summary(series: Series): Record<string, unknown> {
     reserve_vs_bare_128: ratio('stockline_reserve_128', 'bare_reserve_128'),
     reserve_vs_bare_32: ratio('stockline_reserve_32', 'bare_reserve_32'),
     read_vs_bare_32: ratio('stockline_read_32', 'bare_read_32'),
+    fastify_floor_read_vs_bare_32: ratio('fastify_floor_read_32', 'bare_read_32'),
   };
   return out;
 }
@@ -113,6 +115,9 @@ async function main(): Promise<void> {
   await warmUp(`${bare.url}/reserve`, 'POST', '{}');
   await warmUp(`${bare.url}/available`, 'GET');
   await warmUp(`${postgres.url}/reserve`, 'POST', '{}');
+  const floor = await startProcess('npx', ['tsx', 'bench/servers/fastify-floor.ts'], { STOCKLINE_ADMIN_KEY: adminKey }, /(http:\/\/\S+)/);
+  const floorReadUrl = `${floor.url}/v1/tenants/bench/skus/HOT-1`;
+  await warmUp(floorReadUrl, 'GET');
   const series: Series = {};
   const record = (target: Target, connections: number, run: Run): void => {
     const name = `${target}_${connections}`;
@@ -132,10 +137,12 @@ async function main(): Promise<void> {
     }
     record('stockline_read', 32, await load(stockline.url + stockline.readPath, 32, 'GET'));
     record('bare_read', 32, await load(`${bare.url}/available`, 32, 'GET'));
+    record('fastify_floor_read', 32, await load(floorReadUrl, 32, 'GET'));
     await stop(stockline);
   }
   await stop(bare);
   await stop(postgres);
+  await stop(floor);
 
   // Oversell check: 2,000 units, 128 connections for 5 s, every 201 counted.
   const limited = await startStockline(2000);

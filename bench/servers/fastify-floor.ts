@@ -1,0 +1,31 @@
+// Reference (c): the floor of a Fastify API shaped like Stockline's read, doing no work. The same path
+// parameters and response schema as GET /v1/tenants/{t}/skus/{sku}, an onRequest hook that checks the key
+// with a SHA-256 in constant time and sets X-Request-Id, and a constant answer. What it costs over the bare
+// counter is what the framework's routing, hooks and schemas cost, before any ledger or validation work.
+
+import { hash, randomUUID, timingSafeEqual } from 'node:crypto';
+import Fastify from 'fastify';
+import { fields, params, skuView } from '../../src/adapters/http/schemas.js';
+
+const port = Number(process.env.PORT ?? 0);
+const expected = hash('sha256', process.env.STOCKLINE_ADMIN_KEY ?? 'bench-admin-key-0123456789abcdef', 'buffer');
+const app = Fastify({ logger: false, requestIdHeader: false, genReqId: () => randomUUID() });
+
+app.addHook('onRequest', (request, reply, done) => {
+  reply.header('x-request-id', request.id);
+  const key = /^Bearer[ ]+(\S+)\s*$/i.exec(request.headers.authorization ?? '')?.[1] ?? '';
+  if (!timingSafeEqual(hash('sha256', key, 'buffer'), expected)) {
+    void reply.code(401).send({ code: 'UNAUTHENTICATED' });
+    return;
+  }
+  done();
+});
+
+const view = {
+  sku: 'HOT-1', onHand: 1_000_000_000, committed: 0, reserved: 0, available: 1_000_000_000, deleted: false, version: 1, channels: {},
+  locations: { default: { onHand: 1_000_000_000, committed: 0, reserved: 0, available: 1_000_000_000 } },
+};
+app.get('/v1/tenants/:tenant/skus/:sku', { schema: { params: params({ tenant: fields.tenant, sku: fields.sku }), response: { 200: skuView } } }, async () => view);
+
+const address = await app.listen({ port, host: '127.0.0.1' });
+process.stdout.write(`${address}\n`);
