@@ -55,11 +55,12 @@ export function reservationAfter(tenant: TenantState | undefined, outcome: Outco
     if (reservation === undefined) break;
     // Reserve and commit events carry the order reference as it then was; release and fulfil never change it.
     const orderRef = event.type === 'order_reserved' || event.type === 'order_committed' ? event.data.orderRef ?? null : reservation.orderRef ?? null;
-    return {
-      id: reservation.id, status, channel: reservation.channel,
-      expiresAt: reservation.expiresAtMs === 0 ? null : formatTime(reservation.expiresAtMs),
-      createdAt: formatTime(reservation.createdAtMs), orderRef, lines: event.data.lines,
-    };
+    // A fresh view, changed in place rather than spread: this answers every reservation.
+    const view = reservationViewOf(reservation);
+    view.status = status;
+    view.orderRef = orderRef;
+    view.lines = event.data.lines;
+    return view;
   }
   throw new Error('an accepted reservation command has a reservation event');
 }

@@ -52,12 +52,9 @@ export function skuSummaryOf(tenant: TenantState, sku: string): SkuSummary {
 }
 
 export function skuViewOf(tenant: TenantState, sku: string): SkuView {
-  const state = tenant.skus.get(sku);
-  const totals = skuTotals(state);
-  return {
-    sku, onHand: totals.onHand, committed: totals.committed, reserved: totals.reserved, available: totals.available,
-    deleted: state?.deleted ?? false, version: state?.version ?? 0, channels: channelsOf(tenant, state), locations: locationsOf(state),
-  };
+  const view = skuSummaryOf(tenant, sku) as SkuView;
+  view.locations = locationsOf(tenant.skus.get(sku));
+  return view;
 }
 
 /** SKUs are only ever added to a tenant (deletion is soft), so a sorted copy stays valid while the count is unchanged. */
