@@ -8,6 +8,7 @@ import { metricValue, shopDomain, shopifyAppSecret, startChannelStack } from '..
 import type { ChannelStack, ChannelStackOptions } from '../support/channel-config.js';
 import { pollUntil } from '../support/prometheus.js';
 import { arrivalViolations } from '../support/webhook-receiver.js';
+import { seededRandom } from '../../src/app/demo/random.js';
 
 const cliTimeoutMs = 30_000;
 
@@ -41,17 +42,6 @@ async function setStock(target: ChannelStack, levels: Array<{ sku: string; locat
 
 async function adjust(target: ChannelStack, sku: string, delta: number, location?: string): Promise<void> {
   await expectCall(target, 200, 'POST', tenantPath(target, '/adjustments'), { sku, delta, ...(location === undefined ? {} : { location }) });
-}
-
-/** Small deterministic generator: the workload is the same on every run; the assertions hold for any workload. */
-function seeded(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let mixed = Math.imul(state ^ (state >>> 15), 1 | state);
-    mixed = (mixed + Math.imul(mixed ^ (mixed >>> 7), 61 | mixed)) ^ mixed;
-    return ((mixed ^ (mixed >>> 14)) >>> 0) / 4_294_967_296;
-  };
 }
 
 /** Events other than `sync_complete`, which acknowledgements keep appending on their own. */
@@ -127,7 +117,7 @@ describe('a flash sale across a storefront, a B2B portal and Shopify', () => {
     };
     const sampler = setInterval(sample, 10);
 
-    const random = seeded(20_260_501);
+    const random = seededRandom(20_260_501);
     const counts = { held: 0, refused: 0, committed: 0, released: 0, receipts: 0 };
     const operations = 480;
     let next = 0;

@@ -9,6 +9,7 @@ import type { ChannelConnector, ChannelPush, PushResult } from '../../src/adapte
 import { ChannelSync, syncLimits } from '../../src/app/channel-sync.js';
 import type { SyncTimer } from '../../src/app/channel-sync.js';
 import type { CommandBus, CommandInput, Submitted } from '../../src/app/ports.js';
+import { seededRandom } from '../../src/app/demo/random.js';
 
 const startMs = 1_700_000_000_000;
 const tenants = ['acme', 'beta'];
@@ -47,17 +48,6 @@ class ManualClock implements SyncTimer {
 
 async function turns(): Promise<void> {
   for (let turn = 0; turn < 10; turn += 1) await new Promise((resolve) => setImmediate(resolve));
-}
-
-/** A deterministic uniform source from a seed (mulberry32). */
-function seeded(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let mixed = Math.imul(state ^ (state >>> 15), 1 | state);
-    mixed = (mixed + Math.imul(mixed ^ (mixed >>> 7), 61 | mixed)) ^ mixed;
-    return ((mixed ^ (mixed >>> 14)) >>> 0) / 4_294_967_296;
-  };
 }
 
 type Answer =
@@ -149,7 +139,7 @@ async function run(actions: Action[], script: Answer[], seed: number): Promise<v
   const fakes = [new ScriptedChannel('shop', 2, 20, clock, script), new ScriptedChannel('b2b', 1, Number.POSITIVE_INFINITY, clock, script)];
   const bus = new CountingBus();
   const sync = new ChannelSync({
-    outbox, connectors: new Map(fakes.map((fake) => [fake.channel, fake as ChannelConnector])), bus, clock, random: seeded(seed), timer: clock,
+    outbox, connectors: new Map(fakes.map((fake) => [fake.channel, fake as ChannelConnector])), bus, clock, random: seededRandom(seed), timer: clock,
   });
   try {
     sync.start();

@@ -5,6 +5,7 @@ import { createServer } from 'node:http';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import { verifyStocklineSignature } from '../../src/adapters/channels/webhook/signature.js';
+import { readBody } from '../../src/app/demo/webhook-receiver.js';
 
 export interface ReceivedPush {
   sku: string;
@@ -63,19 +64,6 @@ function parseUpdate(text: string): Update | undefined {
   if (typeof tenant !== 'string' || typeof channel !== 'string' || typeof sku !== 'string') return undefined;
   if (!Number.isSafeInteger(quantity) || !Number.isSafeInteger(version)) return undefined;
   return { tenant, channel, sku, quantity: quantity as number, version: version as number };
-}
-
-function readBody(request: IncomingMessage): Promise<Buffer | undefined> {
-  return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    let total = 0;
-    request.on('data', (chunk: Buffer) => {
-      total += chunk.length;
-      if (total <= receiverLimits.bodyBytesMax) chunks.push(chunk);
-    });
-    request.on('end', () => resolve(total > receiverLimits.bodyBytesMax ? undefined : Buffer.concat(chunks)));
-    request.on('error', reject);
-  });
 }
 
 /**
@@ -146,7 +134,7 @@ export async function startWebhookReceiver(options: { tenant: string; channel: s
 
   const server = createServer((request, response) => {
     void (async () => {
-      const body = await readBody(request);
+      const body = await readBody(request, receiverLimits.bodyBytesMax);
       if (downStatus !== undefined) return refuse(response, downStatus, 'receiver is down');
       const url = new URL(request.url ?? '/', 'http://receiver');
       if (request.method === 'POST' && url.pathname === '/push') {

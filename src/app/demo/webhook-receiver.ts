@@ -22,15 +22,16 @@ interface Shown {
   quantity: number;
 }
 
-function readBody(request: IncomingMessage): Promise<Buffer | undefined> {
+/** The body of a request, or undefined when it is longer than `bytesMax` (read to the end, not kept). */
+export function readBody(request: IncomingMessage, bytesMax = bodyBytesMax): Promise<Buffer | undefined> {
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
     let total = 0;
     request.on('data', (chunk: Buffer) => {
       total += chunk.length;
-      if (total <= bodyBytesMax) chunks.push(chunk);
+      if (total <= bytesMax) chunks.push(chunk);
     });
-    request.on('end', () => resolve(total > bodyBytesMax ? undefined : Buffer.concat(chunks)));
+    request.on('end', () => resolve(total > bytesMax ? undefined : Buffer.concat(chunks)));
     request.on('error', reject);
   });
 }
