@@ -1,8 +1,10 @@
 // Hot-SKU flash sale over loopback HTTP: Stockline's reservation endpoint against a PostgreSQL SELECT ... FOR UPDATE
-// checkout and a bare Fastify counter, at 32 and 128 connections; availability reads beside the bare counter and
-// beside a Fastify route shaped like Stockline's that does no work (the framework's floor); an oversell check.
-// The three are measured in turns, several rounds, each comparison seconds apart: on a shared machine the speed
-// drifts by tens of percent over minutes, and a ratio of figures taken minutes apart would measure the drift.
+// checkout and a bare Fastify counter, at 32 and 128 connections, and beside them the same Stockline answering
+// without waiting for the disk (`ledger.durability: none`), which shows what the fsync costs; availability reads
+// beside the bare counter and beside a Fastify route shaped like Stockline's that does no work (the framework's
+// floor); an oversell check. The servers are measured in turns, several rounds, each comparison seconds apart: on
+// a shared machine the speed drifts by tens of percent over minutes, and a ratio of figures taken minutes apart
+// would measure the drift.
 // Run: npm run build && npx tsx bench/flash-sale.ts [--duration 5] [--rounds 3]
 
 import { spawn } from 'node:child_process';
@@ -48,9 +50,12 @@ async function stop(server: Server): Promise<void> {
   server.cleanup?.();
 }
 
-async function startStockline(stock: number): Promise<Server & { reservePath: string; readPath: string }> {
+/** `durability: none` answers without waiting for the disk: beside the default, it shows what the fsync costs. */
+async function startStockline(stock: number, durability: 'fsync' | 'none' = 'fsync'): Promise<Server & { reservePath: string; readPath: string }> {
   const dataDir = mkdtempSync(join(tmpdir(), 'stockline-bench-'));
-  const server = await startProcess('node', ['bin/stockline.js', 'serve', '--port', '0', '--host', '127.0.0.1', '--data-dir', dataDir],
+  const config = join(dataDir, 'stockline.yaml');
+  writeFileSync(config, `ledger: { durability: ${durability} }\n`);
+  const server = await startProcess('node', ['bin/stockline.js', 'serve', '--port', '0', '--host', '127.0.0.1', '--data-dir', dataDir, '--config', config],
     { STOCKLINE_ADMIN_KEY: adminKey, STOCKLINE_LOG_LEVEL: 'warn' }, /serving on (http:\/\/\S+)/);
   server.cleanup = () => rmSync(dataDir, { recursive: true, force: true });
   const response = await fetch(`${server.url}/v1/tenants/bench/adjustments`, { method: 'POST', headers: auth, body: JSON.stringify({ sku: 'HOT-1', set: stock }) });
@@ -74,7 +79,7 @@ async function warmUp(url: string, method: 'GET' | 'POST', body?: string): Promi
 
 const reserveBody = JSON.stringify({ channel: 'storefront', lines: [{ sku: 'HOT-1', quantity: 1 }], ttlSeconds: 900 });
 
-type Target = 'stockline_reserve' | 'pg_for_update_reserve' | 'bare_reserve' | 'stockline_read' | 'bare_read' | 'fastify_floor_read';
+type Target = 'stockline_reserve' | 'stockline_reserve_no_fsync' | 'pg_for_update_reserve' | 'bare_reserve' | 'stockline_read' | 'bare_read' | 'fastify_floor_read';
 type Series = Record<string, Run[]>;
 
 function median(values: number[]): number {
@@ -103,6 +108,8 @@ function summary(series: Series): Record<string, unknown> {
     reserve_vs_pg_for_update_32: ratio('stockline_reserve_32', 'pg_for_update_reserve_32'),
     reserve_vs_bare_128: ratio('stockline_reserve_128', 'bare_reserve_128'),
     reserve_vs_bare_32: ratio('stockline_reserve_32', 'bare_reserve_32'),
+    reserve_no_fsync_vs_bare_128: ratio('stockline_reserve_no_fsync_128', 'bare_reserve_128'),
+    reserve_no_fsync_vs_bare_32: ratio('stockline_reserve_no_fsync_32', 'bare_reserve_32'),
     read_vs_bare_32: ratio('stockline_read_32', 'bare_read_32'),
     fastify_floor_read_vs_bare_32: ratio('fastify_floor_read_32', 'bare_read_32'),
   };
@@ -128,13 +135,17 @@ async function main(): Promise<void> {
     console.error(`round ${round} of ${rounds}`);
     // A fresh Stockline each round, so every round starts from the same state (the holds live 15 minutes).
     const stockline = await startStockline(1_000_000_000);
+    const noFsync = await startStockline(1_000_000_000, 'none');
     await warmUp(stockline.url + stockline.reservePath, 'POST', reserveBody);
     await warmUp(stockline.url + stockline.readPath, 'GET');
+    await warmUp(noFsync.url + noFsync.reservePath, 'POST', reserveBody);
     for (const connections of [32, 128]) {
       record('stockline_reserve', connections, await load(stockline.url + stockline.reservePath, connections, 'POST', reserveBody));
       record('bare_reserve', connections, await load(`${bare.url}/reserve`, connections, 'POST', '{}'));
+      record('stockline_reserve_no_fsync', connections, await load(noFsync.url + noFsync.reservePath, connections, 'POST', reserveBody));
       record('pg_for_update_reserve', connections, await load(`${postgres.url}/reserve`, connections, 'POST', '{}'));
     }
+    await stop(noFsync);
     record('stockline_read', 32, await load(stockline.url + stockline.readPath, 32, 'GET'));
     record('bare_read', 32, await load(`${bare.url}/available`, 32, 'GET'));
     record('fastify_floor_read', 32, await load(floorReadUrl, 32, 'GET'));

@@ -95,6 +95,9 @@ export async function start(options: StartOptions): Promise<Running> {
   const url = address.replace('0.0.0.0', 'localhost').replace('[::]', 'localhost');
   const where = engine.kind === 'kafka' ? `brokers: ${String((config.kafka as { brokers?: string[] } | undefined)?.brokers ?? [])}, node data: ${join(config.dataDir, 'stockline-node.db')}` : `data: ${join(config.dataDir, 'stockline.db')}`;
   io.stdout(`stockline: serving on ${url} (engine: ${engine.kind}, ${where})\n`);
+  if (engine.kind === 'embedded' && config.ledger.durability === 'none') {
+    logger.warn('ledger.durability is none: changes are answered before they reach the disk; a power cut or kernel crash may lose the last ones');
+  }
   if (options.demo === true) await loadDemo(engine, keys, config.dataDir, url, io);
   let closing: Promise<void> | undefined;
   const close = (): Promise<void> => {
@@ -149,6 +152,7 @@ async function startEngine(config: StocklineConfig, metrics: Metrics, logger: Lo
     expiryIntervalMs: config.ledger.expiryIntervalMs,
     snapshotEveryEvents: config.ledger.snapshotEveryEvents,
     batchCommandsMax: config.ledger.batchCommandsMax,
+    durability: config.ledger.durability === 'none' ? 'none' : 'background',
     ...hooks,
   });
   return {

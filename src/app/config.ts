@@ -11,7 +11,11 @@ export interface StocklineConfig {
   dataDir: string;
   logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
   server: { host: string; port: number; bodyLimitBytes: number };
-  ledger: { expiryIntervalMs: number; snapshotEveryEvents: number; batchCommandsMax: number };
+  ledger: {
+    expiryIntervalMs: number; snapshotEveryEvents: number; batchCommandsMax: number;
+    /** `fsync`: answers wait for the disk. `none`: for throwaway environments and for measuring what the disk costs. */
+    durability: 'fsync' | 'none';
+  };
   sync: { reconcileIntervalMs: number };
   alerts: { reconciliationLagSeconds: number };
   kafka?: Record<string, unknown>;
@@ -30,7 +34,7 @@ export const defaultConfig: StocklineConfig = {
   dataDir: './data',
   logLevel: 'info',
   server: { host: '0.0.0.0', port: 8080, bodyLimitBytes: 1_048_576 },
-  ledger: { expiryIntervalMs: 1000, snapshotEveryEvents: 200_000, batchCommandsMax: 4096 },
+  ledger: { expiryIntervalMs: 1000, snapshotEveryEvents: 200_000, batchCommandsMax: 4096, durability: 'fsync' },
   sync: { reconcileIntervalMs: 300_000 },
   alerts: { reconciliationLagSeconds: 5 },
   sources: [],

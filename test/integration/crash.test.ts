@@ -1,6 +1,7 @@
-// Crash safety of the embedded engine: SIGKILL during a burst of reservations loses nothing that was answered.
+// Crash safety of the embedded engine: SIGKILL during a burst of reservations loses nothing that was answered,
+// whether answers wait for the disk (the default) or only for the operating system (`ledger.durability: none`).
 
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
@@ -10,14 +11,18 @@ import type { InventoryEvent } from '../../src/core/index.js';
 import { adminHeaders, startStockline } from '../support/stockline-process.js';
 
 const stock = 300;
-const dataDir = mkdtempSync(join(tmpdir(), 'stockline-crash-'));
-afterAll(() => rmSync(dataDir, { recursive: true, force: true }));
+const root = mkdtempSync(join(tmpdir(), 'stockline-crash-'));
+afterAll(() => rmSync(root, { recursive: true, force: true }));
 
 interface SkuView { onHand: number; reserved: number; available: number }
 
-describe('a SIGKILL during a burst of reservations', () => {
+describe.each(['fsync', 'none'])('a SIGKILL during a burst of reservations, ledger.durability %s', (durability) => {
   it('keeps every answered reservation, none beyond stock, and a state equal to a replay of the log', async () => {
-    const first = await startStockline(['--data-dir', dataDir]);
+    const dataDir = join(root, durability);
+    const config = join(root, `${durability}.yaml`);
+    writeFileSync(config, `ledger: { durability: ${durability} }\n`);
+    const args = ['--data-dir', dataDir, '--config', config];
+    const first = await startStockline(args);
     const base = `${first.url}/v1/tenants/crash`;
     const stocked = await fetch(`${base}/adjustments`, { method: 'POST', headers: adminHeaders(), body: JSON.stringify({ sku: 'HOT-1', set: stock }) });
     expect(stocked.status).toBe(200);
@@ -50,7 +55,7 @@ describe('a SIGKILL during a burst of reservations', () => {
     expect(answered.length).toBeGreaterThanOrEqual(50);
     expect(cut).toBe(workerCount);
 
-    const second = await startStockline(['--data-dir', dataDir]);
+    const second = await startStockline(args);
     try {
       for (const id of answered) {
         const response = await fetch(`${second.url}/v1/tenants/crash/reservations/${id}`, { headers: adminHeaders() });
