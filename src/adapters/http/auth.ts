@@ -20,7 +20,8 @@ export interface Principal {
 
 /** What the HTTP layer needs from a key store (the SQLite `ApiKeyStore` is one). */
 export interface ApiKeyVerifier {
-  verify(key: string): Principal | undefined;
+  /** `digest`: the key's SHA-256, which the caller has already computed. */
+  verify(key: string, digest: Buffer): Principal | undefined;
 }
 
 declare module 'fastify' {
@@ -51,11 +52,18 @@ function sha256(text: string): Buffer {
   return hash('sha256', text, 'buffer');
 }
 
-/** Matches the admin key from the environment in constant time (hashing first makes the lengths equal). */
-function adminMatcher(adminKey: string): (presented: string) => Principal | undefined {
-  const expected = sha256(adminKey);
-  const principal: Principal = { keyId: 'env:STOCKLINE_ADMIN_KEY', tenant: null, scopes: ['admin'] };
-  return (presented) => (timingSafeEqual(sha256(presented), expected) ? principal : undefined);
+/**
+ * Hashes the presented key once, then matches it against the admin key from the environment in constant
+ * time (comparing hashes makes the lengths equal) and else asks the key store with the same hash.
+ */
+function keyVerifier(keys: ApiKeyVerifier, adminKey: string | undefined): (presented: string) => Principal | undefined {
+  const expected = adminKey === undefined || adminKey === '' ? undefined : sha256(adminKey);
+  const admin: Principal = { keyId: 'env:STOCKLINE_ADMIN_KEY', tenant: null, scopes: ['admin'] };
+  return (presented) => {
+    const digest = sha256(presented);
+    if (expected !== undefined && timingSafeEqual(digest, expected)) return admin;
+    return keys.verify(presented, digest);
+  };
 }
 
 function presentedKey(request: FastifyRequest, tokenInQuery: boolean): string | undefined {
@@ -101,8 +109,7 @@ function authorise(request: FastifyRequest, principal: Principal, needed: Scope)
 /** The hook: public routes and unknown paths pass; every other route needs a key of its tenant with its scope. */
 /** A callback hook, not an async one: it runs on every request, and needs no promise. */
 export function authHook(keys: ApiKeyVerifier, adminKey?: string): onRequestHookHandler {
-  const admin = adminKey === undefined || adminKey === '' ? undefined : adminMatcher(adminKey);
-  const verify = (key: string): Principal | undefined => admin?.(key) ?? keys.verify(key);
+  const verify = keyVerifier(keys, adminKey);
   return (request, reply, done) => {
     reply.header('x-request-id', request.id);
     // Read once: Fastify builds a new routeOptions object on every access.

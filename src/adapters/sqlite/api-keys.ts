@@ -47,12 +47,27 @@ function hashOf(key: string): string {
   return hash('sha256', key, 'hex');
 }
 
+/** How long a key read from the file is trusted before it is read again: a revocation from another process (the CLI) takes effect within this. */
+export const keyRecheckMs = 1000;
+
+/** A key as verification needs it: its principal, its stored hash as bytes, and when it was read. */
+interface KnownKey {
+  principal: Principal;
+  hash: Buffer;
+  readAtMs: number;
+}
+
 function parseScopes(text: string): Scope[] {
   return text.split(',').filter((scope): scope is Scope => (knownScopes as readonly string[]).includes(scope));
 }
 
 export class ApiKeyStore implements ApiKeyVerifier {
   private readonly statements: Record<'insert' | 'byId' | 'all' | 'revoke', Statement>;
+  /**
+   * Keys verified recently, by id: most requests then cost a map lookup instead of a query. Only live keys
+   * are kept, so a key created by the CLI works at once; a revocation here drops it at once.
+   */
+  private readonly known = new Map<string, KnownKey>();
 
   constructor(db: Database, private readonly clock: () => number = Date.now) {
     this.statements = {
@@ -78,13 +93,28 @@ export class ApiKeyStore implements ApiKeyVerifier {
     return { id, key };
   }
 
-  verify(key: string): Principal | undefined {
+  /** `digest`: the key's SHA-256, when the caller has it already (the auth hook hashes every key once). */
+  verify(key: string, digest?: Buffer): Principal | undefined {
     const match = keyShape.exec(key);
     if (match === null) return undefined;
-    const row = this.statements.byId.get(match[1]) as KeyRow | undefined;
-    if (row === undefined || row.revoked_ms !== null) return undefined;
-    if (!timingSafeEqual(Buffer.from(hashOf(key), 'hex'), Buffer.from(row.hash, 'hex'))) return undefined;
-    return { keyId: row.id, tenant: row.tenant, scopes: parseScopes(row.scopes) };
+    const id = match[1] as string;
+    const known = this.knownKey(id);
+    if (known === undefined) return undefined;
+    return timingSafeEqual(digest ?? hash('sha256', key, 'buffer'), known.hash) ? known.principal : undefined;
+  }
+
+  private knownKey(id: string): KnownKey | undefined {
+    const nowMs = this.clock();
+    const cached = this.known.get(id);
+    if (cached !== undefined && nowMs - cached.readAtMs < keyRecheckMs && nowMs >= cached.readAtMs) return cached;
+    const row = this.statements.byId.get(id) as KeyRow | undefined;
+    if (row === undefined || row.revoked_ms !== null) {
+      this.known.delete(id);
+      return undefined;
+    }
+    const known = { principal: { keyId: row.id, tenant: row.tenant, scopes: parseScopes(row.scopes) }, hash: Buffer.from(row.hash, 'hex'), readAtMs: nowMs };
+    this.known.set(id, known);
+    return known;
   }
 
   list(): ApiKeyInfo[] {
@@ -96,6 +126,7 @@ export class ApiKeyStore implements ApiKeyVerifier {
   /** Revokes a key; false when no key has that id. Revoking twice keeps the first time. */
   revoke(id: string): boolean {
     this.statements.revoke.run(this.clock(), id);
+    this.known.delete(id);
     return this.statements.byId.get(id) !== undefined;
   }
 }

@@ -6,6 +6,7 @@ import pino from 'pino';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import type { FastifyPluginAsync } from 'fastify';
 import { buildServer } from '../../../src/adapters/http/server.js';
+import { ApiKeyStore, keyRecheckMs } from '../../../src/adapters/sqlite/api-keys.js';
 import { envAdminKey, json, otherTenant, startTestApi, tenant } from '../../support/http.js';
 import type { TestApi } from '../../support/http.js';
 
@@ -243,6 +244,24 @@ describe('ApiKeyStore', () => {
     expect(api.store.list().find((info) => info.id === id)?.revokedMs).toBe(first);
     expect(api.store.verify(key)).toBeUndefined();
     expect(api.store.revoke('0000000000000000')).toBe(false);
+  });
+
+  it('trusts a verified key for keyRecheckMs: a revocation elsewhere (the CLI) lands within it, a new key at once', () => {
+    let nowMs = 1_000_000;
+    const server = new ApiKeyStore(api.engine.db, () => nowMs);
+    const cli = new ApiKeyStore(api.engine.db);
+    const { id, key } = cli.create({ tenant, scopes: ['read'] });
+    expect(server.verify(key)).toEqual({ keyId: id, tenant, scopes: ['read'] });
+    cli.revoke(id);
+    nowMs += keyRecheckMs - 1;
+    expect(server.verify(key), 'still within the recheck interval').toBeDefined();
+    nowMs += 1;
+    expect(server.verify(key)).toBeUndefined();
+    const created = cli.create({ tenant, scopes: ['write'] });
+    expect(server.verify(created.key)).toEqual({ keyId: created.id, tenant, scopes: ['write'] });
+    // A revocation through the store that verifies takes effect at once.
+    server.revoke(created.id);
+    expect(server.verify(created.key)).toBeUndefined();
   });
 
   it('refuses a malformed tenant or no scopes', () => {
