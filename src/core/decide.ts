@@ -323,7 +323,10 @@ export function dueReservations(tenant: TenantState, nowMs: number, max: number)
     pending.push(2 * index + 1, 2 * index + 2);
   }
   due.sort((a, b) => a.expiresAtMs - b.expiresAtMs || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
-  return due.length > max ? due.slice(0, max) : due;
+  // An id used again after its first reservation was forgotten may have two entries with the same expiry:
+  // sorted, they are neighbours, and the hold expires once.
+  const once = due.filter((reservation, index) => index === 0 || due[index - 1] !== reservation);
+  return once.length > max ? once.slice(0, max) : once;
 }
 
 function decideExpireDue(tenant: TenantState, command: ExpireDue): Outcome {

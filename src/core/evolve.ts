@@ -1,8 +1,9 @@
 // evolve(state, event) -> state: applies one event to the state in place. Pure apart from that mutation.
 
 import type { AllocatedLine, InventoryEvent } from './events.js';
+import { limits } from './limits.js';
 import { emptyTenant, sourceSeqKey } from './state.js';
-import type { ExpiryEntry, LedgerState, LocationStock, Reservation, SkuState, TenantState } from './state.js';
+import type { ExpiryEntry, FinishedEntry, LedgerState, LocationStock, Reservation, SkuState, TenantState } from './state.js';
 import type { ReservationStatus } from './rejections.js';
 import { compareSequence, parseTime } from './time.js';
 
@@ -48,12 +49,20 @@ function moveLines(tenant: TenantState, lines: readonly AllocatedLine[], apply: 
   touch(tenant, lines);
 }
 
-function setStatus(tenant: TenantState, reservationId: string, status: ReservationStatus): void {
+type FinishedStatus = Exclude<ReservationStatus, 'held' | 'committed'>;
+
+/** Puts a reservation in a finished status and indexes it, so that it is forgotten once its retention has passed. */
+function finish(tenant: TenantState, reservationId: string, status: FinishedStatus, time: string): void {
   const reservation = tenant.reservations.get(reservationId);
-  if (reservation !== undefined) reservation.status = status;
+  if (reservation === undefined) return;
+  const finishedAtMs = parseTime(time);
+  reservation.status = status;
+  reservation.finishedAtMs = finishedAtMs;
+  heapPush(tenant.finished, { finishedAtMs, id: reservationId }, finishedBefore);
 }
 
-export function evolve(state: LedgerState, event: InventoryEvent): LedgerState {
+/** `forgotten`, when given, collects the ids of the finished reservations this event made the tenant forget. */
+export function evolve(state: LedgerState, event: InventoryEvent, forgotten?: string[]): LedgerState {
   const tenant = tenantOf(state, event.tenant);
   switch (event.type) {
     case 'stock_adjustment': {
@@ -73,7 +82,7 @@ export function evolve(state: LedgerState, event: InventoryEvent): LedgerState {
       const reservation: Reservation = { id: reservationId, channel, status: 'held', expiresAtMs, lines, createdAtMs: parseTime(event.time) };
       if (orderRef !== undefined) reservation.orderRef = orderRef;
       tenant.reservations.set(reservationId, reservation);
-      heapPush(tenant.expiries, { expiresAtMs, id: reservationId });
+      heapPush(tenant.expiries, { expiresAtMs, id: reservationId }, expiresBefore);
       moveLines(tenant, lines, (stock, quantity) => { stock.reserved += quantity; });
       break;
     }
@@ -97,7 +106,7 @@ export function evolve(state: LedgerState, event: InventoryEvent): LedgerState {
     }
     case 'reservation_released': {
       const { reservationId, reason, from, lines } = event.data;
-      setStatus(tenant, reservationId, reason);
+      finish(tenant, reservationId, reason, event.time);
       moveLines(tenant, lines, from === 'held'
         ? (stock, quantity) => { stock.reserved -= quantity; }
         : (stock, quantity) => { stock.committed -= quantity; });
@@ -105,7 +114,7 @@ export function evolve(state: LedgerState, event: InventoryEvent): LedgerState {
       break;
     }
     case 'order_fulfilled': {
-      setStatus(tenant, event.data.reservationId, 'fulfilled');
+      finish(tenant, event.data.reservationId, 'fulfilled', event.time);
       moveLines(tenant, event.data.lines, (stock, quantity) => {
         stock.committed -= quantity;
         stock.onHand = stock.onHand > quantity ? stock.onHand - quantity : 0;
@@ -133,7 +142,32 @@ export function evolve(state: LedgerState, event: InventoryEvent): LedgerState {
     case 'conflict_detected':
       break;
   }
+  // Every event of the tenant moves its clock on; most find nothing finished, or nothing old enough.
+  if (tenant.finished.length > 0) forgetFinished(tenant, parseTime(event.time) - limits.reservationRetentionMs, forgotten);
   return state;
+}
+
+/**
+ * Forgets the reservations that finished at or before `cutoffMs`. The index is ordered by (finishedAtMs, id),
+ * so what is forgotten depends only on the reservations, not on the order they finished in: a state
+ * restored from a snapshot forgets exactly what the replayed one does. An entry whose reservation was
+ * replaced since (same id, another life) is dropped without touching the newer reservation.
+ */
+function forgetFinished(tenant: TenantState, cutoffMs: number, forgotten: string[] | undefined): void {
+  const heap = tenant.finished;
+  while (heap.length > 0 && (heap[0] as FinishedEntry).finishedAtMs <= cutoffMs) {
+    const entry = heap[0] as FinishedEntry;
+    heapPop(heap, finishedBefore);
+    const reservation = tenant.reservations.get(entry.id);
+    if (reservation !== undefined && isFinished(reservation.status) && reservation.finishedAtMs === entry.finishedAtMs) {
+      tenant.reservations.delete(entry.id);
+      forgotten?.push(entry.id);
+    }
+  }
+}
+
+function isFinished(status: ReservationStatus): boolean {
+  return status !== 'held' && status !== 'committed';
 }
 
 function isLive(tenant: TenantState, entry: ExpiryEntry): boolean {
@@ -144,26 +178,31 @@ function isLive(tenant: TenantState, entry: ExpiryEntry): boolean {
 /** Pops index entries of holds that are no longer held, so the heap stays as small as the live holds. */
 export function dropStaleExpiries(tenant: TenantState): void {
   const heap = tenant.expiries;
-  while (heap.length > 0 && !isLive(tenant, heap[0] as ExpiryEntry)) heapPop(heap);
+  while (heap.length > 0 && !isLive(tenant, heap[0] as ExpiryEntry)) heapPop(heap, expiresBefore);
 }
 
-function before(a: ExpiryEntry, b: ExpiryEntry): boolean {
+function expiresBefore(a: ExpiryEntry, b: ExpiryEntry): boolean {
   return a.expiresAtMs < b.expiresAtMs || (a.expiresAtMs === b.expiresAtMs && a.id < b.id);
 }
 
-function heapPush(heap: ExpiryEntry[], entry: ExpiryEntry): void {
+function finishedBefore(a: FinishedEntry, b: FinishedEntry): boolean {
+  return a.finishedAtMs < b.finishedAtMs || (a.finishedAtMs === b.finishedAtMs && a.id < b.id);
+}
+
+/** Binary min-heap in an array, ordered by `before`; both indexes of the tenant use it. */
+function heapPush<Entry>(heap: Entry[], entry: Entry, before: (a: Entry, b: Entry) => boolean): void {
   heap.push(entry);
   let index = heap.length - 1;
   while (index > 0) {
     const parent = (index - 1) >> 1;
-    if (!before(heap[index] as ExpiryEntry, heap[parent] as ExpiryEntry)) break;
-    [heap[index], heap[parent]] = [heap[parent] as ExpiryEntry, heap[index] as ExpiryEntry];
+    if (!before(heap[index] as Entry, heap[parent] as Entry)) break;
+    [heap[index], heap[parent]] = [heap[parent] as Entry, heap[index] as Entry];
     index = parent;
   }
 }
 
-function heapPop(heap: ExpiryEntry[]): void {
-  const last = heap.pop() as ExpiryEntry;
+function heapPop<Entry>(heap: Entry[], before: (a: Entry, b: Entry) => boolean): void {
+  const last = heap.pop() as Entry;
   if (heap.length === 0) return;
   heap[0] = last;
   let index = 0;
@@ -171,10 +210,10 @@ function heapPop(heap: ExpiryEntry[]): void {
     const left = 2 * index + 1;
     const right = left + 1;
     let smallest = index;
-    if (left < heap.length && before(heap[left] as ExpiryEntry, heap[smallest] as ExpiryEntry)) smallest = left;
-    if (right < heap.length && before(heap[right] as ExpiryEntry, heap[smallest] as ExpiryEntry)) smallest = right;
+    if (left < heap.length && before(heap[left] as Entry, heap[smallest] as Entry)) smallest = left;
+    if (right < heap.length && before(heap[right] as Entry, heap[smallest] as Entry)) smallest = right;
     if (smallest === index) return;
-    [heap[index], heap[smallest]] = [heap[smallest] as ExpiryEntry, heap[index] as ExpiryEntry];
+    [heap[index], heap[smallest]] = [heap[smallest] as Entry, heap[index] as Entry];
     index = smallest;
   }
 }

@@ -13,6 +13,8 @@ export interface Execution {
   remembered?: { key: string; record: IdempotencyRecord };
   /** Idempotency keys forgotten by this command (expire_due prunes records past their retention). */
   forgotten?: string[];
+  /** Finished reservations its events made the tenant forget, their retention over (a changelog deletes them). */
+  forgottenReservations?: string[];
 }
 
 /** A stable text of what a command asks for, without its id, time and key: retries must match it. */
@@ -72,9 +74,11 @@ export function execute(state: LedgerState, command: Command): Execution {
     forgotten = forgetExpiredKeys(existing.idempotency, command.nowMs - limits.idempotencyRetentionMs);
   }
   const outcome = decide(existing, command);
-  for (const event of outcome.events) evolve(state, event);
+  const forgottenReservations: string[] = [];
+  for (const event of outcome.events) evolve(state, event, forgottenReservations);
   const execution: Execution = { outcome };
   if (forgotten !== undefined && forgotten.length > 0) execution.forgotten = forgotten;
+  if (forgottenReservations.length > 0) execution.forgottenReservations = forgottenReservations;
   if (key !== undefined) {
     const record: IdempotencyRecord = { fingerprint, outcome, timeMs: command.timeMs };
     tenantOf(state, command.tenant).idempotency.set(key, record);

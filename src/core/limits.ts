@@ -19,6 +19,11 @@ export const limits = {
   channelLocationsMax: 100,
   expirationsPerTickMax: 10_000,
   idempotencyRetentionMs: 24 * 3_600_000,
+  // How long a released, expired, fulfilled or cancelled reservation is kept before it is forgotten:
+  // one hour beyond idempotencyRetentionMs, so a retried request whose idempotency record is still
+  // kept always finds its reservation. A constant of the ledger, not a setting: replay must forget
+  // the same reservations whatever the configuration.
+  reservationRetentionMs: 25 * 3_600_000,
 } as const;
 
 /** Lower-case letters, digits, `_` and `-`, starting with a letter or digit. */

@@ -26,6 +26,8 @@ export interface Reservation {
   lines: AllocatedLine[];
   orderRef?: string;
   createdAtMs: number;
+  /** When the reservation reached a finished status (released, expired, fulfilled, cancelled): the time of that event. */
+  finishedAtMs?: number;
 }
 
 export interface ChannelPolicy {
@@ -47,6 +49,12 @@ export interface ExpiryEntry {
   id: string;
 }
 
+/** Entry of the finished index: a min-heap on (finishedAtMs, id), the order in which finished reservations are forgotten. */
+export interface FinishedEntry {
+  finishedAtMs: number;
+  id: string;
+}
+
 export interface TenantState {
   skus: Map<string, SkuState>;
   reservations: Map<string, Reservation>;
@@ -56,6 +64,8 @@ export interface TenantState {
   /** Remembered outcomes by idempotency key (kept by the engines beside the log, not derived from it). */
   idempotency: Map<string, IdempotencyRecord>;
   expiries: ExpiryEntry[];
+  /** Finished reservations by the time they finished; entries whose reservation was since replaced are dropped lazily. */
+  finished: FinishedEntry[];
 }
 
 export interface LedgerState {
@@ -74,7 +84,7 @@ export function initialState(): LedgerState {
 }
 
 export function emptyTenant(): TenantState {
-  return { skus: new Map(), reservations: new Map(), channels: new Map(), sourceSeqs: new Map(), idempotency: new Map(), expiries: [] };
+  return { skus: new Map(), reservations: new Map(), channels: new Map(), sourceSeqs: new Map(), idempotency: new Map(), expiries: [], finished: [] };
 }
 
 /** Read-only view of a tenant that does not exist yet. */

@@ -6,8 +6,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { afterAll, describe, expect, it } from 'vitest';
-import { replay, toSnapshot } from '../../src/core/index.js';
-import type { InventoryEvent } from '../../src/core/index.js';
+import { replay, snapshotFormat, toSnapshot } from '../../src/core/index.js';
+import type { InventoryEvent, StateSnapshot } from '../../src/core/index.js';
 import { adminHeaders, startStockline } from '../support/stockline-process.js';
 
 const stock = 300;
@@ -74,6 +74,8 @@ describe.each(['fsync', 'none'])('a SIGKILL during a burst of reservations, ledg
     const events = (db.prepare('SELECT json FROM events ORDER BY position').pluck().all() as string[]).map((json) => JSON.parse(json) as InventoryEvent);
     const snapshot = db.prepare('SELECT json FROM snapshots ORDER BY position DESC LIMIT 1').pluck().get() as string;
     db.close();
-    expect(JSON.parse(snapshot)).toEqual(toSnapshot(replay(events)));
+    const { format, ...restored } = JSON.parse(snapshot) as StateSnapshot;
+    expect(format).toBe(snapshotFormat);
+    expect(restored).toEqual(toSnapshot(replay(events)));
   }, 90_000);
 });

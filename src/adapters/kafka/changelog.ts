@@ -3,7 +3,7 @@
 // One record per entity (a SKU, a reservation, a channel policy, a source sequence, an idempotency
 // record) rather than one per tenant: a transaction writes only what it changed, and no record
 // grows with the tenant (a tenant with 10,000 reservations would pass Kafka's 1 MiB record limit).
-// Keys are `<tenant>/<kind>/<id>`; a forgotten idempotency key is a tombstone. The record `#next`
+// Keys are `<tenant>/<kind>/<id>`; a forgotten idempotency key or reservation is a tombstone. The record `#next`
 // holds the next command offset of the partition, written in the same transaction as the state.
 
 import { emptyTenant, fromSnapshot, sourceSeqKey, toSnapshot } from '../../core/index.js';
@@ -34,6 +34,8 @@ export function noteChangedEntities(keys: Set<string>, tenant: string, execution
   for (const event of execution.outcome.events) noteEventEntities(keys, event);
   if (execution.remembered !== undefined) keys.add(entityKey(tenant, 'key', execution.remembered.key));
   for (const key of execution.forgotten ?? []) keys.add(entityKey(tenant, 'key', key));
+  // Gone from the state, so their records become tombstones and compaction drops them.
+  for (const id of execution.forgottenReservations ?? []) keys.add(entityKey(tenant, 'reservation', id));
 }
 
 /** Mirrors what evolve() changes for each event type. */

@@ -6,7 +6,7 @@ import { fdatasync as fdatasyncCallback } from 'node:fs';
 import Database from 'better-sqlite3';
 import type { Database as Db, Statement, Transaction } from 'better-sqlite3';
 import {
-  evolve, execute, fromSnapshot, initialState, tenantOf, toSnapshot,
+  evolve, execute, fromSnapshot, initialState, snapshotFormat, tenantOf, toSnapshot,
 } from '../../core/index.js';
 import type { Command, IdempotencyRecord, InventoryEvent, LedgerState, Outcome, Rejection, StateSnapshot, TenantState } from '../../core/index.js';
 import { AppError, noteTouched } from '../../app/engine.js';
@@ -126,10 +126,16 @@ export class EmbeddedEngine implements Engine {
     }
   }
 
-  /** Rebuilds the in-memory state: the newest snapshot, then the log after it, then idempotency records. */
+  /**
+   * Rebuilds the in-memory state: the newest snapshot, then the log after it, then idempotency records. A
+   * snapshot of another format (written by an older or newer Stockline) is passed over: the whole log is
+   * replayed instead, which gives exactly the state this version derives from it.
+   */
   private restore(): void {
-    const snapshot = this.db.prepare('SELECT position, json FROM snapshots ORDER BY position DESC LIMIT 1').get() as { position: number; json: string } | undefined;
-    this.memory = snapshot === undefined ? initialState() : fromSnapshot(JSON.parse(snapshot.json) as StateSnapshot);
+    const row = this.db.prepare('SELECT position, json FROM snapshots ORDER BY position DESC LIMIT 1').get() as { position: number; json: string } | undefined;
+    const parsed = row === undefined ? undefined : JSON.parse(row.json) as StateSnapshot;
+    const snapshot = parsed?.format === snapshotFormat ? { position: (row as { position: number }).position, state: parsed } : undefined;
+    this.memory = snapshot === undefined ? initialState() : fromSnapshot(snapshot.state);
     this.snapshotPosition = snapshot?.position ?? 0;
     let position = this.snapshotPosition;
     const tail = this.db.prepare('SELECT position, json FROM events WHERE position > ? ORDER BY position').raw(true);
@@ -358,7 +364,7 @@ export class EmbeddedEngine implements Engine {
   snapshot(): void {
     const position = this.nextPosition - 1;
     if (position <= this.snapshotPosition) return;
-    const json = JSON.stringify(toSnapshot(this.memory));
+    const json = JSON.stringify({ format: snapshotFormat, tenants: toSnapshot(this.memory).tenants });
     this.db.transaction(() => {
       this.db.prepare('INSERT OR REPLACE INTO snapshots (position, json, created_ms) VALUES (?, ?, ?)').run(position, json, this.clock());
       this.db.prepare('DELETE FROM snapshots WHERE position < ?').run(position);

@@ -2,7 +2,7 @@
 
 import { createHash, randomUUID } from 'node:crypto';
 import type { FastifyInstance, FastifyPluginAsync } from 'fastify';
-import { formatTime } from '../../../core/index.js';
+import { formatTime, limits, parseTime } from '../../../core/index.js';
 import type { CartLine, InventoryEvent, Outcome, Reservation, ReservationStatus, TenantState } from '../../../core/index.js';
 import type { Engine } from '../../../app/engine.js';
 import type { CommandInput } from '../../../app/ports.js';
@@ -45,14 +45,18 @@ const statusAfter = (event: InventoryEvent): ReservationStatus | undefined => {
 
 /**
  * The reservation as the command left it. Built from the command's own event, not the current state, so a
- * replayed request answers exactly as the first did even if the reservation moved on since.
+ * replayed request answers exactly as the first did even if the reservation moved on since. A replay that
+ * comes after the reservation finished and was forgotten answers 404, as a read would.
  */
 export function reservationAfter(tenant: TenantState | undefined, outcome: Outcome): ReservationViewBody {
   for (const event of outcome.events) {
     const status = statusAfter(event);
     if (status === undefined || !('reservationId' in event.data)) continue;
-    const reservation = tenant?.reservations.get(event.data.reservationId);
-    if (reservation === undefined) break;
+    const { reservationId } = event.data;
+    const reservation = tenant?.reservations.get(reservationId);
+    if (reservation === undefined || isLaterLife(reservation, event)) {
+      throw problem('UNKNOWN_RESERVATION', `no reservation ${reservationId}`, { reservationId });
+    }
     // Reserve and commit events carry the order reference as it then was; release and fulfil never change it.
     const orderRef = event.type === 'order_reserved' || event.type === 'order_committed' ? event.data.orderRef ?? null : reservation.orderRef ?? null;
     // A fresh view, changed in place rather than spread: this answers every reservation.
@@ -63,6 +67,16 @@ export function reservationAfter(tenant: TenantState | undefined, outcome: Outco
     return view;
   }
   throw new Error('an accepted reservation command has a reservation event');
+}
+
+/**
+ * Whether the reservation under the event's id is a newer one that took the id after the event's own was
+ * forgotten. An id is free again only once its reservation has been finished for reservationRetentionMs, so a
+ * newer one is created about that long after any event of the old one, while a reservation is never created
+ * after its own events. Half the retention leaves a wide margin either side for clocks that differ between nodes.
+ */
+function isLaterLife(reservation: Reservation, event: InventoryEvent): boolean {
+  return reservation.createdAtMs - parseTime(event.time) > limits.reservationRetentionMs / 2;
 }
 
 /**
