@@ -5,7 +5,7 @@ import { decide } from './decide.js';
 import { dropStaleExpiries, evolve, tenantOf } from './evolve.js';
 import { limits } from './limits.js';
 import type { Outcome } from './rejections.js';
-import type { IdempotencyRecord, LedgerState } from './state.js';
+import type { IdempotencyRecord, LedgerState, TenantState } from './state.js';
 
 export interface Execution {
   outcome: Outcome;
@@ -85,6 +85,18 @@ export function execute(state: LedgerState, command: Command): Execution {
     execution.remembered = { key, record };
   }
   return execution;
+}
+
+/**
+ * Whether an expire_due command would do anything for this tenant at `nowMs`: a hold is due, or the oldest
+ * idempotency record is past its retention. The engines' tickers send one only then; without the second
+ * case, a tenant whose holds are all committed or released in time would keep every record for ever.
+ */
+export function housekeepingDue(tenant: TenantState, nowMs: number): boolean {
+  const next = tenant.expiries[0];
+  if (next !== undefined && next.expiresAtMs <= nowMs) return true;
+  const oldest = tenant.idempotency.values().next().value;
+  return oldest !== undefined && oldest.timeMs < nowMs - limits.idempotencyRetentionMs;
 }
 
 function forgetExpiredKeys(records: Map<string, IdempotencyRecord>, cutoffMs: number): string[] {

@@ -12,7 +12,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Consumer, Message, MessageToProduce } from '@platformatic/kafka';
 import { Consumer as KafkaConsumer } from '@platformatic/kafka';
-import { execute, fromSnapshot, initialState, toSnapshot } from '../../core/index.js';
+import { execute, fromSnapshot, housekeepingDue, initialState, toSnapshot } from '../../core/index.js';
 import type { Command, Execution, LedgerState, Outcome, Rejection, TenantState } from '../../core/index.js';
 import type { CommandInput, DeadLetter } from '../../app/ports.js';
 import type { KafkaConfig } from './config.js';
@@ -502,8 +502,7 @@ export class Processor {
     for (const owned of this.owned.values()) {
       if (owned.status !== 'active') continue;
       for (const [name, tenant] of owned.state.tenants) {
-        const next = tenant.expiries[0];
-        if (next === undefined || next.expiresAtMs > nowMs) continue;
+        if (!housekeepingDue(tenant, nowMs)) continue;
         const askedAtMs = owned.expiring.get(name);
         if (askedAtMs !== undefined && nowMs - askedAtMs < processorLimits.expiryRetryMs) continue;
         owned.expiring.set(name, nowMs);

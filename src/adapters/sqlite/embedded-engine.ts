@@ -6,7 +6,7 @@ import { fdatasync as fdatasyncCallback } from 'node:fs';
 import Database from 'better-sqlite3';
 import type { Database as Db, Statement, Transaction } from 'better-sqlite3';
 import {
-  evolve, execute, fromSnapshot, initialState, snapshotFormat, tenantOf, toSnapshot,
+  evolve, execute, fromSnapshot, housekeepingDue, initialState, snapshotFormat, tenantOf, toSnapshot,
 } from '../../core/index.js';
 import type { Command, IdempotencyRecord, InventoryEvent, LedgerState, Outcome, Rejection, StateSnapshot, TenantState } from '../../core/index.js';
 import { AppError, noteTouched } from '../../app/engine.js';
@@ -376,8 +376,7 @@ export class EmbeddedEngine implements Engine {
     if (this.closed) return;
     const nowMs = this.nowMs();
     for (const [name, tenant] of this.memory.tenants) {
-      const next = tenant.expiries[0];
-      if (next === undefined || next.expiresAtMs > nowMs || this.expiringTenants.has(name)) continue;
+      if (this.expiringTenants.has(name) || !housekeepingDue(tenant, nowMs)) continue;
       this.expiringTenants.add(name);
       this.submit({ type: 'expire_due', tenant: name, nowMs, source: 'expiry' })
         .catch(() => undefined)

@@ -1,7 +1,9 @@
 // Specs for expire_due: the tick that releases holds whose time is up, decided from the tick's own time.
 
 import { describe, expect, it } from 'vitest';
+import { housekeepingDue } from '../../../src/core/ledger.js';
 import { limits } from '../../../src/core/limits.js';
+import { formatTime } from '../../../src/core/time.js';
 import type { CommandDraft, GivenInput } from '../../support/ledger-dsl.js';
 import { given, givenTenant, receive, reserve, t0Ms } from '../../support/ledger-dsl.js';
 
@@ -92,5 +94,29 @@ describe('expire_due', () => {
       `c-${String(count - 2).padStart(6, '0')}`, `c-${String(count - 1).padStart(6, '0')}`,
     ]);
     expect(second.stock('tee-m', 'wh-1').reserved).toBe(0);
+  });
+});
+
+describe('housekeepingDue: when a ticker should send expire_due', () => {
+  const retentionMs = limits.idempotencyRetentionMs;
+
+  it('when a hold is due, not before', () => {
+    const { tenant } = given(receive('tee-m', 'wh-1', 10)).when(holdAt('c-1', 1, baseMs, 60_000)).then([
+      { type: 'order_reserved', data: { reservationId: 'c-1', channel: 'web', expiresAt: formatTime(baseMs + 60_000), lines: [{ sku: 'tee-m', location: 'wh-1', quantity: 1 }] } },
+    ]);
+    expect(housekeepingDue(tenant, baseMs + 59_999)).toBe(false);
+    expect(housekeepingDue(tenant, baseMs + 60_000)).toBe(true);
+  });
+
+  it('when the oldest idempotency record is past its retention, though no hold is left to expire', () => {
+    const { tenant } = given(receive('tee-m', 'wh-1', 10), holdAt('c-1', 1, baseMs, 60_000))
+      .when({ type: 'commit', reservationId: 'c-1', idempotencyKey: 'k-1', timeMs: baseMs + 1_000 })
+      .then([{ type: 'order_committed', data: { reservationId: 'c-1', channel: 'web', direct: false, lines: [{ sku: 'tee-m', location: 'wh-1', quantity: 1 }] } }]);
+    expect(housekeepingDue(tenant, baseMs + 1_000 + retentionMs)).toBe(false);
+    expect(housekeepingDue(tenant, baseMs + 1_001 + retentionMs)).toBe(true);
+    const forgetting = given(receive('tee-m', 'wh-1', 10), holdAt('c-1', 1, baseMs, 60_000),
+      { type: 'commit', reservationId: 'c-1', idempotencyKey: 'k-1', timeMs: baseMs + 1_000 }).when(tick(baseMs + 1_001 + retentionMs)).then([]);
+    expect(forgetting.execution.forgotten).toEqual(['k-1']);
+    expect(housekeepingDue(forgetting.tenant, baseMs + 2 * retentionMs)).toBe(false);
   });
 });
