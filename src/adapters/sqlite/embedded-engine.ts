@@ -133,10 +133,13 @@ export class EmbeddedEngine implements Engine {
    */
   private restore(): void {
     const row = this.db.prepare('SELECT position, json FROM snapshots ORDER BY position DESC LIMIT 1').get() as { position: number; json: string } | undefined;
-    const parsed = row === undefined ? undefined : JSON.parse(row.json) as StateSnapshot;
-    const snapshot = parsed?.format === snapshotFormat ? { position: (row as { position: number }).position, state: parsed } : undefined;
-    this.memory = snapshot === undefined ? initialState() : fromSnapshot(snapshot.state);
-    this.snapshotPosition = snapshot?.position ?? 0;
+    const stored = row === undefined ? undefined : JSON.parse(row.json) as StateSnapshot;
+    this.memory = initialState();
+    this.snapshotPosition = 0;
+    if (row !== undefined && stored?.format === snapshotFormat) {
+      this.memory = fromSnapshot(stored);
+      this.snapshotPosition = row.position;
+    }
     let position = this.snapshotPosition;
     const tail = this.db.prepare('SELECT position, json FROM events WHERE position > ? ORDER BY position').raw(true);
     for (const row of tail.iterate(position) as Iterable<[number, string]>) {
