@@ -90,3 +90,44 @@ describe('restore', () => {
     }
   });
 });
+
+describe('snapshots during traffic', () => {
+  function engineAt(options: { snapshotEveryEvents: number; snapshotQuietMs: number }): EmbeddedEngine {
+    const dir = mkdtempSync(join(tmpdir(), 'stockline-snapshots-'));
+    dirs.push(dir);
+    return new EmbeddedEngine({ path: join(dir, 'stockline.db'), expiryIntervalMs: 0, ...options });
+  }
+
+  function snapshotPosition(engine: EmbeddedEngine): number | null {
+    return (engine.db.prepare('SELECT MAX(position) AS position FROM snapshots').get() as { position: number | null }).position;
+  }
+
+  async function adjustments(engine: EmbeddedEngine, count: number): Promise<void> {
+    for (let index = 0; index < count; index += 1) await engine.submit({ type: 'adjust_stock', tenant: 't', sku: 'A', location: 'wh', delta: 1 });
+  }
+
+  it('waits for a quiet moment once due, then writes one', async () => {
+    const engine = engineAt({ snapshotEveryEvents: 100, snapshotQuietMs: 20 });
+    try {
+      await adjustments(engine, 150);
+      const deadline = Date.now() + 5_000;
+      while (snapshotPosition(engine) === null && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 10));
+      expect(snapshotPosition(engine)).toBe(150);
+    } finally {
+      await engine.close();
+    }
+  });
+
+  it('writes none while commands keep coming, until five times the interval has passed', async () => {
+    // Quiet would take ten seconds: only the bound can write a snapshot here.
+    const engine = engineAt({ snapshotEveryEvents: 100, snapshotQuietMs: 10_000 });
+    try {
+      await adjustments(engine, 499);
+      expect(snapshotPosition(engine), 'due since event 100, but never quiet').toBeNull();
+      await adjustments(engine, 1);
+      expect(snapshotPosition(engine)).toBe(500);
+    } finally {
+      await engine.close();
+    }
+  });
+});

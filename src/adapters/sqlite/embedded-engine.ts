@@ -22,8 +22,13 @@ export interface EmbeddedEngineOptions {
   clock?: () => number;
   /** Commands decided together and committed with one fsync, at most. */
   batchCommandsMax?: number;
-  /** Write a snapshot after this many events since the last one (and on close). */
+  /**
+   * Write a snapshot once this many events have passed since the last one, at the first quiet moment
+   * (`snapshotQuietMs` without a command), or at once when five times as many have passed; and on close.
+   */
   snapshotEveryEvents?: number;
+  /** How long without a command counts as quiet enough to write a snapshot. */
+  snapshotQuietMs?: number;
   /** How often held reservations are checked for expiry; 0 turns the ticker off. */
   expiryIntervalMs?: number;
   /** Runs inside each batch's write transaction, after the events are inserted (e.g. the channel outbox). */
@@ -67,7 +72,9 @@ const notApplied: Rejection = { code: 'NOT_APPLIED', message: 'not applied: anot
 
 const fdatasync = promisify(fdatasyncCallback);
 
-const defaults = { batchCommandsMax: 4096, snapshotEveryEvents: 200_000, expiryIntervalMs: 1000 };
+const defaults = { batchCommandsMax: 4096, snapshotEveryEvents: 200_000, snapshotQuietMs: 200, expiryIntervalMs: 1000 };
+/** A snapshot waits for a quiet moment until this many times `snapshotEveryEvents` have passed. */
+const snapshotWaitFactor = 5;
 export const queueCommandsMax = 100_000;
 
 export class EmbeddedEngine implements Engine {
@@ -83,6 +90,9 @@ export class EmbeddedEngine implements Engine {
   private isReady = false;
   private expiryTimer: NodeJS.Timeout | undefined;
   private expiringTenants = new Set<string>();
+  /** When the last batch was decided (performance.now()), and the timer waiting for a quiet moment to snapshot. */
+  private lastDecidedAtMs = 0;
+  private snapshotTimer: NodeJS.Timeout | undefined;
   private readonly listeners = new Set<(batch: CommittedBatch) => void>();
   private readonly projections: Array<(batch: CommittedBatch, state: LedgerState) => void>;
   private readonly clock: () => number;
@@ -239,6 +249,7 @@ export class EmbeddedEngine implements Engine {
   /** Decides a batch in order against memory, writes it in one transaction, then answers. */
   private flush(): void {
     this.flushScheduled = false;
+    this.lastDecidedAtMs = performance.now();
     let take = Math.min(this.queue.length, this.options.batchCommandsMax ?? defaults.batchCommandsMax);
     // A group is never split across batches, so it commits in one transaction.
     for (let index = 0; index < this.queue.length; index += 1) {
@@ -309,7 +320,32 @@ export class EmbeddedEngine implements Engine {
       this.options.onDecided?.(command, submitted.outcome, durableAtMs - pending.submittedAtMs);
     }
     if (batch.events.length > 0) for (const listener of this.listeners) listener(batch);
-    if (!this.closed && this.nextPosition - 1 - this.snapshotPosition >= (this.options.snapshotEveryEvents ?? defaults.snapshotEveryEvents)) this.snapshot();
+    this.considerSnapshot();
+  }
+
+  /**
+   * Writing a snapshot holds the event loop for as long as serialising the state takes (about 4 ms per
+   * 1,000 held reservations), so a due snapshot waits for a quiet moment rather than stall a busy sale;
+   * past five times the interval it is written at once, which bounds the log a restart replays.
+   */
+  private considerSnapshot(): void {
+    const every = this.options.snapshotEveryEvents ?? defaults.snapshotEveryEvents;
+    const since = this.nextPosition - 1 - this.snapshotPosition;
+    if (this.closed || since < every) return;
+    if (since >= every * snapshotWaitFactor) {
+      this.snapshot();
+      return;
+    }
+    this.snapshotTimer ??= setTimeout(() => this.snapshotIfQuiet(), this.options.snapshotQuietMs ?? defaults.snapshotQuietMs).unref();
+  }
+
+  private snapshotIfQuiet(): void {
+    this.snapshotTimer = undefined;
+    if (this.closed) return;
+    const quietMs = this.options.snapshotQuietMs ?? defaults.snapshotQuietMs;
+    const quietForMs = performance.now() - this.lastDecidedAtMs;
+    if (quietForMs >= quietMs) this.snapshot();
+    else this.snapshotTimer = setTimeout(() => this.snapshotIfQuiet(), quietMs - quietForMs).unref();
   }
 
   /** fdatasyncs the WAL until no written batch is waiting; each round answers what was written before it began. */
@@ -415,6 +451,7 @@ export class EmbeddedEngine implements Engine {
     if (this.closed) return;
     this.closed = true;
     if (this.expiryTimer !== undefined) clearInterval(this.expiryTimer);
+    if (this.snapshotTimer !== undefined) clearTimeout(this.snapshotTimer);
     while (this.queue.length > 0) this.flush();
     while (this.syncing !== undefined) await this.syncing;
     this.snapshot();
