@@ -90,8 +90,9 @@ export class EmbeddedEngine implements Engine {
   private isReady = false;
   private expiryTimer: NodeJS.Timeout | undefined;
   private expiringTenants = new Set<string>();
-  /** When the last batch was decided (performance.now()), and the timer waiting for a quiet moment to snapshot. */
-  private lastDecidedAtMs = 0;
+  /** Commands taken so far, and how many had been when the wait for a quiet moment to snapshot began. */
+  private submittedCount = 0;
+  private submittedAtWait = 0;
   private snapshotTimer: NodeJS.Timeout | undefined;
   private readonly listeners = new Set<(batch: CommittedBatch) => void>();
   private readonly projections: Array<(batch: CommittedBatch, state: LedgerState) => void>;
@@ -194,6 +195,7 @@ export class EmbeddedEngine implements Engine {
     if (this.failure !== undefined) return Promise.reject(this.failure);
     if (this.closed) return Promise.reject(new AppError('ENGINE_CLOSED', 'the engine is shutting down', true, 503));
     if (this.queue.length >= queueCommandsMax) return Promise.reject(new AppError('OVERLOADED', 'too many commands waiting; retry shortly', true, 503));
+    this.submittedCount += 1;
     return new Promise((resolve, reject) => {
       this.queue.push({ input, submittedAtMs: performance.now(), resolve, reject });
       this.scheduleFlush();
@@ -227,6 +229,7 @@ export class EmbeddedEngine implements Engine {
           },
         };
         if (index === 0) pending.groupSize = inputs.length;
+        this.submittedCount += 1;
         this.queue.push(pending);
       });
       this.scheduleFlush();
@@ -249,7 +252,6 @@ export class EmbeddedEngine implements Engine {
   /** Decides a batch in order against memory, writes it in one transaction, then answers. */
   private flush(): void {
     this.flushScheduled = false;
-    this.lastDecidedAtMs = performance.now();
     let take = Math.min(this.queue.length, this.options.batchCommandsMax ?? defaults.batchCommandsMax);
     // A group is never split across batches, so it commits in one transaction.
     for (let index = 0; index < this.queue.length; index += 1) {
@@ -336,16 +338,23 @@ export class EmbeddedEngine implements Engine {
       this.snapshot();
       return;
     }
-    this.snapshotTimer ??= setTimeout(() => this.snapshotIfQuiet(), this.options.snapshotQuietMs ?? defaults.snapshotQuietMs).unref();
+    if (this.snapshotTimer === undefined) this.waitForQuiet();
   }
 
-  private snapshotIfQuiet(): void {
-    this.snapshotTimer = undefined;
-    if (this.closed) return;
-    const quietMs = this.options.snapshotQuietMs ?? defaults.snapshotQuietMs;
-    const quietForMs = performance.now() - this.lastDecidedAtMs;
-    if (quietForMs >= quietMs) this.snapshot();
-    else this.snapshotTimer = setTimeout(() => this.snapshotIfQuiet(), quietMs - quietForMs).unref();
+  private waitForQuiet(): void {
+    this.submittedAtWait = this.submittedCount;
+    this.snapshotTimer = setTimeout(() => {
+      // Judged after the poll phase (setImmediate), so that requests that queued up while the event loop
+      // was held (a GC pause) count as traffic rather than leaving the interval looking quiet.
+      setImmediate(() => {
+        this.snapshotTimer = undefined;
+        const every = this.options.snapshotEveryEvents ?? defaults.snapshotEveryEvents;
+        // Closed, or written meanwhile because the wait went on too long.
+        if (this.closed || this.nextPosition - 1 - this.snapshotPosition < every) return;
+        if (this.submittedCount === this.submittedAtWait && this.queue.length === 0) this.snapshot();
+        else this.waitForQuiet();
+      });
+    }, this.options.snapshotQuietMs ?? defaults.snapshotQuietMs).unref();
   }
 
   /** fdatasyncs the WAL until no written batch is waiting; each round answers what was written before it began. */
