@@ -1,7 +1,7 @@
 // The few autocannon types the benchmarks use (the package ships none).
 declare module 'autocannon' {
   interface Options { url: string; connections?: number; duration?: number; method?: string; headers?: Record<string, string>; body?: string; pipelining?: number }
-  interface Histogram { average: number; p50: number; p90: number; p99: number; max: number }
+  interface Histogram { average: number; total: number; p50: number; p90: number; p99: number; p99_9: number; max: number }
   interface Result { requests: Histogram; latency: Histogram; errors: number; timeouts: number; non2xx: number; statusCodeStats: Record<string, { count: number }> }
   function autocannon(options: Options): Promise<Result>;
   export default autocannon;

@@ -1,0 +1,67 @@
+// A flash sale that does not pause: 128 connections reserving for 20 s (after a 2 s warm-up) against a
+// Stockline whose snapshot interval (50,000 events) passes several times meanwhile, every hold still alive. It shows the tail
+// latency (p99.9, max) and when snapshots were written: during the sale, each would hold the event loop
+// for as long as serialising the holds takes.
+// Run: npm run build && npx tsx bench/sustained-sale.ts [--duration 20]
+
+import { spawn } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createInterface } from 'node:readline';
+import autocannon from 'autocannon';
+import Database from 'better-sqlite3';
+
+const durationIndex = process.argv.indexOf('--duration');
+const durationSeconds = durationIndex > 0 ? Number(process.argv[durationIndex + 1]) : 20;
+const adminKey = 'bench-admin-key-0123456789abcdef';
+const headers = { authorization: `Bearer ${adminKey}`, 'content-type': 'application/json' };
+const snapshotEveryEvents = 50_000;
+
+const dataDir = mkdtempSync(join(tmpdir(), 'stockline-sustained-'));
+const config = join(dataDir, 'stockline.yaml');
+writeFileSync(config, `ledger: { snapshotEveryEvents: ${snapshotEveryEvents} }\n`);
+const child = spawn('node', ['bin/stockline.js', 'serve', '--port', '0', '--host', '127.0.0.1', '--data-dir', dataDir, '--config', config], {
+  env: { ...process.env, STOCKLINE_ADMIN_KEY: adminKey, STOCKLINE_LOG_LEVEL: 'warn' }, stdio: ['ignore', 'pipe', 'inherit'],
+});
+const url = await new Promise<string>((resolve, reject) => {
+  createInterface({ input: child.stdout }).on('line', (line) => {
+    const found = /serving on (http:\/\/\S+)/.exec(line);
+    if (found !== null) resolve(found[1] as string);
+  });
+  child.once('exit', (code) => reject(new Error(`stockline exited with ${code}`)));
+});
+
+/** Positions of the snapshots in the file: the newest only, as older ones are deleted when a new one is written. */
+function newestSnapshot(): number | null {
+  const db = new Database(join(dataDir, 'stockline.db'), { readonly: true });
+  try {
+    return (db.prepare('SELECT MAX(position) AS position FROM snapshots').get() as { position: number | null }).position;
+  } finally {
+    db.close();
+  }
+}
+
+try {
+  const stocked = await fetch(`${url}/v1/tenants/bench/adjustments`, { method: 'POST', headers, body: JSON.stringify({ sku: 'HOT-1', set: 1_000_000_000 }) });
+  if (!stocked.ok) throw new Error(`could not stock HOT-1: ${stocked.status}`);
+  const body = JSON.stringify({ channel: 'storefront', lines: [{ sku: 'HOT-1', quantity: 1 }], ttlSeconds: 900 });
+  // A warm-up, so that the tail measured is the sale's and not the compiler's first minutes.
+  await autocannon({ url: `${url}/v1/tenants/bench/reservations`, connections: 32, duration: 2, method: 'POST', headers, body });
+  const result = await autocannon({ url: `${url}/v1/tenants/bench/reservations`, connections: 128, duration: durationSeconds, method: 'POST', headers, body });
+  const duringSale = newestSnapshot();
+  // Quiet now: the due snapshot should follow within the quiet interval plus the time it takes to write.
+  await new Promise((resolve) => setTimeout(resolve, 3_000));
+  const afterSale = newestSnapshot();
+  const summary = {
+    date: new Date().toISOString(), durationSeconds, snapshotEveryEvents, reservations: result.requests.total,
+    requestsPerSecond: Math.round(result.requests.average),
+    latencyMs: { p50: result.latency.p50, p99: result.latency.p99, p99_9: result.latency.p99_9, max: result.latency.max },
+    newestSnapshotPosition: { whenTheSaleEnded: duringSale, threeSecondsLater: afterSale },
+  };
+  console.log(JSON.stringify(summary, null, 2));
+} finally {
+  child.kill('SIGTERM');
+  await new Promise((resolve) => child.once('exit', resolve));
+  rmSync(dataDir, { recursive: true, force: true });
+}
