@@ -326,7 +326,7 @@ export class EmbeddedEngine implements Engine {
   }
 
   /**
-   * Writing a snapshot holds the event loop for as long as serialising the state takes (about 4 ms per
+   * Writing a snapshot holds the event loop for as long as serialising the state takes (4-6 ms per
    * 1,000 held reservations), so a due snapshot waits for a quiet moment rather than stall a busy sale;
    * past five times the interval it is written at once, which bounds the log a restart replays.
    */
