@@ -331,14 +331,18 @@ export class EmbeddedEngine implements Engine {
    * past five times the interval it is written at once, which bounds the log a restart replays.
    */
   private considerSnapshot(): void {
-    const every = this.options.snapshotEveryEvents ?? defaults.snapshotEveryEvents;
-    const since = this.nextPosition - 1 - this.snapshotPosition;
-    if (this.closed || since < every) return;
-    if (since >= every * snapshotWaitFactor) {
+    const intervals = this.snapshotIntervalsPassed();
+    if (this.closed || intervals < 1) return;
+    if (intervals >= snapshotWaitFactor) {
       this.snapshot();
       return;
     }
     if (this.snapshotTimer === undefined) this.waitForQuiet();
+  }
+
+  /** How many snapshot intervals the log has grown by since the last snapshot (fractional). */
+  private snapshotIntervalsPassed(): number {
+    return (this.nextPosition - 1 - this.snapshotPosition) / (this.options.snapshotEveryEvents ?? defaults.snapshotEveryEvents);
   }
 
   private waitForQuiet(): void {
@@ -348,9 +352,8 @@ export class EmbeddedEngine implements Engine {
       // was held (a GC pause) count as traffic rather than leaving the interval looking quiet.
       setImmediate(() => {
         this.snapshotTimer = undefined;
-        const every = this.options.snapshotEveryEvents ?? defaults.snapshotEveryEvents;
         // Closed, or written meanwhile because the wait went on too long.
-        if (this.closed || this.nextPosition - 1 - this.snapshotPosition < every) return;
+        if (this.closed || this.snapshotIntervalsPassed() < 1) return;
         if (this.submittedCount === this.submittedAtWait && this.queue.length === 0) this.snapshot();
         else this.waitForQuiet();
       });
