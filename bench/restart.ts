@@ -4,8 +4,8 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import Database from 'better-sqlite3';
 import { EmbeddedEngine } from '../src/adapters/sqlite/embedded-engine.js';
+import { snapshotPathOf } from '../src/adapters/sqlite/snapshot-file.js';
 import { toSnapshot } from '../src/core/index.js';
 import type { CommandInput } from '../src/app/ports.js';
 
@@ -49,9 +49,7 @@ function timeOpen(label: string): { ms: number; state: string } {
 
 const events = await fill();
 const withSnapshot = timeOpen('restart from snapshot + tail');
-const db = new Database(path);
-db.prepare('DELETE FROM snapshots').run();
-db.close();
+rmSync(snapshotPathOf(path));
 const fullReplay = timeOpen(`restart by full replay of ${events} events`);
 console.log(JSON.stringify({ events, snapshotRestartMs: Math.round(withSnapshot.ms), fullReplayMs: Math.round(fullReplay.ms), equal: withSnapshot.state === fullReplay.state }));
 rmSync(dir, { recursive: true, force: true });

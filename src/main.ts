@@ -153,6 +153,10 @@ async function startEngine(config: StocklineConfig, metrics: Metrics, logger: Lo
     snapshotEveryEvents: config.ledger.snapshotEveryEvents,
     batchCommandsMax: config.ledger.batchCommandsMax,
     durability: config.ledger.durability === 'none' ? 'none' : 'background',
+    onSnapshotFailed: (error) => {
+      metrics.snapshotFailed();
+      logger.warn({ err: error }, 'a snapshot could not be written; the next is tried an interval later, and a restart replays the log since the last one');
+    },
     ...hooks,
   });
   return {

@@ -34,6 +34,7 @@ export class Metrics {
   private readonly pushes: Counter<'channel' | 'outcome'>;
   private readonly cdcLag: Gauge<'source'>;
   private readonly kafkaLag: Gauge<'topic'>;
+  private readonly snapshotFailures: Counter;
   /** Children per label values, so counting on every command does not hash a labels object. */
   private readonly commandCounters = new Map<string, Counter.Internal>();
   private readonly eventCounters = new Map<string, Counter.Internal>();
@@ -54,6 +55,7 @@ export class Metrics {
     this.pushes = new Counter({ name: 'stockline_channel_pushes_total', help: 'Channel pushes by outcome (ok, retry, failed).', labelNames: ['channel', 'outcome'], registers });
     this.cdcLag = new Gauge({ name: 'stockline_cdc_lag_seconds', help: 'From the source commit to the change being applied, newest change per source.', labelNames: ['source'], registers });
     this.kafkaLag = new Gauge({ name: 'stockline_kafka_consumer_lag_records', help: 'Records on the commands topic not yet processed.', labelNames: ['topic'], registers });
+    this.snapshotFailures = new Counter({ name: 'stockline_snapshot_failures_total', help: 'Snapshots of the embedded engine that could not be written; until one is, a restart replays more of the log.', registers });
     const collectLag = (gauge: Gauge<'tenant' | 'channel'>): void => this.collectLag(gauge);
     const depthOf = (): Array<{ channel: string; count: number }> => this.lagSource?.depth() ?? [];
     new Gauge({
@@ -128,5 +130,9 @@ export class Metrics {
 
   kafkaLagged(topic: string, records: number): void {
     this.kafkaLag.set({ topic }, records);
+  }
+
+  snapshotFailed(): void {
+    this.snapshotFailures.inc();
   }
 }

@@ -1,7 +1,7 @@
 // Crash safety of the embedded engine: SIGKILL during a burst of reservations loses nothing that was answered,
 // whether answers wait for the disk (the default) or only for the operating system (`ledger.durability: none`).
 
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
@@ -72,10 +72,10 @@ describe.each(['fsync', 'none'])('a SIGKILL during a burst of reservations, ledg
     // The restored state (snapshot written at the graceful stop) equals a full replay of the log.
     const db = new Database(join(dataDir, 'stockline.db'), { readonly: true });
     const events = (db.prepare('SELECT json FROM events ORDER BY position').pluck().all() as string[]).map((json) => JSON.parse(json) as InventoryEvent);
-    const snapshot = db.prepare('SELECT json FROM snapshots ORDER BY position DESC LIMIT 1').pluck().get() as string;
     db.close();
-    const { format, ...restored } = JSON.parse(snapshot) as StateSnapshot;
+    const { format, position, createdMs: _createdMs, ...restored } = JSON.parse(readFileSync(join(dataDir, 'stockline.db.snapshot'), 'utf8')) as StateSnapshot & { position: number; createdMs: number };
     expect(format).toBe(snapshotFormat);
+    expect(position).toBe(events.length);
     expect(restored).toEqual(toSnapshot(replay(events)));
   }, 90_000);
 });

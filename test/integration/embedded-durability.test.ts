@@ -1,12 +1,13 @@
 // With the WAL synced in the background, no answer may overtake the sync of what it rests on; a restart
-// restores from a snapshot of its own format only.
+// restores from a snapshot of its own format that the log reaches; snapshots are written beside the traffic.
 
-import { mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import Database from 'better-sqlite3';
 import { afterEach, describe, expect, it } from 'vitest';
 import { EmbeddedEngine } from '../../src/adapters/sqlite/embedded-engine.js';
+import { snapshotPathOf } from '../../src/adapters/sqlite/snapshot-file.js';
 import { replay, snapshotFormat, toSnapshot } from '../../src/core/index.js';
 import type { InventoryEvent, StateSnapshot } from '../../src/core/index.js';
 
@@ -37,8 +38,8 @@ describe('background durability', () => {
 });
 
 describe('restore', () => {
-  /** A file with a few events and the snapshot written at close; then its snapshot replaced by `tamper`'s. */
-  async function fileWithSnapshot(tamper: (snapshot: StateSnapshot) => StateSnapshot): Promise<string> {
+  /** A file with a few events and the snapshot written at close. */
+  async function fileWithSnapshot(): Promise<string> {
     const dir = mkdtempSync(join(tmpdir(), 'stockline-restore-'));
     dirs.push(dir);
     const path = join(dir, 'stockline.db');
@@ -47,85 +48,163 @@ describe('restore', () => {
     await engine.submit({ type: 'reserve', tenant: 't', reservationId: 'r1', channel: 'web', lines: [{ sku: 'A', quantity: 2 }], ttlMs: 60_000 });
     await engine.submit({ type: 'release', tenant: 't', reservationId: 'r1', reason: 'released' });
     await engine.close();
-    const db = new Database(path);
-    const row = db.prepare('SELECT position, json FROM snapshots').get() as { position: number; json: string };
-    expect(JSON.parse(row.json).format).toBe(snapshotFormat);
-    db.prepare('UPDATE snapshots SET json = ? WHERE position = ?').run(JSON.stringify(tamper(JSON.parse(row.json) as StateSnapshot)), row.position);
-    db.close();
     return path;
   }
 
-  function withOnHand(snapshot: StateSnapshot, onHand: number): StateSnapshot {
+  type Stored = StateSnapshot & { position: number };
+
+  /** Replaces the snapshot file by `tamper`'s version of it. */
+  function tamperFile(path: string, tamper: (snapshot: Stored) => Stored): void {
+    const stored = JSON.parse(readFileSync(snapshotPathOf(path), 'utf8')) as Stored;
+    expect(stored.format).toBe(snapshotFormat);
+    expect(stored.position).toBe(3);
+    writeFileSync(snapshotPathOf(path), JSON.stringify(tamper(stored)));
+  }
+
+  function withOnHand<T extends StateSnapshot>(snapshot: T, onHand: number): T {
     const stock = snapshot.tenants.t?.skus.A?.locations.wh;
     if (stock === undefined) throw new Error('the snapshot has no stock of A at wh');
     stock.onHand = onHand;
     return snapshot;
   }
 
-  it('starts from a snapshot of its own format', async () => {
-    const path = await fileWithSnapshot((snapshot) => withOnHand(snapshot, 999));
+  function replayOf(path: string): StateSnapshot {
+    const db = new Database(path, { readonly: true });
+    const events = (db.prepare('SELECT json FROM events ORDER BY position').pluck().all() as string[]).map((json) => JSON.parse(json) as InventoryEvent);
+    db.close();
+    return toSnapshot(replay(events));
+  }
+
+  async function onHandAfterOpen(path: string): Promise<{ onHand: number | undefined; state: StateSnapshot }> {
     const engine = new EmbeddedEngine({ path, expiryIntervalMs: 0 });
     try {
-      expect(engine.tenant('t')?.skus.get('A')?.locations.get('wh')?.onHand, 'what the snapshot says, not the log').toBe(999);
+      return { onHand: engine.tenant('t')?.skus.get('A')?.locations.get('wh')?.onHand, state: toSnapshot(engine.state()) };
     } finally {
       await engine.close();
     }
+  }
+
+  it('starts from a snapshot of its own format', async () => {
+    const path = await fileWithSnapshot();
+    tamperFile(path, (snapshot) => withOnHand(snapshot, 999));
+    expect((await onHandAfterOpen(path)).onHand, 'what the snapshot says, not the log').toBe(999);
   });
 
   it('passes over a snapshot of another format and replays the whole log', async () => {
-    const path = await fileWithSnapshot((snapshot) => {
+    const path = await fileWithSnapshot();
+    tamperFile(path, (snapshot) => {
       const older = withOnHand(snapshot, 999);
       delete older.format;
       return older;
     });
+    const opened = await onHandAfterOpen(path);
+    expect(opened.state).toEqual(replayOf(path));
+    expect(opened.onHand).toBe(5);
+  });
+
+  it('passes over a snapshot that cannot be read', async () => {
+    const path = await fileWithSnapshot();
+    writeFileSync(snapshotPathOf(path), '{"format":2,"position":3,"tenants":{"t":');
+    expect((await onHandAfterOpen(path)).state).toEqual(replayOf(path));
+  });
+
+  it('deletes a snapshot that is ahead of the log (its events were lost), so it can never pass for later events', async () => {
+    const path = await fileWithSnapshot();
+    tamperFile(path, (snapshot) => ({ ...withOnHand(snapshot, 999), position: 4 }));
     const engine = new EmbeddedEngine({ path, expiryIntervalMs: 0 });
     try {
-      const db = new Database(path, { readonly: true });
-      const events = (db.prepare('SELECT json FROM events ORDER BY position').pluck().all() as string[]).map((json) => JSON.parse(json) as InventoryEvent);
-      db.close();
-      expect(toSnapshot(engine.state())).toEqual(toSnapshot(replay(events)));
+      expect(existsSync(snapshotPathOf(path))).toBe(false);
       expect(engine.tenant('t')?.skus.get('A')?.locations.get('wh')?.onHand).toBe(5);
+      expect(toSnapshot(engine.state())).toEqual(replayOf(path));
     } finally {
       await engine.close();
     }
+    // Closing wrote a fresh snapshot at the log's real end.
+    expect((JSON.parse(readFileSync(snapshotPathOf(path), 'utf8')) as Stored).position).toBe(3);
+  });
+
+  it('removes what a snapshot write interrupted by a crash left behind', async () => {
+    const path = await fileWithSnapshot();
+    const leftover = `${snapshotPathOf(path)}.4242-1.tmp`;
+    writeFileSync(leftover, '{"format":2,"posi');
+    expect((await onHandAfterOpen(path)).onHand).toBe(5);
+    expect(existsSync(leftover)).toBe(false);
+    expect(existsSync(snapshotPathOf(path))).toBe(true);
+  });
+
+  it('starts from a snapshot kept in the table by an earlier version, and drops it once the file has one', async () => {
+    const path = await fileWithSnapshot();
+    const stored = JSON.parse(readFileSync(snapshotPathOf(path), 'utf8')) as Stored;
+    rmSync(snapshotPathOf(path));
+    const db = new Database(path);
+    const { position, ...tableForm } = withOnHand(stored, 999);
+    db.prepare('INSERT INTO snapshots (position, json, created_ms) VALUES (?, ?, ?)').run(position, JSON.stringify(tableForm), 0);
+    db.close();
+    const engine = new EmbeddedEngine({ path, expiryIntervalMs: 0 });
+    try {
+      expect(engine.tenant('t')?.skus.get('A')?.locations.get('wh')?.onHand).toBe(999);
+      await engine.submit({ type: 'adjust_stock', tenant: 't', sku: 'A', location: 'wh', delta: 1 });
+    } finally {
+      await engine.close();
+    }
+    const after = new Database(path, { readonly: true });
+    expect(after.prepare('SELECT COUNT(*) FROM snapshots').pluck().get()).toBe(0);
+    after.close();
+    expect((JSON.parse(readFileSync(snapshotPathOf(path), 'utf8')) as Stored).position).toBe(4);
   });
 });
 
 describe('snapshots during traffic', () => {
-  function engineAt(options: { snapshotEveryEvents: number; snapshotQuietMs: number }): EmbeddedEngine {
+  function engineAt(options: { snapshotEveryEvents: number; onSnapshotFailed?: (error: Error) => void }): { engine: EmbeddedEngine; path: string } {
     const dir = mkdtempSync(join(tmpdir(), 'stockline-snapshots-'));
     dirs.push(dir);
-    return new EmbeddedEngine({ path: join(dir, 'stockline.db'), expiryIntervalMs: 0, ...options });
-  }
-
-  function snapshotPosition(engine: EmbeddedEngine): number | null {
-    return (engine.db.prepare('SELECT MAX(position) AS position FROM snapshots').get() as { position: number | null }).position;
+    const path = join(dir, 'stockline.db');
+    return { engine: new EmbeddedEngine({ path, expiryIntervalMs: 0, ...options }), path };
   }
 
   async function adjustments(engine: EmbeddedEngine, count: number): Promise<void> {
     for (let index = 0; index < count; index += 1) await engine.submit({ type: 'adjust_stock', tenant: 't', sku: 'A', location: 'wh', delta: 1 });
   }
 
-  it('waits for a quiet moment once due, then writes one', async () => {
-    const engine = engineAt({ snapshotEveryEvents: 100, snapshotQuietMs: 20 });
+  it('writes one on another thread once due, while commands go on, holding the state at a durable position', async () => {
+    const { engine, path } = engineAt({ snapshotEveryEvents: 100 });
     try {
-      await adjustments(engine, 150);
-      const deadline = Date.now() + 5_000;
-      while (snapshotPosition(engine) === null && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 10));
-      expect(snapshotPosition(engine)).toBe(150);
+      await adjustments(engine, 99);
+      expect(engine.snapshotStatus()).toEqual({ position: 0, writing: undefined });
+      await adjustments(engine, 1);
+      const { writing } = engine.snapshotStatus();
+      expect(writing, 'started at the hundredth durable event').toBeDefined();
+      // Commands are answered while it is written.
+      await adjustments(engine, 20);
+      await writing;
+      expect(engine.snapshotStatus().position).toBe(100);
+      const stored = JSON.parse(readFileSync(snapshotPathOf(path), 'utf8')) as StateSnapshot & { position: number };
+      expect(stored.position).toBe(100);
+      expect(stored.tenants.t?.skus.A?.locations.wh?.onHand, 'the state after event 100, not after the ones that followed').toBe(100);
+      const events = (engine.db.prepare('SELECT json FROM events WHERE position <= 100 ORDER BY position').pluck().all() as string[]).map((json) => JSON.parse(json) as InventoryEvent);
+      expect(stored.tenants).toEqual(toSnapshot(replay(events)).tenants);
     } finally {
       await engine.close();
     }
   });
 
-  it('writes none while commands keep coming, until five times the interval has passed', async () => {
-    // Quiet would take ten seconds: only the bound can write a snapshot here.
-    const engine = engineAt({ snapshotEveryEvents: 100, snapshotQuietMs: 10_000 });
+  it('reports a snapshot that fails, goes on taking commands, and tries again an interval later', async () => {
+    const failures: Error[] = [];
+    const { engine, path } = engineAt({ snapshotEveryEvents: 10, onSnapshotFailed: (error) => failures.push(error) });
+    // A directory where the file should be: the rename over it fails.
+    mkdirSync(snapshotPathOf(path));
     try {
-      await adjustments(engine, 499);
-      expect(snapshotPosition(engine), 'due since event 100, but never quiet').toBeNull();
+      await adjustments(engine, 10);
+      await engine.snapshotStatus().writing;
+      expect(failures).toHaveLength(1);
+      expect(readdirSync(dirname(path)).filter((name) => name.endsWith('.tmp')), 'the failed write cleaned up after itself').toEqual([]);
+      await adjustments(engine, 9);
+      expect(engine.snapshotStatus().writing, 'not retried before another interval').toBeUndefined();
+      rmSync(snapshotPathOf(path), { recursive: true });
       await adjustments(engine, 1);
-      expect(snapshotPosition(engine)).toBe(500);
+      await engine.snapshotStatus().writing;
+      expect(engine.snapshotStatus().position).toBe(20);
+      expect(failures).toHaveLength(1);
     } finally {
       await engine.close();
     }

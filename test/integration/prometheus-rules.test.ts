@@ -28,6 +28,7 @@ const exportedMetrics: Record<string, { kind: 'gauge' | 'counter' | 'histogram';
   stockline_channel_pushes_total: { kind: 'counter', labels: ['channel', 'outcome'] },
   stockline_outbox_depth: { kind: 'gauge', labels: ['channel'] },
   stockline_kafka_consumer_lag_records: { kind: 'gauge', labels: ['topic'] },
+  stockline_snapshot_failures_total: { kind: 'counter', labels: [] },
   up: { kind: 'gauge', labels: [] },
 };
 /** Labels Prometheus attaches to every scraped series. */
@@ -40,6 +41,7 @@ const expectedAlerts = [
   'StocklineCdcLagHigh',
   'StocklineChannelPushFailureRate',
   'StocklineKafkaConsumerLagHigh',
+  'StocklineSnapshotFailing',
   'StocklineDown',
 ];
 

@@ -1,20 +1,21 @@
-// The embedded engine: one SQLite file holds the log, idempotency records, snapshots and offsets; one writer; group commit.
+// The embedded engine: one SQLite file holds the log, idempotency records and offsets; one writer; group commit;
+// a snapshot of the state beside it, written on another thread.
 
 import { closeSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { promisify } from 'node:util';
 import { fdatasync as fdatasyncCallback } from 'node:fs';
 import Database from 'better-sqlite3';
 import type { Database as Db, Statement, Transaction } from 'better-sqlite3';
-import {
-  evolve, execute, fromSnapshot, housekeepingDue, initialState, snapshotFormat, tenantOf, toSnapshot,
-} from '../../core/index.js';
-import type { Command, IdempotencyRecord, InventoryEvent, LedgerState, Outcome, Rejection, StateSnapshot, TenantState } from '../../core/index.js';
+import { execute, fromSnapshot, housekeepingDue, initialState, tenantOf, toSnapshot } from '../../core/index.js';
+import type { Command, IdempotencyRecord, InventoryEvent, LedgerState, Outcome, Rejection, TenantState } from '../../core/index.js';
 import { AppError, noteTouched } from '../../app/engine.js';
 import type { CommittedBatch, Engine, EventPage, LoggedEvent } from '../../app/engine.js';
 import type { CommandInput, DeadLetter, SourceOffsets, Submitted } from '../../app/ports.js';
 import { importEvents } from '../../app/import-events.js';
 import type { ImportResult } from '../../app/import-events.js';
 import { migrate } from './schema.js';
+import { loadState, removeInterruptedWrites, writeSnapshot } from './snapshot-file.js';
+import { snapshotInWorker } from './snapshot-thread.js';
 
 export interface EmbeddedEngineOptions {
   /** A file path, or ':memory:' for tests. */
@@ -23,12 +24,10 @@ export interface EmbeddedEngineOptions {
   /** Commands decided together and committed with one fsync, at most. */
   batchCommandsMax?: number;
   /**
-   * Write a snapshot once this many events have passed since the last one, at the first quiet moment
-   * (`snapshotQuietMs` without a command), or at once when five times as many have passed; and on close.
+   * Write a snapshot once this many durable events have passed since the last one (on another thread, from the
+   * log), and on close.
    */
   snapshotEveryEvents?: number;
-  /** How long without a command counts as quiet enough to write a snapshot. */
-  snapshotQuietMs?: number;
   /** How often held reservations are checked for expiry; 0 turns the ticker off. */
   expiryIntervalMs?: number;
   /** Runs inside each batch's write transaction, after the events are inserted (e.g. the channel outbox). */
@@ -44,6 +43,8 @@ export interface EmbeddedEngineOptions {
   /** Told of every decided command once it is durable, with the time from submit to durable. */
   onDecided?: (command: Command, outcome: Outcome, latencyMs: number) => void;
   onDeadLetter?: (letter: DeadLetter) => void;
+  /** Told when a snapshot written in the background fails; the next is tried an interval later. */
+  onSnapshotFailed?: (error: Error) => void;
 }
 
 interface Pending {
@@ -72,9 +73,7 @@ const notApplied: Rejection = { code: 'NOT_APPLIED', message: 'not applied: anot
 
 const fdatasync = promisify(fdatasyncCallback);
 
-const defaults = { batchCommandsMax: 4096, snapshotEveryEvents: 200_000, snapshotQuietMs: 200, expiryIntervalMs: 1000 };
-/** A snapshot waits for a quiet moment until this many times `snapshotEveryEvents` have passed. */
-const snapshotWaitFactor = 5;
+const defaults = { batchCommandsMax: 4096, snapshotEveryEvents: 200_000, expiryIntervalMs: 1000 };
 export const queueCommandsMax = 100_000;
 
 export class EmbeddedEngine implements Engine {
@@ -83,6 +82,12 @@ export class EmbeddedEngine implements Engine {
   private memory: LedgerState = initialState();
   private nextPosition = 1;
   private snapshotPosition = 0;
+  /** The last position known durable: what a snapshot may cover. */
+  private durablePosition = 0;
+  /** The snapshot being written on another thread; and below which position none is tried after a failure. */
+  private snapshotting: Promise<void> | undefined;
+  private snapshotRetryFrom = 0;
+  private tableSnapshots = false;
   private lastTimeMs = 0;
   private queue: Pending[] = [];
   private flushScheduled = false;
@@ -90,10 +95,6 @@ export class EmbeddedEngine implements Engine {
   private isReady = false;
   private expiryTimer: NodeJS.Timeout | undefined;
   private expiringTenants = new Set<string>();
-  /** Commands taken so far, and how many had been when the wait for a quiet moment to snapshot began. */
-  private submittedCount = 0;
-  private submittedAtWait = 0;
-  private snapshotTimer: NodeJS.Timeout | undefined;
   private readonly listeners = new Set<(batch: CommittedBatch) => void>();
   private readonly projections: Array<(batch: CommittedBatch, state: LedgerState) => void>;
   private readonly clock: () => number;
@@ -128,6 +129,7 @@ export class EmbeddedEngine implements Engine {
       setOffset: this.db.prepare('INSERT OR REPLACE INTO source_offsets (source, value) VALUES (?, ?)'),
     };
     this.write = this.db.transaction(this.writeBatch.bind(this));
+    if (options.path !== ':memory:') removeInterruptedWrites(options.path);
     this.restore();
     this.isReady = true;
     const intervalMs = options.expiryIntervalMs ?? defaults.expiryIntervalMs;
@@ -143,22 +145,14 @@ export class EmbeddedEngine implements Engine {
    * replayed instead, which gives exactly the state this version derives from it.
    */
   private restore(): void {
-    const row = this.db.prepare('SELECT position, json FROM snapshots ORDER BY position DESC LIMIT 1').get() as { position: number; json: string } | undefined;
-    const stored = row === undefined ? undefined : JSON.parse(row.json) as StateSnapshot;
-    this.memory = initialState();
-    this.snapshotPosition = 0;
-    if (row !== undefined && stored?.format === snapshotFormat) {
-      this.memory = fromSnapshot(stored);
-      this.snapshotPosition = row.position;
-    }
-    let position = this.snapshotPosition;
-    const tail = this.db.prepare('SELECT position, json FROM events WHERE position > ? ORDER BY position').raw(true);
-    for (const row of tail.iterate(position) as Iterable<[number, string]>) {
-      evolve(this.memory, JSON.parse(row[1]) as InventoryEvent);
-      position = row[0];
-    }
-    const last = this.db.prepare('SELECT MAX(position) AS position FROM events').get() as { position: number | null };
-    this.nextPosition = Math.max(position, last.position ?? 0) + 1;
+    const loaded = this.options.path === ':memory:'
+      ? { state: initialState(), position: 0, snapshotPosition: 0, tableSnapshots: false }
+      : loadState(this.db, this.options.path);
+    this.memory = loaded.state;
+    this.snapshotPosition = loaded.snapshotPosition;
+    this.tableSnapshots = loaded.tableSnapshots;
+    this.nextPosition = loaded.position + 1;
+    this.durablePosition = loaded.position;
     const keys = this.db.prepare('SELECT tenant, key, json FROM idempotency ORDER BY time_ms').raw(true);
     for (const [tenant, key, json] of keys.iterate() as Iterable<[string, string, string]>) {
       tenantOf(this.memory, tenant).idempotency.set(key, JSON.parse(json) as IdempotencyRecord);
@@ -195,7 +189,6 @@ export class EmbeddedEngine implements Engine {
     if (this.failure !== undefined) return Promise.reject(this.failure);
     if (this.closed) return Promise.reject(new AppError('ENGINE_CLOSED', 'the engine is shutting down', true, 503));
     if (this.queue.length >= queueCommandsMax) return Promise.reject(new AppError('OVERLOADED', 'too many commands waiting; retry shortly', true, 503));
-    this.submittedCount += 1;
     return new Promise((resolve, reject) => {
       this.queue.push({ input, submittedAtMs: performance.now(), resolve, reject });
       this.scheduleFlush();
@@ -229,7 +222,6 @@ export class EmbeddedEngine implements Engine {
           },
         };
         if (index === 0) pending.groupSize = inputs.length;
-        this.submittedCount += 1;
         this.queue.push(pending);
       });
       this.scheduleFlush();
@@ -321,43 +313,39 @@ export class EmbeddedEngine implements Engine {
       pending.resolve(submitted);
       this.options.onDecided?.(command, submitted.outcome, durableAtMs - pending.submittedAtMs);
     }
-    if (batch.events.length > 0) for (const listener of this.listeners) listener(batch);
+    if (batch.events.length > 0) {
+      this.durablePosition = (batch.events[batch.events.length - 1] as LoggedEvent).position;
+      for (const listener of this.listeners) listener(batch);
+    }
     this.considerSnapshot();
   }
 
   /**
-   * Writing a snapshot holds the event loop for as long as serialising the state takes (4-6 ms per
-   * 1,000 held reservations), so a due snapshot waits for a quiet moment rather than stall a busy sale;
-   * past five times the interval it is written at once, which bounds the log a restart replays.
+   * Starts a snapshot on another thread once an interval of durable events has passed since the last. It is
+   * built from the log on disk, not from memory: serialising the state on the event loop would hold every
+   * request for 4-6 ms per 1,000 held reservations.
    */
   private considerSnapshot(): void {
-    const intervals = this.snapshotIntervalsPassed();
-    if (this.closed || intervals < 1) return;
-    if (intervals >= snapshotWaitFactor) {
-      this.snapshot();
-      return;
+    if (this.closed || this.snapshotting !== undefined || this.options.path === ':memory:') return;
+    const due = this.snapshotPosition + (this.options.snapshotEveryEvents ?? defaults.snapshotEveryEvents);
+    if (this.durablePosition < Math.max(due, this.snapshotRetryFrom)) return;
+    const position = this.durablePosition;
+    this.snapshotting = snapshotInWorker({ databasePath: this.options.path, position }).done.then(
+      (written) => this.snapshotWritten(written),
+      (error: Error) => {
+        this.snapshotRetryFrom = position + (this.options.snapshotEveryEvents ?? defaults.snapshotEveryEvents);
+        this.options.onSnapshotFailed?.(error);
+      },
+    ).finally(() => { this.snapshotting = undefined; });
+  }
+
+  private snapshotWritten(position: number): void {
+    this.snapshotPosition = Math.max(this.snapshotPosition, position);
+    // Snapshots kept in the table by earlier versions are superseded by the file.
+    if (this.tableSnapshots) {
+      this.db.prepare('DELETE FROM snapshots').run();
+      this.tableSnapshots = false;
     }
-    if (this.snapshotTimer === undefined) this.waitForQuiet();
-  }
-
-  /** How many snapshot intervals the log has grown by since the last snapshot (fractional). */
-  private snapshotIntervalsPassed(): number {
-    return (this.nextPosition - 1 - this.snapshotPosition) / (this.options.snapshotEveryEvents ?? defaults.snapshotEveryEvents);
-  }
-
-  private waitForQuiet(): void {
-    this.submittedAtWait = this.submittedCount;
-    this.snapshotTimer = setTimeout(() => {
-      // Judged after the poll phase (setImmediate), so that requests that queued up while the event loop
-      // was held (a GC pause) count as traffic rather than leaving the interval looking quiet.
-      setImmediate(() => {
-        this.snapshotTimer = undefined;
-        // Closed, or written meanwhile because the wait went on too long.
-        if (this.closed || this.snapshotIntervalsPassed() < 1) return;
-        if (this.submittedCount === this.submittedAtWait && this.queue.length === 0) this.snapshot();
-        else this.waitForQuiet();
-      });
-    }, this.options.snapshotQuietMs ?? defaults.snapshotQuietMs).unref();
   }
 
   /** fdatasyncs the WAL until no written batch is waiting; each round answers what was written before it began. */
@@ -411,16 +399,17 @@ export class EmbeddedEngine implements Engine {
     for (const projection of this.projections) projection(batch, this.memory);
   }
 
-  /** Writes the state as of the newest event, so a restart replays only the tail after it. */
-  snapshot(): void {
+  /** Writes the snapshot from memory, on this thread, as of the newest event: at close, when all is durable. */
+  private snapshotNow(): void {
     const position = this.nextPosition - 1;
-    if (position <= this.snapshotPosition) return;
-    const json = JSON.stringify({ format: snapshotFormat, tenants: toSnapshot(this.memory).tenants });
-    this.db.transaction(() => {
-      this.db.prepare('INSERT OR REPLACE INTO snapshots (position, json, created_ms) VALUES (?, ?, ?)').run(position, json, this.clock());
-      this.db.prepare('DELETE FROM snapshots WHERE position < ?').run(position);
-    })();
-    this.snapshotPosition = position;
+    if (this.options.path === ':memory:' || position <= this.snapshotPosition) return;
+    writeSnapshot(this.options.path, this.memory, position, this.clock());
+    this.snapshotWritten(position);
+  }
+
+  /** The position of the last snapshot written (0: none), and the one being written, if any. */
+  snapshotStatus(): { position: number; writing: Promise<void> | undefined } {
+    return { position: this.snapshotPosition, writing: this.snapshotting };
   }
 
   private expireDue(): void {
@@ -463,10 +452,15 @@ export class EmbeddedEngine implements Engine {
     if (this.closed) return;
     this.closed = true;
     if (this.expiryTimer !== undefined) clearInterval(this.expiryTimer);
-    if (this.snapshotTimer !== undefined) clearTimeout(this.snapshotTimer);
     while (this.queue.length > 0) this.flush();
     while (this.syncing !== undefined) await this.syncing;
-    this.snapshot();
+    if (this.snapshotting !== undefined) await this.snapshotting;
+    try {
+      this.snapshotNow();
+    } catch (error) {
+      // The log is whole without it: the next start replays more of it.
+      this.options.onSnapshotFailed?.(error as Error);
+    }
     this.db.close();
     if (this.walFd !== undefined) closeSync(this.walFd);
     if (this.lockFile !== undefined) rmSync(this.lockFile, { force: true });

@@ -1,0 +1,107 @@
+// The embedded engine's snapshot: the state as of a log position, in a file beside the database. It is a
+// cache of the log, never the only copy of anything: without it a restart replays the whole log.
+
+import { closeSync, fsyncSync, openSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { basename, dirname, join } from 'node:path';
+import { threadId } from 'node:worker_threads';
+import type { Database } from 'better-sqlite3';
+import { evolve, fromSnapshot, initialState, snapshotFormat, toSnapshot } from '../../core/index.js';
+import type { InventoryEvent, LedgerState, StateSnapshot } from '../../core/index.js';
+
+interface PositionedSnapshot extends StateSnapshot {
+  position: number;
+}
+
+export interface LoadedState {
+  state: LedgerState;
+  /** The last event applied. */
+  position: number;
+  /** Where the snapshot it started from stood; 0 when it replayed the whole log. */
+  snapshotPosition: number;
+  /** Whether the database still holds snapshots in its table, as versions before the snapshot file wrote them. */
+  tableSnapshots: boolean;
+}
+
+export function snapshotPathOf(databasePath: string): string {
+  return `${databasePath}.snapshot`;
+}
+
+/**
+ * Writes the state as the snapshot at `position`: to a temporary file, synced, then renamed over the old one,
+ * so a crash leaves either the old snapshot or the new one, whole.
+ */
+export function writeSnapshot(databasePath: string, state: LedgerState, position: number, createdMs: number): void {
+  const path = snapshotPathOf(databasePath);
+  const temporary = `${path}.${process.pid}-${threadId}.tmp`;
+  const json = JSON.stringify({ format: snapshotFormat, position, createdMs, tenants: toSnapshot(state).tenants });
+  try {
+    const file = openSync(temporary, 'w');
+    try {
+      writeFileSync(file, json);
+      fsyncSync(file);
+    } finally {
+      closeSync(file);
+    }
+    renameSync(temporary, path);
+  } catch (error) {
+    rmSync(temporary, { force: true });
+    throw error;
+  }
+  const directory = openSync(dirname(path), 'r');
+  try {
+    fsyncSync(directory);
+  } finally {
+    closeSync(directory);
+  }
+}
+
+/** Removes temporary files of snapshot writes that a crash interrupted; only the engine that holds the file may. */
+export function removeInterruptedWrites(databasePath: string): void {
+  const prefix = `${basename(snapshotPathOf(databasePath))}.`;
+  for (const name of readdirSync(dirname(databasePath))) {
+    if (name.startsWith(prefix) && name.endsWith('.tmp')) rmSync(join(dirname(databasePath), name), { force: true });
+  }
+}
+
+/**
+ * The state after the log's event at `upTo` (default: the last): the newest usable snapshot, then the events
+ * after it. A snapshot is usable when it is of this version's format and not ahead of the log. A snapshot
+ * ahead of the log is one whose events were lost (`durability: none` and a power cut); it is deleted, since
+ * new events will take its positions.
+ */
+export function loadState(db: Database, databasePath: string, upTo = Number.MAX_SAFE_INTEGER): LoadedState {
+  const last = (db.prepare('SELECT MAX(position) AS position FROM events').get() as { position: number | null }).position ?? 0;
+  const row = db.prepare('SELECT position, json FROM snapshots ORDER BY position DESC LIMIT 1').get() as { position: number; json: string } | undefined;
+  const fromTable = row === undefined ? undefined : { ...(JSON.parse(row.json) as StateSnapshot), position: row.position };
+  const fromFile = readSnapshotFile(databasePath);
+  if (fromFile !== undefined && fromFile.position > last) rmSync(snapshotPathOf(databasePath), { force: true });
+  let best: PositionedSnapshot | undefined;
+  for (const candidate of [fromFile, fromTable]) {
+    if (candidate === undefined || candidate.format !== snapshotFormat || candidate.position > Math.min(last, upTo)) continue;
+    if (best === undefined || candidate.position > best.position) best = candidate;
+  }
+  const state = best === undefined ? initialState() : fromSnapshot(best);
+  let position = best?.position ?? 0;
+  const tail = db.prepare('SELECT position, json FROM events WHERE position > ? AND position <= ? ORDER BY position').raw(true);
+  for (const [at, json] of tail.iterate(position, upTo) as Iterable<[number, string]>) {
+    evolve(state, JSON.parse(json) as InventoryEvent);
+    position = at;
+  }
+  return { state, position, snapshotPosition: best?.position ?? 0, tableSnapshots: row !== undefined };
+}
+
+/** The snapshot file, or undefined when there is none or it cannot be read (then the log is replayed). */
+function readSnapshotFile(databasePath: string): PositionedSnapshot | undefined {
+  let text: string;
+  try {
+    text = readFileSync(snapshotPathOf(databasePath), 'utf8');
+  } catch {
+    return undefined;
+  }
+  try {
+    const snapshot = JSON.parse(text) as PositionedSnapshot;
+    return Number.isSafeInteger(snapshot.position) ? snapshot : undefined;
+  } catch {
+    return undefined;
+  }
+}
