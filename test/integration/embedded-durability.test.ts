@@ -188,6 +188,18 @@ describe('snapshots during traffic', () => {
     }
   });
 
+  it('stops a snapshot in progress at close and writes its own, newer one, leaving nothing behind', async () => {
+    const failures: Error[] = [];
+    const { engine, path } = engineAt({ snapshotEveryEvents: 100, onSnapshotFailed: (error) => failures.push(error) });
+    await adjustments(engine, 100);
+    expect(engine.snapshotStatus().writing).toBeDefined();
+    await engine.submit({ type: 'adjust_stock', tenant: 't', sku: 'A', location: 'wh', delta: 1 });
+    await engine.close();
+    expect(failures, 'stopping it is not a failure').toEqual([]);
+    expect((JSON.parse(readFileSync(snapshotPathOf(path), 'utf8')) as StateSnapshot & { position: number }).position).toBe(101);
+    expect(readdirSync(dirname(path)).filter((name) => name.endsWith('.tmp'))).toEqual([]);
+  });
+
   it('reports a snapshot that fails, goes on taking commands, and tries again an interval later', async () => {
     const failures: Error[] = [];
     const { engine, path } = engineAt({ snapshotEveryEvents: 10, onSnapshotFailed: (error) => failures.push(error) });

@@ -86,6 +86,7 @@ export class EmbeddedEngine implements Engine {
   private durablePosition = 0;
   /** The snapshot being written on another thread; and below which position none is tried after a failure. */
   private snapshotting: Promise<void> | undefined;
+  private snapshotWorker: { terminate(): Promise<number> } | undefined;
   private snapshotRetryFrom = 0;
   private tableSnapshots = false;
   private lastTimeMs = 0;
@@ -330,13 +331,19 @@ export class EmbeddedEngine implements Engine {
     const due = this.snapshotPosition + (this.options.snapshotEveryEvents ?? defaults.snapshotEveryEvents);
     if (this.durablePosition < Math.max(due, this.snapshotRetryFrom)) return;
     const position = this.durablePosition;
-    this.snapshotting = snapshotInWorker({ databasePath: this.options.path, position }).done.then(
+    const { done, worker } = snapshotInWorker({ databasePath: this.options.path, position });
+    this.snapshotWorker = worker;
+    this.snapshotting = done.then(
       (written) => this.snapshotWritten(written),
       (error: Error) => {
         this.snapshotRetryFrom = position + (this.options.snapshotEveryEvents ?? defaults.snapshotEveryEvents);
-        this.options.onSnapshotFailed?.(error);
+        // Stopped by close, which writes its own: not a failure.
+        if (!this.closed) this.options.onSnapshotFailed?.(error);
       },
-    ).finally(() => { this.snapshotting = undefined; });
+    ).finally(() => {
+      this.snapshotting = undefined;
+      this.snapshotWorker = undefined;
+    });
   }
 
   private snapshotWritten(position: number): void {
@@ -454,7 +461,12 @@ export class EmbeddedEngine implements Engine {
     if (this.expiryTimer !== undefined) clearInterval(this.expiryTimer);
     while (this.queue.length > 0) this.flush();
     while (this.syncing !== undefined) await this.syncing;
-    if (this.snapshotting !== undefined) await this.snapshotting;
+    // The snapshot written below, from memory, is newer than the one in progress: stop that one rather than wait.
+    if (this.snapshotting !== undefined) {
+      await this.snapshotWorker?.terminate();
+      await this.snapshotting;
+      removeInterruptedWrites(this.options.path);
+    }
     try {
       this.snapshotNow();
     } catch (error) {
