@@ -14,7 +14,7 @@ import type { CommandInput, DeadLetter, SourceOffsets, Submitted } from '../../a
 import { importEvents } from '../../app/import-events.js';
 import type { ImportResult } from '../../app/import-events.js';
 import { migrate } from './schema.js';
-import { loadState, removeInterruptedWrites, writeSnapshot } from './snapshot-file.js';
+import { loadState, removeInterruptedWrites, snapshotPathOf, writeSnapshot } from './snapshot-file.js';
 import { snapshotInWorker } from './snapshot-thread.js';
 
 export interface EmbeddedEngineOptions {
@@ -147,8 +147,9 @@ export class EmbeddedEngine implements Engine {
    */
   private restore(): void {
     const loaded = this.options.path === ':memory:'
-      ? { state: initialState(), position: 0, snapshotPosition: 0, tableSnapshots: false }
+      ? { state: initialState(), position: 0, snapshotPosition: 0, tableSnapshots: false, snapshotAheadOfLog: false }
       : loadState(this.db, this.options.path);
+    if (loaded.snapshotAheadOfLog) rmSync(snapshotPathOf(this.options.path), { force: true });
     this.memory = loaded.state;
     this.snapshotPosition = loaded.snapshotPosition;
     this.tableSnapshots = loaded.tableSnapshots;

@@ -20,6 +20,11 @@ export interface LoadedState {
   snapshotPosition: number;
   /** Whether the database still holds snapshots in its table, as versions before the snapshot file wrote them. */
   tableSnapshots: boolean;
+  /**
+   * Whether the snapshot file is ahead of the log: its last events were lost (`durability: none` and a power
+   * cut). It was passed over, and must be deleted before new events take its positions.
+   */
+  snapshotAheadOfLog: boolean;
 }
 
 export function snapshotPathOf(databasePath: string): string {
@@ -65,16 +70,13 @@ export function removeInterruptedWrites(databasePath: string): void {
 
 /**
  * The state after the log's event at `upTo` (default: the last): the newest usable snapshot, then the events
- * after it. A snapshot is usable when it is of this version's format and not ahead of the log. A snapshot
- * ahead of the log is one whose events were lost (`durability: none` and a power cut); it is deleted, since
- * new events will take its positions.
+ * after it. A snapshot is usable when it is of this version's format and not ahead of the log. Reads only.
  */
 export function loadState(db: Database, databasePath: string, upTo = Number.MAX_SAFE_INTEGER): LoadedState {
   const last = (db.prepare('SELECT MAX(position) AS position FROM events').get() as { position: number | null }).position ?? 0;
   const row = db.prepare('SELECT position, json FROM snapshots ORDER BY position DESC LIMIT 1').get() as { position: number; json: string } | undefined;
   const fromTable = row === undefined ? undefined : { ...(JSON.parse(row.json) as StateSnapshot), position: row.position };
   const fromFile = readSnapshotFile(databasePath);
-  if (fromFile !== undefined && fromFile.position > last) rmSync(snapshotPathOf(databasePath), { force: true });
   let best: PositionedSnapshot | undefined;
   for (const candidate of [fromFile, fromTable]) {
     if (candidate === undefined || candidate.format !== snapshotFormat || candidate.position > Math.min(last, upTo)) continue;
@@ -87,7 +89,10 @@ export function loadState(db: Database, databasePath: string, upTo = Number.MAX_
     evolve(state, JSON.parse(json) as InventoryEvent);
     position = at;
   }
-  return { state, position, snapshotPosition: best?.position ?? 0, tableSnapshots: row !== undefined };
+  return {
+    state, position, snapshotPosition: best?.position ?? 0, tableSnapshots: row !== undefined,
+    snapshotAheadOfLog: fromFile !== undefined && fromFile.position > last,
+  };
 }
 
 /** The snapshot file, or undefined when there is none or it cannot be read (then the log is replayed). */
