@@ -11,3 +11,4 @@ export * from './rejections.js';
 export * from './state.js';
 export * from './time.js';
 export * from './snapshot.js';
+export { trialState } from './trial.js';

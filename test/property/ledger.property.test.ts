@@ -12,6 +12,7 @@ import { execute, fingerprintOf } from '../../src/core/ledger.js';
 import { limits } from '../../src/core/limits.js';
 import type { Outcome, RejectionCode } from '../../src/core/rejections.js';
 import { fromSnapshot, toSnapshot } from '../../src/core/snapshot.js';
+import { trialState } from '../../src/core/trial.js';
 import type { StateSnapshot } from '../../src/core/snapshot.js';
 import { absentTenant, availableOf, initialState } from '../../src/core/state.js';
 import type { ChannelPolicy, FinishedEntry, LedgerState, TenantState } from '../../src/core/state.js';
@@ -625,6 +626,28 @@ describe('ledger properties', () => {
       expect(run(rest, {}, restored).outcomes).toEqual(run(rest, {}, original).outcomes);
       expect(toSnapshot(restored, { withIdempotency: true })).toEqual(toSnapshot(original, { withIdempotency: true }));
     }), { numRuns });
+  });
+
+  it('a group tried on a trial copy fares as on a whole copy, and the state it was copied from stays as it was', () => {
+    fc.assert(fc.property(anyStepsArb, fc.nat(), fc.integer({ min: 1, max: 12 }), (steps, cut, size) => {
+      const commands = materialise(steps);
+      const at = cut % commands.length;
+      const state = initialState();
+      for (const command of commands.slice(0, at)) execute(state, command);
+      const group = commands.slice(at, at + size).filter((command) => command.type !== 'expire_due');
+      const before = tenantTexts(state);
+      const trial = trialState(state, group) as LedgerState;
+      const whole = fromSnapshot(toSnapshot(state, { withIdempotency: true }));
+      expect(JSON.stringify(group.map((command) => execute(trial, command)))).toBe(JSON.stringify(group.map((command) => execute(whole, command))));
+      expect(tenantTexts(state)).toEqual(before);
+      const wholeAfter = tenantTexts(whole);
+      for (const [name, text] of tenantTexts(trial)) expect(text).toBe(wholeAfter.get(name));
+    }), { numRuns });
+  });
+
+  it('a group with an expiry tick gets no trial copy: the tick may change what no command names', () => {
+    const tick: Command = { type: 'expire_due', id: 'e1', tenant: 't0', timeMs: t0Ms, nowMs: t0Ms };
+    expect(trialState(initialState(), [tick])).toBeUndefined();
   });
 
   it('restoring a snapshot taken after any event, then applying the rest of the log, gives the state of a full replay', () => {

@@ -6,7 +6,7 @@ import { promisify } from 'node:util';
 import { fdatasync as fdatasyncCallback } from 'node:fs';
 import Database from 'better-sqlite3';
 import type { Database as Db, Statement, Transaction } from 'better-sqlite3';
-import { execute, fromSnapshot, housekeepingDue, initialState, tenantOf, toSnapshot } from '../../core/index.js';
+import { execute, fromSnapshot, housekeepingDue, initialState, tenantOf, toSnapshot, trialState } from '../../core/index.js';
 import type { Command, IdempotencyRecord, InventoryEvent, LedgerState, Outcome, Rejection, TenantState } from '../../core/index.js';
 import { AppError, noteTouched } from '../../app/engine.js';
 import type { CommittedBatch, Engine, EventPage, LoggedEvent } from '../../app/engine.js';
@@ -384,18 +384,26 @@ export class EmbeddedEngine implements Engine {
     return importEvents(this, events);
   }
 
-  /** Decides a group on a copy of its tenants; returns the outcomes when any member is rejected. */
+  /**
+   * Decides a group on a copy of its tenants; returns the outcomes when any member is rejected. The copy shares
+   * what the group cannot change (trialState), so trying an import costs what the import touches, not the size
+   * of the tenant; only a group with an expiry tick copies its tenants whole.
+   */
   private tryGroup(group: Pending[]): { commands: Command[]; outcomes: Outcome[] } | undefined {
-    const tenants = new Map<string, TenantState>();
-    for (const { input } of group) {
-      const tenant = this.memory.tenants.get(input.tenant);
-      if (tenant !== undefined) tenants.set(input.tenant, tenant);
-    }
-    const scratch = fromSnapshot(toSnapshot({ tenants }, { withIdempotency: true }));
     const commands = group.map(({ input }) => ({ ...input, id: 'trial', timeMs: input.timeMs ?? this.nowMs() }) as Command);
+    const scratch = trialState(this.memory, commands) ?? this.wholeCopy(commands);
     const outcomes = commands.map((command) => execute(scratch, command).outcome);
     if (outcomes.every((outcome) => outcome.rejection === undefined)) return undefined;
     return { commands, outcomes: outcomes.map((outcome) => (outcome.rejection === undefined ? { events: [], rejection: notApplied } : outcome)) };
+  }
+
+  private wholeCopy(commands: Command[]): LedgerState {
+    const tenants = new Map<string, TenantState>();
+    for (const { tenant } of commands) {
+      const state = this.memory.tenants.get(tenant);
+      if (state !== undefined) tenants.set(tenant, state);
+    }
+    return fromSnapshot(toSnapshot({ tenants }, { withIdempotency: true }));
   }
 
   /** One transaction per batch: the events, idempotency records, and what the projections add. */
