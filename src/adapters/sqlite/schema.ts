@@ -1,4 +1,5 @@
-// The embedded engine's tables: the event log, idempotency records, snapshots, source offsets, dead letters, keys.
+// The embedded engine's tables: the event log, idempotency records, source offsets, dead letters, keys; and snapshots,
+// which only databases of earlier versions hold rows in (a snapshot is now a file beside the database: snapshot-file.ts).
 
 import type { Database } from 'better-sqlite3';
 
