@@ -1,7 +1,7 @@
 // A copy of the state to try a group of commands on, cheap in the size of the group rather than of the tenant.
 
 import type { Command } from './commands.js';
-import type { LedgerState, SkuState, TenantState } from './state.js';
+import type { LedgerState, LocationStock, SkuState, TenantState } from './state.js';
 
 /**
  * The tenants `commands` name, copied so that executing the commands on the copy leaves `state` as it was.
@@ -47,7 +47,7 @@ function containersOf(tenant: TenantState): TenantState {
 }
 
 function cloneSku(sku: SkuState): SkuState {
-  const locations = new Map<string, { onHand: number; committed: number; reserved: number }>();
+  const locations = new Map<string, LocationStock>();
   for (const [name, stock] of sku.locations) locations.set(name, { onHand: stock.onHand, committed: stock.committed, reserved: stock.reserved });
   return { deleted: sku.deleted, version: sku.version, locations, sortedLocations: sku.sortedLocations?.slice() };
 }

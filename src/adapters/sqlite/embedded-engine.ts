@@ -88,6 +88,7 @@ export class EmbeddedEngine implements Engine {
   private snapshotting: Promise<void> | undefined;
   private snapshotWorker: { terminate(): Promise<number> } | undefined;
   private snapshotRetryFrom = 0;
+  private readonly snapshotInterval: number;
   private tableSnapshots = false;
   private lastTimeMs = 0;
   private queue: Pending[] = [];
@@ -112,6 +113,7 @@ export class EmbeddedEngine implements Engine {
 
   constructor(private readonly options: EmbeddedEngineOptions) {
     this.clock = options.clock ?? Date.now;
+    this.snapshotInterval = options.snapshotEveryEvents ?? defaults.snapshotEveryEvents;
     this.projections = [...(options.projections ?? [])];
     this.lockFile = options.path === ':memory:' ? undefined : acquireLock(`${options.path}.lock`);
     this.db = new Database(options.path);
@@ -329,15 +331,14 @@ export class EmbeddedEngine implements Engine {
    */
   private considerSnapshot(): void {
     if (this.closed || this.snapshotting !== undefined || this.options.path === ':memory:') return;
-    const due = this.snapshotPosition + (this.options.snapshotEveryEvents ?? defaults.snapshotEveryEvents);
-    if (this.durablePosition < Math.max(due, this.snapshotRetryFrom)) return;
+    if (this.durablePosition < Math.max(this.snapshotPosition + this.snapshotInterval, this.snapshotRetryFrom)) return;
     const position = this.durablePosition;
     const { done, worker } = snapshotInWorker({ databasePath: this.options.path, position });
     this.snapshotWorker = worker;
     this.snapshotting = done.then(
       (written) => this.snapshotWritten(written),
       (error: Error) => {
-        this.snapshotRetryFrom = position + (this.options.snapshotEveryEvents ?? defaults.snapshotEveryEvents);
+        this.snapshotRetryFrom = position + this.snapshotInterval;
         // Stopped by close, which writes its own: not a failure.
         if (!this.closed) this.options.onSnapshotFailed?.(error);
       },
