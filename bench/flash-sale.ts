@@ -116,13 +116,19 @@ function summary(series: Series): Record<string, unknown> {
   return out;
 }
 
+/**
+ * The baselines are TypeScript run by Node itself with the tsx loader, not through `npx tsx`: a SIGTERM to npx
+ * does not reach the server it started, which stayed behind and kept the bench from exiting.
+ */
+const typescript = ['--import', 'tsx'];
+
 async function main(): Promise<void> {
-  const bare = await startProcess('npx', ['tsx', 'bench/servers/bare-counter.ts'], {}, /(http:\/\/\S+)/);
-  const postgres = await startProcess('npx', ['tsx', 'bench/servers/pg-for-update.ts'], {}, /(http:\/\/\S+)/);
+  const bare = await startProcess(process.execPath, [...typescript, 'bench/servers/bare-counter.ts'], {}, /(http:\/\/\S+)/);
+  const postgres = await startProcess(process.execPath, [...typescript, 'bench/servers/pg-for-update.ts'], {}, /(http:\/\/\S+)/);
   await warmUp(`${bare.url}/reserve`, 'POST', '{}');
   await warmUp(`${bare.url}/available`, 'GET');
   await warmUp(`${postgres.url}/reserve`, 'POST', '{}');
-  const floor = await startProcess('npx', ['tsx', 'bench/servers/fastify-floor.ts'], { STOCKLINE_ADMIN_KEY: adminKey }, /(http:\/\/\S+)/);
+  const floor = await startProcess(process.execPath, [...typescript, 'bench/servers/fastify-floor.ts'], { STOCKLINE_ADMIN_KEY: adminKey }, /(http:\/\/\S+)/);
   const floorReadUrl = `${floor.url}/v1/tenants/bench/skus/HOT-1`;
   await warmUp(floorReadUrl, 'GET');
   const series: Series = {};
