@@ -10,11 +10,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import autocannon from 'autocannon';
-
-function flag(name: string, fallback: number): number {
-  const index = process.argv.indexOf(name);
-  return index > 0 ? Number(process.argv[index + 1]) : fallback;
-}
+import { snapshotPathOf } from '../src/adapters/sqlite/snapshot-file.js';
+import { flag } from './flags.js';
 
 const durationSeconds = flag('--duration', 20);
 const adminKey = 'bench-admin-key-0123456789abcdef';
@@ -38,7 +35,7 @@ const url = await new Promise<string>((resolve, reject) => {
 /** The position of the snapshot beside the database (its opening bytes name it), or null when there is none yet. */
 function newestSnapshot(): number | null {
   try {
-    const file = openSync(join(dataDir, 'stockline.db.snapshot'), 'r');
+    const file = openSync(snapshotPathOf(join(dataDir, 'stockline.db')), 'r');
     const opening = Buffer.alloc(100);
     readSync(file, opening, 0, opening.length, 0);
     closeSync(file);
