@@ -13,7 +13,10 @@ export interface Submitted {
   position?: number;
 }
 
-/** Where every input goes. `submit` resolves only once the outcome is durable. */
+/**
+ * Where every input goes. `submit` resolves only once the outcome is durable. A submitted command belongs to the
+ * bus, which may stamp its id and time on it: submit a new object each time, never one still in flight.
+ */
 export interface CommandBus {
   submit(command: CommandInput): Promise<Submitted>;
   /** Submits in order; resolves once all are durable. The outcomes are in the same order. */

@@ -377,8 +377,15 @@ export class EmbeddedEngine implements Engine {
     this.syncing = undefined;
   }
 
+  /**
+   * Stamps the command's id and, unless it carries one, its time, on the input itself: the bus owns what is
+   * submitted to it (CommandBus), and a copy of every command was a visible share of a reservation's cost.
+   */
   private stamp(input: CommandInput): Command {
-    return { ...input, id: `e${this.nextPosition}`, timeMs: input.timeMs ?? this.nowMs() } as Command;
+    const command = input as Command;
+    command.id = `e${this.nextPosition}`;
+    command.timeMs = input.timeMs ?? this.nowMs();
+    return command;
   }
 
   importEvents(_tenant: string, events: InventoryEvent[]): Promise<ImportResult> {
