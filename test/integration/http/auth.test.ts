@@ -45,6 +45,9 @@ const tenantless = ['/v1/whoami', '/v1/tenants'];
 
 const wellFormedUnknownKey = `sk_0123456789abcdef_${'A'.repeat(43)}`;
 
+/** The same key with its last character changed: as long, and as well formed. */
+const flipLast = (key: string): string => `${key.slice(0, -1)}${key.endsWith('A') ? 'B' : 'A'}`;
+
 let api: TestApi;
 
 // Refusals write nothing, so one server serves every case; the writes a few cases let through do not matter to the others.
@@ -69,7 +72,14 @@ describe.each(routes)('$method $url', (route) => {
   });
 
   it('refuses a wrong key with 401 (well-formed, malformed, in X-Api-Key, revoked)', async () => {
-    for (const key of [wellFormedUnknownKey, 'not-a-key', `${api.keys.write}x`, api.keys.write.slice(0, -1)]) {
+    // The write key and the admin key from the environment were accepted before: changed by one character,
+    // or by their length, they are refused all the same.
+    const wrong = [
+      wellFormedUnknownKey, 'not-a-key', `${api.keys.write}x`, api.keys.write.slice(0, -1), flipLast(api.keys.write),
+      `${envAdminKey}x`, envAdminKey.slice(0, -1), flipLast(envAdminKey),
+    ];
+    for (const key of [api.keys.write, envAdminKey]) expect((await api.inject('GET', '/v1/whoami', { key })).statusCode).toBe(200);
+    for (const key of wrong) {
       const response = await call(key);
       expect(response.statusCode, key).toBe(401);
       expect(response.headers['www-authenticate']).toContain('error="invalid_token"');
@@ -232,6 +242,10 @@ describe('ApiKeyStore', () => {
     expect(api.store.verify(flipped)).toBeUndefined();
     expect(api.store.verify(wellFormedUnknownKey)).toBeUndefined();
     expect(api.store.verify('')).toBeUndefined();
+    expect(api.store.verify(key)).toMatchObject({ tenant: null, scopes: ['admin'] });
+    // Once verified, the key is compared as it is, not hashed again: a near miss is still refused.
+    expect(api.store.verify(flipped)).toBeUndefined();
+    expect(api.store.verify(flipLast(key))).toBeUndefined();
     expect(api.store.verify(key)).toMatchObject({ tenant: null, scopes: ['admin'] });
   });
 
