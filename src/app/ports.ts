@@ -15,7 +15,8 @@ export interface Submitted {
 
 /**
  * Where every input goes. `submit` resolves only once the outcome is durable. A submitted command belongs to the
- * bus, which may stamp its id and time on it: submit a new object each time, never one still in flight.
+ * bus, which may stamp its id and time on it; one refused because it could not be made durable comes back as it
+ * was sent, so it may be submitted again. Never submit one object twice at once.
  */
 export interface CommandBus {
   submit(command: CommandInput): Promise<Submitted>;

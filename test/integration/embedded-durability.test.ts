@@ -37,6 +37,35 @@ describe('background durability', () => {
   });
 });
 
+describe('a batch that cannot be written', () => {
+  it('refuses its commands with STORAGE_FAILED, keeps none of them, and hands them back as they were sent', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'stockline-durability-'));
+    dirs.push(dir);
+    let failing = false;
+    const diskFull = (): void => { if (failing) throw new Error('disk full'); };
+    const engine = new EmbeddedEngine({ path: join(dir, 'stockline.db'), expiryIntervalMs: 0, projections: [diskFull] });
+    try {
+      await engine.submit({ type: 'adjust_stock', tenant: 't', sku: 'A', location: 'wh', delta: 5 });
+      const reserve = { type: 'reserve' as const, tenant: 't', reservationId: 'r1', channel: 'web', lines: [{ sku: 'A', quantity: 1 }], ttlMs: 60_000 };
+      const dated = { type: 'adjust_stock' as const, tenant: 't', sku: 'A', location: 'wh', delta: 1, timeMs: 1_000 };
+      const asSent = structuredClone([reserve, dated]);
+      failing = true;
+      const refused = await Promise.allSettled([engine.submit(reserve), engine.submit(dated)]);
+      expect(refused.map((result) => (result.status === 'rejected' ? (result.reason as { code: string }).code : 'accepted'))).toEqual(['STORAGE_FAILED', 'STORAGE_FAILED']);
+      // No stamped id or time is left on them: a retry is decided afresh, at its own time.
+      expect([reserve, dated]).toStrictEqual(asSent);
+      expect(engine.tenant('t')?.reservations.has('r1')).toBe(false);
+      expect(engine.tenant('t')?.skus.get('A')?.locations.get('wh')?.onHand).toBe(5);
+      failing = false;
+      const before = Date.now();
+      expect((await engine.submit(reserve)).outcome.rejection).toBeUndefined();
+      expect(engine.tenant('t')?.reservations.get('r1')?.createdAtMs).toBeGreaterThanOrEqual(before);
+    } finally {
+      await engine.close();
+    }
+  });
+});
+
 describe('restore', () => {
   /** A file with a few events and the snapshot written at close. */
   async function fileWithSnapshot(): Promise<string> {

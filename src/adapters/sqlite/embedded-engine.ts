@@ -54,6 +54,8 @@ interface Pending {
   reject: (error: Error) => void;
   /** Set on the first command of an all-or-nothing group: how many commands follow it in the group. */
   groupSize?: number;
+  /** The engine stamped the time on the input (it came without one): taken off again if the command fails. */
+  stampedTime: boolean;
 }
 
 interface Decided {
@@ -194,7 +196,7 @@ export class EmbeddedEngine implements Engine {
     if (this.closed) return Promise.reject(new AppError('ENGINE_CLOSED', 'the engine is shutting down', true, 503));
     if (this.queue.length >= queueCommandsMax) return Promise.reject(new AppError('OVERLOADED', 'too many commands waiting; retry shortly', true, 503));
     return new Promise((resolve, reject) => {
-      this.queue.push({ input, submittedAtMs: performance.now(), resolve, reject });
+      this.queue.push({ input, submittedAtMs: performance.now(), resolve, reject, stampedTime: false });
       this.scheduleFlush();
     });
   }
@@ -217,7 +219,7 @@ export class EmbeddedEngine implements Engine {
       let applied = true;
       inputs.forEach((input, index) => {
         const pending: Pending = {
-          input, submittedAtMs, reject,
+          input, submittedAtMs, reject, stampedTime: false,
           resolve: (submitted) => {
             results[index] = submitted;
             if (submitted.outcome.rejection !== undefined) applied = false;
@@ -275,7 +277,7 @@ export class EmbeddedEngine implements Engine {
           continue;
         }
       }
-      const command = this.stamp(pending.input);
+      const command = this.stamp(pending);
       const execution = execute(this.memory, command);
       const { outcome } = execution;
       for (const event of outcome.events) {
@@ -296,7 +298,7 @@ export class EmbeddedEngine implements Engine {
       this.nextPosition = firstPosition;
       this.restore();
       const failure = new AppError('STORAGE_FAILED', `the batch could not be made durable: ${(error as Error).message}`, true, 503);
-      for (const { pending } of decided) pending.reject(failure);
+      for (const { pending } of decided) this.fail(pending, failure);
       return;
     }
     // Any answer that rests on something not yet synced waits for the sync: its own writes (events,
@@ -368,7 +370,7 @@ export class EmbeddedEngine implements Engine {
       } catch (error) {
         // After a failed fsync the page cache may have dropped the data: nothing written since is trustworthy.
         this.failure = new AppError('STORAGE_FAILED', `the log could not be made durable: ${(error as Error).message}`, false, 503);
-        for (const { decided } of [...covered, ...this.unsynced]) for (const { pending } of decided) pending.reject(this.failure);
+        for (const { decided } of [...covered, ...this.unsynced]) for (const { pending } of decided) this.fail(pending, this.failure);
         this.unsynced = [];
         break;
       }
@@ -381,11 +383,22 @@ export class EmbeddedEngine implements Engine {
    * Stamps the command's id and, unless it carries one, its time, on the input itself: the bus owns what is
    * submitted to it (CommandBus), and a copy of every command was a visible share of a reservation's cost.
    */
-  private stamp(input: CommandInput): Command {
-    const command = input as Command;
+  private stamp(pending: Pending): Command {
+    const command = pending.input as Command;
     command.id = `e${this.nextPosition}`;
-    command.timeMs = input.timeMs ?? this.nowMs();
+    if (pending.input.timeMs === undefined) {
+      command.timeMs = this.nowMs();
+      pending.stampedTime = true;
+    }
     return command;
+  }
+
+  /** Refuses a command that could not be made durable, handing it back as it was sent, so it can be sent again. */
+  private fail(pending: Pending, failure: AppError): void {
+    const input = pending.input as Partial<Command>;
+    delete input.id;
+    if (pending.stampedTime) delete input.timeMs;
+    pending.reject(failure);
   }
 
   importEvents(_tenant: string, events: InventoryEvent[]): Promise<ImportResult> {
