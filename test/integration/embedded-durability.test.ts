@@ -37,13 +37,14 @@ describe('background durability', () => {
   });
 });
 
-describe('a batch that cannot be written', () => {
+describe.each(['in a file', 'in memory'])('a batch that cannot be written, %s', (where) => {
   it('refuses its commands with STORAGE_FAILED, keeps none of them, and hands them back as they were sent', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'stockline-durability-'));
     dirs.push(dir);
     let failing = false;
     const diskFull = (): void => { if (failing) throw new Error('disk full'); };
-    const engine = new EmbeddedEngine({ path: join(dir, 'stockline.db'), expiryIntervalMs: 0, projections: [diskFull] });
+    const path = where === 'in memory' ? ':memory:' : join(dir, 'stockline.db');
+    const engine = new EmbeddedEngine({ path, expiryIntervalMs: 0, projections: [diskFull] });
     try {
       await engine.submit({ type: 'adjust_stock', tenant: 't', sku: 'A', location: 'wh', delta: 5 });
       const reserve = { type: 'reserve' as const, tenant: 't', reservationId: 'r1', channel: 'web', lines: [{ sku: 'A', quantity: 1 }], ttlMs: 60_000 };

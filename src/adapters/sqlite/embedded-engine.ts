@@ -150,9 +150,7 @@ export class EmbeddedEngine implements Engine {
    * replayed instead, which gives exactly the state this version derives from it.
    */
   private restore(): void {
-    const loaded = this.options.path === ':memory:'
-      ? { state: initialState(), position: 0, snapshotPosition: 0, tableSnapshots: false, snapshotAheadOfLog: false }
-      : loadState(this.db, this.options.path);
+    const loaded = loadState(this.db, this.options.path);
     if (loaded.snapshotAheadOfLog) rmSync(snapshotPathOf(this.options.path), { force: true });
     this.memory = loaded.state;
     this.snapshotPosition = loaded.snapshotPosition;

@@ -71,12 +71,13 @@ export function removeInterruptedWrites(databasePath: string): void {
 /**
  * The state after the log's event at `upTo` (default: the last): the newest usable snapshot, then the events
  * after it. A snapshot is usable when it is of this version's format and not ahead of the log. Reads only.
+ * An in-memory database (`:memory:`) has no snapshot file beside it: its whole log is replayed.
  */
 export function loadState(db: Database, databasePath: string, upTo = Number.MAX_SAFE_INTEGER): LoadedState {
   const last = (db.prepare('SELECT MAX(position) AS position FROM events').get() as { position: number | null }).position ?? 0;
   const row = db.prepare('SELECT position, json FROM snapshots ORDER BY position DESC LIMIT 1').get() as { position: number; json: string } | undefined;
   const fromTable = row === undefined ? undefined : { ...(JSON.parse(row.json) as StateSnapshot), position: row.position };
-  const fromFile = readSnapshotFile(databasePath);
+  const fromFile = databasePath === ':memory:' ? undefined : readSnapshotFile(databasePath);
   let best: PositionedSnapshot | undefined;
   for (const candidate of [fromFile, fromTable]) {
     if (candidate === undefined || candidate.format !== snapshotFormat || candidate.position > Math.min(last, upTo)) continue;
