@@ -7,9 +7,9 @@
 // would measure the drift.
 // Run: npm run build && npx tsx bench/flash-sale.ts [--duration 5] [--rounds 3]
 
-import { spawn } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync, mkdirSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync, mkdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
@@ -59,13 +59,51 @@ async function startStockline(stock: number, durability: 'fsync' | 'none' = 'fsy
   return { ...server, reservePath: '/v1/tenants/bench/reservations', readPath: '/v1/tenants/bench/skus/HOT-1' };
 }
 
-interface Run { requestsPerSecond: number; p50Ms: number; p99Ms: number; ok: number; refused: number; errors: number }
+/**
+ * CPU per request, beside each rate: what the server's process spent (all its threads; for the PostgreSQL
+ * checkout, the HTTP server only, not PostgreSQL's backends) and what the load generator, in this process, spent.
+ * When the machine's speed drifts, these show where: in the servers, or in the kernel's loopback path that all pay.
+ */
+interface Run {
+  requestsPerSecond: number; p50Ms: number; p99Ms: number; ok: number; refused: number; errors: number;
+  serverCpuUsPerRequest?: number; loadCpuUsPerRequest: number;
+}
 
-async function load(url: string, connections: number, method: 'GET' | 'POST', body?: string, seconds = durationSeconds): Promise<Run> {
+const clockTicksPerSecond = ((): number => {
+  try {
+    return Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100;
+  } catch {
+    return 100;
+  }
+})();
+
+/** A process's CPU time so far (user and system, all threads) from /proc, in µs; undefined where there is none. */
+function processCpuUs(pid: number | undefined): number | undefined {
+  if (pid === undefined) return undefined;
+  try {
+    const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]?.split(' ') ?? [];
+    return ((Number(fields[11]) + Number(fields[12])) * 1e6) / clockTicksPerSecond;
+  } catch {
+    return undefined;
+  }
+}
+
+const perRequest = (us: number, requests: number): number => Math.round((10 * us) / Math.max(requests, 1)) / 10;
+
+async function load(url: string, connections: number, method: 'GET' | 'POST', body?: string, seconds = durationSeconds, server?: ChildProcess): Promise<Run> {
+  const serverBefore = processCpuUs(server?.pid);
+  const loadBefore = process.cpuUsage();
   const result = await autocannon({ url, connections, duration: seconds, method, headers: auth, ...(body === undefined ? {} : { body }) });
+  const loadCpu = process.cpuUsage(loadBefore);
+  const serverAfter = processCpuUs(server?.pid);
   const codes = result.statusCodeStats as unknown as Record<string, { count: number }>;
   const count = (prefix: string) => Object.entries(codes).filter(([code]) => code.startsWith(prefix)).reduce((sum, [, stat]) => sum + stat.count, 0);
-  return { requestsPerSecond: Math.round(result.requests.average), p50Ms: result.latency.p50, p99Ms: result.latency.p99, ok: count('2'), refused: count('409'), errors: result.errors + result.timeouts + count('5') };
+  const run: Run = {
+    requestsPerSecond: Math.round(result.requests.average), p50Ms: result.latency.p50, p99Ms: result.latency.p99, ok: count('2'), refused: count('409'),
+    errors: result.errors + result.timeouts + count('5'), loadCpuUsPerRequest: perRequest(loadCpu.user + loadCpu.system, result.requests.total),
+  };
+  if (serverBefore !== undefined && serverAfter !== undefined) run.serverCpuUsPerRequest = perRequest(serverAfter - serverBefore, result.requests.total);
+  return run;
 }
 
 /** Every server gets the same warm-up before it is measured, so the figures compare compiled code, not the JIT. */
@@ -91,6 +129,8 @@ function summary(series: Series): Record<string, unknown> {
     out[name] = {
       requestsPerSecond: median(runs.map((run) => run.requestsPerSecond)), p50Ms: median(runs.map((run) => run.p50Ms)),
       p99Ms: median(runs.map((run) => run.p99Ms)), errors: runs.reduce((sum, run) => sum + run.errors, 0),
+      serverCpuUsPerRequest: runs.every((run) => run.serverCpuUsPerRequest !== undefined) ? median(runs.map((run) => run.serverCpuUsPerRequest as number)) : undefined,
+      loadCpuUsPerRequest: median(runs.map((run) => run.loadCpuUsPerRequest)),
     };
   }
   const ratio = (a: string, b: string): number | undefined => {
@@ -131,7 +171,8 @@ async function main(): Promise<void> {
   const record = (target: Target, connections: number, run: Run): void => {
     const name = `${target}_${connections}`;
     (series[name] ??= []).push(run);
-    console.error(`${name}: ${run.requestsPerSecond}/s p50 ${run.p50Ms} ms p99 ${run.p99Ms} ms`);
+    const cpu = `CPU per request: server ${run.serverCpuUsPerRequest ?? '?'} µs, load generator ${run.loadCpuUsPerRequest} µs`;
+    console.error(`${name}: ${run.requestsPerSecond}/s p50 ${run.p50Ms} ms p99 ${run.p99Ms} ms; ${cpu}`);
   };
   for (let round = 1; round <= rounds; round += 1) {
     console.error(`round ${round} of ${rounds}`);
@@ -142,15 +183,15 @@ async function main(): Promise<void> {
     await warmUp(stockline.url + stockline.readPath, 'GET');
     await warmUp(noFsync.url + noFsync.reservePath, 'POST', reserveBody);
     for (const connections of [32, 128]) {
-      record('stockline_reserve', connections, await load(stockline.url + stockline.reservePath, connections, 'POST', reserveBody));
-      record('bare_reserve', connections, await load(`${bare.url}/reserve`, connections, 'POST', '{}'));
-      record('stockline_reserve_no_fsync', connections, await load(noFsync.url + noFsync.reservePath, connections, 'POST', reserveBody));
-      record('pg_for_update_reserve', connections, await load(`${postgres.url}/reserve`, connections, 'POST', '{}'));
+      record('stockline_reserve', connections, await load(stockline.url + stockline.reservePath, connections, 'POST', reserveBody, durationSeconds, stockline.child));
+      record('bare_reserve', connections, await load(`${bare.url}/reserve`, connections, 'POST', '{}', durationSeconds, bare.child));
+      record('stockline_reserve_no_fsync', connections, await load(noFsync.url + noFsync.reservePath, connections, 'POST', reserveBody, durationSeconds, noFsync.child));
+      record('pg_for_update_reserve', connections, await load(`${postgres.url}/reserve`, connections, 'POST', '{}', durationSeconds, postgres.child));
     }
     await stop(noFsync);
-    record('stockline_read', 32, await load(stockline.url + stockline.readPath, 32, 'GET'));
-    record('bare_read', 32, await load(`${bare.url}/available`, 32, 'GET'));
-    record('fastify_floor_read', 32, await load(floorReadUrl, 32, 'GET'));
+    record('stockline_read', 32, await load(stockline.url + stockline.readPath, 32, 'GET', undefined, durationSeconds, stockline.child));
+    record('bare_read', 32, await load(`${bare.url}/available`, 32, 'GET', undefined, durationSeconds, bare.child));
+    record('fastify_floor_read', 32, await load(floorReadUrl, 32, 'GET', undefined, durationSeconds, floor.child));
     await stop(stockline);
   }
   await stop(bare);
