@@ -1,7 +1,8 @@
 // Reference (c): the floor of a Fastify API shaped like Stockline's read, doing no work. The same path
 // parameters and response schema as GET /v1/tenants/{t}/skus/{sku}, an onRequest hook that compares the key
-// with the admin key in constant time, as Stockline's does, and sets X-Request-Id, and a constant answer. What it costs over the bare
-// counter is what the framework's routing, hooks and schemas cost, before any ledger or validation work.
+// with the admin key in constant time (as Stockline's does) and sets X-Request-Id, and a constant answer. What
+// it costs over the bare counter is what the framework's routing, hooks and schemas cost, before any ledger or
+// validation work.
 
 import { randomUUID, timingSafeEqual } from 'node:crypto';
 import Fastify from 'fastify';
