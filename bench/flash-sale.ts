@@ -90,7 +90,9 @@ function processCpuUs(pid: number | undefined): number | undefined {
 
 const perRequest = (us: number, requests: number): number => Math.round((10 * us) / Math.max(requests, 1)) / 10;
 
-async function load(url: string, connections: number, method: 'GET' | 'POST', body?: string, seconds = durationSeconds, server?: ChildProcess): Promise<Run> {
+interface LoadOptions { body?: string; seconds?: number; server?: ChildProcess }
+
+async function load(url: string, connections: number, method: 'GET' | 'POST', { body, seconds = durationSeconds, server }: LoadOptions = {}): Promise<Run> {
   const serverBefore = processCpuUs(server?.pid);
   const loadBefore = process.cpuUsage();
   const result = await autocannon({ url, connections, duration: seconds, method, headers: auth, ...(body === undefined ? {} : { body }) });
@@ -108,7 +110,7 @@ async function load(url: string, connections: number, method: 'GET' | 'POST', bo
 
 /** Every server gets the same warm-up before it is measured, so the figures compare compiled code, not the JIT. */
 async function warmUp(url: string, method: 'GET' | 'POST', body?: string): Promise<void> {
-  await load(url, 32, method, body, warmUpSeconds);
+  await load(url, 32, method, { body, seconds: warmUpSeconds });
 }
 
 const reserveBody = JSON.stringify({ channel: 'storefront', lines: [{ sku: 'HOT-1', quantity: 1 }], ttlSeconds: 900 });
@@ -183,15 +185,15 @@ async function main(): Promise<void> {
     await warmUp(stockline.url + stockline.readPath, 'GET');
     await warmUp(noFsync.url + noFsync.reservePath, 'POST', reserveBody);
     for (const connections of [32, 128]) {
-      record('stockline_reserve', connections, await load(stockline.url + stockline.reservePath, connections, 'POST', reserveBody, durationSeconds, stockline.child));
-      record('bare_reserve', connections, await load(`${bare.url}/reserve`, connections, 'POST', '{}', durationSeconds, bare.child));
-      record('stockline_reserve_no_fsync', connections, await load(noFsync.url + noFsync.reservePath, connections, 'POST', reserveBody, durationSeconds, noFsync.child));
-      record('pg_for_update_reserve', connections, await load(`${postgres.url}/reserve`, connections, 'POST', '{}', durationSeconds, postgres.child));
+      record('stockline_reserve', connections, await load(stockline.url + stockline.reservePath, connections, 'POST', { body: reserveBody, server: stockline.child }));
+      record('bare_reserve', connections, await load(`${bare.url}/reserve`, connections, 'POST', { body: '{}', server: bare.child }));
+      record('stockline_reserve_no_fsync', connections, await load(noFsync.url + noFsync.reservePath, connections, 'POST', { body: reserveBody, server: noFsync.child }));
+      record('pg_for_update_reserve', connections, await load(`${postgres.url}/reserve`, connections, 'POST', { body: '{}', server: postgres.child }));
     }
     await stop(noFsync);
-    record('stockline_read', 32, await load(stockline.url + stockline.readPath, 32, 'GET', undefined, durationSeconds, stockline.child));
-    record('bare_read', 32, await load(`${bare.url}/available`, 32, 'GET', undefined, durationSeconds, bare.child));
-    record('fastify_floor_read', 32, await load(floorReadUrl, 32, 'GET', undefined, durationSeconds, floor.child));
+    record('stockline_read', 32, await load(stockline.url + stockline.readPath, 32, 'GET', { server: stockline.child }));
+    record('bare_read', 32, await load(`${bare.url}/available`, 32, 'GET', { server: bare.child }));
+    record('fastify_floor_read', 32, await load(floorReadUrl, 32, 'GET', { server: floor.child }));
     await stop(stockline);
   }
   await stop(bare);
@@ -200,7 +202,7 @@ async function main(): Promise<void> {
 
   // Oversell check: 2,000 units, 128 connections for 5 s, every 201 counted.
   const limited = await startStockline(2000);
-  const sale = await load(limited.url + limited.reservePath, 128, 'POST', reserveBody, 5);
+  const sale = await load(limited.url + limited.reservePath, 128, 'POST', { body: reserveBody, seconds: 5, server: limited.child });
   const after = await (await fetch(limited.url + limited.readPath, { headers: auth })).json() as { reserved: number; available: number };
   await stop(limited);
 
