@@ -7,11 +7,11 @@ import type { Database as Db } from 'better-sqlite3';
 import type { FastifyInstance } from 'fastify';
 import { pino } from 'pino';
 import type { Logger } from 'pino';
-import type { Command, InventoryEvent, LedgerState, Outcome } from './core/index.js';
+import type { Command, InventoryEvent, Outcome } from './core/index.js';
 import { ChannelSync, desiredOfState, desiredProjection } from './app/channel-sync.js';
 import { ConfigError } from './app/config.js';
 import type { StocklineConfig } from './app/config.js';
-import type { CommittedBatch, Engine } from './app/engine.js';
+import type { Engine } from './app/engine.js';
 import { validateEvent } from './app/event-validation.js';
 import { Metrics } from './app/metrics.js';
 import { packagePath } from './app/paths.js';
@@ -31,6 +31,7 @@ import { PostgresCdcSource } from './adapters/postgres-cdc/source.js';
 import { ApiKeyStore } from './adapters/sqlite/api-keys.js';
 import { ChannelOutbox } from './adapters/sqlite/channel-outbox.js';
 import { EmbeddedEngine } from './adapters/sqlite/embedded-engine.js';
+import type { Projection } from './adapters/sqlite/embedded-engine.js';
 import { openDatabase } from './cli/context.js';
 import type { CliIo } from './cli/io.js';
 
@@ -121,8 +122,8 @@ export async function start(options: StartOptions): Promise<Running> {
 interface LocalStore {
   db: Db;
   offsets: SourceOffsets;
-  /** Embedded only: run work inside each batch's write transaction. */
-  addProjection?: (projection: (batch: CommittedBatch, state: LedgerState) => void) => void;
+  /** Embedded only: add rows to each batch's write transaction. */
+  addProjection?: (projection: Projection) => void;
 }
 
 async function startEngine(config: StocklineConfig, metrics: Metrics, logger: Logger): Promise<{ engine: Engine; local: LocalStore; stopEngineExtras: () => Promise<void> }> {
@@ -218,10 +219,10 @@ export function startChannels(engine: Engine, local: LocalStore, configs: Channe
   const byTenant = new Map<string, string[]>();
   for (const config of configs) byTenant.set(config.tenant, [...(byTenant.get(config.tenant) ?? []), config.id]);
   const channelsOf = (tenant: string): readonly string[] => byTenant.get(tenant) ?? [];
-  const projection = desiredProjection(outbox, channelsOf);
+  const desired = desiredProjection(channelsOf);
   let unfollow = (): void => undefined;
-  if (local.addProjection !== undefined) local.addProjection(projection);
-  else if (configs.length > 0) unfollow = engine.subscribe((batch) => local.db.transaction(() => projection(batch, engine.state()))());
+  if (local.addProjection !== undefined) local.addProjection((batch, state) => ChannelOutbox.upsertWrites(desired(batch, state)));
+  else if (configs.length > 0) unfollow = engine.subscribe((batch) => local.db.transaction(() => outbox.upsertDesired(desired(batch, engine.state())))());
   local.db.transaction(() => outbox.upsertDesired(desiredOfState(engine.state(), channelsOf, Date.now(), engine.position())))();
   const connectors = new Map(configs.map((config) => [config.id, createConnector(config, process.env)]));
   metrics.watchChannels(outbox, configs.map((config) => ({ tenant: config.tenant, channel: config.id })));

@@ -459,14 +459,12 @@ function desiredRowsOf(
 }
 
 /**
- * The engine projection that keeps desired quantities in step with the ledger: for each SKU a batch
- * touched, each channel of its tenant gets `availableToSell`. Pass it to the embedded engine's
- * `projections`, so it runs inside the batch's write transaction.
+ * What keeps desired quantities in step with the ledger: for each SKU a batch touched, each channel of its
+ * tenant gets `availableToSell`. The embedded engine writes these rows in the batch's own transaction.
  */
 export function desiredProjection(
-  outbox: { upsertDesired(rows: readonly DesiredChange[]): number },
   channelsOf: (tenant: string) => readonly string[],
-): (batch: CommittedBatch, state: LedgerState) => void {
+): (batch: CommittedBatch, state: LedgerState) => DesiredChange[] {
   return (batch, state) => {
     const causes = new Map<string, { position: number; changedAtMs: number }>();
     for (const { position, event } of batch.events) causes.set(event.tenant, { position, changedAtMs: parseTime(event.time) });
@@ -476,7 +474,7 @@ export function desiredProjection(
       if (cause === undefined || touched.size === 0) continue;
       rows.push(...desiredRowsOf(state, tenant, touched.has(allSkus) ? allSkus : touched, channelsOf(tenant), cause));
     }
-    if (rows.length > 0) outbox.upsertDesired(rows);
+    return rows;
   };
 }
 

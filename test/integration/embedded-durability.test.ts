@@ -7,6 +7,7 @@ import { dirname, join } from 'node:path';
 import Database from 'better-sqlite3';
 import { afterEach, describe, expect, it } from 'vitest';
 import { EmbeddedEngine } from '../../src/adapters/sqlite/embedded-engine.js';
+import type { Projection } from '../../src/adapters/sqlite/embedded-engine.js';
 import { snapshotPathOf } from '../../src/adapters/sqlite/snapshot-file.js';
 import { replay, snapshotFormat, toSnapshot } from '../../src/core/index.js';
 import type { InventoryEvent, StateSnapshot } from '../../src/core/index.js';
@@ -37,12 +38,22 @@ describe('background durability', () => {
   });
 });
 
-describe.each(['in a file', 'in memory'])('a batch that cannot be written, %s', (where) => {
+/** A row no transaction can write: the writer's commit of any batch carrying it fails and rolls back. */
+const unwritable = { sql: 'INSERT INTO no_such_table (x) VALUES (:x)', params: { x: 1 } };
+
+describe.each([
+  ['in a file', 'its projection throws'], ['in memory', 'its projection throws'],
+  ['in a file', 'the writer cannot commit it'], ['in memory', 'the writer cannot commit it'],
+])('a batch that cannot be written, %s, when %s', (where, how) => {
   it('refuses its commands with STORAGE_FAILED, keeps none of them, and hands them back as they were sent', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'stockline-durability-'));
     dirs.push(dir);
     let failing = false;
-    const diskFull = (): void => { if (failing) throw new Error('disk full'); };
+    const diskFull: Projection = () => {
+      if (!failing) return [];
+      if (how === 'its projection throws') throw new Error('disk full');
+      return [unwritable];
+    };
     const path = where === 'in memory' ? ':memory:' : join(dir, 'stockline.db');
     const engine = new EmbeddedEngine({ path, expiryIntervalMs: 0, projections: [diskFull] });
     try {
@@ -61,6 +72,34 @@ describe.each(['in a file', 'in memory'])('a batch that cannot be written, %s', 
       const before = Date.now();
       expect((await engine.submit(reserve)).outcome.rejection).toBeUndefined();
       expect(engine.tenant('t')?.reservations.get('r1')?.createdAtMs).toBeGreaterThanOrEqual(before);
+      expect(engine.position()).toBe(2);
+    } finally {
+      await engine.close();
+    }
+  });
+});
+
+describe.each(['in a file', 'in memory'])('batches decided while an unwritable one is with the writer, %s', (where) => {
+  it('are answered only if written, and memory ends as a replay of the log', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'stockline-durability-'));
+    dirs.push(dir);
+    // One command per batch, so the batches after the bad one are decided while it is being written.
+    const badOrder: Projection = (batch) => (batch.events.some(({ event }) => event.type === 'order_reserved' && event.data.reservationId === 'r5') ? [unwritable] : []);
+    const path = where === 'in memory' ? ':memory:' : join(dir, 'stockline.db');
+    const engine = new EmbeddedEngine({ path, expiryIntervalMs: 0, batchCommandsMax: 1, projections: [badOrder] });
+    try {
+      await engine.submit({ type: 'adjust_stock', tenant: 't', sku: 'A', location: 'wh', delta: 100 });
+      const ids = Array.from({ length: 20 }, (_, index) => `r${index}`);
+      const results = await Promise.allSettled(ids.map((reservationId) => engine.submit({ type: 'reserve', tenant: 't', reservationId, channel: 'web', lines: [{ sku: 'A', quantity: 1 }], ttlMs: 60_000 })));
+      const outcomes = results.map((result) => (result.status === 'rejected' ? (result.reason as { code: string }).code : 'held'));
+      // The writer commits the batches that reach it together: those sharing the bad one's transaction fail with it.
+      expect(outcomes[5]).toBe('STORAGE_FAILED');
+      expect(outcomes.every((outcome) => outcome === 'held' || outcome === 'STORAGE_FAILED')).toBe(true);
+      const held = ids.filter((_, index) => outcomes[index] === 'held');
+      const logged = (engine.db.prepare('SELECT json FROM events ORDER BY position').pluck().all() as string[]).map((json) => JSON.parse(json) as InventoryEvent);
+      expect(logged.flatMap((event) => (event.type === 'order_reserved' ? [event.data.reservationId] : []))).toEqual(held);
+      expect(toSnapshot(engine.state())).toEqual(toSnapshot(replay(logged)));
+      expect(engine.tenant('t')?.skus.get('A')?.locations.get('wh')?.reserved).toBe(held.length);
     } finally {
       await engine.close();
     }

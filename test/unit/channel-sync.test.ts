@@ -424,7 +424,8 @@ describe('desiredProjection', () => {
       tenant.skus.set('b', { deleted: false, locations: new Map([['default', { onHand: 4, committed: 0, reserved: 0 }]]) } as never);
       tenant.channels.set('b2b', { locations: null, bufferUnits: 2, maxUnits: null, backorder: false });
       state.tenants.set('acme', tenant);
-      const project = desiredProjection(outbox, () => ['shop', 'b2b']);
+      const desired = desiredProjection(() => ['shop', 'b2b']);
+      const project = (...args: Parameters<typeof desired>): number => outbox.upsertDesired(desired(...args));
       const event = { id: 'e1', type: 'sku_deleted', tenant: 'acme', time: '2024-01-01T00:00:00.000Z', source: 'api', data: { sku: 'a' } } as const;
       project({ events: [{ position: 7, event }], touched: new Map([['acme', new Set(['a'])]]) }, state);
       expect(outbox.list('acme').map((row) => [row.channel, row.sku, row.quantity, row.causePosition, row.changedAtMs]))

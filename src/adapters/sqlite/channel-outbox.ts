@@ -2,6 +2,7 @@
 
 import type Database from 'better-sqlite3';
 import type { ChannelKey, DesiredChange, DesiredRow, DesiredStore } from '../../app/channel-sync.js';
+import type { ProjectedWrite } from './batch-sql.js';
 
 export type { ChannelKey, DesiredChange, DesiredRow };
 
@@ -181,6 +182,11 @@ const sql = {
 
 type StatementName = keyof typeof sql;
 
+function upsertParams(row: DesiredChange): ProjectedWrite['params'] {
+  assertQuantity(row.quantity);
+  return { tenant: row.tenant, channel: row.channel, sku: row.sku, quantity: row.quantity, changedAtMs: row.changedAtMs, position: row.position };
+}
+
 export class ChannelOutbox implements DesiredStore {
   private readonly db: Database.Database;
   private statements: Record<StatementName, Statement> | undefined;
@@ -196,21 +202,19 @@ export class ChannelOutbox implements DesiredStore {
   }
 
   /**
-   * Records new desired quantities. Call it inside the engine's write transaction, so desired state and
-   * events commit together. An unchanged quantity is a no-op: only the newest value is ever pushed.
-   * Returns how many rows changed (the engine kicks the sync worker when it is not zero).
+   * Records new desired quantities. An unchanged quantity is a no-op: only the newest value is ever pushed.
+   * Returns how many rows changed.
    */
   upsertDesired(rows: readonly DesiredChange[]): number {
     const upsert = this.statement('upsert');
     let changed = 0;
-    for (const row of rows) {
-      assertQuantity(row.quantity);
-      changed += upsert.run({
-        tenant: row.tenant, channel: row.channel, sku: row.sku, quantity: row.quantity,
-        changedAtMs: row.changedAtMs, position: row.position,
-      }).changes;
-    }
+    for (const row of rows) changed += upsert.run(upsertParams(row)).changes;
     return changed;
+  }
+
+  /** The same changes as rows for the embedded engine's batch transaction, which its writer thread commits. */
+  static upsertWrites(rows: readonly DesiredChange[]): ProjectedWrite[] {
+    return rows.map((row) => ({ sql: sql.upsert, params: upsertParams(row) }));
   }
 
   /** Runs `work` in one transaction (a savepoint inside an open one). */

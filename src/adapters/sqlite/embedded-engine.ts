@@ -1,11 +1,10 @@
-// The embedded engine: one SQLite file holds the log, idempotency records and offsets; one writer; group commit;
-// a snapshot of the state beside it, written on another thread.
+// The embedded engine: one SQLite file holds the log, idempotency records and offsets; commands are decided in
+// memory on the event loop and written, with group commit, by a writer thread; a snapshot of the state is written
+// beside the file on another thread.
 
-import { closeSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { promisify } from 'node:util';
-import { fdatasync as fdatasyncCallback } from 'node:fs';
+import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import Database from 'better-sqlite3';
-import type { Database as Db, Statement, Transaction } from 'better-sqlite3';
+import type { Database as Db, Statement } from 'better-sqlite3';
 import { execute, fromSnapshot, housekeepingDue, initialState, tenantOf, toSnapshot, trialState } from '../../core/index.js';
 import type { Command, IdempotencyRecord, InventoryEvent, LedgerState, Outcome, Rejection, TenantState } from '../../core/index.js';
 import { AppError, noteTouched } from '../../app/engine.js';
@@ -14,6 +13,10 @@ import type { CommandInput, DeadLetter, SourceOffsets, Submitted } from '../../a
 import { importEvents } from '../../app/import-events.js';
 import type { ImportResult } from '../../app/import-events.js';
 import { migrate } from './schema.js';
+import { writesAnything } from './batch-sql.js';
+import type { BatchRows, ProjectedWrite } from './batch-sql.js';
+import { InPlaceLogWriter, ThreadLogWriter } from './log-writer.js';
+import type { LogWriter, WriterReport } from './log-writer.js';
 import { loadState, removeInterruptedWrites, snapshotPathOf, writeSnapshot } from './snapshot-file.js';
 import { snapshotInWorker } from './snapshot-thread.js';
 
@@ -30,22 +33,27 @@ export interface EmbeddedEngineOptions {
   snapshotEveryEvents?: number;
   /** How often held reservations are checked for expiry; 0 turns the ticker off. */
   expiryIntervalMs?: number;
-  /** Runs inside each batch's write transaction, after the events are inserted (e.g. the channel outbox). */
-  projections?: Array<(batch: CommittedBatch, state: LedgerState) => void>;
+  /** Rows added to each batch's write transaction, after its events (e.g. the channel outbox). */
+  projections?: Projection[];
   /**
-   * How a batch becomes durable before it is answered. `background` (default): SQLite commits without
-   * waiting (synchronous=NORMAL) and an fdatasync of the WAL runs on the thread pool; every batch written
-   * before that fdatasync began is answered when it returns, so deciding the next batch overlaps the disk.
-   * `inline`: synchronous=FULL, the commit itself fsyncs and blocks. `none`: no fsync before answering,
-   * for measuring the ceiling only (a process crash loses nothing, a power cut may).
+   * How a batch becomes durable before it is answered. `background` (default): the writer thread commits the
+   * batches that reached it together (synchronous=NORMAL), then fdatasyncs the WAL; they are answered when that
+   * returns, while the event loop decides the next ones. `none`: answered once committed, without the
+   * fdatasync, for measuring the ceiling only (a process crash loses nothing, a power cut may).
    */
-  durability?: 'background' | 'inline' | 'none';
+  durability?: 'background' | 'none';
   /** Told of every decided command once it is durable, with the time from submit to durable. */
   onDecided?: (command: Command, outcome: Outcome, latencyMs: number) => void;
   onDeadLetter?: (letter: DeadLetter) => void;
   /** Told when a snapshot written in the background fails; the next is tried an interval later. */
   onSnapshotFailed?: (error: Error) => void;
 }
+
+/**
+ * Computes the rows a batch adds to its transaction from the batch and the state after it. It runs on the event
+ * loop when the batch is decided; its rows are written with the batch's events.
+ */
+export type Projection = (batch: CommittedBatch, state: LedgerState) => ProjectedWrite[];
 
 interface Pending {
   input: CommandInput;
@@ -64,6 +72,13 @@ interface Decided {
   submitted: Submitted;
 }
 
+/** A decided batch waiting for the writer: answered once every write up to `seq` is reported done. */
+interface Awaiting {
+  seq: number;
+  decided: Decided[];
+  batch: CommittedBatch;
+}
+
 export interface AtomicResult {
   /** True when every command was accepted and applied; false when none was. */
   applied: boolean;
@@ -72,8 +87,6 @@ export interface AtomicResult {
 
 /** The outcome of a group member that was fine on its own but not applied because another member was rejected. */
 const notApplied: Rejection = { code: 'NOT_APPLIED', message: 'not applied: another command of the same all-or-nothing batch was rejected' };
-
-const fdatasync = promisify(fdatasyncCallback);
 
 const defaults = { batchCommandsMax: 4096, snapshotEveryEvents: 200_000, expiryIntervalMs: 1000 };
 export const queueCommandsMax = 100_000;
@@ -100,18 +113,21 @@ export class EmbeddedEngine implements Engine {
   private expiryTimer: NodeJS.Timeout | undefined;
   private expiringTenants = new Set<string>();
   private readonly listeners = new Set<(batch: CommittedBatch) => void>();
-  private readonly projections: Array<(batch: CommittedBatch, state: LedgerState) => void>;
+  private readonly projections: Projection[];
   private readonly clock: () => number;
   private readonly lockFile: string | undefined;
-  private readonly durability: 'background' | 'inline' | 'none';
-  /** Batches written but not yet known durable, in order; answered when the WAL fdatasync that follows them returns. */
-  private unsynced: Array<{ decided: Decided[]; batch: CommittedBatch }> = [];
-  private syncing: Promise<void> | undefined;
-  private walFd: number | undefined;
+  private readonly writer: LogWriter;
+  /** The last batch handed to the writer, and the last it reported written: both count up from 0. */
+  private handedSeq = 0;
+  private writtenSeq = 0;
+  /** Decided batches not yet answered, in order. */
+  private awaiting: Awaiting[] = [];
+  /** Set when memory holds a batch that will not be written: no command is decided until it is rebuilt. */
+  private rebuildPending = false;
+  /** Told of every writer report: close waits on them. */
+  private reportWaiters: Array<() => void> = [];
   private failure: AppError | undefined;
-  /** `writeBatch` in a transaction, made once: better-sqlite3 builds a new wrapper on every `transaction()`. */
-  private readonly write: Transaction<EmbeddedEngine['writeBatch']>;
-  private readonly statements: Record<'insertEvent' | 'upsertKey' | 'deleteKey' | 'page' | 'deadLetter' | 'getOffset' | 'setOffset', Statement>;
+  private readonly statements: Record<'page' | 'deadLetter' | 'getOffset' | 'setOffset', Statement>;
 
   constructor(private readonly options: EmbeddedEngineOptions) {
     this.clock = options.clock ?? Date.now;
@@ -120,22 +136,25 @@ export class EmbeddedEngine implements Engine {
     this.lockFile = options.path === ':memory:' ? undefined : acquireLock(`${options.path}.lock`);
     this.db = new Database(options.path);
     this.db.pragma('journal_mode = WAL');
-    this.durability = options.path === ':memory:' ? 'none' : options.durability ?? 'background';
-    this.db.pragma(`synchronous = ${this.durability === 'inline' ? 'FULL' : 'NORMAL'}`);
+    this.db.pragma('synchronous = NORMAL');
     this.db.pragma('busy_timeout = 5000');
     migrate(this.db);
     this.statements = {
-      insertEvent: this.db.prepare('INSERT INTO events (position, tenant, type, json) VALUES (?, ?, ?, ?)'),
-      upsertKey: this.db.prepare('INSERT OR REPLACE INTO idempotency (tenant, key, json, time_ms) VALUES (?, ?, ?, ?)'),
-      deleteKey: this.db.prepare('DELETE FROM idempotency WHERE tenant = ? AND key = ?'),
       page: this.db.prepare('SELECT position, json FROM events WHERE tenant = ? AND position > ? ORDER BY position LIMIT ?'),
       deadLetter: this.db.prepare('INSERT INTO dead_letters (source, reason, payload, time_ms) VALUES (?, ?, ?, ?)'),
       getOffset: this.db.prepare('SELECT value FROM source_offsets WHERE source = ?'),
       setOffset: this.db.prepare('INSERT OR REPLACE INTO source_offsets (source, value) VALUES (?, ?)'),
     };
-    this.write = this.db.transaction(this.writeBatch.bind(this));
     if (options.path !== ':memory:') removeInterruptedWrites(options.path);
     this.restore();
+    const onReport = (report: WriterReport): void => this.written(report);
+    if (options.path === ':memory:') {
+      this.writer = new InPlaceLogWriter(this.db, onReport);
+    } else {
+      // The writer thread checkpoints the WAL as it commits; this connection's own few writes leave that to it.
+      this.db.pragma('wal_autocheckpoint = 0');
+      this.writer = new ThreadLogWriter({ path: options.path, sync: (options.durability ?? 'background') === 'background' }, onReport);
+    }
     this.isReady = true;
     const intervalMs = options.expiryIntervalMs ?? defaults.expiryIntervalMs;
     if (intervalMs > 0) {
@@ -163,8 +182,8 @@ export class EmbeddedEngine implements Engine {
     }
   }
 
-  /** Adds work to every batch's write transaction (e.g. the channel outbox); set up before taking commands. */
-  addProjection(projection: (batch: CommittedBatch, state: LedgerState) => void): void {
+  /** Adds rows to every batch's write transaction (e.g. the channel outbox); set up before taking commands. */
+  addProjection(projection: Projection): void {
     this.projections.push(projection);
   }
 
@@ -245,9 +264,15 @@ export class EmbeddedEngine implements Engine {
     return this.lastTimeMs;
   }
 
-  /** Decides a batch in order against memory, writes it in one transaction, then answers. */
+  /** Decides a batch in order against memory and hands it to the writer; it is answered once written. */
   private flush(): void {
     this.flushScheduled = false;
+    // Decided once memory is rebuilt (see rebuild).
+    if (this.rebuildPending) return;
+    if (this.failure !== undefined) {
+      for (const pending of this.queue.splice(0)) pending.reject(this.failure);
+      return;
+    }
     let take = Math.min(this.queue.length, this.options.batchCommandsMax ?? defaults.batchCommandsMax);
     // A group is never split across batches, so it commits in one transaction.
     for (let index = 0; index < this.queue.length; index += 1) {
@@ -289,25 +314,62 @@ export class EmbeddedEngine implements Engine {
       decided.push({ pending, command, submitted });
     }
     const committed: CommittedBatch = { events: logged, touched };
+    const rows: BatchRows = { events: logged, remembered, forgotten, projected: [] };
     try {
-      this.write(committed, remembered, forgotten);
+      for (const projection of this.projections) rows.projected.push(...projection(committed, this.memory));
     } catch (error) {
-      // Memory is now ahead of the disk: rebuild it from what is durable and fail the whole batch.
-      this.nextPosition = firstPosition;
-      this.restore();
+      // Memory holds a batch that cannot be written: refuse it and rebuild memory from the file.
       const failure = new AppError('STORAGE_FAILED', `the batch could not be made durable: ${(error as Error).message}`, true, 503);
       for (const { pending } of decided) this.fail(pending, failure);
+      this.nextPosition = firstPosition;
+      this.rebuildPending = true;
+      if (this.writtenSeq === this.handedSeq) this.rebuild();
       return;
     }
-    // Any answer that rests on something not yet synced waits for the sync: its own writes (events,
-    // idempotency records), or earlier batches still in flight (a DUPLICATE repeats their outcome).
-    const wrote = logged.length > 0 || remembered.length > 0 || forgotten.length > 0;
-    if (this.durability === 'background' && (wrote || this.syncing !== undefined)) {
-      this.unsynced.push({ decided, batch: committed });
-      this.syncing ??= this.syncWal();
+    // Any answer that rests on something not yet written waits for it: its own rows, or earlier batches still
+    // with the writer (a DUPLICATE repeats their outcome).
+    if (writesAnything(rows)) {
+      this.handedSeq += 1;
+      this.writer.write(this.handedSeq, rows);
+    } else if (this.writtenSeq === this.handedSeq) {
+      this.answer(decided, committed);
       return;
     }
-    this.answer(decided, committed);
+    this.awaiting.push({ seq: this.handedSeq, decided, batch: committed });
+  }
+
+  /** A report from the writer: answers what it covers, or refuses everything not yet written. */
+  private written(report: WriterReport): void {
+    if ('upTo' in report) {
+      this.writtenSeq = report.upTo;
+      let answered = 0;
+      while (answered < this.awaiting.length && (this.awaiting[answered] as Awaiting).seq <= report.upTo) answered += 1;
+      for (const { decided, batch } of this.awaiting.splice(0, answered)) this.answer(decided, batch);
+      if (this.rebuildPending && this.writtenSeq === this.handedSeq) this.rebuild();
+    } else {
+      // Everything not yet answered was decided on a state that included the failed batches.
+      const refused = this.awaiting.splice(0);
+      this.writtenSeq = this.handedSeq;
+      if (report.stage === 'write') {
+        const failure = new AppError('STORAGE_FAILED', `the batch could not be made durable: ${report.message}`, true, 503);
+        for (const { decided } of refused) for (const { pending } of decided) this.fail(pending, failure);
+        this.writer.restart();
+        this.rebuild();
+      } else {
+        // After a failed fsync the page cache may have dropped the data: nothing written since is trustworthy.
+        this.failure = new AppError('STORAGE_FAILED', `the log could not be made durable: ${report.message}`, false, 503);
+        for (const { decided } of refused) for (const { pending } of decided) this.fail(pending, this.failure);
+        for (const pending of this.queue.splice(0)) pending.reject(this.failure);
+      }
+    }
+    for (const wake of this.reportWaiters.splice(0)) wake();
+  }
+
+  /** Rebuilds memory from the file once the writer holds nothing more, then decides what queued meanwhile. */
+  private rebuild(): void {
+    this.rebuildPending = false;
+    this.restore();
+    if (this.queue.length > 0) this.scheduleFlush();
   }
 
   /** Answers a durable batch, then tells subscribers. */
@@ -357,26 +419,6 @@ export class EmbeddedEngine implements Engine {
     }
   }
 
-  /** fdatasyncs the WAL until no written batch is waiting; each round answers what was written before it began. */
-  private async syncWal(): Promise<void> {
-    while (this.unsynced.length > 0) {
-      const covered = this.unsynced;
-      this.unsynced = [];
-      try {
-        this.walFd ??= openSync(`${this.options.path}-wal`, 'r');
-        await fdatasync(this.walFd);
-      } catch (error) {
-        // After a failed fsync the page cache may have dropped the data: nothing written since is trustworthy.
-        this.failure = new AppError('STORAGE_FAILED', `the log could not be made durable: ${(error as Error).message}`, false, 503);
-        for (const { decided } of [...covered, ...this.unsynced]) for (const { pending } of decided) this.fail(pending, this.failure);
-        this.unsynced = [];
-        break;
-      }
-      for (const { decided, batch } of covered) this.answer(decided, batch);
-    }
-    this.syncing = undefined;
-  }
-
   /**
    * Stamps the command's id and, unless it carries one, its time, on the input itself: the bus owns what is
    * submitted to it (CommandBus), and a copy of every command was a visible share of a reservation's cost.
@@ -423,15 +465,6 @@ export class EmbeddedEngine implements Engine {
       if (state !== undefined) tenants.set(tenant, state);
     }
     return fromSnapshot(toSnapshot({ tenants }, { withIdempotency: true }));
-  }
-
-  /** One transaction per batch: the events, idempotency records, and what the projections add. */
-  private writeBatch(batch: CommittedBatch, remembered: Array<[string, string, IdempotencyRecord]>, forgotten: Array<[string, string]>): void {
-    const { insertEvent, upsertKey, deleteKey } = this.statements;
-    for (const { position, event } of batch.events) insertEvent.run(position, event.tenant, event.type, JSON.stringify(event));
-    for (const [tenant, key, record] of remembered) upsertKey.run(tenant, key, JSON.stringify(record), record.timeMs);
-    for (const [tenant, key] of forgotten) deleteKey.run(tenant, key);
-    for (const projection of this.projections) projection(batch, this.memory);
   }
 
   /** Writes the snapshot from memory, on this thread, as of the newest event: at close, when all is durable. */
@@ -487,8 +520,11 @@ export class EmbeddedEngine implements Engine {
     if (this.closed) return;
     this.closed = true;
     if (this.expiryTimer !== undefined) clearInterval(this.expiryTimer);
-    while (this.queue.length > 0) this.flush();
-    while (this.syncing !== undefined) await this.syncing;
+    while (this.queue.length > 0 || this.writtenSeq < this.handedSeq || this.rebuildPending) {
+      if (this.queue.length > 0 && !this.rebuildPending) this.flush();
+      else await new Promise<void>((wake) => this.reportWaiters.push(wake));
+    }
+    await this.writer.close();
     // The snapshot written below, from memory, is newer than the one in progress: stop that one rather than wait.
     if (this.snapshotting !== undefined) {
       await this.snapshotWorker?.terminate();
@@ -502,7 +538,6 @@ export class EmbeddedEngine implements Engine {
       this.options.onSnapshotFailed?.(error as Error);
     }
     this.db.close();
-    if (this.walFd !== undefined) closeSync(this.walFd);
     if (this.lockFile !== undefined) rmSync(this.lockFile, { force: true });
   }
 }

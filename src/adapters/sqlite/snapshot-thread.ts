@@ -1,18 +1,12 @@
 // Starts the snapshot worker (snapshot-worker.ts) and reports how it ended.
 
-import { Worker } from 'node:worker_threads';
+import type { Worker } from 'node:worker_threads';
 import type { SnapshotJob } from './snapshot-worker.js';
+import { startThread } from './thread.js';
 
-/**
- * Runs one snapshot job on its own thread; resolves with the position written. Under a TypeScript loader (the
- * test runner runs the sources), the worker registers the same loader before importing its module.
- */
+/** Runs one snapshot job on its own thread; resolves with the position written. */
 export function snapshotInWorker(job: SnapshotJob): { done: Promise<number>; worker: Worker } {
-  const worker = import.meta.url.endsWith('.ts')
-    ? new Worker(new URL(`data:text/javascript,${encodeURIComponent(
-      `import { register } from ${JSON.stringify(import.meta.resolve('tsx/esm/api'))}; register(); await import(${JSON.stringify(new URL('./snapshot-worker.ts', import.meta.url).href)});`,
-    )}`), { workerData: job })
-    : new Worker(new URL('./snapshot-worker.js', import.meta.url), { workerData: job });
+  const worker = startThread('snapshot-worker', job);
   const done = new Promise<number>((resolve, reject) => {
     let written: number | undefined;
     worker.once('message', (position: number) => { written = position; });

@@ -1,0 +1,48 @@
+// How a decided batch is written to the embedded engine's file: the events, idempotency records, and the rows
+// projections add (the channel outbox), in one transaction. Shared by the writer thread and in-memory engines.
+
+import type { Database, Statement } from 'better-sqlite3';
+import type { IdempotencyRecord } from '../../core/index.js';
+import type { LoggedEvent } from '../../app/engine.js';
+
+/** A row a projection adds to a batch's transaction: one statement and its named parameters. */
+export interface ProjectedWrite {
+  sql: string;
+  params: Record<string, string | number | bigint | null>;
+}
+
+/** What one decided batch writes. Plain data: it is copied to the writer thread as it is when decided. */
+export interface BatchRows {
+  events: LoggedEvent[];
+  remembered: Array<[tenant: string, key: string, record: IdempotencyRecord]>;
+  forgotten: Array<[tenant: string, key: string]>;
+  projected: ProjectedWrite[];
+}
+
+/** Writes batches in one transaction per call on `db`; statements are prepared once, projected ones on first use. */
+export function batchWriter(db: Database): (batches: readonly BatchRows[]) => void {
+  const insertEvent = db.prepare('INSERT INTO events (position, tenant, type, json) VALUES (?, ?, ?, ?)');
+  const upsertKey = db.prepare('INSERT OR REPLACE INTO idempotency (tenant, key, json, time_ms) VALUES (?, ?, ?, ?)');
+  const deleteKey = db.prepare('DELETE FROM idempotency WHERE tenant = ? AND key = ?');
+  const projections = new Map<string, Statement>();
+  const projection = (sql: string): Statement => {
+    let statement = projections.get(sql);
+    if (statement === undefined) {
+      statement = db.prepare(sql);
+      projections.set(sql, statement);
+    }
+    return statement;
+  };
+  return db.transaction((batches: readonly BatchRows[]) => {
+    for (const { events, remembered, forgotten, projected } of batches) {
+      for (const { position, event } of events) insertEvent.run(position, event.tenant, event.type, JSON.stringify(event));
+      for (const [tenant, key, record] of remembered) upsertKey.run(tenant, key, JSON.stringify(record), record.timeMs);
+      for (const [tenant, key] of forgotten) deleteKey.run(tenant, key);
+      for (const { sql, params } of projected) projection(sql).run(params);
+    }
+  });
+}
+
+export function writesAnything(rows: BatchRows): boolean {
+  return rows.events.length > 0 || rows.remembered.length > 0 || rows.forgotten.length > 0 || rows.projected.length > 0;
+}

@@ -1,0 +1,65 @@
+// The embedded engine's writer thread: commits decided batches to the file and fdatasyncs the WAL, so the engine's
+// event loop spends its time on requests. Batches that arrive while a commit runs are committed together.
+
+import { fdatasyncSync, openSync } from 'node:fs';
+import { parentPort, workerData } from 'node:worker_threads';
+import Database from 'better-sqlite3';
+import { batchWriter, writesAnything } from './batch-sql.js';
+import type { WriterJob, WriterMessage, WriterReport } from './log-writer.js';
+
+const job = workerData as WriterJob;
+const db = new Database(job.path, { fileMustExist: true });
+db.pragma('synchronous = NORMAL');
+db.pragma('busy_timeout = 5000');
+const write = batchWriter(db);
+let walFd: number | undefined;
+let queued: Array<Extract<WriterMessage, { rows: unknown }>> = [];
+let committing = false;
+/** After a failed write, batches of its epoch are dropped: they were decided on a state the engine rebuilds. */
+let droppedEpoch = -1;
+/** After a failed fdatasync nothing written since is trustworthy: the thread writes no more. */
+let broken = false;
+
+const report = (message: WriterReport): void => parentPort?.postMessage(message);
+
+parentPort?.on('message', (message: WriterMessage) => {
+  if (message.kind === 'close') {
+    db.close();
+    parentPort?.close();
+    return;
+  }
+  queued.push(message);
+  if (!committing) {
+    committing = true;
+    // Every message already received is delivered before this runs: they share one transaction and one fdatasync.
+    setImmediate(commit);
+  }
+});
+
+function commit(): void {
+  committing = false;
+  const group = queued.filter((message) => message.epoch > droppedEpoch);
+  queued = [];
+  const last = group.at(-1);
+  if (broken || last === undefined) return;
+  const { epoch } = last;
+  const from = (group[0] as WriterMessage & { seq: number }).seq;
+  try {
+    write(group.map((message) => message.rows));
+  } catch (error) {
+    droppedEpoch = epoch;
+    report({ epoch, failedFrom: from, stage: 'write', message: (error as Error).message });
+    return;
+  }
+  if (job.sync && group.some((message) => writesAnything(message.rows))) {
+    try {
+      walFd ??= openSync(`${job.path}-wal`, 'r');
+      fdatasyncSync(walFd);
+    } catch (error) {
+      broken = true;
+      report({ epoch, failedFrom: from, stage: 'sync', message: (error as Error).message });
+      return;
+    }
+  }
+  report({ epoch, upTo: last.seq });
+}
