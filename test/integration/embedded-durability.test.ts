@@ -106,6 +106,25 @@ describe.each(['in a file', 'in memory'])('batches decided while an unwritable o
   });
 });
 
+describe('a writer thread that stops', () => {
+  it('fails the engine for good: what it held and everything after is refused with STORAGE_FAILED, and close still finishes', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'stockline-durability-'));
+    dirs.push(dir);
+    const engine = new EmbeddedEngine({ path: join(dir, 'stockline.db'), expiryIntervalMs: 0 });
+    await engine.submit({ type: 'adjust_stock', tenant: 't', sku: 'A', location: 'wh', delta: 5 });
+    const thread = (engine as unknown as { writer: { worker: { terminate(): Promise<number> } } }).writer.worker;
+    const held = engine.submit({ type: 'reserve', tenant: 't', reservationId: 'r1', channel: 'web', lines: [{ sku: 'A', quantity: 1 }], ttlMs: 60_000 });
+    await thread.terminate();
+    await expect(held).rejects.toMatchObject({ code: 'STORAGE_FAILED', retryable: false });
+    await expect(engine.submit({ type: 'adjust_stock', tenant: 't', sku: 'A', location: 'wh', delta: 1 })).rejects.toMatchObject({ code: 'STORAGE_FAILED' });
+    expect(engine.ready()).toBe(false);
+    await engine.close();
+    const db = new Database(join(dir, 'stockline.db'), { readonly: true });
+    expect(db.prepare('SELECT COUNT(*) FROM events').pluck().get(), 'only the adjustment answered before').toBe(1);
+    db.close();
+  });
+});
+
 describe('restore', () => {
   /** A file with a few events and the snapshot written at close. */
   async function fileWithSnapshot(): Promise<string> {

@@ -41,6 +41,7 @@ export class ThreadLogWriter implements LogWriter {
   private reportedSeq = 0;
   private closing = false;
   private gone = false;
+  private readonly exited: Promise<void>;
 
   constructor(job: WriterJob, private readonly onReport: (report: WriterReport) => void) {
     this.worker = startThread('log-writer-worker', job);
@@ -53,7 +54,12 @@ export class ThreadLogWriter implements LogWriter {
       this.onReport(report);
     });
     this.worker.on('error', (error: Error) => this.lost(`the writer thread failed: ${error.message}`));
-    this.worker.on('exit', (code) => { if (!this.closing) this.lost(`the writer thread exited with code ${code}`); });
+    this.exited = new Promise((resolve) => {
+      this.worker.once('exit', (code) => {
+        this.lost(`the writer thread exited with code ${code}`);
+        resolve();
+      });
+    });
   }
 
   write(seq: number, rows: BatchRows): void {
@@ -70,13 +76,13 @@ export class ThreadLogWriter implements LogWriter {
   }
 
   async close(): Promise<void> {
-    if (this.closing) return;
-    this.closing = true;
-    const exited = new Promise((resolve) => this.worker.once('exit', resolve));
-    const message: WriterMessage = { kind: 'close' };
-    this.worker.postMessage(message);
-    this.worker.ref();
-    await exited;
+    if (!this.closing) {
+      this.closing = true;
+      const message: WriterMessage = { kind: 'close' };
+      this.worker.postMessage(message);
+      this.worker.ref();
+    }
+    await this.exited;
   }
 
   private lost(message: string): void {
