@@ -51,7 +51,8 @@ async function startStockline(stock: number, durability: 'fsync' | 'none' = 'fsy
   const dataDir = mkdtempSync(join(tmpdir(), 'stockline-bench-'));
   const config = join(dataDir, 'stockline.yaml');
   writeFileSync(config, `ledger: { durability: ${durability} }\n`);
-  const server = await startProcess('node', ['bin/stockline.js', 'serve', '--port', '0', '--host', '127.0.0.1', '--data-dir', dataDir, '--config', config],
+  // Started as a user starts it, through its shebang, which sets the young generation's size.
+  const server = await startProcess('bin/stockline.js', ['serve', '--port', '0', '--host', '127.0.0.1', '--data-dir', dataDir, '--config', config],
     { STOCKLINE_ADMIN_KEY: adminKey, STOCKLINE_LOG_LEVEL: 'warn' }, /serving on (http:\/\/\S+)/);
   server.cleanup = () => rmSync(dataDir, { recursive: true, force: true });
   const response = await fetch(`${server.url}/v1/tenants/bench/adjustments`, { method: 'POST', headers: auth, body: JSON.stringify({ sku: 'HOT-1', set: stock }) });

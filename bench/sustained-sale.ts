@@ -21,7 +21,7 @@ const snapshotEveryEvents = flag('--snapshot-every', 50_000);
 const dataDir = mkdtempSync(join(tmpdir(), 'stockline-sustained-'));
 const config = join(dataDir, 'stockline.yaml');
 writeFileSync(config, `ledger: { snapshotEveryEvents: ${snapshotEveryEvents} }\n`);
-const child = spawn('node', ['bin/stockline.js', 'serve', '--port', '0', '--host', '127.0.0.1', '--data-dir', dataDir, '--config', config], {
+const child = spawn('bin/stockline.js', ['serve', '--port', '0', '--host', '127.0.0.1', '--data-dir', dataDir, '--config', config], {
   env: { ...process.env, STOCKLINE_ADMIN_KEY: adminKey, STOCKLINE_LOG_LEVEL: 'warn' }, stdio: ['ignore', 'pipe', 'inherit'],
 });
 const url = await new Promise<string>((resolve, reject) => {
