@@ -1,7 +1,7 @@
 // With the WAL synced in the background, no answer may overtake the sync of what it rests on; a restart
 // restores from a snapshot of its own format that the log reaches; snapshots are written beside the traffic.
 
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import Database from 'better-sqlite3';
@@ -44,6 +44,7 @@ const unwritable = { sql: 'INSERT INTO no_such_table (x) VALUES (:x)', params: {
 describe.each([
   ['in a file', 'its projection throws'], ['in memory', 'its projection throws'],
   ['in a file', 'the writer cannot commit it'], ['in memory', 'the writer cannot commit it'],
+  ['in a file', 'its rows are not plain data'], ['in memory', 'its rows are not plain data'],
 ])('a batch that cannot be written, %s, when %s', (where, how) => {
   it('refuses its commands with STORAGE_FAILED, keeps none of them, and hands them back as they were sent', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'stockline-durability-'));
@@ -52,6 +53,8 @@ describe.each([
     const diskFull: Projection = () => {
       if (!failing) return [];
       if (how === 'its projection throws') throw new Error('disk full');
+      // A function can be neither copied to the writer thread nor bound to a statement.
+      if (how === 'its rows are not plain data') return [{ sql: 'SELECT :x', params: { x: (() => 1) as unknown as number } }];
       return [unwritable];
     };
     const path = where === 'in memory' ? ':memory:' : join(dir, 'stockline.db');
@@ -122,6 +125,37 @@ describe('a writer thread that stops', () => {
     const db = new Database(join(dir, 'stockline.db'), { readonly: true });
     expect(db.prepare('SELECT COUNT(*) FROM events').pluck().get(), 'only the adjustment answered before').toBe(1);
     db.close();
+  });
+});
+
+describe('checkpoints', () => {
+  it('moves what the engine\'s own connection wrote into the database file while no batch comes', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'stockline-durability-'));
+    dirs.push(dir);
+    const path = join(dir, 'stockline.db');
+    const engine = new EmbeddedEngine({ path, expiryIntervalMs: 0 });
+    /** Dead letters in the database file alone, without its WAL: what has been checkpointed. */
+    const checkpointed = (): number => {
+      const copy = join(dir, `copy-${Date.now()}.db`);
+      copyFileSync(path, copy);
+      const db = new Database(copy, { readonly: true });
+      try {
+        const created = db.prepare("SELECT COUNT(*) FROM sqlite_master WHERE name = 'dead_letters'").pluck().get() === 1;
+        return created ? db.prepare('SELECT COUNT(*) FROM dead_letters').pluck().get() as number : 0;
+      } finally {
+        db.close();
+      }
+    };
+    try {
+      await engine.submit({ type: 'adjust_stock', tenant: 't', sku: 'A', location: 'wh', delta: 5 });
+      for (let index = 0; index < 50; index += 1) engine.deadLetter({ source: 'test', reason: 'BAD', payload: { index }, timeMs: index });
+      expect(checkpointed(), 'written to the WAL only').toBe(0);
+      const deadline = Date.now() + 5_000;
+      while (checkpointed() < 50 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 100));
+      expect(checkpointed()).toBe(50);
+    } finally {
+      await engine.close();
+    }
   });
 });
 

@@ -315,8 +315,11 @@ export class EmbeddedEngine implements Engine {
     }
     const committed: CommittedBatch = { events: logged, touched };
     const rows: BatchRows = { events: logged, remembered, forgotten, projected: [] };
+    let writes = false;
     try {
       for (const projection of this.projections) rows.projected.push(...projection(committed, this.memory));
+      writes = writesAnything(rows);
+      if (writes) this.writer.write(this.handedSeq + 1, rows);
     } catch (error) {
       // Memory holds a batch that cannot be written: refuse it and rebuild memory from the file.
       const failure = new AppError('STORAGE_FAILED', `the batch could not be made durable: ${(error as Error).message}`, true, 503);
@@ -328,9 +331,8 @@ export class EmbeddedEngine implements Engine {
     }
     // Any answer that rests on something not yet written waits for it: its own rows, or earlier batches still
     // with the writer (a DUPLICATE repeats their outcome).
-    if (writesAnything(rows)) {
+    if (writes) {
       this.handedSeq += 1;
-      this.writer.write(this.handedSeq, rows);
     } else if (this.writtenSeq === this.handedSeq) {
       this.answer(decided, committed);
       return;
@@ -470,7 +472,8 @@ export class EmbeddedEngine implements Engine {
   /** Writes the snapshot from memory, on this thread, as of the newest event: at close, when all is durable. */
   private snapshotNow(): void {
     const position = this.nextPosition - 1;
-    if (this.options.path === ':memory:' || position <= this.snapshotPosition) return;
+    // After a failed sync, memory may hold changes the file does not.
+    if (this.options.path === ':memory:' || position <= this.snapshotPosition || this.failure !== undefined) return;
     writeSnapshot(this.options.path, this.memory, position, this.clock());
     this.snapshotWritten(position);
   }

@@ -1,10 +1,10 @@
 // The embedded engine's writer thread: commits decided batches to the file and fdatasyncs the WAL, so the engine's
 // event loop spends its time on requests. Batches that arrive while a commit runs are committed together.
 
-import { fdatasyncSync, openSync } from 'node:fs';
+import { closeSync, fdatasyncSync, openSync } from 'node:fs';
 import { parentPort, workerData } from 'node:worker_threads';
 import Database from 'better-sqlite3';
-import { batchWriter, writesAnything } from './batch-sql.js';
+import { batchWriter } from './batch-sql.js';
 import type { WriterJob, WriterMessage, WriterReport } from './log-writer.js';
 
 const job = workerData as WriterJob;
@@ -15,6 +15,7 @@ const write = batchWriter(db);
 let walFd: number | undefined;
 let queued: Array<Extract<WriterMessage, { rows: unknown }>> = [];
 let committing = false;
+let closed = false;
 /** After a failed write, batches of its epoch are dropped: they were decided on a state the engine rebuilds. */
 let droppedEpoch = -1;
 /** After a failed fdatasync nothing written since is trustworthy: the thread writes no more. */
@@ -22,8 +23,24 @@ let broken = false;
 
 const report = (message: WriterReport): void => parentPort?.postMessage(message);
 
+/**
+ * The engine's own connection leaves checkpoints to this thread, which makes them as it commits. When no batch
+ * comes for a while, what that connection wrote meanwhile (the channel outbox's marks) is checkpointed here.
+ */
+const idleCheckpoints = setInterval(() => {
+  if (committing || closed || broken) return;
+  try {
+    db.pragma('wal_checkpoint(PASSIVE)');
+  } catch {
+    // The next commit checkpoints.
+  }
+}, 1_000);
+
 parentPort?.on('message', (message: WriterMessage) => {
   if (message.kind === 'close') {
+    closed = true;
+    clearInterval(idleCheckpoints);
+    if (walFd !== undefined) closeSync(walFd);
     db.close();
     parentPort?.close();
     return;
@@ -38,12 +55,13 @@ parentPort?.on('message', (message: WriterMessage) => {
 
 function commit(): void {
   committing = false;
+  if (closed) return;
   const group = queued.filter((message) => message.epoch > droppedEpoch);
   queued = [];
   const last = group.at(-1);
   if (broken || last === undefined) return;
   const { epoch } = last;
-  const from = (group[0] as WriterMessage & { seq: number }).seq;
+  const from = (group[0] ?? last).seq;
   try {
     write(group.map((message) => message.rows));
   } catch (error) {
@@ -51,7 +69,7 @@ function commit(): void {
     report({ epoch, failedFrom: from, stage: 'write', message: (error as Error).message });
     return;
   }
-  if (job.sync && group.some((message) => writesAnything(message.rows))) {
+  if (job.sync) {
     try {
       walFd ??= openSync(`${job.path}-wal`, 'r');
       fdatasyncSync(walFd);

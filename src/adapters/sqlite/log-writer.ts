@@ -25,7 +25,10 @@ export type WriterReport =
   | { epoch: number; failedFrom: number; stage: 'write' | 'sync' | 'thread'; message: string };
 
 export interface LogWriter {
-  /** Hands over a batch; `seq` increases by one with each. The rows are copied before this returns. */
+  /**
+   * Hands over a batch; `seq` increases by one with each. The rows are copied before this returns; if they
+   * cannot be (they are not plain data), this throws and the batch is not handed over.
+   */
   write(seq: number, rows: BatchRows): void;
   /** After a failed write: batches handed over before now that are still waiting are dropped, not written. */
   restart(): void;
@@ -63,10 +66,10 @@ export class ThreadLogWriter implements LogWriter {
   }
 
   write(seq: number, rows: BatchRows): void {
-    if (this.reportedSeq === this.lastSeq) this.worker.ref();
-    this.lastSeq = seq;
     const message: WriterMessage = { kind: 'write', epoch: this.epoch, seq, rows };
     this.worker.postMessage(message);
+    if (this.reportedSeq === this.lastSeq) this.worker.ref();
+    this.lastSeq = seq;
   }
 
   restart(): void {
@@ -88,7 +91,7 @@ export class ThreadLogWriter implements LogWriter {
   private lost(message: string): void {
     if (this.closing || this.gone) return;
     this.gone = true;
-    this.onReport({ epoch: this.epoch, failedFrom: this.lastSeq, stage: 'thread', message });
+    this.onReport({ epoch: this.epoch, failedFrom: this.reportedSeq + 1, stage: 'thread', message });
   }
 }
 
