@@ -43,6 +43,7 @@ export function batchWriter(db: Database): (batches: readonly BatchRows[]) => vo
   });
 }
 
+/** False for a batch of refusals only: it has nothing to write, and is answered once the batches before it are. */
 export function writesAnything(rows: BatchRows): boolean {
   return rows.events.length > 0 || rows.remembered.length > 0 || rows.forgotten.length > 0 || rows.projected.length > 0;
 }
