@@ -1,8 +1,8 @@
 // Hot-SKU flash sale over loopback HTTP: Stockline's reservation endpoint against a PostgreSQL SELECT ... FOR UPDATE
 // checkout and a bare Fastify counter, at 32 and 128 connections, and beside them the same Stockline answering
-// without waiting for the disk (`ledger.durability: none`), which shows what the fsync costs; availability reads
-// beside the bare counter and beside a Fastify route shaped like Stockline's that does no work (the framework's
-// floor); an oversell check. The servers are measured in turns, several rounds, each comparison seconds apart: on
+// without waiting for the disk (`ledger.durability: none`), which shows what the fsync costs, and Fastify routes
+// shaped like Stockline's that do no work (the framework's floor, for reservations and for availability reads);
+// an oversell check. The servers are measured in turns, several rounds, each comparison seconds apart: on
 // a shared machine the speed drifts by tens of percent over minutes, and a ratio of figures taken minutes apart
 // would measure the drift.
 // Run: npm run build && npx tsx bench/flash-sale.ts [--duration 5] [--rounds 3]
@@ -116,7 +116,7 @@ async function warmUp(url: string, method: 'GET' | 'POST', body?: string): Promi
 
 const reserveBody = JSON.stringify({ channel: 'storefront', lines: [{ sku: 'HOT-1', quantity: 1 }], ttlSeconds: 900 });
 
-type Target = 'stockline_reserve' | 'stockline_reserve_no_fsync' | 'pg_for_update_reserve' | 'bare_reserve' | 'stockline_read' | 'bare_read' | 'fastify_floor_read';
+type Target = 'stockline_reserve' | 'stockline_reserve_no_fsync' | 'pg_for_update_reserve' | 'bare_reserve' | 'fastify_floor_reserve' | 'stockline_read' | 'bare_read' | 'fastify_floor_read';
 type Series = Record<string, Run[]>;
 
 function median(values: number[]): number {
@@ -149,6 +149,8 @@ function summary(series: Series): Record<string, unknown> {
     reserve_vs_bare_32: ratio('stockline_reserve_32', 'bare_reserve_32'),
     reserve_no_fsync_vs_bare_128: ratio('stockline_reserve_no_fsync_128', 'bare_reserve_128'),
     reserve_no_fsync_vs_bare_32: ratio('stockline_reserve_no_fsync_32', 'bare_reserve_32'),
+    fastify_floor_reserve_vs_bare_128: ratio('fastify_floor_reserve_128', 'bare_reserve_128'),
+    fastify_floor_reserve_vs_bare_32: ratio('fastify_floor_reserve_32', 'bare_reserve_32'),
     read_vs_bare_32: ratio('stockline_read_32', 'bare_read_32'),
     fastify_floor_read_vs_bare_32: ratio('fastify_floor_read_32', 'bare_read_32'),
   };
@@ -169,7 +171,9 @@ async function main(): Promise<void> {
   await warmUp(`${postgres.url}/reserve`, 'POST', '{}');
   const floor = await startProcess(process.execPath, [...typescript, 'bench/servers/fastify-floor.ts'], { STOCKLINE_ADMIN_KEY: adminKey }, /(http:\/\/\S+)/);
   const floorReadUrl = `${floor.url}/v1/tenants/bench/skus/HOT-1`;
+  const floorReserveUrl = `${floor.url}/v1/tenants/bench/reservations`;
   await warmUp(floorReadUrl, 'GET');
+  await warmUp(floorReserveUrl, 'POST', reserveBody);
   const series: Series = {};
   const record = (target: Target, connections: number, run: Run): void => {
     const name = `${target}_${connections}`;
@@ -188,6 +192,7 @@ async function main(): Promise<void> {
     for (const connections of [32, 128]) {
       record('stockline_reserve', connections, await load(stockline.url + stockline.reservePath, connections, 'POST', { body: reserveBody, server: stockline.child }));
       record('bare_reserve', connections, await load(`${bare.url}/reserve`, connections, 'POST', { body: '{}', server: bare.child }));
+      record('fastify_floor_reserve', connections, await load(floorReserveUrl, connections, 'POST', { body: reserveBody, server: floor.child }));
       record('stockline_reserve_no_fsync', connections, await load(noFsync.url + noFsync.reservePath, connections, 'POST', { body: reserveBody, server: noFsync.child }));
       record('pg_for_update_reserve', connections, await load(`${postgres.url}/reserve`, connections, 'POST', { body: '{}', server: postgres.child }));
     }

@@ -109,7 +109,7 @@ interface IdempotentRoute {
 
 const reservationParams = params({ tenant: fields.tenant, id: fields.reservationId });
 
-const reserveBody = object({
+export const reserveBody = object({
   channel: fields.channel,
   lines: cartLines,
   ttlSeconds: { type: 'integer', minimum: httpLimits.ttlSecondsMin, maximum: httpLimits.ttlSecondsMax, default: httpLimits.ttlSecondsDefault },
