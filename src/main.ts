@@ -73,6 +73,7 @@ export async function start(options: StartOptions): Promise<Running> {
   const metrics = new Metrics();
   const { engine, local, stopEngineExtras } = await startEngine(config, metrics, logger);
   engine.subscribe((batch) => metrics.batchCommitted(batch));
+  metrics.watchEngine(() => engine.ready());
   const keys = new ApiKeyStore(local.db);
   const channelConfigs = config.channels as unknown as ChannelConfig[];
   const channels = startChannels(engine, local, channelConfigs, metrics, { reconcileIntervalMs: config.sync.reconcileIntervalMs });
@@ -154,6 +155,10 @@ async function startEngine(config: StocklineConfig, metrics: Metrics, logger: Lo
     snapshotEveryEvents: config.ledger.snapshotEveryEvents,
     batchCommandsMax: config.ledger.batchCommandsMax,
     durability: config.ledger.durability === 'none' ? 'none' : 'background',
+    onStorageFailed: (error) => {
+      if (error.retryable) logger.warn({ err: error }, 'a batch could not be written: its commands were refused (retryable) and the state rebuilt from the file');
+      else logger.error({ err: error }, 'the engine takes no more commands: its log could not be made durable; restart the process once the disk is fixed');
+    },
     onSnapshotFailed: (error) => {
       metrics.snapshotFailed();
       logger.warn({ err: error }, 'a snapshot could not be written; the next is tried an interval later, and a restart replays the log since the last one');

@@ -40,6 +40,7 @@ export class Metrics {
   private readonly eventCounters = new Map<string, Counter.Internal>();
   private readonly latencyHistograms = new Map<string, Histogram.Internal<'outcome'>>();
   private lagSource: LagSource | undefined;
+  private engineReady: (() => boolean) | undefined;
   private configuredChannels: Array<{ tenant: string; channel: string }> = [];
 
   constructor(private readonly clock: () => number = Date.now, options: { processMetrics?: boolean } = {}) {
@@ -58,6 +59,13 @@ export class Metrics {
     this.snapshotFailures = new Counter({ name: 'stockline_snapshot_failures_total', help: 'Snapshots of the embedded engine that could not be written; until one is, a restart replays more of the log.', registers });
     const collectLag = (gauge: Gauge<'tenant' | 'channel'>): void => this.collectLag(gauge);
     const depthOf = (): Array<{ channel: string; count: number }> => this.lagSource?.depth() ?? [];
+    const readyNow = (): boolean => this.engineReady?.() ?? false;
+    new Gauge({
+      name: 'stockline_engine_ready',
+      help: 'Whether the engine takes commands (1) or not (0): shutting down, or stopped for good after its log could not be made durable.',
+      registers,
+      collect() { this.set(readyNow() ? 1 : 0); },
+    });
     new Gauge({
       name: 'stockline_reconciliation_lag_seconds',
       help: 'Age of the oldest change not yet on every channel (inventory.reconciliation.lag), per tenant and channel.',
@@ -82,6 +90,11 @@ export class Metrics {
       this.oversells.inc({ channel }, 0);
       for (const outcome of ['ok', 'retry', 'failed']) this.pushes.inc({ channel, outcome }, 0);
     }
+  }
+
+  /** The engine whose readiness `stockline_engine_ready` reports at each scrape. */
+  watchEngine(ready: () => boolean): void {
+    this.engineReady = ready;
   }
 
   /** Dead-letter counters start at zero for every configured source. */

@@ -58,7 +58,8 @@ describe.each([
       return [unwritable];
     };
     const path = where === 'in memory' ? ':memory:' : join(dir, 'stockline.db');
-    const engine = new EmbeddedEngine({ path, expiryIntervalMs: 0, projections: [diskFull] });
+    const told: boolean[] = [];
+    const engine = new EmbeddedEngine({ path, expiryIntervalMs: 0, projections: [diskFull], onStorageFailed: (error) => told.push(error.retryable) });
     try {
       await engine.submit({ type: 'adjust_stock', tenant: 't', sku: 'A', location: 'wh', delta: 5 });
       const reserve = { type: 'reserve' as const, tenant: 't', reservationId: 'r1', channel: 'web', lines: [{ sku: 'A', quantity: 1 }], ttlMs: 60_000 };
@@ -67,6 +68,8 @@ describe.each([
       failing = true;
       const refused = await Promise.allSettled([engine.submit(reserve), engine.submit(dated)]);
       expect(refused.map((result) => (result.status === 'rejected' ? (result.reason as { code: string }).code : 'accepted'))).toEqual(['STORAGE_FAILED', 'STORAGE_FAILED']);
+      expect(told, 'told of the failure, as retryable').toEqual([true]);
+      expect(engine.ready()).toBe(true);
       // No stamped id or time is left on them: a retry is decided afresh, at its own time.
       expect([reserve, dated]).toStrictEqual(asSent);
       expect(engine.tenant('t')?.reservations.has('r1')).toBe(false);
@@ -113,7 +116,8 @@ describe('a writer thread that stops', () => {
   it('fails the engine for good: what it held and everything after is refused with STORAGE_FAILED, and close still finishes', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'stockline-durability-'));
     dirs.push(dir);
-    const engine = new EmbeddedEngine({ path: join(dir, 'stockline.db'), expiryIntervalMs: 0 });
+    const told: boolean[] = [];
+    const engine = new EmbeddedEngine({ path: join(dir, 'stockline.db'), expiryIntervalMs: 0, onStorageFailed: (error) => told.push(error.retryable) });
     await engine.submit({ type: 'adjust_stock', tenant: 't', sku: 'A', location: 'wh', delta: 5 });
     const thread = (engine as unknown as { writer: { worker: { terminate(): Promise<number> } } }).writer.worker;
     const held = engine.submit({ type: 'reserve', tenant: 't', reservationId: 'r1', channel: 'web', lines: [{ sku: 'A', quantity: 1 }], ttlMs: 60_000 });
@@ -121,6 +125,7 @@ describe('a writer thread that stops', () => {
     await expect(held).rejects.toMatchObject({ code: 'STORAGE_FAILED', retryable: false });
     await expect(engine.submit({ type: 'adjust_stock', tenant: 't', sku: 'A', location: 'wh', delta: 1 })).rejects.toMatchObject({ code: 'STORAGE_FAILED' });
     expect(engine.ready()).toBe(false);
+    expect(told, 'told once, as not retryable').toEqual([false]);
     await engine.close();
     const db = new Database(join(dir, 'stockline.db'), { readonly: true });
     expect(db.prepare('SELECT COUNT(*) FROM events').pluck().get(), 'only the adjustment answered before').toBe(1);

@@ -29,6 +29,7 @@ const exportedMetrics: Record<string, { kind: 'gauge' | 'counter' | 'histogram';
   stockline_outbox_depth: { kind: 'gauge', labels: ['channel'] },
   stockline_kafka_consumer_lag_records: { kind: 'gauge', labels: ['topic'] },
   stockline_snapshot_failures_total: { kind: 'counter', labels: [] },
+  stockline_engine_ready: { kind: 'gauge', labels: [] },
   up: { kind: 'gauge', labels: [] },
 };
 /** Labels Prometheus attaches to every scraped series. */
@@ -43,6 +44,7 @@ const expectedAlerts = [
   'StocklineKafkaConsumerLagHigh',
   'StocklineSnapshotFailing',
   'StocklineDown',
+  'StocklineEngineNotReady',
 ];
 
 const promqlKeywords = new Set(['by', 'without', 'on', 'ignoring', 'group_left', 'group_right', 'offset', 'bool',

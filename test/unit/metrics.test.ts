@@ -42,4 +42,14 @@ describe('metrics', () => {
       'stockline_events_total{type="stock_adjusted"} 1',
     ]);
   });
+
+  it('reports whether the engine takes commands at each scrape (no engine watched: not ready)', async () => {
+    const metrics = new Metrics(Date.now, { processMetrics: false });
+    expect(await sample(metrics, 'stockline_engine_ready')).toEqual(['stockline_engine_ready 0']);
+    let ready = true;
+    metrics.watchEngine(() => ready);
+    expect(await sample(metrics, 'stockline_engine_ready')).toEqual(['stockline_engine_ready 1']);
+    ready = false;
+    expect(await sample(metrics, 'stockline_engine_ready')).toEqual(['stockline_engine_ready 0']);
+  });
 });

@@ -47,6 +47,11 @@ export interface EmbeddedEngineOptions {
   onDeadLetter?: (letter: DeadLetter) => void;
   /** Told when a snapshot written in the background fails; the next is tried an interval later. */
   onSnapshotFailed?: (error: Error) => void;
+  /**
+   * Told when a batch could not be written (`retryable`: its commands were refused and memory rebuilt) and, once,
+   * when the engine stops taking commands for good (not `retryable`: its log could not be made durable).
+   */
+  onStorageFailed?: (error: AppError) => void;
 }
 
 /**
@@ -324,6 +329,7 @@ export class EmbeddedEngine implements Engine {
       // Memory holds a batch that cannot be written: refuse it and rebuild memory from the file.
       const failure = new AppError('STORAGE_FAILED', `the batch could not be made durable: ${(error as Error).message}`, true, 503);
       for (const { pending } of decided) this.fail(pending, failure);
+      this.options.onStorageFailed?.(failure);
       this.nextPosition = firstPosition;
       this.rebuildPending = true;
       if (this.writtenSeq === this.handedSeq) this.rebuild();
@@ -355,6 +361,7 @@ export class EmbeddedEngine implements Engine {
       if (report.stage === 'write') {
         const failure = new AppError('STORAGE_FAILED', `the batch could not be made durable: ${report.message}`, true, 503);
         for (const { decided } of refused) for (const { pending } of decided) this.fail(pending, failure);
+        this.options.onStorageFailed?.(failure);
         this.writer.restart();
         this.rebuild();
       } else {
@@ -362,6 +369,7 @@ export class EmbeddedEngine implements Engine {
         this.failure = new AppError('STORAGE_FAILED', `the log could not be made durable: ${report.message}`, false, 503);
         for (const { decided } of refused) for (const { pending } of decided) this.fail(pending, this.failure);
         for (const pending of this.queue.splice(0)) pending.reject(this.failure);
+        this.options.onStorageFailed?.(this.failure);
       }
     }
     for (const wake of this.reportWaiters.splice(0)) wake();
