@@ -234,6 +234,7 @@ describe('Shopify failures', () => {
     target.fake.setLatencyMs(0);
     expect(await target.converge(skus)).toEqual([]);
     expect(await metricValue(target.url(), 'stockline_channel_pushes_total', { channel: 'shop', outcome: 'failed' })).toBe(0);
+    expect(await metricValue(target.url(), 'stockline_engine_ready'), 'a channel that fails leaves the engine ready').toBe(1);
   }, 120_000);
 
   it('resumes pushes left pending by a crash (SIGKILL) while Shopify was unreachable', async () => {
