@@ -133,6 +133,29 @@ describe('a writer thread that stops', () => {
   });
 });
 
+describe('a writer thread that stops while memory waits to be rebuilt', () => {
+  it('refuses what was waiting and still closes', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'stockline-durability-'));
+    dirs.push(dir);
+    // The second batch cannot be written, while the first is still with the writer: memory waits for the writer.
+    const badSecond: Projection = (batch) => {
+      if (batch.events.some(({ event }) => event.type === 'stock_adjustment' && event.data.sku === 'B')) throw new Error('disk full');
+      return [];
+    };
+    const engine = new EmbeddedEngine({ path: join(dir, 'stockline.db'), expiryIntervalMs: 0, batchCommandsMax: 1, projections: [badSecond] });
+    const thread = (engine as unknown as { writer: { worker: { terminate(): Promise<number> } } }).writer.worker;
+    const results = Promise.allSettled([
+      engine.submit({ type: 'adjust_stock', tenant: 't', sku: 'A', location: 'wh', delta: 5 }),
+      engine.submit({ type: 'adjust_stock', tenant: 't', sku: 'B', location: 'wh', delta: 5 }),
+    ]);
+    await thread.terminate();
+    const codes = (await results).map((result) => (result.status === 'rejected' ? (result.reason as { code: string }).code : 'accepted'));
+    expect(codes).toEqual(['STORAGE_FAILED', 'STORAGE_FAILED']);
+    await expect(engine.submit({ type: 'adjust_stock', tenant: 't', sku: 'A', location: 'wh', delta: 1 })).rejects.toMatchObject({ code: 'STORAGE_FAILED', retryable: false });
+    await engine.close();
+  });
+});
+
 describe('checkpoints', () => {
   it('moves what the engine\'s own connection wrote into the database file while no batch comes', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'stockline-durability-'));

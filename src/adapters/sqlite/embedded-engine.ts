@@ -93,6 +93,11 @@ export interface AtomicResult {
 /** The outcome of a group member that was fine on its own but not applied because another member was rejected. */
 const notApplied: Rejection = { code: 'NOT_APPLIED', message: 'not applied: another command of the same all-or-nothing batch was rejected' };
 
+/** A batch refused because it was not written: it was not applied, so it may be sent again. */
+function unwritten(cause: string): AppError {
+  return new AppError('STORAGE_FAILED', `the batch could not be made durable: ${cause}`, true, 503);
+}
+
 const defaults = { batchCommandsMax: 4096, snapshotEveryEvents: 200_000, expiryIntervalMs: 1000 };
 export const queueCommandsMax = 100_000;
 
@@ -327,9 +332,7 @@ export class EmbeddedEngine implements Engine {
       if (writes) this.writer.write(this.handedSeq + 1, rows);
     } catch (error) {
       // Memory holds a batch that cannot be written: refuse it and rebuild memory from the file.
-      const failure = new AppError('STORAGE_FAILED', `the batch could not be made durable: ${(error as Error).message}`, true, 503);
-      for (const { pending } of decided) this.fail(pending, failure);
-      this.options.onStorageFailed?.(failure);
+      this.refuse(decided, unwritten((error as Error).message));
       this.nextPosition = firstPosition;
       this.rebuildPending = true;
       if (this.writtenSeq === this.handedSeq) this.rebuild();
@@ -356,20 +359,19 @@ export class EmbeddedEngine implements Engine {
       if (this.rebuildPending && this.writtenSeq === this.handedSeq) this.rebuild();
     } else {
       // Everything not yet answered was decided on a state that included the failed batches.
-      const refused = this.awaiting.splice(0);
+      const refused = this.awaiting.splice(0).flatMap(({ decided }) => decided);
       this.writtenSeq = this.handedSeq;
       if (report.stage === 'write') {
-        const failure = new AppError('STORAGE_FAILED', `the batch could not be made durable: ${report.message}`, true, 503);
-        for (const { decided } of refused) for (const { pending } of decided) this.fail(pending, failure);
-        this.options.onStorageFailed?.(failure);
+        this.refuse(refused, unwritten(report.message));
         this.writer.restart();
         this.rebuild();
       } else {
         // After a failed fsync the page cache may have dropped the data: nothing written since is trustworthy.
+        // Memory is not rebuilt: the engine takes no more commands.
         this.failure = new AppError('STORAGE_FAILED', `the log could not be made durable: ${report.message}`, false, 503);
-        for (const { decided } of refused) for (const { pending } of decided) this.fail(pending, this.failure);
+        this.rebuildPending = false;
         for (const pending of this.queue.splice(0)) pending.reject(this.failure);
-        this.options.onStorageFailed?.(this.failure);
+        this.refuse(refused, this.failure);
       }
     }
     for (const wake of this.reportWaiters.splice(0)) wake();
@@ -441,6 +443,12 @@ export class EmbeddedEngine implements Engine {
       pending.stampedTime = true;
     }
     return command;
+  }
+
+  /** Refuses decided commands that will not be written, and tells of it. */
+  private refuse(decided: readonly Decided[], failure: AppError): void {
+    for (const { pending } of decided) this.fail(pending, failure);
+    this.options.onStorageFailed?.(failure);
   }
 
   /** Refuses a command that could not be made durable, handing it back as it was sent, so it can be sent again. */
