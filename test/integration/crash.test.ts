@@ -1,13 +1,15 @@
 // Crash safety of the embedded engine: SIGKILL during a burst of reservations loses nothing that was answered,
 // whether answers wait for the disk (the default) or only for the operating system (`ledger.durability: none`).
 
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { afterAll, describe, expect, it } from 'vitest';
 import { replay, snapshotFormat, toSnapshot } from '../../src/core/index.js';
-import type { InventoryEvent, StateSnapshot } from '../../src/core/index.js';
+import type { InventoryEvent } from '../../src/core/index.js';
+import { readSnapshotFile, stateOf } from '../../src/adapters/sqlite/snapshot-file.js';
+import type { StoredSnapshot } from '../../src/adapters/sqlite/snapshot-file.js';
 import { adminHeaders, startStockline } from '../support/stockline-process.js';
 
 const stock = 300;
@@ -73,9 +75,9 @@ describe.each(['fsync', 'none'])('a SIGKILL during a burst of reservations, ledg
     const db = new Database(join(dataDir, 'stockline.db'), { readonly: true });
     const events = (db.prepare('SELECT json FROM events ORDER BY position').pluck().all() as string[]).map((json) => JSON.parse(json) as InventoryEvent);
     db.close();
-    const { format, position, createdMs: _createdMs, ...restored } = JSON.parse(readFileSync(join(dataDir, 'stockline.db.snapshot'), 'utf8')) as StateSnapshot & { position: number; createdMs: number };
-    expect(format).toBe(snapshotFormat);
-    expect(position).toBe(events.length);
-    expect(restored).toEqual(toSnapshot(replay(events)));
+    const stored = readSnapshotFile(join(dataDir, 'stockline.db'));
+    expect(stored?.format).toBe(snapshotFormat);
+    expect(stored?.position).toBe(events.length);
+    expect(toSnapshot(stateOf(stored as StoredSnapshot))).toEqual(toSnapshot(replay(events)));
   }, 90_000);
 });

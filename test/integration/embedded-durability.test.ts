@@ -1,19 +1,29 @@
 // With the WAL synced in the background, no answer may overtake the sync of what it rests on; a restart
 // restores from a snapshot of its own format that the log reaches; snapshots are written beside the traffic.
 
-import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import Database from 'better-sqlite3';
 import { afterEach, describe, expect, it } from 'vitest';
 import { EmbeddedEngine } from '../../src/adapters/sqlite/embedded-engine.js';
 import type { Projection } from '../../src/adapters/sqlite/embedded-engine.js';
-import { snapshotPathOf } from '../../src/adapters/sqlite/snapshot-file.js';
-import { replay, snapshotFormat, toSnapshot } from '../../src/core/index.js';
+import { readSnapshotFile, snapshotPathOf, stateOf } from '../../src/adapters/sqlite/snapshot-file.js';
+import { fromSnapshot, packState, plainSnapshotFormat, replay, snapshotFormat, toSnapshot } from '../../src/core/index.js';
 import type { InventoryEvent, StateSnapshot } from '../../src/core/index.js';
 
 const dirs: string[] = [];
 afterEach(() => { for (const dir of dirs.splice(0)) rmSync(dir, { recursive: true, force: true }); });
+
+type Stored = StateSnapshot & { position: number };
+
+/** The snapshot file, stored packed, as plain data. */
+function readStored(path: string): Stored {
+  const stored = readSnapshotFile(path);
+  if (stored === undefined) throw new Error('no snapshot file');
+  expect(stored.format).toBe(snapshotFormat);
+  return { ...toSnapshot(stateOf(stored)), position: stored.position };
+}
 
 describe('background durability', () => {
   it('answers a retry (DUPLICATE of a not yet synced reservation) only after the first answer', async () => {
@@ -214,14 +224,12 @@ describe('restore', () => {
     return path;
   }
 
-  type Stored = StateSnapshot & { position: number };
-
-  /** Replaces the snapshot file by `tamper`'s version of it. */
+  /** Replaces the snapshot file by `tamper`'s version of it, stored packed as this version writes it. */
   function tamperFile(path: string, tamper: (snapshot: Stored) => Stored): void {
-    const stored = JSON.parse(readFileSync(snapshotPathOf(path), 'utf8')) as Stored;
-    expect(stored.format).toBe(snapshotFormat);
+    const stored = readStored(path);
     expect(stored.position).toBe(3);
-    writeFileSync(snapshotPathOf(path), JSON.stringify(tamper(stored)));
+    const tampered = tamper(stored);
+    writeFileSync(snapshotPathOf(path), JSON.stringify({ format: snapshotFormat, position: tampered.position, tenants: packState(fromSnapshot(tampered)) }));
   }
 
   function withOnHand<T extends StateSnapshot>(snapshot: T, onHand: number): T {
@@ -253,16 +261,25 @@ describe('restore', () => {
     expect((await onHandAfterOpen(path)).onHand, 'what the snapshot says, not the log').toBe(999);
   });
 
+  it('starts from a snapshot in the plain-data form of format 2, as versions before the packed form wrote it', async () => {
+    const path = await fileWithSnapshot();
+    const { position, tenants } = withOnHand(readStored(path), 999);
+    writeFileSync(snapshotPathOf(path), JSON.stringify({ format: plainSnapshotFormat, position, createdMs: 0, tenants }));
+    expect((await onHandAfterOpen(path)).onHand).toBe(999);
+  });
+
   it('passes over a snapshot of another format and replays the whole log', async () => {
     const path = await fileWithSnapshot();
-    tamperFile(path, (snapshot) => {
-      const older = withOnHand(snapshot, 999);
-      delete older.format;
-      return older;
-    });
-    const opened = await onHandAfterOpen(path);
+    const older = withOnHand(readStored(path), 999);
+    // Written before format 2: the plain-data form with no format.
+    writeFileSync(snapshotPathOf(path), JSON.stringify({ position: older.position, tenants: older.tenants }));
+    let opened = await onHandAfterOpen(path);
     expect(opened.state).toEqual(replayOf(path));
     expect(opened.onHand).toBe(5);
+    // And one of a later format.
+    writeFileSync(snapshotPathOf(path), JSON.stringify({ format: snapshotFormat + 1, position: 3, tenants: [] }));
+    opened = await onHandAfterOpen(path);
+    expect(opened.state).toEqual(replayOf(path));
   });
 
   it('passes over a snapshot that cannot be read', async () => {
@@ -283,7 +300,7 @@ describe('restore', () => {
       await engine.close();
     }
     // Closing wrote a fresh snapshot at the log's real end.
-    expect((JSON.parse(readFileSync(snapshotPathOf(path), 'utf8')) as Stored).position).toBe(3);
+    expect(readStored(path).position).toBe(3);
   });
 
   it('removes what a snapshot write interrupted by a crash left behind', async () => {
@@ -297,11 +314,11 @@ describe('restore', () => {
 
   it('starts from a snapshot kept in the table by an earlier version, and drops it once the file has one', async () => {
     const path = await fileWithSnapshot();
-    const stored = JSON.parse(readFileSync(snapshotPathOf(path), 'utf8')) as Stored;
+    const stored = readStored(path);
     rmSync(snapshotPathOf(path));
     const db = new Database(path);
-    const { position, ...tableForm } = withOnHand(stored, 999);
-    db.prepare('INSERT INTO snapshots (position, json, created_ms) VALUES (?, ?, ?)').run(position, JSON.stringify(tableForm), 0);
+    const { position, tenants } = withOnHand(stored, 999);
+    db.prepare('INSERT INTO snapshots (position, json, created_ms) VALUES (?, ?, ?)').run(position, JSON.stringify({ format: plainSnapshotFormat, tenants }), 0);
     db.close();
     const engine = new EmbeddedEngine({ path, expiryIntervalMs: 0 });
     try {
@@ -313,7 +330,7 @@ describe('restore', () => {
     const after = new Database(path, { readonly: true });
     expect(after.prepare('SELECT COUNT(*) FROM snapshots').pluck().get()).toBe(0);
     after.close();
-    expect((JSON.parse(readFileSync(snapshotPathOf(path), 'utf8')) as Stored).position).toBe(4);
+    expect(readStored(path).position).toBe(4);
   });
 });
 
@@ -341,7 +358,7 @@ describe('snapshots during traffic', () => {
       await adjustments(engine, 20);
       await writing;
       expect(engine.snapshotStatus().position).toBe(100);
-      const stored = JSON.parse(readFileSync(snapshotPathOf(path), 'utf8')) as StateSnapshot & { position: number };
+      const stored = readStored(path);
       expect(stored.position).toBe(100);
       expect(stored.tenants.t?.skus.A?.locations.wh?.onHand, 'the state after event 100, not after the ones that followed').toBe(100);
       const events = (engine.db.prepare('SELECT json FROM events WHERE position <= 100 ORDER BY position').pluck().all() as string[]).map((json) => JSON.parse(json) as InventoryEvent);
@@ -359,7 +376,7 @@ describe('snapshots during traffic', () => {
     await engine.submit({ type: 'adjust_stock', tenant: 't', sku: 'A', location: 'wh', delta: 1 });
     await engine.close();
     expect(failures, 'stopping it is not a failure').toEqual([]);
-    expect((JSON.parse(readFileSync(snapshotPathOf(path), 'utf8')) as StateSnapshot & { position: number }).position).toBe(101);
+    expect(readStored(path).position).toBe(101);
     expect(readdirSync(dirname(path)).filter((name) => name.endsWith('.tmp'))).toEqual([]);
   });
 

@@ -1,12 +1,13 @@
 // A served Stockline, as built, writes its snapshot on its own thread while it takes changes, and a restart
 // after a crash starts from that snapshot and the log after it.
 
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { afterAll, describe, expect, it } from 'vitest';
-import { replay, toSnapshot } from '../../src/core/index.js';
+import { readSnapshotFile, stateOf } from '../../src/adapters/sqlite/snapshot-file.js';
+import { fromSnapshot, packState, replay, snapshotFormat, toSnapshot } from '../../src/core/index.js';
 import type { InventoryEvent, StateSnapshot } from '../../src/core/index.js';
 import { adminHeaders, startStockline } from '../support/stockline-process.js';
 
@@ -15,12 +16,12 @@ afterAll(() => rmSync(root, { recursive: true, force: true }));
 
 type Stored = StateSnapshot & { position: number };
 
+/** The snapshot file (stored packed) as plain data; undefined until one is written whole. */
 function storedSnapshot(dataDir: string): Stored | undefined {
-  try {
-    return JSON.parse(readFileSync(join(dataDir, 'stockline.db.snapshot'), 'utf8')) as Stored;
-  } catch {
-    return undefined;
-  }
+  const stored = readSnapshotFile(join(dataDir, 'stockline.db'));
+  if (stored === undefined) return undefined;
+  expect(stored.format).toBe(snapshotFormat);
+  return { ...toSnapshot(stateOf(stored)), position: stored.position };
 }
 
 describe('snapshots of a running server', () => {
@@ -58,7 +59,7 @@ describe('snapshots of a running server', () => {
     const marked = stored.tenants.snap?.skus['SKU-7'];
     if (marked === undefined) throw new Error('the snapshot has no SKU-7');
     marked.version += 1000;
-    writeFileSync(join(dataDir, 'stockline.db.snapshot'), JSON.stringify(stored));
+    writeFileSync(join(dataDir, 'stockline.db.snapshot'), JSON.stringify({ format: snapshotFormat, position: stored.position, tenants: packState(fromSnapshot(stored)) }));
     const second = await startStockline(args);
     try {
       const sku = (await (await fetch(`${second.url}/v1/tenants/snap/skus/SKU-7`, { headers: adminHeaders() })).json()) as { onHand: number; version: number };

@@ -5,12 +5,13 @@ import { closeSync, fsyncSync, openSync, readdirSync, readFileSync, renameSync, 
 import { basename, dirname, join } from 'node:path';
 import { threadId } from 'node:worker_threads';
 import type { Database } from 'better-sqlite3';
-import { evolve, fromSnapshot, initialState, snapshotFormat, toSnapshot } from '../../core/index.js';
-import type { InventoryEvent, LedgerState, StateSnapshot } from '../../core/index.js';
+import { evolve, fromSnapshot, initialState, packState, plainSnapshotFormat, snapshotFormat, unpackState } from '../../core/index.js';
+import type { InventoryEvent, LedgerState, PackedState, StateSnapshot } from '../../core/index.js';
 
-interface PositionedSnapshot extends StateSnapshot {
-  position: number;
-}
+/** What a snapshot file or table row holds: the packed form (format 3), or the plain-data form of earlier versions. */
+export type StoredSnapshot =
+  | { format: typeof snapshotFormat; position: number; createdMs?: number; tenants: PackedState }
+  | (StateSnapshot & { position: number; createdMs?: number });
 
 export interface LoadedState {
   state: LedgerState;
@@ -38,7 +39,7 @@ export function snapshotPathOf(databasePath: string): string {
 export function writeSnapshot(databasePath: string, state: LedgerState, position: number, createdMs: number): void {
   const path = snapshotPathOf(databasePath);
   const temporary = `${path}.${process.pid}-${threadId}.tmp`;
-  const json = JSON.stringify({ format: snapshotFormat, position, createdMs, tenants: toSnapshot(state).tenants });
+  const json = JSON.stringify({ format: snapshotFormat, position, createdMs, tenants: packState(state) });
   try {
     const file = openSync(temporary, 'w');
     try {
@@ -70,7 +71,8 @@ export function removeInterruptedWrites(databasePath: string): void {
 
 /**
  * The state after the log's event at `upTo` (default: the last): the newest usable snapshot, then the events
- * after it. A snapshot is usable when it is of this version's format and not ahead of the log. Reads only.
+ * after it. A snapshot is usable when it is of this version's format, or the plain-data form of format 2, and not
+ * ahead of the log. Reads only.
  * An in-memory database (`:memory:`) has no snapshot file beside it: its whole log is replayed.
  */
 export function loadState(db: Database, databasePath: string, upTo = Number.MAX_SAFE_INTEGER): LoadedState {
@@ -78,12 +80,12 @@ export function loadState(db: Database, databasePath: string, upTo = Number.MAX_
   const row = db.prepare('SELECT position, json FROM snapshots ORDER BY position DESC LIMIT 1').get() as { position: number; json: string } | undefined;
   const fromTable = row === undefined ? undefined : { ...(JSON.parse(row.json) as StateSnapshot), position: row.position };
   const fromFile = databasePath === ':memory:' ? undefined : readSnapshotFile(databasePath);
-  let best: PositionedSnapshot | undefined;
+  let best: StoredSnapshot | undefined;
   for (const candidate of [fromFile, fromTable]) {
-    if (candidate === undefined || candidate.format !== snapshotFormat || candidate.position > Math.min(last, upTo)) continue;
+    if (candidate === undefined || !readable(candidate) || candidate.position > Math.min(last, upTo)) continue;
     if (best === undefined || candidate.position > best.position) best = candidate;
   }
-  const state = best === undefined ? initialState() : fromSnapshot(best);
+  const state = best === undefined ? initialState() : stateOf(best);
   let position = best?.position ?? 0;
   const tail = db.prepare('SELECT position, json FROM events WHERE position > ? AND position <= ? ORDER BY position').raw(true);
   for (const [at, json] of tail.iterate(position, upTo) as Iterable<[number, string]>) {
@@ -96,8 +98,18 @@ export function loadState(db: Database, databasePath: string, upTo = Number.MAX_
   };
 }
 
+/** Whether this version can start from a stored snapshot: one of its own format, or of the plain-data format 2. */
+function readable(snapshot: StoredSnapshot): boolean {
+  return snapshot.format === snapshotFormat || snapshot.format === plainSnapshotFormat;
+}
+
+/** The state a readable stored snapshot describes. */
+export function stateOf(snapshot: StoredSnapshot): LedgerState {
+  return snapshot.format === snapshotFormat ? unpackState(snapshot.tenants as PackedState) : fromSnapshot(snapshot as StateSnapshot);
+}
+
 /** The snapshot file, or undefined when there is none or it cannot be read (then the log is replayed). */
-function readSnapshotFile(databasePath: string): PositionedSnapshot | undefined {
+export function readSnapshotFile(databasePath: string): StoredSnapshot | undefined {
   let text: string;
   try {
     text = readFileSync(snapshotPathOf(databasePath), 'utf8');
@@ -105,7 +117,7 @@ function readSnapshotFile(databasePath: string): PositionedSnapshot | undefined 
     return undefined;
   }
   try {
-    const snapshot = JSON.parse(text) as PositionedSnapshot;
+    const snapshot = JSON.parse(text) as StoredSnapshot;
     return Number.isSafeInteger(snapshot.position) ? snapshot : undefined;
   } catch {
     return undefined;

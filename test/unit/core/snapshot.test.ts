@@ -3,7 +3,7 @@
 import { describe, expect, it } from 'vitest';
 import type { Command } from '../../../src/core/commands.js';
 import { execute } from '../../../src/core/ledger.js';
-import { fromSnapshot, toSnapshot } from '../../../src/core/snapshot.js';
+import { fromSnapshot, packState, toSnapshot, unpackState } from '../../../src/core/snapshot.js';
 import { initialState } from '../../../src/core/state.js';
 import type { LedgerState } from '../../../src/core/state.js';
 import { t0Ms } from '../../support/ledger-dsl.js';
@@ -34,6 +34,20 @@ function busyState(): LedgerState {
   execute(state, { id: 'other-1', tenant: 'globex', timeMs: t0Ms, type: 'adjust_stock', sku: 'tee-m', location: 'wh-1', delta: 3 });
   return state;
 }
+
+/** Commands after the snapshot: new holds, a stale sequence, a retry, expiries, a commit, a sale. */
+const later: Array<Record<string, unknown>> = [
+  { type: 'reserve', reservationId: 'cart-new', channel: 'b2b', lines: [{ sku: 'tee-m', quantity: 20 }], ttlMs: 2_000 },
+  { type: 'adjust_stock', sku: 'tee-m', location: 'wh-1', set: 40, sourceSeq: '77', source: 'pg:main' },
+  { type: 'adjust_stock', sku: 'tee-m', location: 'wh-2', delta: 5, idempotencyKey: 'receipt-1' },
+  { type: 'expire_due', nowMs: t0Ms + 70_000 },
+  { type: 'commit', reservationId: 'cart-0' },
+  { type: 'expire_due', nowMs: t0Ms + 75_000 },
+  { type: 'reserve', reservationId: 'cart-x', channel: 'web', lines: [{ sku: 'cap', quantity: 1 }], ttlMs: 2_000 },
+  { type: 'fulfil', reservationId: 'cart-3' },
+  { type: 'expire_due', nowMs: t0Ms + 200_000 },
+  { type: 'reserve', reservationId: 'cart-y', channel: 'web', lines: [{ sku: 'tee-m', quantity: 1 }], ttlMs: 2_000 },
+];
 
 function jsonCopy<T>(value: T): T {
   return JSON.parse(JSON.stringify(value)) as T;
@@ -70,18 +84,6 @@ describe('snapshots', () => {
     const original = busyState();
     const restored = fromSnapshot(jsonCopy(toSnapshot(original, { withIdempotency: true })));
     expect(restored.tenants.get('acme')?.expiries.length).toBe(10);
-    const later: Array<Record<string, unknown>> = [
-      { type: 'reserve', reservationId: 'cart-new', channel: 'b2b', lines: [{ sku: 'tee-m', quantity: 20 }], ttlMs: 2_000 },
-      { type: 'adjust_stock', sku: 'tee-m', location: 'wh-1', set: 40, sourceSeq: '77', source: 'pg:main' },
-      { type: 'adjust_stock', sku: 'tee-m', location: 'wh-2', delta: 5, idempotencyKey: 'receipt-1' },
-      { type: 'expire_due', nowMs: t0Ms + 70_000 },
-      { type: 'commit', reservationId: 'cart-0' },
-      { type: 'expire_due', nowMs: t0Ms + 75_000 },
-      { type: 'reserve', reservationId: 'cart-x', channel: 'web', lines: [{ sku: 'cap', quantity: 1 }], ttlMs: 2_000 },
-      { type: 'fulfil', reservationId: 'cart-3' },
-      { type: 'expire_due', nowMs: t0Ms + 200_000 },
-      { type: 'reserve', reservationId: 'cart-y', channel: 'web', lines: [{ sku: 'tee-m', quantity: 1 }], ttlMs: 2_000 },
-    ];
     let expiredCount = 0;
     for (const fields of later) {
       const next = command(fields);
@@ -101,5 +103,65 @@ describe('snapshots', () => {
     execute(restored, command({ type: 'adjust_stock', sku: 'tee-m', location: 'wh-1', delta: 1 }));
     execute(restored, command({ type: 'set_channel_policy', channel: 'b2b', locations: null, bufferUnits: 0, maxUnits: null, backorder: true }));
     expect(snapshot).toEqual(frozen);
+  });
+});
+
+describe('packed snapshots (the snapshot file)', () => {
+  it('round-trip through JSON to the state the events determine, indexes included', () => {
+    const state = busyState();
+    const restored = unpackState(jsonCopy(packState(state)));
+    expect(toSnapshot(restored)).toEqual(toSnapshot(state));
+    const viaPlain = fromSnapshot(toSnapshot(state));
+    for (const name of ['acme', 'globex']) {
+      expect(restored.tenants.get(name)?.expiries).toEqual(viaPlain.tenants.get(name)?.expiries);
+      expect(restored.tenants.get(name)?.finished).toEqual(viaPlain.tenants.get(name)?.finished);
+    }
+    expect(restored.tenants.get('acme')?.idempotency.size, 'idempotency records are kept beside the log, not in it').toBe(0);
+  });
+
+  it('keep the order of the original maps', () => {
+    const state = busyState();
+    const restored = unpackState(jsonCopy(packState(state)));
+    const acme = state.tenants.get('acme');
+    expect([...restored.tenants.keys()]).toEqual([...state.tenants.keys()]);
+    expect([...(restored.tenants.get('acme')?.reservations.keys() ?? [])]).toEqual([...(acme?.reservations.keys() ?? [])]);
+    expect([...(restored.tenants.get('acme')?.skus.keys() ?? [])]).toEqual(['tee-m', 'cap']);
+  });
+
+  it('restore a state that decides every later command the same way', () => {
+    const original = busyState();
+    const restored = unpackState(jsonCopy(packState(original)));
+    // Idempotency records are restored from beside the log, as the engine does.
+    for (const [name, tenant] of original.tenants) {
+      for (const [key, record] of tenant.idempotency) restored.tenants.get(name)?.idempotency.set(key, record);
+    }
+    for (const fields of later) {
+      const next = command(fields);
+      expect(execute(restored, next)).toEqual(execute(original, next));
+      expect(toSnapshot(restored, { withIdempotency: true })).toEqual(toSnapshot(original, { withIdempotency: true }));
+    }
+  });
+
+  it('keep names that are special to JavaScript objects as data', () => {
+    const state = initialState();
+    execute(state, { id: 'p-1', tenant: '__proto__', timeMs: t0Ms, type: 'adjust_stock', sku: '__proto__', location: 'constructor', delta: 4 });
+    execute(state, { id: 'p-2', tenant: '__proto__', timeMs: t0Ms, type: 'reserve', reservationId: '__proto__', channel: 'toString', lines: [{ sku: '__proto__', quantity: 1 }], ttlMs: 60_000 });
+    const restored = unpackState(jsonCopy(packState(state)));
+    expect(toSnapshot(restored)).toEqual(toSnapshot(state));
+    expect(restored.tenants.get('__proto__')?.reservations.get('__proto__')?.lines).toEqual([{ sku: '__proto__', location: 'constructor', quantity: 1 }]);
+  });
+
+  it('share nothing mutable with the state they were made from', () => {
+    const state = busyState();
+    const packed = packState(state);
+    const frozen = jsonCopy(packed);
+    const restored = unpackState(packed);
+    execute(restored, command({ type: 'adjust_stock', sku: 'tee-m', location: 'wh-1', delta: 1 }));
+    execute(restored, command({ type: 'set_channel_policy', channel: 'b2b', locations: null, bufferUnits: 0, maxUnits: null, backorder: true }));
+    const line = restored.tenants.get('acme')?.reservations.get('cart-0')?.lines[0];
+    if (line === undefined) throw new Error('cart-0 has no line');
+    line.quantity = 99;
+    expect(packed).toEqual(frozen);
+    expect(state.tenants.get('acme')?.reservations.get('cart-0')?.lines[0]?.quantity).toBe(1);
   });
 });
