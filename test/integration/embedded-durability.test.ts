@@ -335,11 +335,12 @@ describe('restore', () => {
 });
 
 describe('snapshots during traffic', () => {
-  function engineAt(options: { snapshotEveryEvents: number; onSnapshotFailed?: (error: Error) => void }): { engine: EmbeddedEngine; path: string } {
+  /** An engine on a file whose event loop reads as idle unless `eventLoopLoad` says otherwise. */
+  function engineAt(options: { snapshotEveryEvents: number; onSnapshotFailed?: (error: Error) => void; eventLoopLoad?: () => number }): { engine: EmbeddedEngine; path: string } {
     const dir = mkdtempSync(join(tmpdir(), 'stockline-snapshots-'));
     dirs.push(dir);
     const path = join(dir, 'stockline.db');
-    return { engine: new EmbeddedEngine({ path, expiryIntervalMs: 0, ...options }), path };
+    return { engine: new EmbeddedEngine({ path, expiryIntervalMs: 0, eventLoopLoad: () => 0, ...options }), path };
   }
 
   async function adjustments(engine: EmbeddedEngine, count: number): Promise<void> {
@@ -363,6 +364,33 @@ describe('snapshots during traffic', () => {
       expect(stored.tenants.t?.skus.A?.locations.wh?.onHand, 'the state after event 100, not after the ones that followed').toBe(100);
       const events = (engine.db.prepare('SELECT json FROM events WHERE position <= 100 ORDER BY position').pluck().all() as string[]).map((json) => JSON.parse(json) as InventoryEvent);
       expect(stored.tenants).toEqual(toSnapshot(replay(events)).tenants);
+    } finally {
+      await engine.close();
+    }
+  });
+
+  it('waits while the event loop is busy, for at most one more interval', async () => {
+    let load = 0.9;
+    const { engine } = engineAt({ snapshotEveryEvents: 100, eventLoopLoad: () => load });
+    try {
+      await adjustments(engine, 199);
+      expect(engine.snapshotStatus().writing, 'due at 100, but the event loop is busy').toBeUndefined();
+      await adjustments(engine, 1);
+      const { writing } = engine.snapshotStatus();
+      expect(writing, 'a second interval has passed: written however busy').toBeDefined();
+      await writing;
+      expect(engine.snapshotStatus().position).toBe(200);
+
+      await adjustments(engine, 100);
+      expect(engine.snapshotStatus().writing).toBeUndefined();
+      // Once it is quieter, the waiting snapshot starts without another command.
+      load = 0.2;
+      const deadline = Date.now() + 5_000;
+      while (engine.snapshotStatus().writing === undefined && engine.snapshotStatus().position === 200 && Date.now() < deadline) {
+        await new Promise((resolve) => setTimeout(resolve, 50));
+      }
+      await engine.snapshotStatus().writing;
+      expect(engine.snapshotStatus().position).toBe(300);
     } finally {
       await engine.close();
     }
