@@ -4,7 +4,7 @@
 // shaped like Stockline's that do no work (the framework's floor, for reservations and for availability reads);
 // an oversell check. The servers are measured in turns, several rounds, each comparison seconds apart: on
 // a shared machine the speed drifts by tens of percent over minutes, and a ratio of figures taken minutes apart
-// would measure the drift.
+// would measure the drift. Each server is left to finish its background work before the next is loaded.
 // Run: npm run build && npx tsx bench/flash-sale.ts [--duration 5] [--rounds 3]
 
 import { execFileSync, spawn } from 'node:child_process';
@@ -93,6 +93,24 @@ const perRequest = (us: number, requests: number): number => Math.round((10 * us
 
 interface LoadOptions { body?: string; seconds?: number; server?: ChildProcess }
 
+/**
+ * Waits until the server just measured is idle (under 10 % of a core over a quarter second, at most 30 s), so
+ * that its background work after the load (a Stockline writes a snapshot deferred while it was busy) is not
+ * measured against the next server instead.
+ */
+async function quiesce(server: ChildProcess): Promise<void> {
+  const startedMs = Date.now();
+  let before = processCpuUs(server.pid);
+  while (before !== undefined && Date.now() - startedMs < 30_000) {
+    await new Promise((resolve) => setTimeout(resolve, 250));
+    const after = processCpuUs(server.pid);
+    if (after === undefined || after - before < 25_000) break;
+    before = after;
+  }
+  const waitedMs = Date.now() - startedMs;
+  if (waitedMs > 1_000) console.error(`  (its background work went on for ${(waitedMs / 1000).toFixed(1)} s after the load)`);
+}
+
 async function load(url: string, connections: number, method: 'GET' | 'POST', { body, seconds = durationSeconds, server }: LoadOptions = {}): Promise<Run> {
   const serverBefore = processCpuUs(server?.pid);
   const loadBefore = process.cpuUsage();
@@ -106,6 +124,7 @@ async function load(url: string, connections: number, method: 'GET' | 'POST', { 
     errors: result.errors + result.timeouts + count('5'), loadCpuUsPerRequest: perRequest(loadCpu.user + loadCpu.system, result.requests.total),
   };
   if (serverBefore !== undefined && serverAfter !== undefined) run.serverCpuUsPerRequest = perRequest(serverAfter - serverBefore, result.requests.total);
+  if (server !== undefined) await quiesce(server);
   return run;
 }
 
