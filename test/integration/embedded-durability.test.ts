@@ -46,6 +46,31 @@ describe('background durability', () => {
       await engine.close();
     }
   });
+
+  it('decides no more commands while as many as allowed wait for the writer, and answers them all', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'stockline-durability-'));
+    dirs.push(dir);
+    const awaitingCommandsMax = 20;
+    const batchCommandsMax = 10;
+    const engine = new EmbeddedEngine({ path: join(dir, 'stockline.db'), expiryIntervalMs: 0, batchCommandsMax, awaitingCommandsMax });
+    try {
+      let answered = 0;
+      const all = Promise.all(Array.from({ length: 500 }, () => engine.submit({ type: 'adjust_stock', tenant: 't', sku: 'A', location: 'wh', delta: 1 }).then(() => { answered += 1; })));
+      // A SKU's version counts the events decided on it: decided minus answered is what waits for the writer.
+      let waitingMax = 0;
+      while (answered < 500) {
+        await new Promise((resolve) => setImmediate(resolve));
+        waitingMax = Math.max(waitingMax, (engine.tenant('t')?.skus.get('A')?.version ?? 0) - answered);
+      }
+      await all;
+      expect(waitingMax).toBeGreaterThan(0);
+      // Checked before each batch is decided: one batch may take it past the limit.
+      expect(waitingMax).toBeLessThanOrEqual(awaitingCommandsMax + batchCommandsMax - 1);
+      expect(engine.tenant('t')?.skus.get('A')?.locations.get('wh')?.onHand).toBe(500);
+    } finally {
+      await engine.close();
+    }
+  });
 });
 
 /** A row no transaction can write: the writer's commit of any batch carrying it fails and rolls back. */

@@ -27,6 +27,11 @@ export interface EmbeddedEngineOptions {
   /** Commands decided together and committed with one fsync, at most. */
   batchCommandsMax?: number;
   /**
+   * Commands decided but not yet durable, at most: beyond it the next commands wait in the queue (and past its
+   * limit are refused with OVERLOADED), so a disk that stalls slows callers down instead of filling memory.
+   */
+  awaitingCommandsMax?: number;
+  /**
    * Write a snapshot once this many durable events have passed since the last one (on another thread, from the
    * log), and on close.
    */
@@ -103,7 +108,7 @@ function unwritten(cause: string): AppError {
   return new AppError('STORAGE_FAILED', `the batch could not be made durable: ${cause}`, true, 503);
 }
 
-const defaults = { batchCommandsMax: 4096, snapshotEveryEvents: 200_000, expiryIntervalMs: 1000 };
+const defaults = { batchCommandsMax: 4096, awaitingCommandsMax: 50_000, snapshotEveryEvents: 200_000, expiryIntervalMs: 1000 };
 
 /**
  * A due snapshot waits while the event loop is busier than this, for at most one more interval of events: in a
@@ -149,6 +154,8 @@ export class EmbeddedEngine implements Engine {
   private writtenSeq = 0;
   /** Decided batches not yet answered, in order. */
   private awaiting: Awaiting[] = [];
+  private awaitingCommands = 0;
+  private readonly awaitingCommandsMax: number;
   /** Set when memory holds a batch that will not be written: no command is decided until it is rebuilt. */
   private rebuildPending = false;
   /** Told of every writer report: close waits on them. */
@@ -159,6 +166,7 @@ export class EmbeddedEngine implements Engine {
   constructor(private readonly options: EmbeddedEngineOptions) {
     this.clock = options.clock ?? Date.now;
     this.snapshotInterval = options.snapshotEveryEvents ?? defaults.snapshotEveryEvents;
+    this.awaitingCommandsMax = options.awaitingCommandsMax ?? defaults.awaitingCommandsMax;
     if (options.eventLoopLoad !== undefined || options.path === ':memory:') {
       this.eventLoopLoad = options.eventLoopLoad ?? (() => 0);
     } else {
@@ -307,6 +315,8 @@ export class EmbeddedEngine implements Engine {
       for (const pending of this.queue.splice(0)) pending.reject(this.failure);
       return;
     }
+    // Decided once the writer catches up (see written).
+    if (this.writerBehind()) return;
     let take = Math.min(this.queue.length, this.options.batchCommandsMax ?? defaults.batchCommandsMax);
     // A group is never split across batches, so it commits in one transaction.
     for (let index = 0; index < this.queue.length; index += 1) {
@@ -371,6 +381,12 @@ export class EmbeddedEngine implements Engine {
       return;
     }
     this.awaiting.push({ seq: this.handedSeq, decided, batch: committed });
+    this.awaitingCommands += decided.length;
+  }
+
+  /** Whether as many commands as allowed wait for the writer: then no more are decided. */
+  private writerBehind(): boolean {
+    return this.awaitingCommands >= this.awaitingCommandsMax;
   }
 
   /** A report from the writer: answers what it covers, or refuses everything not yet written. */
@@ -379,11 +395,16 @@ export class EmbeddedEngine implements Engine {
       this.writtenSeq = report.upTo;
       let answered = 0;
       while (answered < this.awaiting.length && (this.awaiting[answered] as Awaiting).seq <= report.upTo) answered += 1;
-      for (const { decided, batch } of this.awaiting.splice(0, answered)) this.answer(decided, batch);
+      for (const { decided, batch } of this.awaiting.splice(0, answered)) {
+        this.awaitingCommands -= decided.length;
+        this.answer(decided, batch);
+      }
       if (this.rebuildPending && this.writtenSeq === this.handedSeq) this.rebuild();
+      else if (this.queue.length > 0) this.scheduleFlush();
     } else {
       // Everything not yet answered was decided on a state that included the failed batches.
       const refused = this.awaiting.splice(0).flatMap(({ decided }) => decided);
+      this.awaitingCommands = 0;
       this.writtenSeq = this.handedSeq;
       if (report.stage === 'write') {
         this.refuse(refused, unwritten(report.message));
@@ -575,7 +596,7 @@ export class EmbeddedEngine implements Engine {
     if (this.snapshotRecheck !== undefined) clearTimeout(this.snapshotRecheck);
     this.stopLoadMeter?.();
     while (this.queue.length > 0 || this.writtenSeq < this.handedSeq || this.rebuildPending) {
-      if (this.queue.length > 0 && !this.rebuildPending) this.flush();
+      if (this.queue.length > 0 && !this.rebuildPending && (!this.writerBehind() || this.failure !== undefined)) this.flush();
       else await new Promise<void>((wake) => this.reportWaiters.push(wake));
     }
     await this.writer.close();
