@@ -2,6 +2,7 @@
 
 import type { AllocatedLine } from './events.js';
 import type { Outcome, ReservationStatus } from './rejections.js';
+import { ShardedMap } from './sharded-map.js';
 
 export interface LocationStock {
   onHand: number;
@@ -57,7 +58,8 @@ export interface FinishedEntry {
 
 export interface TenantState {
   skus: Map<string, SkuState>;
-  reservations: Map<string, Reservation>;
+  /** Sharded: a flash sale's holds grow it past the sizes where one Map's rehash stalls every request. */
+  reservations: ShardedMap<Reservation>;
   channels: Map<string, ChannelPolicy>;
   /** Last applied sequence per `sku \u0000 location \u0000 source`. */
   sourceSeqs: Map<string, string>;
@@ -84,7 +86,7 @@ export function initialState(): LedgerState {
 }
 
 export function emptyTenant(): TenantState {
-  return { skus: new Map(), reservations: new Map(), channels: new Map(), sourceSeqs: new Map(), idempotency: new Map(), expiries: [], finished: [] };
+  return { skus: new Map(), reservations: new ShardedMap(), channels: new Map(), sourceSeqs: new Map(), idempotency: new Map(), expiries: [], finished: [] };
 }
 
 /** Read-only view of a tenant that does not exist yet. */
