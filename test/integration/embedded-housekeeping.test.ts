@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { EmbeddedEngine } from '../../src/adapters/sqlite/embedded-engine.js';
 import { limits } from '../../src/core/index.js';
+import type { CommandInput } from '../../src/app/ports.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'stockline-housekeeping-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -32,6 +33,31 @@ describe('the expiry ticker', () => {
       expect(storedKeys()).toBe(0);
     } finally {
       await engine.close();
+    }
+  });
+
+  it('keeps in the file a key used again in the batch that forgot its old record', async () => {
+    let nowMs = Date.UTC(2026, 10, 27, 9);
+    const path = join(dir, 'reused.db');
+    const engine = new EmbeddedEngine({ path, clock: () => nowMs, expiryIntervalMs: 0 });
+    // A new object each time: the engine stamps its time on what it is given.
+    const adjust = (): CommandInput => ({ type: 'adjust_stock', tenant: 't', sku: 'A', location: 'wh', delta: 1, idempotencyKey: 'k1' });
+    try {
+      await engine.submit(adjust());
+      nowMs += limits.idempotencyRetentionMs + 1_000;
+      // One turn, so one batch: the housekeeping forgets k1, then the same request under k1 is new again.
+      const [, again] = await Promise.all([engine.submit({ type: 'expire_due', tenant: 't', nowMs }), engine.submit(adjust())]);
+      expect(again?.outcome.rejection).toBeUndefined();
+    } finally {
+      await engine.close();
+    }
+    const reopened = new EmbeddedEngine({ path, clock: () => nowMs, expiryIntervalMs: 0 });
+    try {
+      expect(reopened.tenant('t')?.idempotency.get('k1')?.timeMs, 'the new record, restored from the file').toBe(nowMs);
+      expect((await reopened.submit(adjust())).outcome.rejection?.code, 'a retry of it is still a duplicate').toBe('DUPLICATE');
+      expect(reopened.tenant('t')?.skus.get('A')?.locations.get('wh')?.onHand).toBe(2);
+    } finally {
+      await reopened.close();
     }
   });
 });

@@ -36,8 +36,11 @@ export function batchWriter(db: Database): (batches: readonly BatchRows[]) => vo
   return db.transaction((batches: readonly BatchRows[]) => {
     for (const { events, remembered, forgotten, projected } of batches) {
       for (const { position, event } of events) insertEvent.run(position, event.tenant, event.type, JSON.stringify(event));
-      for (const [tenant, key, record] of remembered) upsertKey.run(tenant, key, JSON.stringify(record), record.timeMs);
+      // Forgotten first: a key forgotten by housekeeping may be used again later in the same batch, and its new
+      // record must stay. (A record is never forgotten in the batch that made it: it is kept at least 24 hours,
+      // or until 5,000,000 newer ones, more than a batch holds.)
       for (const [tenant, key] of forgotten) deleteKey.run(tenant, key);
+      for (const [tenant, key, record] of remembered) upsertKey.run(tenant, key, JSON.stringify(record), record.timeMs);
       for (const { sql, params } of projected) projection(sql).run(params);
     }
   });
