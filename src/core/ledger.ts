@@ -81,10 +81,25 @@ export function execute(state: LedgerState, command: Command): Execution {
   if (forgottenReservations.length > 0) execution.forgottenReservations = forgottenReservations;
   if (key !== undefined) {
     const record: IdempotencyRecord = { fingerprint, outcome, timeMs: command.timeMs };
-    tenantOf(state, command.tenant).idempotency.set(key, record);
+    const early = remember(tenantOf(state, command.tenant).idempotency, key, record, limits.idempotencyRecordsMax);
+    if (early !== undefined) (execution.forgotten ??= []).push(early);
     execution.remembered = { key, record };
   }
   return execution;
+}
+
+/**
+ * Keeps a new record (its key is not among them); when `recordsMax` are kept already, forgets the oldest
+ * first and returns its key. Records are kept in the order they were made, so the first is the oldest.
+ */
+export function remember(records: Map<string, IdempotencyRecord>, key: string, record: IdempotencyRecord, recordsMax: number): string | undefined {
+  let forgotten: string | undefined;
+  if (records.size >= recordsMax) {
+    forgotten = records.keys().next().value;
+    if (forgotten !== undefined) records.delete(forgotten);
+  }
+  records.set(key, record);
+  return forgotten;
 }
 
 /**

@@ -19,6 +19,10 @@ export const limits = {
   channelLocationsMax: 100,
   expirationsPerTickMax: 10_000,
   idempotencyRetentionMs: 24 * 3_600_000,
+  // Records kept per tenant, at most: past it the oldest is forgotten before its 24 hours, one for each new
+  // one. Without it a tenant with 2^24 keyed commands in a day would overflow the Map that holds them (the
+  // engine would stop, and stop again on every restart); well below that, memory (a record holds its outcome).
+  idempotencyRecordsMax: 5_000_000,
   // How long a released, expired, fulfilled or cancelled reservation is kept before it is forgotten:
   // one hour beyond idempotencyRetentionMs, so a retried request whose idempotency record is still
   // kept always finds its reservation. A constant of the ledger, not a setting: replay must forget

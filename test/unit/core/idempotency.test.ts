@@ -2,7 +2,8 @@
 
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { canonicalJson, execute, fingerprintOf } from '../../../src/core/ledger.js';
+import { canonicalJson, execute, fingerprintOf, remember } from '../../../src/core/ledger.js';
+import type { IdempotencyRecord } from '../../../src/core/state.js';
 import { limits } from '../../../src/core/limits.js';
 import { toSnapshot } from '../../../src/core/snapshot.js';
 import type { CommandDraft } from '../../support/ledger-dsl.js';
@@ -112,5 +113,17 @@ describe('fingerprint text', () => {
 
   it('sorts keys and leaves undefined members out', () => {
     expect(canonicalJson({ b: 1, a: [{ d: undefined, c: 'x' }], e: null })).toBe('{"a":[{"c":"x"}],"b":1,"e":null}');
+  });
+});
+
+describe('the records kept per tenant', () => {
+  const record = (timeMs: number): IdempotencyRecord => ({ fingerprint: '{}', outcome: { events: [] }, timeMs });
+
+  it('are at most the limit: past it, the oldest is forgotten for each new one, and named', () => {
+    const records = new Map<string, IdempotencyRecord>();
+    const forgotten: Array<string | undefined> = [];
+    for (let index = 0; index < 5; index += 1) forgotten.push(remember(records, `k${index}`, record(index), 3));
+    expect(forgotten).toEqual([undefined, undefined, undefined, 'k0', 'k1']);
+    expect([...records.keys()]).toEqual(['k2', 'k3', 'k4']);
   });
 });
