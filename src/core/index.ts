@@ -11,5 +11,5 @@ export * from './rejections.js';
 export * from './state.js';
 export * from './time.js';
 export * from './snapshot.js';
-export { ShardedMap } from './sharded-map.js';
+export { ShardedMap, ShardedOrderedMap } from './sharded-map.js';
 export { trialState } from './trial.js';

@@ -2,7 +2,7 @@
 
 import type { AllocatedLine } from './events.js';
 import type { Outcome, ReservationStatus } from './rejections.js';
-import { ShardedMap } from './sharded-map.js';
+import { ShardedMap, ShardedOrderedMap } from './sharded-map.js';
 
 export interface LocationStock {
   onHand: number;
@@ -64,7 +64,7 @@ export interface TenantState {
   /** Last applied sequence per `sku \u0000 location \u0000 source`. */
   sourceSeqs: Map<string, string>;
   /** Remembered outcomes by idempotency key (kept by the engines beside the log, not derived from it). */
-  idempotency: Map<string, IdempotencyRecord>;
+  idempotency: ShardedOrderedMap<IdempotencyRecord>;
   expiries: ExpiryEntry[];
   /** Finished reservations by the time they finished; entries whose reservation was since replaced are dropped lazily. */
   finished: FinishedEntry[];
@@ -86,7 +86,7 @@ export function initialState(): LedgerState {
 }
 
 export function emptyTenant(): TenantState {
-  return { skus: new Map(), reservations: new ShardedMap(), channels: new Map(), sourceSeqs: new Map(), idempotency: new Map(), expiries: [], finished: [] };
+  return { skus: new Map(), reservations: new ShardedMap(), channels: new Map(), sourceSeqs: new Map(), idempotency: new ShardedOrderedMap(), expiries: [], finished: [] };
 }
 
 /** Read-only view of a tenant that does not exist yet. */

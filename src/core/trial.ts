@@ -41,7 +41,7 @@ export function trialState(state: LedgerState, commands: readonly Command[]): Le
 function containersOf(tenant: TenantState): TenantState {
   return {
     skus: new Map(tenant.skus), reservations: tenant.reservations.copy(), channels: new Map(tenant.channels),
-    sourceSeqs: new Map(tenant.sourceSeqs), idempotency: new Map(tenant.idempotency),
+    sourceSeqs: new Map(tenant.sourceSeqs), idempotency: tenant.idempotency.copy(),
     expiries: tenant.expiries.slice(), finished: tenant.finished.slice(),
   };
 }
