@@ -11,5 +11,4 @@ export * from './rejections.js';
 export * from './state.js';
 export * from './time.js';
 export * from './snapshot.js';
-export { ShardedMap, ShardedOrderedMap } from './sharded-map.js';
 export { trialState } from './trial.js';

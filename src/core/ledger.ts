@@ -92,7 +92,7 @@ export function execute(state: LedgerState, command: Command): Execution {
  * Keeps a new record (its key is not among them); when `recordsMax` are kept already, forgets the oldest
  * first and returns its key. Records are kept in the order they were made, so the first is the oldest.
  */
-export function remember(records: TenantState['idempotency'], key: string, record: IdempotencyRecord, recordsMax: number): string | undefined {
+export function remember(records: Map<string, IdempotencyRecord>, key: string, record: IdempotencyRecord, recordsMax: number): string | undefined {
   let forgotten: string | undefined;
   if (records.size >= recordsMax) {
     forgotten = records.keys().next().value;
@@ -114,7 +114,7 @@ export function housekeepingDue(tenant: TenantState, nowMs: number): boolean {
   return oldest !== undefined && oldest.timeMs < nowMs - limits.idempotencyRetentionMs;
 }
 
-function forgetExpiredKeys(records: TenantState['idempotency'], cutoffMs: number): string[] {
+function forgetExpiredKeys(records: Map<string, IdempotencyRecord>, cutoffMs: number): string[] {
   const forgotten: string[] = [];
   for (const [key, record] of records) {
     if (record.timeMs >= cutoffMs) break;

@@ -39,7 +39,7 @@ export interface StateSnapshot {
   tenants: Record<string, TenantSnapshot>;
 }
 
-function sortedRecord<V, W>(map: Pick<Map<string, V>, 'get' | 'keys'>, convert: (value: V) => W): Record<string, W> {
+function sortedRecord<V, W>(map: Map<string, V>, convert: (value: V) => W): Record<string, W> {
   // No prototype: a key such as `__proto__` must be kept as data, not swallowed by the setter.
   const out = Object.create(null) as Record<string, W>;
   for (const key of [...map.keys()].sort()) out[key] = convert(map.get(key) as V);

@@ -2,7 +2,6 @@
 
 import type { AllocatedLine } from './events.js';
 import type { Outcome, ReservationStatus } from './rejections.js';
-import { ShardedMap, ShardedOrderedMap } from './sharded-map.js';
 
 export interface LocationStock {
   onHand: number;
@@ -58,13 +57,12 @@ export interface FinishedEntry {
 
 export interface TenantState {
   skus: Map<string, SkuState>;
-  /** Sharded: a flash sale's holds grow it past the sizes where one Map's rehash stalls every request. */
-  reservations: ShardedMap<Reservation>;
+  reservations: Map<string, Reservation>;
   channels: Map<string, ChannelPolicy>;
   /** Last applied sequence per `sku \u0000 location \u0000 source`. */
   sourceSeqs: Map<string, string>;
   /** Remembered outcomes by idempotency key (kept by the engines beside the log, not derived from it). */
-  idempotency: ShardedOrderedMap<IdempotencyRecord>;
+  idempotency: Map<string, IdempotencyRecord>;
   expiries: ExpiryEntry[];
   /** Finished reservations by the time they finished; entries whose reservation was since replaced are dropped lazily. */
   finished: FinishedEntry[];
@@ -86,7 +84,7 @@ export function initialState(): LedgerState {
 }
 
 export function emptyTenant(): TenantState {
-  return { skus: new Map(), reservations: new ShardedMap(), channels: new Map(), sourceSeqs: new Map(), idempotency: new ShardedOrderedMap(), expiries: [], finished: [] };
+  return { skus: new Map(), reservations: new Map(), channels: new Map(), sourceSeqs: new Map(), idempotency: new Map(), expiries: [], finished: [] };
 }
 
 /** Read-only view of a tenant that does not exist yet. */

@@ -40,8 +40,8 @@ export function trialState(state: LedgerState, commands: readonly Command[]): Le
 /** The tenant's maps and indexes, copied; their entries shared. Index entries are never changed in place. */
 function containersOf(tenant: TenantState): TenantState {
   return {
-    skus: new Map(tenant.skus), reservations: tenant.reservations.copy(), channels: new Map(tenant.channels),
-    sourceSeqs: new Map(tenant.sourceSeqs), idempotency: tenant.idempotency.copy(),
+    skus: new Map(tenant.skus), reservations: new Map(tenant.reservations), channels: new Map(tenant.channels),
+    sourceSeqs: new Map(tenant.sourceSeqs), idempotency: new Map(tenant.idempotency),
     expiries: tenant.expiries.slice(), finished: tenant.finished.slice(),
   };
 }

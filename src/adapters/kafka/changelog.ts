@@ -83,7 +83,7 @@ export function entityValue(state: LedgerState, key: string): string | null {
   }
 }
 
-function copied<V>(from: { get(id: string): V | undefined }, into: { set(id: string, value: V): unknown }, id: string, read: () => unknown): string | null {
+function copied<V>(from: Map<string, V>, into: Map<string, V>, id: string, read: () => unknown): string | null {
   const value = from.get(id);
   if (value === undefined) return null;
   into.set(id, value);

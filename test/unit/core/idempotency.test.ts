@@ -3,7 +3,6 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { canonicalJson, execute, fingerprintOf, remember } from '../../../src/core/ledger.js';
-import { ShardedOrderedMap } from '../../../src/core/sharded-map.js';
 import type { IdempotencyRecord } from '../../../src/core/state.js';
 import { limits } from '../../../src/core/limits.js';
 import { toSnapshot } from '../../../src/core/snapshot.js';
@@ -121,7 +120,7 @@ describe('the records kept per tenant', () => {
   const record = (timeMs: number): IdempotencyRecord => ({ fingerprint: '{}', outcome: { events: [] }, timeMs });
 
   it('are at most the limit: past it, the oldest is forgotten for each new one, and named', () => {
-    const records = new ShardedOrderedMap<IdempotencyRecord>();
+    const records = new Map<string, IdempotencyRecord>();
     const forgotten: Array<string | undefined> = [];
     for (let index = 0; index < 5; index += 1) forgotten.push(remember(records, `k${index}`, record(index), 3));
     expect(forgotten).toEqual([undefined, undefined, undefined, 'k0', 'k1']);
