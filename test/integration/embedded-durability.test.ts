@@ -313,6 +313,18 @@ describe('restore', () => {
     expect((await onHandAfterOpen(path)).state).toEqual(replayOf(path));
   });
 
+  it('passes over a snapshot that parses but does not fit its format', async () => {
+    const path = await fileWithSnapshot();
+    for (const damaged of [
+      { format: snapshotFormat, position: 3, tenants: {} },
+      { format: snapshotFormat, position: 3, tenants: [['t', { skus: null }]] },
+      { format: plainSnapshotFormat, position: 3, tenants: { t: { skus: 7 } } },
+    ]) {
+      writeFileSync(snapshotPathOf(path), JSON.stringify(damaged));
+      expect((await onHandAfterOpen(path)).state).toEqual(replayOf(path));
+    }
+  });
+
   it('deletes a snapshot that is ahead of the log (its events were lost), so it can never pass for later events', async () => {
     const path = await fileWithSnapshot();
     tamperFile(path, (snapshot) => ({ ...withOnHand(snapshot, 999), position: 4 }));

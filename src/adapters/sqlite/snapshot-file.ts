@@ -71,8 +71,8 @@ export function removeInterruptedWrites(databasePath: string): void {
 
 /**
  * The state after the log's event at `upTo` (default: the last): the newest usable snapshot, then the events
- * after it. A snapshot is usable when it is of this version's format, or the plain-data form of format 2, and not
- * ahead of the log. Reads only.
+ * after it. A snapshot is usable when it is of this version's format, or the plain-data form of format 2, not
+ * ahead of the log, and its content fits its format. Reads only.
  * An in-memory database (`:memory:`) has no snapshot file beside it: its whole log is replayed.
  */
 export function loadState(db: Database, databasePath: string, upTo = Number.MAX_SAFE_INTEGER): LoadedState {
@@ -81,11 +81,19 @@ export function loadState(db: Database, databasePath: string, upTo = Number.MAX_
   const fromTable = row === undefined ? undefined : { ...(JSON.parse(row.json) as StateSnapshot), position: row.position };
   const fromFile = databasePath === ':memory:' ? undefined : readSnapshotFile(databasePath);
   let best: StoredSnapshot | undefined;
-  for (const candidate of [fromFile, fromTable]) {
-    if (candidate === undefined || !readable(candidate) || candidate.position > Math.min(last, upTo)) continue;
-    if (best === undefined || candidate.position > best.position) best = candidate;
+  let state = initialState();
+  // Newest first; one whose content does not fit its format (damaged in a way JSON still parses) is passed over.
+  const usable = [fromFile, fromTable].filter((candidate): candidate is StoredSnapshot => (
+    candidate !== undefined && readable(candidate) && candidate.position <= Math.min(last, upTo)));
+  for (const candidate of usable.sort((a, b) => b.position - a.position)) {
+    try {
+      state = stateOf(candidate);
+      best = candidate;
+      break;
+    } catch {
+      // The log holds everything a snapshot does: start from an older one, or from nothing.
+    }
   }
-  const state = best === undefined ? initialState() : stateOf(best);
   let position = best?.position ?? 0;
   const tail = db.prepare('SELECT position, json FROM events WHERE position > ? AND position <= ? ORDER BY position').raw(true);
   for (const [at, json] of tail.iterate(position, upTo) as Iterable<[number, string]>) {
