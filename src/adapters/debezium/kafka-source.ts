@@ -22,6 +22,7 @@ export interface DebeziumKafkaSourceOptions {
 
 export interface DebeziumKafkaStatus {
   source: string;
+  /** Records handled: applied to the ledger (durably), refused, or dead-lettered. */
   consumed: number;
   counts: ApplyCounts;
   deadLetters: number;
@@ -67,6 +68,8 @@ export class DebeziumKafkaSource {
     try {
       for await (const message of messages) {
         await this.apply(message);
+        // Counted once handled, so that a caller who sees the count sees its changes in the ledger.
+        this.state.consumed += 1;
         await message.commit();
       }
     } catch (error) {
@@ -75,7 +78,6 @@ export class DebeziumKafkaSource {
   }
 
   private async apply(message: TextMessage): Promise<void> {
-    this.state.consumed += 1;
     // A tombstone (null value) follows a delete for log compaction: the delete itself carried the change.
     if (message.value === null || message.value === undefined || message.value === '') return;
     let value: unknown;
