@@ -8,21 +8,22 @@ import Database from 'better-sqlite3';
 import { afterEach, describe, expect, it } from 'vitest';
 import { EmbeddedEngine } from '../../src/adapters/sqlite/embedded-engine.js';
 import type { Projection } from '../../src/adapters/sqlite/embedded-engine.js';
-import { readSnapshotFile, snapshotPathOf, stateOf } from '../../src/adapters/sqlite/snapshot-file.js';
-import { fromSnapshot, packState, plainSnapshotFormat, replay, snapshotFormat, toSnapshot } from '../../src/core/index.js';
+import { snapshotPathOf } from '../../src/adapters/sqlite/snapshot-file.js';
+import { plainSnapshotFormat, replay, snapshotFormat, toSnapshot } from '../../src/core/index.js';
 import type { InventoryEvent, StateSnapshot } from '../../src/core/index.js';
+import { readPlainSnapshot, writePackedSnapshot } from '../support/snapshot-file.js';
 
 const dirs: string[] = [];
 afterEach(() => { for (const dir of dirs.splice(0)) rmSync(dir, { recursive: true, force: true }); });
 
 type Stored = StateSnapshot & { position: number };
 
-/** The snapshot file, stored packed, as plain data. */
+/** The snapshot file, of this version's format, as plain data. */
 function readStored(path: string): Stored {
-  const stored = readSnapshotFile(path);
+  const stored = readPlainSnapshot(path);
   if (stored === undefined) throw new Error('no snapshot file');
   expect(stored.format).toBe(snapshotFormat);
-  return { ...toSnapshot(stateOf(stored)), position: stored.position };
+  return stored;
 }
 
 describe('background durability', () => {
@@ -253,8 +254,7 @@ describe('restore', () => {
   function tamperFile(path: string, tamper: (snapshot: Stored) => Stored): void {
     const stored = readStored(path);
     expect(stored.position).toBe(3);
-    const tampered = tamper(stored);
-    writeFileSync(snapshotPathOf(path), JSON.stringify({ format: snapshotFormat, position: tampered.position, tenants: packState(fromSnapshot(tampered)) }));
+    writePackedSnapshot(path, tamper(stored));
   }
 
   function withOnHand<T extends StateSnapshot>(snapshot: T, onHand: number): T {

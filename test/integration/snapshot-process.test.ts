@@ -6,9 +6,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { afterAll, describe, expect, it } from 'vitest';
-import { readSnapshotFile, stateOf } from '../../src/adapters/sqlite/snapshot-file.js';
-import { fromSnapshot, packState, replay, snapshotFormat, toSnapshot } from '../../src/core/index.js';
+import { replay, snapshotFormat, toSnapshot } from '../../src/core/index.js';
 import type { InventoryEvent, StateSnapshot } from '../../src/core/index.js';
+import { readPlainSnapshot, writePackedSnapshot } from '../support/snapshot-file.js';
 import { adminHeaders, startStockline } from '../support/stockline-process.js';
 
 const root = mkdtempSync(join(tmpdir(), 'stockline-snapshot-process-'));
@@ -16,12 +16,11 @@ afterAll(() => rmSync(root, { recursive: true, force: true }));
 
 type Stored = StateSnapshot & { position: number };
 
-/** The snapshot file (stored packed) as plain data; undefined until one is written whole. */
+/** The snapshot file, of this version's format, as plain data; undefined until one is written whole. */
 function storedSnapshot(dataDir: string): Stored | undefined {
-  const stored = readSnapshotFile(join(dataDir, 'stockline.db'));
-  if (stored === undefined) return undefined;
-  expect(stored.format).toBe(snapshotFormat);
-  return { ...toSnapshot(stateOf(stored)), position: stored.position };
+  const stored = readPlainSnapshot(join(dataDir, 'stockline.db'));
+  if (stored !== undefined) expect(stored.format).toBe(snapshotFormat);
+  return stored;
 }
 
 describe('snapshots of a running server', () => {
@@ -59,7 +58,7 @@ describe('snapshots of a running server', () => {
     const marked = stored.tenants.snap?.skus['SKU-7'];
     if (marked === undefined) throw new Error('the snapshot has no SKU-7');
     marked.version += 1000;
-    writeFileSync(join(dataDir, 'stockline.db.snapshot'), JSON.stringify({ format: snapshotFormat, position: stored.position, tenants: packState(fromSnapshot(stored)) }));
+    writePackedSnapshot(join(dataDir, 'stockline.db'), stored);
     const second = await startStockline(args);
     try {
       const sku = (await (await fetch(`${second.url}/v1/tenants/snap/skus/SKU-7`, { headers: adminHeaders() })).json()) as { onHand: number; version: number };

@@ -596,7 +596,8 @@ export class EmbeddedEngine implements Engine {
     if (this.snapshotRecheck !== undefined) clearTimeout(this.snapshotRecheck);
     this.stopLoadMeter?.();
     while (this.queue.length > 0 || this.writtenSeq < this.handedSeq || this.rebuildPending) {
-      if (this.queue.length > 0 && !this.rebuildPending && (!this.writerBehind() || this.failure !== undefined)) this.flush();
+      // After a failure nothing waits for the writer any more, so flush refuses what is queued.
+      if (this.queue.length > 0 && !this.rebuildPending && !this.writerBehind()) this.flush();
       else await new Promise<void>((wake) => this.reportWaiters.push(wake));
     }
     await this.writer.close();
