@@ -13,7 +13,7 @@ import type { CommandInput, DeadLetter, SourceOffsets, Submitted } from '../../a
 import { importEvents } from '../../app/import-events.js';
 import type { ImportResult } from '../../app/import-events.js';
 import { migrate } from './schema.js';
-import { writesAnything } from './batch-sql.js';
+import { eventRow, idempotencyRow, writesAnything } from './batch-sql.js';
 import type { BatchRows, ProjectedWrite } from './batch-sql.js';
 import { InPlaceLogWriter, ThreadLogWriter } from './log-writer.js';
 import type { LogWriter, WriterReport } from './log-writer.js';
@@ -358,9 +358,12 @@ export class EmbeddedEngine implements Engine {
       decided.push({ pending, command, submitted });
     }
     const committed: CommittedBatch = { events: logged, touched };
-    const rows: BatchRows = { events: logged, remembered, forgotten, projected: [] };
     let writes = false;
     try {
+      // Inside the try: an event that cannot be written as JSON is a batch that cannot be written.
+      const rows: BatchRows = {
+        events: logged.map(eventRow), remembered: remembered.map(([tenant, key, record]) => idempotencyRow(tenant, key, record)), forgotten, projected: [],
+      };
       for (const projection of this.projections) rows.projected.push(...projection(committed, this.memory));
       writes = writesAnything(rows);
       if (writes) this.writer.write(this.handedSeq + 1, rows);
