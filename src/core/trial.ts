@@ -1,20 +1,21 @@
 // A copy of the state to try a group of commands on, cheap in the size of the group rather than of the tenant.
 
 import type { Command } from './commands.js';
+import { dueReservations } from './decide.js';
+import { OverlayMap } from './overlay-map.js';
 import type { LedgerState, LocationStock, SkuState, TenantState } from './state.js';
 
 /**
  * The tenants `commands` name, copied so that executing the commands on the copy leaves `state` as it was.
  * Deciding and applying these commands changes in place only the SKUs and reservations they name (a commit,
- * release or fulfil changes the SKUs of its reservation's lines); everything else changes by setting or
- * deleting entries of the tenant's maps and indexes. So the maps and indexes are copied, the named SKUs and
- * reservations are cloned, and the rest is shared. Undefined when a command may change what it does not
- * name (expire_due releases whatever is due): the tenants must then be copied whole.
+ * release or fulfil changes the SKUs of its reservation's lines; an expiry tick, the reservations due at its
+ * time and their SKUs); everything else changes by setting or deleting entries of the tenant's maps and
+ * indexes. So the maps are overlaid (writes stay in the copy, reads fall through), the indexes copied, the
+ * SKUs and reservations a command changes cloned, and the rest is shared.
  */
-export function trialState(state: LedgerState, commands: readonly Command[]): LedgerState | undefined {
+export function trialState(state: LedgerState, commands: readonly Command[]): LedgerState {
   const trial: LedgerState = { tenants: new Map() };
   for (const command of commands) {
-    if (command.type === 'expire_due') return undefined;
     const live = state.tenants.get(command.tenant);
     // A tenant the state does not have yet is created in the copy when a command first touches it.
     if (live === undefined) continue;
@@ -23,25 +24,33 @@ export function trialState(state: LedgerState, commands: readonly Command[]): Le
       tenant = containersOf(live);
       trial.tenants.set(command.tenant, tenant);
     }
-    for (const sku of skusChangedBy(tenant, command)) {
+    const reservations = command.type === 'expire_due'
+      ? dueReservations(live, command.nowMs, Number.POSITIVE_INFINITY).map((reservation) => reservation.id)
+      : 'reservationId' in command ? [command.reservationId] : [];
+    for (const id of reservations) cloneReservation(live, tenant, id);
+    for (const sku of skusChangedBy(tenant, command, reservations)) {
       const skuState = live.skus.get(sku);
       if (skuState !== undefined && tenant.skus.get(sku) === skuState) tenant.skus.set(sku, cloneSku(skuState));
-    }
-    if ('reservationId' in command) {
-      const reservation = live.reservations.get(command.reservationId);
-      if (reservation !== undefined && tenant.reservations.get(command.reservationId) === reservation) {
-        tenant.reservations.set(command.reservationId, { ...reservation });
-      }
     }
   }
   return trial;
 }
 
-/** The tenant's maps and indexes, copied; their entries shared. Index entries are never changed in place. */
+/** The live reservation under `id`, cloned into the copy unless the copy already has its own. */
+function cloneReservation(live: TenantState, tenant: TenantState, id: string): void {
+  const reservation = live.reservations.get(id);
+  if (reservation !== undefined && tenant.reservations.get(id) === reservation) tenant.reservations.set(id, { ...reservation });
+}
+
+/**
+ * The tenant's maps as overlays on the live ones, and its indexes copied; their entries shared. Index entries
+ * are never changed in place. The indexes are arrays of references, copied at memory speed (a few
+ * milliseconds for a million); the maps would take as many hundreds.
+ */
 function containersOf(tenant: TenantState): TenantState {
   return {
-    skus: new Map(tenant.skus), reservations: new Map(tenant.reservations), channels: new Map(tenant.channels),
-    sourceSeqs: new Map(tenant.sourceSeqs), idempotency: new Map(tenant.idempotency),
+    skus: new OverlayMap(tenant.skus), reservations: new OverlayMap(tenant.reservations), channels: new OverlayMap(tenant.channels),
+    sourceSeqs: new OverlayMap(tenant.sourceSeqs), idempotency: new OverlayMap(tenant.idempotency),
     expiries: tenant.expiries.slice(), finished: tenant.finished.slice(),
   };
 }
@@ -52,8 +61,8 @@ function cloneSku(sku: SkuState): SkuState {
   return { deleted: sku.deleted, version: sku.version, locations, sortedLocations: sku.sortedLocations?.slice() };
 }
 
-/** The SKUs whose stock or flags a command may change; a reservation's own are read from the tenant. */
-function skusChangedBy(tenant: TenantState, command: Command): string[] {
+/** The SKUs whose stock or flags a command may change; those of its reservations are read from the copy. */
+function skusChangedBy(tenant: TenantState, command: Command, reservations: readonly string[]): string[] {
   switch (command.type) {
     case 'adjust_stock':
     case 'delete_sku':
@@ -65,10 +74,10 @@ function skusChangedBy(tenant: TenantState, command: Command): string[] {
     case 'commit':
     case 'release':
     case 'fulfil':
-      return (tenant.reservations.get(command.reservationId)?.lines ?? []).map((line) => line.sku);
+    case 'expire_due':
+      return reservations.flatMap((id) => (tenant.reservations.get(id)?.lines ?? []).map((line) => line.sku));
     case 'set_channel_policy':
     case 'record_sync':
-    case 'expire_due':
       return [];
   }
 }

@@ -12,8 +12,8 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Consumer, Message, MessageToProduce } from '@platformatic/kafka';
 import { Consumer as KafkaConsumer } from '@platformatic/kafka';
-import { execute, fromSnapshot, housekeepingDue, initialState, toSnapshot } from '../../core/index.js';
-import type { Command, Execution, LedgerState, Outcome, Rejection, TenantState } from '../../core/index.js';
+import { execute, housekeepingDue, initialState, trialState } from '../../core/index.js';
+import type { Command, Execution, LedgerState, Outcome, Rejection } from '../../core/index.js';
 import type { CommandInput, DeadLetter } from '../../app/ports.js';
 import type { KafkaConfig } from './config.js';
 import { withDeadline } from './admin.js';
@@ -417,14 +417,10 @@ export class Processor {
     return { command, outcome: execution.outcome };
   }
 
-  /** All or nothing, as the embedded engine does: decided on a copy of the tenant first, applied only if every command is accepted. */
+  /** All or nothing, as the embedded engine does: decided on a trial copy of the tenant first, applied only if every command is accepted. */
   private decideGroup(owned: Owned, inputs: CommandInput[], offset: bigint, changed: Set<string>): Array<{ command: Command; outcome: Outcome }> {
-    const tenantName = (inputs[0] as CommandInput).tenant;
-    const tenants = new Map<string, TenantState>();
-    const tenant = owned.state.tenants.get(tenantName);
-    if (tenant !== undefined) tenants.set(tenantName, tenant);
-    const scratch = fromSnapshot(toSnapshot({ tenants }, { withIdempotency: true }));
     const trials = inputs.map((input) => ({ ...input, id: 'trial', timeMs: input.timeMs ?? this.nowMs(owned) }) as Command);
+    const scratch = trialState(owned.state, trials);
     const outcomes = trials.map((command) => execute(scratch, command).outcome);
     if (outcomes.some((outcome) => outcome.rejection !== undefined)) {
       return trials.map((command, index) => {

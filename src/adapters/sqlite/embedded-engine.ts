@@ -5,7 +5,7 @@
 import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import Database from 'better-sqlite3';
 import type { Database as Db, Statement } from 'better-sqlite3';
-import { execute, fromSnapshot, housekeepingDue, initialState, tenantOf, toSnapshot, trialState } from '../../core/index.js';
+import { execute, housekeepingDue, initialState, tenantOf, trialState } from '../../core/index.js';
 import type { Command, IdempotencyRecord, InventoryEvent, LedgerState, Outcome, Rejection, TenantState } from '../../core/index.js';
 import { AppError, noteTouched } from '../../app/engine.js';
 import type { CommittedBatch, Engine, EventPage, LoggedEvent } from '../../app/engine.js';
@@ -523,23 +523,14 @@ export class EmbeddedEngine implements Engine {
   /**
    * Decides a group on a copy of its tenants; returns the outcomes when any member is rejected. The copy shares
    * what the group cannot change (trialState), so trying an import costs what the import touches, not the size
-   * of the tenant; only a group with an expiry tick copies its tenants whole.
+   * of the tenant.
    */
   private tryGroup(group: Pending[]): { commands: Command[]; outcomes: Outcome[] } | undefined {
     const commands = group.map(({ input }) => ({ ...input, id: 'trial', timeMs: input.timeMs ?? this.nowMs() }) as Command);
-    const scratch = trialState(this.memory, commands) ?? this.wholeCopy(commands);
+    const scratch = trialState(this.memory, commands);
     const outcomes = commands.map((command) => execute(scratch, command).outcome);
     if (outcomes.every((outcome) => outcome.rejection === undefined)) return undefined;
     return { commands, outcomes: outcomes.map((outcome) => (outcome.rejection === undefined ? { events: [], rejection: notApplied } : outcome)) };
-  }
-
-  private wholeCopy(commands: Command[]): LedgerState {
-    const tenants = new Map<string, TenantState>();
-    for (const { tenant } of commands) {
-      const state = this.memory.tenants.get(tenant);
-      if (state !== undefined) tenants.set(tenant, state);
-    }
-    return fromSnapshot(toSnapshot({ tenants }, { withIdempotency: true }));
   }
 
   /** Writes the snapshot from memory, on this thread, as of the newest event: at close, when all is durable. */
