@@ -9,7 +9,9 @@ import type { AllocatedLine, ConflictDetected, InventoryEvent } from './events.j
 import { defaultLocation, limits } from './limits.js';
 import type { Outcome, Rejection, ShortLine } from './rejections.js';
 import { absentTenant, availableOf, sourceSeqKey, stockAt } from './state.js';
-import type { ChannelPolicy, Reservation, SkuState, TenantState } from './state.js';
+import type { ChannelPolicy, ExpiryEntry, Reservation, SkuState, TenantState } from './state.js';
+import { expiresBefore } from './evolve.js';
+import { heapPop, heapPush } from './heap.js';
 import { compareSequence, formatTime } from './time.js';
 
 type DistributiveOmit<T, K extends PropertyKey> = T extends unknown ? Omit<T, K> : never;
@@ -309,24 +311,33 @@ function decideFulfil(tenant: TenantState, command: Fulfil): Outcome {
   return accept(command, [{ type: 'order_fulfilled', data: { reservationId: reservation.id, lines: reservation.lines } }]);
 }
 
-/** The held reservations due at `nowMs`, oldest first, found in the expiry heap without popping it. */
+/**
+ * The held reservations due at `nowMs`, oldest first, at most `max`: read from the expiry heap in its order
+ * without popping it. A frontier of heap positions (itself a heap) holds the next candidates, so the walk
+ * costs what it returns, however many more are due: after an outage, or when holds fall due faster than
+ * ticks release them, a tick does not pay for the whole backlog.
+ */
 export function dueReservations(tenant: TenantState, nowMs: number, max: number): Reservation[] {
   const due: Reservation[] = [];
   const heap = tenant.expiries;
-  const pending = heap.length > 0 ? [0] : [];
-  while (pending.length > 0) {
-    const index = pending.pop() as number;
-    const entry = heap[index];
-    if (entry === undefined || entry.expiresAtMs > nowMs) continue;
+  const isDue = (index: number): boolean => index < heap.length && (heap[index] as ExpiryEntry).expiresAtMs <= nowMs;
+  const before = (a: number, b: number): boolean => expiresBefore(heap[a] as ExpiryEntry, heap[b] as ExpiryEntry);
+  const frontier: number[] = isDue(0) ? [0] : [];
+  while (frontier.length > 0 && due.length < max) {
+    const index = frontier[0] as number;
+    heapPop(frontier, before);
+    const entry = heap[index] as ExpiryEntry;
     const reservation = tenant.reservations.get(entry.id);
-    if (reservation !== undefined && reservation.status === 'held' && reservation.expiresAtMs === entry.expiresAtMs) due.push(reservation);
-    pending.push(2 * index + 1, 2 * index + 2);
+    // An id used again after its first reservation was forgotten may have two entries with the same expiry:
+    // in heap order they are neighbours, and the hold expires once.
+    if (reservation !== undefined && reservation.status === 'held' && reservation.expiresAtMs === entry.expiresAtMs && reservation !== due.at(-1)) {
+      due.push(reservation);
+    }
+    // A child is never due before its parent: below one not due, nothing is.
+    if (isDue(2 * index + 1)) heapPush(frontier, 2 * index + 1, before);
+    if (isDue(2 * index + 2)) heapPush(frontier, 2 * index + 2, before);
   }
-  due.sort((a, b) => a.expiresAtMs - b.expiresAtMs || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
-  // An id used again after its first reservation was forgotten may have two entries with the same expiry:
-  // sorted, they are neighbours, and the hold expires once.
-  const once = due.filter((reservation, index) => index === 0 || due[index - 1] !== reservation);
-  return once.length > max ? once.slice(0, max) : once;
+  return due;
 }
 
 function decideExpireDue(tenant: TenantState, command: ExpireDue): Outcome {

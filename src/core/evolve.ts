@@ -1,6 +1,7 @@
 // evolve(state, event) -> state: applies one event to the state in place. Pure apart from that mutation.
 
 import type { AllocatedLine, InventoryEvent } from './events.js';
+import { heapPop, heapPush } from './heap.js';
 import { limits } from './limits.js';
 import { emptyTenant, sourceSeqKey } from './state.js';
 import type { ExpiryEntry, FinishedEntry, LedgerState, LocationStock, Reservation, SkuState, TenantState } from './state.js';
@@ -181,41 +182,13 @@ export function dropStaleExpiries(tenant: TenantState): void {
   while (heap.length > 0 && !isLive(tenant, heap[0] as ExpiryEntry)) heapPop(heap, expiresBefore);
 }
 
-function expiresBefore(a: ExpiryEntry, b: ExpiryEntry): boolean {
+/** The expiry index's order: by expiry, then id. */
+export function expiresBefore(a: ExpiryEntry, b: ExpiryEntry): boolean {
   return a.expiresAtMs < b.expiresAtMs || (a.expiresAtMs === b.expiresAtMs && a.id < b.id);
 }
 
 function finishedBefore(a: FinishedEntry, b: FinishedEntry): boolean {
   return a.finishedAtMs < b.finishedAtMs || (a.finishedAtMs === b.finishedAtMs && a.id < b.id);
-}
-
-/** Binary min-heap in an array, ordered by `before`; both indexes of the tenant use it. */
-function heapPush<Entry>(heap: Entry[], entry: Entry, before: (a: Entry, b: Entry) => boolean): void {
-  heap.push(entry);
-  let index = heap.length - 1;
-  while (index > 0) {
-    const parent = (index - 1) >> 1;
-    if (!before(heap[index] as Entry, heap[parent] as Entry)) break;
-    [heap[index], heap[parent]] = [heap[parent] as Entry, heap[index] as Entry];
-    index = parent;
-  }
-}
-
-function heapPop<Entry>(heap: Entry[], before: (a: Entry, b: Entry) => boolean): void {
-  const last = heap.pop() as Entry;
-  if (heap.length === 0) return;
-  heap[0] = last;
-  let index = 0;
-  for (;;) {
-    const left = 2 * index + 1;
-    const right = left + 1;
-    let smallest = index;
-    if (left < heap.length && before(heap[left] as Entry, heap[smallest] as Entry)) smallest = left;
-    if (right < heap.length && before(heap[right] as Entry, heap[smallest] as Entry)) smallest = right;
-    if (smallest === index) return;
-    [heap[index], heap[smallest]] = [heap[smallest] as Entry, heap[index] as Entry];
-    index = smallest;
-  }
 }
 
 /** Folds events into a fresh state: what every engine does on restore. */

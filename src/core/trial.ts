@@ -2,6 +2,7 @@
 
 import type { Command } from './commands.js';
 import { dueReservations } from './decide.js';
+import { limits } from './limits.js';
 import { OverlayMap } from './overlay-map.js';
 import type { LedgerState, LocationStock, SkuState, TenantState } from './state.js';
 
@@ -24,8 +25,9 @@ export function trialState(state: LedgerState, commands: readonly Command[]): Le
       tenant = containersOf(live);
       trial.tenants.set(command.tenant, tenant);
     }
+    // A tick releases the first holds due; each command before it in the group may take one of those away.
     const reservations = command.type === 'expire_due'
-      ? dueReservations(live, command.nowMs, Number.POSITIVE_INFINITY).map((reservation) => reservation.id)
+      ? dueReservations(live, command.nowMs, limits.expirationsPerTickMax + commands.length).map((reservation) => reservation.id)
       : 'reservationId' in command ? [command.reservationId] : [];
     for (const id of reservations) cloneReservation(live, tenant, id);
     for (const sku of skusChangedBy(tenant, command, reservations)) {

@@ -1,10 +1,10 @@
 // The embedded engine's ticker forgets idempotency records past their retention even when no hold is
-// left to expire, in memory and in the file.
+// left to expire, in memory and in the file; and clears a backlog of due holds without waiting a second a tick.
 
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it, vi } from 'vitest';
 import { EmbeddedEngine } from '../../src/adapters/sqlite/embedded-engine.js';
 import { limits } from '../../src/core/index.js';
 import type { CommandInput } from '../../src/app/ports.js';
@@ -32,6 +32,31 @@ describe('the expiry ticker', () => {
       await engine.submit({ type: 'adjust_stock', tenant: 't', sku: 'A', location: 'wh', delta: 1 });
       expect(storedKeys()).toBe(0);
     } finally {
+      await engine.close();
+    }
+  });
+
+  it('ticks again at once while a tick releases as many holds as one may, until the backlog is gone', async () => {
+    let nowMs = Date.UTC(2026, 10, 27, 9);
+    const holds = 2 * limits.expirationsPerTickMax + 7;
+    // Only the interval is faked: it fires when the test says, so every tick after the first is one the
+    // engine sent itself. Batches, the writer and the test's waits run on real time.
+    vi.useFakeTimers({ toFake: ['setInterval', 'clearInterval'] });
+    const engine = new EmbeddedEngine({ path: ':memory:', clock: () => nowMs, expiryIntervalMs: 1_000 });
+    try {
+      await engine.submit({ type: 'adjust_stock', tenant: 't', sku: 'A', location: 'wh', delta: holds });
+      await Promise.all(Array.from({ length: holds }, (_, index) => engine.submit({
+        type: 'reserve', tenant: 't', reservationId: `r${index}`, channel: 'web', lines: [{ sku: 'A', quantity: 1 }], ttlMs: 60_000,
+      })));
+      nowMs += 120_000;
+      vi.advanceTimersByTime(1_000);
+      const reserved = (): number | undefined => engine.tenant('t')?.skus.get('A')?.locations.get('wh')?.reserved;
+      const deadline = Date.now() + 5_000;
+      while (reserved() !== 0 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 10));
+      expect(reserved(), 'every due hold released after one firing of the interval').toBe(0);
+      expect(engine.tenant('t')?.reservations.get(`r${holds - 1}`)?.status).toBe('expired');
+    } finally {
+      vi.useRealTimers();
       await engine.close();
     }
   });

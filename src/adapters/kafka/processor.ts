@@ -12,7 +12,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Consumer, Message, MessageToProduce } from '@platformatic/kafka';
 import { Consumer as KafkaConsumer } from '@platformatic/kafka';
-import { execute, housekeepingDue, initialState, trialState } from '../../core/index.js';
+import { execute, housekeepingDue, initialState, limits, trialState } from '../../core/index.js';
 import type { Command, Execution, LedgerState, Outcome, Rejection } from '../../core/index.js';
 import type { CommandInput, DeadLetter } from '../../app/ports.js';
 import type { KafkaConfig } from './config.js';
@@ -90,6 +90,8 @@ interface Chunk {
   decided: Array<{ command: Command; outcome: Outcome; latencyMs: number }>;
   letters: DeadLetter[];
   expired: string[];
+  /** An expiry tick released as many holds as one may: more may be due, and are asked for at once. */
+  moreDue: boolean;
 }
 
 export class Processor {
@@ -358,6 +360,7 @@ export class Processor {
 
   private afterCommit(owned: Owned, chunk: Chunk): void {
     for (const tenant of chunk.expired) owned.expiring.delete(tenant);
+    if (chunk.moreDue) this.requestExpiries();
     for (const { command, outcome, latencyMs } of chunk.decided) this.options.onDecided?.(command, outcome, latencyMs);
     for (const letter of chunk.letters) this.options.onDeadLetter?.(letter);
   }
@@ -365,7 +368,7 @@ export class Processor {
   /** Decides records in order against the partition's state, up to a batch's worth, and builds the transaction's records. */
   private decide(owned: Owned, records: LogRecord[]): Chunk {
     const { topics, config } = this.options;
-    const chunk: Chunk = { count: 0, lastOffset: 0n, messages: [], bytes: 0, decided: [], letters: [], expired: [] };
+    const chunk: Chunk = { count: 0, lastOffset: 0n, messages: [], bytes: 0, decided: [], letters: [], expired: [], moreDue: false };
     const changed = new Set<string>();
     for (const record of records) {
       chunk.count += 1;
@@ -402,7 +405,10 @@ export class Processor {
       : [this.decideOne(owned, parsed.inputs[0] as CommandInput, `k${owned.partition}-${record.offset}`, changed)];
     for (const result of results) {
       chunk.decided.push({ command: result.command, outcome: result.outcome, latencyMs });
-      if (result.command.type === 'expire_due') chunk.expired.push(result.command.tenant);
+      if (result.command.type === 'expire_due') {
+        chunk.expired.push(result.command.tenant);
+        if (result.outcome.events.length >= limits.expirationsPerTickMax) chunk.moreDue = true;
+      }
       for (const event of result.outcome.events) this.push(chunk, { topic: this.options.topics.events, partition: owned.partition, key: event.tenant, value: encodeJson(event) });
     }
     if (parsed.reply !== undefined) {

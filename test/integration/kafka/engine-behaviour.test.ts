@@ -3,7 +3,7 @@
 
 import { Admin } from '@platformatic/kafka';
 import { afterAll, describe, expect, it } from 'vitest';
-import { execute, initialState, sourceSeqKey, toSnapshot } from '../../../src/core/index.js';
+import { execute, initialState, limits, sourceSeqKey, toSnapshot } from '../../../src/core/index.js';
 import type { Command, LedgerState, TenantState } from '../../../src/core/index.js';
 import { ChangelogRestore, changelogRecords, entityKey, noteChangedEntities, nextOffsetKey, parseEntityKey } from '../../../src/adapters/kafka/changelog.js';
 import { partitionOfKey } from '../../../src/adapters/kafka/clients.js';
@@ -23,9 +23,38 @@ engineBehaviourSuite('kafka', async () => {
 }, { setupTimeoutMs: kafkaTestLimits.upTimeoutMs });
 
 const trimmedPrefix = uniqueTopicPrefix('trimmed');
+const backlogPrefix = uniqueTopicPrefix('backlog');
 
 afterAll(async () => {
-  if (bootstrap !== undefined) await Promise.all([deleteTestTopics(bootstrap, prefix), deleteTestTopics(bootstrap, trimmedPrefix)]);
+  if (bootstrap !== undefined) await Promise.all([prefix, trimmedPrefix, backlogPrefix].map((name) => deleteTestTopics(bootstrap as string, name)));
+});
+
+describe('a backlog of due holds', { timeout: kafkaTestLimits.caseTimeoutMs }, () => {
+  it('is released tick after tick without waiting for the interval, while each tick releases as many as one may', async () => {
+    ({ bootstrap } = await ensureKafkaBroker());
+    let nowMs = Date.now();
+    // The interval never fires in this test: every tick after the one sent here is one the processor asked for.
+    const engine = await KafkaEngine.start({
+      config: kafkaTestConfig({ bootstrap, prefix: backlogPrefix }), nodeId: 'backlog-node', startTimeoutMs: 60_000, clock: () => nowMs, expiryIntervalMs: 3_600_000,
+    });
+    try {
+      const tenant = 'backlog';
+      const holds = 2 * limits.expirationsPerTickMax + 7;
+      await engine.submit({ type: 'adjust_stock', tenant, sku: 'A', location: 'default', delta: holds });
+      await Promise.all(Array.from({ length: holds }, (_, index) => engine.submit({
+        type: 'reserve', tenant, reservationId: `r${index}`, channel: 'web', lines: [{ sku: 'A', quantity: 1 }], ttlMs: 60_000,
+      })));
+      nowMs += 120_000;
+      const first = await engine.submit({ type: 'expire_due', tenant, nowMs });
+      expect(first.outcome.events).toHaveLength(limits.expirationsPerTickMax);
+      const reserved = (): number | undefined => engine.tenant(tenant)?.skus.get('A')?.locations.get('default')?.reserved;
+      const deadline = Date.now() + 30_000;
+      while (reserved() !== 0 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 50));
+      expect(reserved(), 'every due hold released after one tick was sent').toBe(0);
+    } finally {
+      await engine.close();
+    }
+  });
 });
 
 describe('a node whose events were partly deleted by retention', { timeout: kafkaTestLimits.caseTimeoutMs }, () => {

@@ -1,6 +1,12 @@
 // Specs for expire_due: the tick that releases holds whose time is up, decided from the tick's own time.
 
+import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
+import type { Command } from '../../../src/core/commands.js';
+import { dueReservations } from '../../../src/core/decide.js';
+import { execute } from '../../../src/core/ledger.js';
+import { initialState } from '../../../src/core/state.js';
+import type { TenantState } from '../../../src/core/state.js';
 import { housekeepingDue } from '../../../src/core/ledger.js';
 import { limits } from '../../../src/core/limits.js';
 import { formatTime } from '../../../src/core/time.js';
@@ -120,3 +126,31 @@ describe('housekeepingDue: when a ticker should send expire_due', () => {
     expect(housekeepingDue(forgetting.tenant, baseMs + 2 * retentionMs)).toBe(false);
   });
 });
+
+describe('dueReservations: the holds a tick releases', () => {
+  it('are the held ones due, by expiry then id, the first `max` of them, however many more are due', () => {
+    const holdArb = fc.record({ ttlSeconds: fc.integer({ min: 1, max: 40 }), then: fc.constantFrom('held', 'held', 'commit', 'release') });
+    fc.assert(fc.property(fc.array(holdArb, { maxLength: 120 }), fc.integer({ min: 0, max: 45 }), fc.integer({ min: 1, max: 130 }), (holds, atSecond, max) => {
+      const state = initialState();
+      const run = (command: Omit<Command, 'id' | 'tenant' | 'timeMs'>, index: number): void => {
+        execute(state, { ...command, id: `c${index}`, tenant: 't', timeMs: baseMs } as Command);
+      };
+      run({ type: 'adjust_stock', sku: 'tee-m', location: 'wh-1', set: 1_000 } as Omit<Command, 'id' | 'tenant' | 'timeMs'>, -1);
+      // Ids out of creation order, so ties on expiry are broken by id, not by when the hold was made.
+      holds.forEach(({ ttlSeconds, then }, index) => {
+        const reservationId = `r-${String((index * 37) % 1_000).padStart(3, '0')}-${index}`;
+        run({ type: 'reserve', reservationId, channel: 'web', lines: [{ sku: 'tee-m', quantity: 1 }], ttlMs: ttlSeconds * 1_000 } as Omit<Command, 'id' | 'tenant' | 'timeMs'>, 3 * index);
+        if (then === 'commit') run({ type: 'commit', reservationId } as Omit<Command, 'id' | 'tenant' | 'timeMs'>, 3 * index + 1);
+        if (then === 'release') run({ type: 'release', reservationId, reason: 'released' } as Omit<Command, 'id' | 'tenant' | 'timeMs'>, 3 * index + 2);
+      });
+      const tenant = state.tenants.get('t') as TenantState;
+      const nowMs = baseMs + atSecond * 1_000;
+      const expected = [...tenant.reservations.values()]
+        .filter((reservation) => reservation.status === 'held' && reservation.expiresAtMs <= nowMs)
+        .sort((a, b) => a.expiresAtMs - b.expiresAtMs || (a.id < b.id ? -1 : 1))
+        .slice(0, max);
+      expect(dueReservations(tenant, nowMs, max).map((reservation) => reservation.id)).toEqual(expected.map((reservation) => reservation.id));
+    }), { numRuns: 300 });
+  });
+});
+
