@@ -71,7 +71,7 @@ export function execute(state: LedgerState, command: Command): Execution {
   let forgotten: string[] | undefined;
   if (command.type === 'expire_due' && existing !== undefined) {
     dropStaleExpiries(existing);
-    forgotten = forgetExpiredKeys(existing.idempotency, command.nowMs - limits.idempotencyRetentionMs);
+    forgotten = forgetExpiredKeys(existing.idempotency, command.nowMs - limits.idempotencyRetentionMs, limits.idempotencyForgetsPerTickMax);
   }
   const outcome = decide(existing, command);
   const forgottenReservations: string[] = [];
@@ -109,15 +109,27 @@ export function remember(records: Map<string, IdempotencyRecord>, key: string, r
  */
 export function housekeepingDue(tenant: TenantState, nowMs: number): boolean {
   const next = tenant.expiries[0];
-  if (next !== undefined && next.expiresAtMs <= nowMs) return true;
+  return (next !== undefined && next.expiresAtMs <= nowMs) || idempotencyDue(tenant, nowMs);
+}
+
+/** Whether the tenant's oldest idempotency record is past its retention at `nowMs`. */
+export function idempotencyDue(tenant: TenantState, nowMs: number): boolean {
   const oldest = tenant.idempotency.values().next().value;
   return oldest !== undefined && oldest.timeMs < nowMs - limits.idempotencyRetentionMs;
 }
 
-function forgetExpiredKeys(records: Map<string, IdempotencyRecord>, cutoffMs: number): string[] {
+/**
+ * Whether a tick at `nowMs` that left `tenant` so, having released `released` holds, left work for another at
+ * once: it released as many as one may, or forgot as many records as one may and older ones are left.
+ */
+export function moreDueAfterTick(tenant: TenantState | undefined, nowMs: number, released: number): boolean {
+  return released >= limits.expirationsPerTickMax || (tenant !== undefined && idempotencyDue(tenant, nowMs));
+}
+
+function forgetExpiredKeys(records: Map<string, IdempotencyRecord>, cutoffMs: number, max: number): string[] {
   const forgotten: string[] = [];
   for (const [key, record] of records) {
-    if (record.timeMs >= cutoffMs) break;
+    if (record.timeMs >= cutoffMs || forgotten.length >= max) break;
     forgotten.push(key);
   }
   for (const key of forgotten) records.delete(key);

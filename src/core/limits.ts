@@ -22,6 +22,10 @@ export const limits = {
   // up some 5-15 ms.
   expirationsPerTickMax: 500,
   idempotencyRetentionMs: 24 * 3_600_000,
+  // Idempotency records one tick forgets, at most (then it ticks again at once): after a restart that follows
+  // a long stop, or a day after a sale, one tick's deletions (spread over the file's pages by key) stay a
+  // short write that the commands behind it do not wait long for.
+  idempotencyForgetsPerTickMax: 1_000,
   // Records kept per tenant, at most: past it the oldest is forgotten before its 24 hours, one for each new
   // one. Without it a tenant with 2^24 keyed commands in a day would overflow the Map that holds them (the
   // engine would stop, and stop again on every restart); well below that, memory (a record holds its outcome).

@@ -61,6 +61,30 @@ describe('the expiry ticker', () => {
     }
   });
 
+  it('forgets a backlog of idempotency records past their retention after one firing of the interval', async () => {
+    let nowMs = Date.UTC(2026, 10, 27, 9);
+    const keys = limits.idempotencyForgetsPerTickMax + 7;
+    vi.useFakeTimers({ toFake: ['setInterval', 'clearInterval'] });
+    const path = join(dir, 'forgetting.db');
+    const engine = new EmbeddedEngine({ path, clock: () => nowMs, expiryIntervalMs: 1_000 });
+    try {
+      await Promise.all(Array.from({ length: keys }, (_, index) => engine.submit({
+        type: 'adjust_stock', tenant: 't', sku: 'A', location: 'wh', delta: 1, idempotencyKey: `k${index}`,
+      })));
+      nowMs += limits.idempotencyRetentionMs + 1_000;
+      vi.advanceTimersByTime(1_000);
+      const kept = (): number => engine.tenant('t')?.idempotency.size ?? 0;
+      const deadline = Date.now() + 5_000;
+      while (kept() > 0 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 10));
+      expect(kept(), 'every record past its retention forgotten').toBe(0);
+      await engine.submit({ type: 'adjust_stock', tenant: 't', sku: 'A', location: 'wh', delta: 1 });
+      expect((engine.db.prepare('SELECT COUNT(*) AS count FROM idempotency').get() as { count: number }).count).toBe(0);
+    } finally {
+      vi.useRealTimers();
+      await engine.close();
+    }
+  });
+
   it('keeps in the file a key used again in the batch that forgot its old record', async () => {
     let nowMs = Date.UTC(2026, 10, 27, 9);
     const path = join(dir, 'reused.db');

@@ -12,7 +12,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Consumer, Message, MessageToProduce } from '@platformatic/kafka';
 import { Consumer as KafkaConsumer } from '@platformatic/kafka';
-import { execute, housekeepingDue, initialState, limits, trialState } from '../../core/index.js';
+import { execute, housekeepingDue, initialState, moreDueAfterTick, trialState } from '../../core/index.js';
 import type { Command, Execution, LedgerState, Outcome, Rejection } from '../../core/index.js';
 import type { CommandInput, DeadLetter } from '../../app/ports.js';
 import type { KafkaConfig } from './config.js';
@@ -90,7 +90,7 @@ interface Chunk {
   decided: Array<{ command: Command; outcome: Outcome; latencyMs: number }>;
   letters: DeadLetter[];
   expired: string[];
-  /** An expiry tick released as many holds as one may: more may be due, and are asked for at once. */
+  /** An expiry tick released as many holds, or forgot as many records, as one may: the rest is asked for at once. */
   moreDue: boolean;
 }
 
@@ -407,7 +407,7 @@ export class Processor {
       chunk.decided.push({ command: result.command, outcome: result.outcome, latencyMs });
       if (result.command.type === 'expire_due') {
         chunk.expired.push(result.command.tenant);
-        if (result.outcome.events.length >= limits.expirationsPerTickMax) chunk.moreDue = true;
+        if (moreDueAfterTick(owned.state.tenants.get(result.command.tenant), result.command.nowMs, result.outcome.events.length)) chunk.moreDue = true;
       }
       for (const event of result.outcome.events) this.push(chunk, { topic: this.options.topics.events, partition: owned.partition, key: event.tenant, value: encodeJson(event) });
     }

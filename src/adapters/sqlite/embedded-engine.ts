@@ -5,7 +5,7 @@
 import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import Database from 'better-sqlite3';
 import type { Database as Db, Statement } from 'better-sqlite3';
-import { execute, housekeepingDue, initialState, limits, tenantOf, trialState } from '../../core/index.js';
+import { execute, housekeepingDue, initialState, moreDueAfterTick, tenantOf, trialState } from '../../core/index.js';
 import type { Command, IdempotencyRecord, InventoryEvent, LedgerState, Outcome, Rejection, TenantState } from '../../core/index.js';
 import { AppError, noteTouched } from '../../app/engine.js';
 import type { CommittedBatch, Engine, EventPage, LoggedEvent } from '../../app/engine.js';
@@ -549,8 +549,9 @@ export class EmbeddedEngine implements Engine {
 
   /**
    * Sends each tenant with something due an expire_due, one at a time per tenant. A tick that released as
-   * many holds as one may leaves more due (a backlog after an outage, or holds falling due faster than a
-   * tick a second releases): the next is sent as soon as it is answered, in turn with other commands.
+   * many holds, or forgot as many idempotency records, as one may can leave more due (a backlog after an
+   * outage, or holds falling due faster than a tick a second releases): the next is sent as soon as it is
+   * answered, in turn with other commands.
    */
   private expireDue(): void {
     if (this.closed) return;
@@ -559,7 +560,7 @@ export class EmbeddedEngine implements Engine {
       if (this.expiringTenants.has(name) || !housekeepingDue(tenant, nowMs)) continue;
       this.expiringTenants.add(name);
       this.submit({ type: 'expire_due', tenant: name, nowMs, source: 'expiry' })
-        .then(({ outcome }) => outcome.events.length >= limits.expirationsPerTickMax, () => false)
+        .then(({ outcome }) => moreDueAfterTick(this.memory.tenants.get(name), nowMs, outcome.events.length), () => false)
         .then((more) => {
           this.expiringTenants.delete(name);
           if (more) this.expireDue();

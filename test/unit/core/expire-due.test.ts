@@ -7,7 +7,7 @@ import { dueReservations } from '../../../src/core/decide.js';
 import { execute } from '../../../src/core/ledger.js';
 import { initialState } from '../../../src/core/state.js';
 import type { TenantState } from '../../../src/core/state.js';
-import { housekeepingDue } from '../../../src/core/ledger.js';
+import { housekeepingDue, moreDueAfterTick } from '../../../src/core/ledger.js';
 import { limits } from '../../../src/core/limits.js';
 import { formatTime } from '../../../src/core/time.js';
 import type { CommandDraft, GivenInput } from '../../support/ledger-dsl.js';
@@ -124,6 +124,26 @@ describe('housekeepingDue: when a ticker should send expire_due', () => {
       { type: 'commit', reservationId: 'c-1', idempotencyKey: 'k-1', timeMs: baseMs + 1_000 }).when(tick(baseMs + 1_001 + retentionMs)).then([]);
     expect(forgetting.execution.forgotten).toEqual(['k-1']);
     expect(housekeepingDue(forgetting.tenant, baseMs + 2 * retentionMs)).toBe(false);
+  });
+});
+
+describe('a tick with many idempotency records past their retention', () => {
+  it(`forgets at most ${limits.idempotencyForgetsPerTickMax}, the oldest first, and says another tick is due at once`, () => {
+    const max = limits.idempotencyForgetsPerTickMax;
+    const state = initialState();
+    for (let index = 0; index < max + 2; index += 1) {
+      execute(state, { type: 'adjust_stock', id: `a-${index}`, tenant: 't', timeMs: baseMs + index, sku: 'tee-m', location: 'wh-1', delta: 1, idempotencyKey: `k-${index}` });
+    }
+    const tenant = state.tenants.get('t') as TenantState;
+    const nowMs = baseMs + max + 2 + limits.idempotencyRetentionMs;
+    const tickAt = (id: string): Command => ({ type: 'expire_due', id, tenant: 't', timeMs: nowMs, nowMs });
+    const first = execute(state, tickAt('e-1')).forgotten ?? [];
+    expect(first).toHaveLength(max);
+    expect(first[0]).toBe('k-0');
+    expect(moreDueAfterTick(tenant, nowMs, 0)).toBe(true);
+    expect(execute(state, tickAt('e-2')).forgotten).toEqual([`k-${max}`, `k-${max + 1}`]);
+    expect(moreDueAfterTick(tenant, nowMs, 0)).toBe(false);
+    expect(moreDueAfterTick(tenant, nowMs, limits.expirationsPerTickMax)).toBe(true);
   });
 });
 
