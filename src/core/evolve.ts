@@ -149,20 +149,24 @@ export function evolve(state: LedgerState, event: InventoryEvent, forgotten?: st
 }
 
 /**
- * Forgets the reservations that finished at or before `cutoffMs`. The index is ordered by (finishedAtMs, id),
- * so what is forgotten depends only on the reservations, not on the order they finished in: a state
- * restored from a snapshot forgets exactly what the replayed one does. An entry whose reservation was
- * replaced since (same id, another life) is dropped without touching the newer reservation.
+ * Forgets the reservations that finished at or before `cutoffMs`, the oldest first, at most
+ * `limits.reservationForgetsPerEventMax` (the next events forget the rest). The index is ordered by
+ * (finishedAtMs, id), so what is forgotten depends only on the reservations, not on the order they finished
+ * in: a state restored from a snapshot forgets exactly what the replayed one does. An entry whose reservation
+ * was replaced since (same id, another life) is dropped without touching the newer reservation, and without
+ * counting: a restored index has no such entries.
  */
 function forgetFinished(tenant: TenantState, cutoffMs: number, forgotten: string[] | undefined): void {
   const heap = tenant.finished;
-  while (heap.length > 0 && (heap[0] as FinishedEntry).finishedAtMs <= cutoffMs) {
+  let left = limits.reservationForgetsPerEventMax;
+  while (left > 0 && heap.length > 0 && (heap[0] as FinishedEntry).finishedAtMs <= cutoffMs) {
     const entry = heap[0] as FinishedEntry;
     heapPop(heap, finishedBefore);
     const reservation = tenant.reservations.get(entry.id);
     if (reservation !== undefined && isFinished(reservation.status) && reservation.finishedAtMs === entry.finishedAtMs) {
       tenant.reservations.delete(entry.id);
       forgotten?.push(entry.id);
+      left -= 1;
     }
   }
 }

@@ -35,6 +35,11 @@ export const limits = {
   // kept always finds its reservation. A constant of the ledger, not a setting: replay must forget
   // the same reservations whatever the configuration.
   reservationRetentionMs: 25 * 3_600_000,
+  // Finished reservations one event makes its tenant forget, at most, the oldest first; the next events forget
+  // the rest. A tenant quiet for a day after a busy one would otherwise forget all of them with its first
+  // event, holding every command up for seconds (about 6 µs each). Like the retention, a constant of the
+  // ledger: replay must forget what the live state did.
+  reservationForgetsPerEventMax: 200,
 } as const;
 
 /** Lower-case letters, digits, `_` and `-`, starting with a letter or digit. */

@@ -6,14 +6,14 @@ import { emptyTenant } from './state.js';
 import type { ChannelPolicy, IdempotencyRecord, LedgerState, Reservation, TenantState } from './state.js';
 
 /**
- * The version of the snapshot file's shape, stored in it (`format`) so that a later version can tell whether it
- * may start from it. Format 2 is the plain-data form below, with `finishedAtMs` on finished reservations; format
- * 3 is the packed form (`packState`).
+ * The version of the snapshot file, stored in it (`format`) so that a later version can tell whether it may
+ * start from it: its shape, and the rules of the ledger that derived the state in it. Format 4 is the packed
+ * form (`packState`) of a state whose finished reservations are forgotten at most
+ * `limits.reservationForgetsPerEventMax` an event. Formats 2 (the plain-data form below) and 3 (packed) were
+ * derived forgetting them all at once, so their states can differ from what this version derives from the
+ * same log: it replays the log instead.
  */
-export const snapshotFormat = 3;
-
-/** The plain-data form's format, which snapshots written before format 3 (file or table) carry. */
-export const plainSnapshotFormat = 2;
+export const snapshotFormat = 4;
 
 export interface ReservationSnapshot {
   channel: string;

@@ -9,7 +9,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { EmbeddedEngine } from '../../src/adapters/sqlite/embedded-engine.js';
 import type { Projection } from '../../src/adapters/sqlite/embedded-engine.js';
 import { snapshotPathOf } from '../../src/adapters/sqlite/snapshot-file.js';
-import { plainSnapshotFormat, replay, snapshotFormat, toSnapshot } from '../../src/core/index.js';
+import { fromSnapshot, packState, replay, snapshotFormat, toSnapshot } from '../../src/core/index.js';
 import type { InventoryEvent, StateSnapshot } from '../../src/core/index.js';
 import { readPlainSnapshot, writePackedSnapshot } from '../support/snapshot-file.js';
 
@@ -286,11 +286,16 @@ describe('restore', () => {
     expect((await onHandAfterOpen(path)).onHand, 'what the snapshot says, not the log').toBe(999);
   });
 
-  it('starts from a snapshot in the plain-data form of format 2, as versions before the packed form wrote it', async () => {
+  it('passes over snapshots of formats 2 and 3, derived by versions that forgot finished reservations all at once', async () => {
     const path = await fileWithSnapshot();
     const { position, tenants } = withOnHand(readStored(path), 999);
-    writeFileSync(snapshotPathOf(path), JSON.stringify({ format: plainSnapshotFormat, position, createdMs: 0, tenants }));
-    expect((await onHandAfterOpen(path)).onHand).toBe(999);
+    // Format 2: the plain-data form; format 3: the packed form of the same state.
+    for (const older of [{ format: 2, position, createdMs: 0, tenants }, { format: 3, position, createdMs: 0, tenants: packState(fromSnapshot({ tenants })) }]) {
+      writeFileSync(snapshotPathOf(path), JSON.stringify(older));
+      const opened = await onHandAfterOpen(path);
+      expect(opened.onHand, `format ${older.format}: the log, not the snapshot`).toBe(5);
+      expect(opened.state).toEqual(replayOf(path));
+    }
   });
 
   it('passes over a snapshot of another format and replays the whole log', async () => {
@@ -318,7 +323,7 @@ describe('restore', () => {
     for (const damaged of [
       { format: snapshotFormat, position: 3, tenants: {} },
       { format: snapshotFormat, position: 3, tenants: [['t', { skus: null }]] },
-      { format: plainSnapshotFormat, position: 3, tenants: { t: { skus: 7 } } },
+      { format: snapshotFormat, position: 3, tenants: [['t', 7]] },
     ]) {
       writeFileSync(snapshotPathOf(path), JSON.stringify(damaged));
       expect((await onHandAfterOpen(path)).state).toEqual(replayOf(path));
@@ -349,17 +354,18 @@ describe('restore', () => {
     expect(existsSync(snapshotPathOf(path))).toBe(true);
   });
 
-  it('starts from a snapshot kept in the table by an earlier version, and drops it once the file has one', async () => {
+  it('passes over a snapshot kept in the table by an earlier version, and drops it once the file has one', async () => {
     const path = await fileWithSnapshot();
     const stored = readStored(path);
     rmSync(snapshotPathOf(path));
     const db = new Database(path);
     const { position, tenants } = withOnHand(stored, 999);
-    db.prepare('INSERT INTO snapshots (position, json, created_ms) VALUES (?, ?, ?)').run(position, JSON.stringify({ format: plainSnapshotFormat, tenants }), 0);
+    db.prepare('INSERT INTO snapshots (position, json, created_ms) VALUES (?, ?, ?)').run(position, JSON.stringify({ format: 2, tenants }), 0);
     db.close();
     const engine = new EmbeddedEngine({ path, expiryIntervalMs: 0 });
     try {
-      expect(engine.tenant('t')?.skus.get('A')?.locations.get('wh')?.onHand).toBe(999);
+      expect(engine.tenant('t')?.skus.get('A')?.locations.get('wh')?.onHand, 'the log, not the table').toBe(5);
+      expect(toSnapshot(engine.state())).toEqual(replayOf(path));
       await engine.submit({ type: 'adjust_stock', tenant: 't', sku: 'A', location: 'wh', delta: 1 });
     } finally {
       await engine.close();

@@ -5,13 +5,16 @@ import { closeSync, fsyncSync, openSync, readdirSync, readFileSync, renameSync, 
 import { basename, dirname, join } from 'node:path';
 import { threadId } from 'node:worker_threads';
 import type { Database } from 'better-sqlite3';
-import { evolve, fromSnapshot, initialState, packState, plainSnapshotFormat, snapshotFormat, unpackState } from '../../core/index.js';
-import type { InventoryEvent, LedgerState, PackedState, StateSnapshot } from '../../core/index.js';
+import { evolve, initialState, packState, snapshotFormat, unpackState } from '../../core/index.js';
+import type { InventoryEvent, LedgerState, PackedState } from '../../core/index.js';
 
-/** What a snapshot file or table row holds: the packed form (format 3), or the plain-data form of earlier versions. */
-export type StoredSnapshot =
-  | { format: typeof snapshotFormat; position: number; createdMs?: number; tenants: PackedState }
-  | (StateSnapshot & { position: number; createdMs?: number });
+/** What a snapshot file holds: of this version's format, the packed state; of another, what that version wrote. */
+export interface StoredSnapshot {
+  format?: number;
+  position: number;
+  createdMs?: number;
+  tenants: PackedState | unknown;
+}
 
 export interface LoadedState {
   state: LedgerState;
@@ -19,7 +22,10 @@ export interface LoadedState {
   position: number;
   /** Where the snapshot it started from stood; 0 when it replayed the whole log. */
   snapshotPosition: number;
-  /** Whether the database still holds snapshots in its table, as versions before the snapshot file wrote them. */
+  /**
+   * Whether the database still holds snapshots in its table, as versions before the snapshot file wrote them.
+   * They are of format 2, never started from; they are dropped once the file has a snapshot.
+   */
   tableSnapshots: boolean;
   /**
    * Whether the snapshot file is ahead of the log: its last events were lost (`durability: none` and a power
@@ -70,28 +76,23 @@ export function removeInterruptedWrites(databasePath: string): void {
 }
 
 /**
- * The state after the log's event at `upTo` (default: the last): the newest usable snapshot, then the events
- * after it. A snapshot is usable when it is of this version's format, or the plain-data form of format 2, not
- * ahead of the log, and its content fits its format. Reads only.
+ * The state after the log's event at `upTo` (default: the last): the snapshot file's state, then the events
+ * after it. The snapshot is used when it is of this version's format, not ahead of the log, and its content
+ * fits its format; otherwise the whole log is replayed. Reads only.
  * An in-memory database (`:memory:`) has no snapshot file beside it: its whole log is replayed.
  */
 export function loadState(db: Database, databasePath: string, upTo = Number.MAX_SAFE_INTEGER): LoadedState {
   const last = (db.prepare('SELECT MAX(position) AS position FROM events').get() as { position: number | null }).position ?? 0;
-  const row = db.prepare('SELECT position, json FROM snapshots ORDER BY position DESC LIMIT 1').get() as { position: number; json: string } | undefined;
-  const fromTable = row === undefined ? undefined : { ...(JSON.parse(row.json) as StateSnapshot), position: row.position };
+  const tableSnapshots = db.prepare('SELECT 1 FROM snapshots LIMIT 1').get() !== undefined;
   const fromFile = databasePath === ':memory:' ? undefined : readSnapshotFile(databasePath);
   let best: StoredSnapshot | undefined;
   let state = initialState();
-  // Newest first; one whose content does not fit its format (damaged in a way JSON still parses) is passed over.
-  const usable = [fromFile, fromTable].filter((candidate): candidate is StoredSnapshot => (
-    candidate !== undefined && readable(candidate) && candidate.position <= Math.min(last, upTo)));
-  for (const candidate of usable.sort((a, b) => b.position - a.position)) {
+  if (fromFile !== undefined && fromFile.format === snapshotFormat && fromFile.position <= Math.min(last, upTo)) {
     try {
-      state = stateOf(candidate);
-      best = candidate;
-      break;
+      state = stateOf(fromFile);
+      best = fromFile;
     } catch {
-      // The log holds everything a snapshot does: start from an older one, or from nothing.
+      // Damaged in a way JSON still parses: the log holds everything a snapshot does.
     }
   }
   let position = best?.position ?? 0;
@@ -101,19 +102,15 @@ export function loadState(db: Database, databasePath: string, upTo = Number.MAX_
     position = at;
   }
   return {
-    state, position, snapshotPosition: best?.position ?? 0, tableSnapshots: row !== undefined,
+    state, position, snapshotPosition: best?.position ?? 0, tableSnapshots,
     snapshotAheadOfLog: fromFile !== undefined && fromFile.position > last,
   };
 }
 
-/** Whether this version can start from a stored snapshot: one of its own format, or of the plain-data format 2. */
-function readable(snapshot: StoredSnapshot): boolean {
-  return snapshot.format === snapshotFormat || snapshot.format === plainSnapshotFormat;
-}
-
-/** The state a readable stored snapshot describes. */
+/** The state a snapshot of this version's format describes; throws when its content does not fit the format. */
 export function stateOf(snapshot: StoredSnapshot): LedgerState {
-  return snapshot.format === snapshotFormat ? unpackState(snapshot.tenants as PackedState) : fromSnapshot(snapshot as StateSnapshot);
+  if (snapshot.format !== snapshotFormat) throw new Error(`a snapshot of format ${snapshot.format ?? 1} is not this version's (${snapshotFormat})`);
+  return unpackState(snapshot.tenants as PackedState);
 }
 
 /** The snapshot file, or undefined when there is none or it cannot be read (then the log is replayed). */

@@ -243,3 +243,49 @@ describe('an id used again after its reservation was forgotten', () => {
       ]);
   });
 });
+
+describe('a tenant with many reservations past their retention at once', () => {
+  const count = limits.reservationForgetsPerEventMax + 50;
+  /** `count` holds released over a few minutes, ids out of that order; then nothing for a day. */
+  function quietAfterBusy(): LedgerState {
+    const events: InventoryEvent[] = [];
+    const event = (type: string, timeMs: number, data: unknown): InventoryEvent => ({ id: `e${events.length}`, type, tenant: 't', time: formatTime(timeMs), source: 'api', data }) as InventoryEvent;
+    events.push(event('stock_adjustment', t0Ms, { sku: 'tee-m', location: 'wh-1', mode: 'set', delta: count, onHand: count }));
+    for (let index = 0; index < count; index += 1) {
+      const reservationId = `r-${String((index * 7) % count).padStart(3, '0')}`;
+      const timeMs = t0Ms + 1_000 * Math.floor(index / 3);
+      events.push(event('order_reserved', timeMs, { reservationId, channel: 'web', expiresAt: formatTime(timeMs + hourMs), lines: [{ sku: 'tee-m', location: 'wh-1', quantity: 1 }] }));
+      events.push(event('reservation_released', timeMs, { reservationId, reason: 'released', from: 'held', lines: [{ sku: 'tee-m', location: 'wh-1', quantity: 1 }] }));
+    }
+    return replay(events);
+  }
+
+  it(`forgets at most ${limits.reservationForgetsPerEventMax} with one event, the oldest first, and the rest with the next`, () => {
+    const state = quietAfterBusy();
+    const tenant = state.tenants.get('t');
+    const expected = sortedEntries(state, 't').map((entry) => entry.id);
+    const later = (id: string, timeMs: number): InventoryEvent => ({ id, type: 'stock_adjustment', tenant: 't', time: formatTime(timeMs), source: 'api', data: { sku: 'tee-m', location: 'wh-1', mode: 'delta', delta: 1, onHand: count + 1 } }) as InventoryEvent;
+    const first: string[] = [];
+    evolve(state, later('x1', t0Ms + retentionMs + hourMs), first);
+    expect(first).toEqual(expected.slice(0, limits.reservationForgetsPerEventMax));
+    expect(tenant?.reservations.size).toBe(50);
+    const second: string[] = [];
+    evolve(state, later('x2', t0Ms + retentionMs + hourMs), second);
+    expect(second).toEqual(expected.slice(limits.reservationForgetsPerEventMax));
+    expect(tenant?.reservations.size).toBe(0);
+  });
+
+  it('forgets the same ones from a state restored from a snapshot in between', () => {
+    const live = quietAfterBusy();
+    const later = (id: string, timeMs: number): InventoryEvent => ({ id, type: 'stock_adjustment', tenant: 't', time: formatTime(timeMs), source: 'api', data: { sku: 'tee-m', location: 'wh-1', mode: 'delta', delta: 1, onHand: count + 1 } }) as InventoryEvent;
+    evolve(live, later('x1', t0Ms + retentionMs + hourMs));
+    const restored = fromSnapshot(JSON.parse(JSON.stringify(toSnapshot(live))) as StateSnapshot);
+    const fromLive: string[] = [];
+    const fromRestored: string[] = [];
+    evolve(live, later('x2', t0Ms + retentionMs + hourMs), fromLive);
+    evolve(restored, later('x2', t0Ms + retentionMs + hourMs), fromRestored);
+    expect(fromRestored).toEqual(fromLive);
+    expect(fromLive).toHaveLength(50);
+    expect(toSnapshot(restored)).toEqual(toSnapshot(live));
+  });
+});
