@@ -16,6 +16,7 @@ import type { LedgerState, LocationStock, SkuState, TenantState } from './state.
  */
 export function trialState(state: LedgerState, commands: readonly Command[]): LedgerState {
   const trial: LedgerState = { tenants: new Map() };
+  const ticks = new Map<string, number>();
   for (const command of commands) {
     const live = state.tenants.get(command.tenant);
     // A tenant the state does not have yet is created in the copy when a command first touches it.
@@ -25,10 +26,14 @@ export function trialState(state: LedgerState, commands: readonly Command[]): Le
       tenant = containersOf(live);
       trial.tenants.set(command.tenant, tenant);
     }
-    // A tick releases the first holds due; each command before it in the group may take one of those away.
-    const reservations = command.type === 'expire_due'
-      ? dueReservations(live, command.nowMs, limits.expirationsPerTickMax + commands.length).map((reservation) => reservation.id)
-      : 'reservationId' in command ? [command.reservationId] : [];
+    let reservations: string[] = 'reservationId' in command ? [command.reservationId] : [];
+    if (command.type === 'expire_due') {
+      // A tick releases the first holds due then. The ticks before it in the group took at most as many each,
+      // and every other command at most one, from the front of the same order.
+      const tick = (ticks.get(command.tenant) ?? 0) + 1;
+      ticks.set(command.tenant, tick);
+      reservations = dueReservations(live, command.nowMs, tick * limits.expirationsPerTickMax + commands.length).map((reservation) => reservation.id);
+    }
     for (const id of reservations) cloneReservation(live, tenant, id);
     for (const sku of skusChangedBy(tenant, command, reservations)) {
       const skuState = live.skus.get(sku);

@@ -659,6 +659,24 @@ describe('ledger properties', () => {
     expect(state.tenants.get('t0')?.skus.get('s0')?.locations.get('l0')?.reserved).toBe(2);
   });
 
+  it('several expiry ticks tried on a trial copy release there the holds a whole copy releases, none in the state', () => {
+    const holds = 2 * limits.expirationsPerTickMax + 100;
+    const state = initialState();
+    execute(state, { type: 'adjust_stock', id: 'a', tenant: 't0', timeMs: t0Ms, sku: 's0', location: 'l0', set: holds });
+    for (let index = 0; index < holds; index += 1) {
+      execute(state, { type: 'reserve', id: `r${index}`, tenant: 't0', timeMs: t0Ms, reservationId: `r${index}`, channel: 'c0', lines: [{ sku: 's0', quantity: 1 }], ttlMs: 1_000 + index });
+    }
+    const group: Command[] = [1, 2, 3].map((index) => ({ type: 'expire_due', id: `e${index}`, tenant: 't0', timeMs: t0Ms + 3_600_000, nowMs: t0Ms + 3_600_000 }));
+    const before = tenantTexts(state);
+    const trial = trialState(state, group);
+    const whole = fromSnapshot(toSnapshot(state, { withIdempotency: true }));
+    const released = group.map((command) => execute(trial, command).outcome.events.length);
+    expect(released).toEqual(group.map((command) => execute(whole, command).outcome.events.length));
+    expect(released).toEqual([limits.expirationsPerTickMax, limits.expirationsPerTickMax, 100]);
+    expect(tenantTexts(state)).toEqual(before);
+    expect(tenantTexts(trial).get('t0')).toBe(tenantTexts(whole).get('t0'));
+  });
+
   it('restoring a snapshot taken after any event, then applying the rest of the log, gives the state of a full replay', () => {
     fc.assert(fc.property(anyStepsArb, fc.nat(), (steps, cut) => {
       const { events } = run(materialise(steps));

@@ -8,12 +8,12 @@ import type { Database } from 'better-sqlite3';
 import { evolve, initialState, packState, snapshotFormat, unpackState } from '../../core/index.js';
 import type { InventoryEvent, LedgerState, PackedState } from '../../core/index.js';
 
-/** What a snapshot file holds: of this version's format, the packed state; of another, what that version wrote. */
+/** What a snapshot file holds: `tenants` is the packed state in this version's format, what another wrote in its own. */
 export interface StoredSnapshot {
   format?: number;
   position: number;
   createdMs?: number;
-  tenants: PackedState | unknown;
+  tenants: unknown;
 }
 
 export interface LoadedState {
