@@ -74,6 +74,7 @@ export async function start(options: StartOptions): Promise<Running> {
   const { engine, local, stopEngineExtras } = await startEngine(config, metrics, logger);
   engine.subscribe((batch) => metrics.batchCommitted(batch));
   metrics.watchEngine(() => engine.ready());
+  metrics.watchExpiry(() => engine.state().tenants);
   const keys = new ApiKeyStore(local.db);
   const channelConfigs = config.channels as unknown as ChannelConfig[];
   const channels = startChannels(engine, local, channelConfigs, metrics, { reconcileIntervalMs: config.sync.reconcileIntervalMs });

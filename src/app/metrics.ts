@@ -1,7 +1,8 @@
 // Prometheus metrics: what the on-call engineer pages on. Labels are bounded: never a SKU or a reservation id.
 
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
-import type { Command, InventoryEvent, Outcome } from '../core/index.js';
+import { expiryLagMs } from '../core/index.js';
+import type { Command, InventoryEvent, Outcome, TenantState } from '../core/index.js';
 import type { CommittedBatch } from './engine.js';
 
 export interface LagSource {
@@ -41,6 +42,7 @@ export class Metrics {
   private readonly latencyHistograms = new Map<string, Histogram.Internal<'outcome'>>();
   private lagSource: LagSource | undefined;
   private engineReady: (() => boolean) | undefined;
+  private expiryTenants: (() => Iterable<[string, TenantState]>) | undefined;
   private configuredChannels: Array<{ tenant: string; channel: string }> = [];
 
   constructor(private readonly clock: () => number = Date.now, options: { processMetrics?: boolean } = {}) {
@@ -72,6 +74,13 @@ export class Metrics {
       labelNames: ['tenant', 'channel'], registers,
       collect() { collectLag(this); },
     });
+    const collectExpiryLag = (gauge: Gauge<'tenant'>): void => this.collectExpiryLag(gauge);
+    new Gauge({
+      name: 'stockline_expiry_lag_seconds',
+      help: 'How long the hold longest past its expiry has waited to be released, per tenant with one (absent when none is due).',
+      labelNames: ['tenant'], registers,
+      collect() { collectExpiryLag(this); },
+    });
     new Gauge({
       name: 'stockline_outbox_depth', help: 'Channel quantities waiting to be pushed or acknowledged.', labelNames: ['channel'], registers,
       collect() {
@@ -95,6 +104,20 @@ export class Metrics {
   /** The engine whose readiness `stockline_engine_ready` reports at each scrape. */
   watchEngine(ready: () => boolean): void {
     this.engineReady = ready;
+  }
+
+  /** The tenants whose expiry lag `stockline_expiry_lag_seconds` reports at each scrape. */
+  watchExpiry(tenants: () => Iterable<[string, TenantState]>): void {
+    this.expiryTenants = tenants;
+  }
+
+  private collectExpiryLag(gauge: Gauge<'tenant'>): void {
+    gauge.reset();
+    const nowMs = this.clock();
+    for (const [tenant, state] of this.expiryTenants?.() ?? []) {
+      const lagMs = expiryLagMs(state, nowMs);
+      if (lagMs > 0) gauge.set({ tenant }, lagMs / 1000);
+    }
   }
 
   /** Dead-letter counters start at zero for every configured source. */

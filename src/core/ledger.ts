@@ -1,7 +1,7 @@
 // The ledger's entry point for engines: idempotency, then decide, then evolve.
 
 import type { Command } from './commands.js';
-import { decide } from './decide.js';
+import { decide, dueReservations } from './decide.js';
 import { dropStaleExpiries, evolve, tenantOf } from './evolve.js';
 import { limits } from './limits.js';
 import type { Outcome } from './rejections.js';
@@ -110,6 +110,15 @@ export function remember(records: Map<string, IdempotencyRecord>, key: string, r
 export function housekeepingDue(tenant: TenantState, nowMs: number): boolean {
   const next = tenant.expiries[0];
   return (next !== undefined && next.expiresAtMs <= nowMs) || idempotencyDue(tenant, nowMs);
+}
+
+/**
+ * How long, at `nowMs`, the held reservation longest past its expiry has waited to be released: 0 when none
+ * is due. Above a second or two, expiry ticks are not keeping up and stock sits in abandoned carts.
+ */
+export function expiryLagMs(tenant: TenantState, nowMs: number): number {
+  const oldest = dueReservations(tenant, nowMs, 1)[0];
+  return oldest === undefined ? 0 : nowMs - oldest.expiresAtMs;
 }
 
 /** Whether the tenant's oldest idempotency record is past its retention at `nowMs`. */

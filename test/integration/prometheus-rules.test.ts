@@ -30,6 +30,7 @@ const exportedMetrics: Record<string, { kind: 'gauge' | 'counter' | 'histogram';
   stockline_kafka_consumer_lag_records: { kind: 'gauge', labels: ['topic'] },
   stockline_snapshot_failures_total: { kind: 'counter', labels: [] },
   stockline_engine_ready: { kind: 'gauge', labels: [] },
+  stockline_expiry_lag_seconds: { kind: 'gauge', labels: ['tenant'] },
   up: { kind: 'gauge', labels: [] },
 };
 /** Labels Prometheus attaches to every scraped series. */
@@ -45,6 +46,7 @@ const expectedAlerts = [
   'StocklineSnapshotFailing',
   'StocklineDown',
   'StocklineEngineNotReady',
+  'StocklineExpiryLagging',
 ];
 
 const promqlKeywords = new Set(['by', 'without', 'on', 'ignoring', 'group_left', 'group_right', 'offset', 'bool',

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { Metrics } from '../../src/app/metrics.js';
+import { execute, initialState } from '../../src/core/index.js';
 import type { Outcome } from '../../src/core/index.js';
 
 const accepted: Outcome = { events: [] };
@@ -51,5 +52,23 @@ describe('metrics', () => {
     expect(await sample(metrics, 'stockline_engine_ready')).toEqual(['stockline_engine_ready 1']);
     ready = false;
     expect(await sample(metrics, 'stockline_engine_ready')).toEqual(['stockline_engine_ready 0']);
+  });
+
+  it('reports per tenant how long the hold longest past its expiry has waited, and nothing for a tenant with none due', async () => {
+    let nowMs = Date.UTC(2026, 11, 7, 9);
+    const metrics = new Metrics(() => nowMs, { processMetrics: false });
+    const state = initialState();
+    for (const tenant of ['acme', 'globex']) execute(state, { type: 'adjust_stock', id: `${tenant}-a`, tenant, timeMs: nowMs, sku: 'A', location: 'wh', set: 5 });
+    execute(state, { type: 'reserve', id: 'r1', tenant: 'acme', timeMs: nowMs, reservationId: 'r1', channel: 'web', lines: [{ sku: 'A', quantity: 1 }], ttlMs: 60_000 });
+    execute(state, { type: 'reserve', id: 'r2', tenant: 'acme', timeMs: nowMs, reservationId: 'r2', channel: 'web', lines: [{ sku: 'A', quantity: 1 }], ttlMs: 90_000 });
+    execute(state, { type: 'reserve', id: 'r3', tenant: 'globex', timeMs: nowMs, reservationId: 'r3', channel: 'web', lines: [{ sku: 'A', quantity: 1 }], ttlMs: 3_600_000 });
+    metrics.watchExpiry(() => state.tenants);
+    expect(await sample(metrics, 'stockline_expiry_lag_seconds')).toEqual([]);
+    nowMs += 100_000;
+    expect(await sample(metrics, 'stockline_expiry_lag_seconds')).toEqual(['stockline_expiry_lag_seconds{tenant="acme"} 40']);
+    execute(state, { type: 'release', id: 'x', tenant: 'acme', timeMs: nowMs, reservationId: 'r1', reason: 'released' });
+    expect(await sample(metrics, 'stockline_expiry_lag_seconds')).toEqual(['stockline_expiry_lag_seconds{tenant="acme"} 10']);
+    execute(state, { type: 'expire_due', id: 'y', tenant: 'acme', timeMs: nowMs, nowMs });
+    expect(await sample(metrics, 'stockline_expiry_lag_seconds')).toEqual([]);
   });
 });
