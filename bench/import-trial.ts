@@ -19,15 +19,20 @@ const repeats = flag('--repeats', 5);
 const tenant = 'bench';
 const startMs = Date.UTC(2026, 0, 1);
 
-/** A tenant with `holds` live reservations, each made under an idempotency key (both maps grow with them). */
+/**
+ * A tenant with `holds` live reservations, each made under an idempotency key (both maps grow with them). Each
+ * hold's event is turned into JSON as an engine does to log it, which also flattens its id (see
+ * bench/expiry-backlog.ts).
+ */
 function busyTenant(): LedgerState {
   const state = initialState();
   execute(state, { id: 'stock', type: 'adjust_stock', tenant, sku: 'HOT-1', location: 'default', set: 1_000_000_000, timeMs: startMs });
   for (let index = 0; index < holds; index += 1) {
-    execute(state, {
+    const { outcome } = execute(state, {
       id: `c${index}`, type: 'reserve', tenant, reservationId: randomUUID(), channel: 'web', lines: [{ sku: 'HOT-1', quantity: 1 }],
       ttlMs: 900_000, timeMs: startMs, idempotencyKey: `key-${index}`,
     });
+    for (const event of outcome.events) JSON.stringify(event);
   }
   return state;
 }
