@@ -33,8 +33,17 @@ export function eventRow({ position, event }: LoggedEvent): EventRow {
   return [position, event.tenant, event.type, JSON.stringify(event)];
 }
 
-export function idempotencyRow(tenant: string, key: string, record: IdempotencyRecord): IdempotencyRow {
-  return [tenant, key, JSON.stringify(record), record.timeMs];
+/**
+ * `eventsJson`, when given, is the JSON text of the record's outcome's events, already made for the log: the
+ * record's text is put together around it instead of serialising the events again. The text is the same as
+ * JSON.stringify(record) gives.
+ */
+export function idempotencyRow(tenant: string, key: string, record: IdempotencyRecord, eventsJson?: readonly string[]): IdempotencyRow {
+  const { fingerprint, outcome, timeMs } = record;
+  if (eventsJson === undefined || outcome.rejection !== undefined || eventsJson.length !== outcome.events.length) {
+    return [tenant, key, JSON.stringify(record), timeMs];
+  }
+  return [tenant, key, `{"fingerprint":${JSON.stringify(fingerprint)},"outcome":{"events":[${eventsJson.join(',')}]},"timeMs":${JSON.stringify(timeMs)}}`, timeMs];
 }
 
 /** Writes batches in one transaction per call on `db`; statements are prepared once, projected ones on first use. */

@@ -329,7 +329,8 @@ export class EmbeddedEngine implements Engine {
     if (batch.length === 0) return;
     const decided: Decided[] = [];
     const logged: LoggedEvent[] = [];
-    const remembered: Array<[string, string, IdempotencyRecord]> = [];
+    // Each with where its command's events start in `logged`: the record's outcome holds those events.
+    const remembered: Array<[tenant: string, key: string, record: IdempotencyRecord, firstEvent: number]> = [];
     const forgotten: Array<[string, string]> = [];
     const touched = new Map<string, Set<string>>();
     const firstPosition = this.nextPosition;
@@ -347,12 +348,13 @@ export class EmbeddedEngine implements Engine {
       const command = this.stamp(pending);
       const execution = execute(this.memory, command);
       const { outcome } = execution;
+      const firstEvent = logged.length;
       for (const event of outcome.events) {
         logged.push({ position: this.nextPosition, event });
         this.nextPosition += 1;
         noteTouched(touched, event);
       }
-      if (execution.remembered !== undefined) remembered.push([command.tenant, execution.remembered.key, execution.remembered.record]);
+      if (execution.remembered !== undefined) remembered.push([command.tenant, execution.remembered.key, execution.remembered.record, firstEvent]);
       for (const key of execution.forgotten ?? []) forgotten.push([command.tenant, key]);
       const submitted: Submitted = outcome.events.length > 0 ? { outcome, position: this.nextPosition - 1 } : { outcome };
       decided.push({ pending, command, submitted });
@@ -361,8 +363,11 @@ export class EmbeddedEngine implements Engine {
     let writes = false;
     try {
       // Inside the try: an event that cannot be written as JSON is a batch that cannot be written.
+      const events = logged.map(eventRow);
       const rows: BatchRows = {
-        events: logged.map(eventRow), remembered: remembered.map(([tenant, key, record]) => idempotencyRow(tenant, key, record)), forgotten, projected: [],
+        events, forgotten, projected: [],
+        remembered: remembered.map(([tenant, key, record, firstEvent]) => (
+          idempotencyRow(tenant, key, record, events.slice(firstEvent, firstEvent + record.outcome.events.length).map((row) => row[3])))),
       };
       for (const projection of this.projections) rows.projected.push(...projection(committed, this.memory));
       writes = writesAnything(rows);
