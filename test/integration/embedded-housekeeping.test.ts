@@ -4,6 +4,7 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import Database from 'better-sqlite3';
 import { afterAll, describe, expect, it, vi } from 'vitest';
 import { EmbeddedEngine } from '../../src/adapters/sqlite/embedded-engine.js';
 import { limits } from '../../src/core/index.js';
@@ -107,6 +108,53 @@ describe('the expiry ticker', () => {
       expect(reopened.tenant('t')?.skus.get('A')?.locations.get('wh')?.onHand).toBe(2);
     } finally {
       await reopened.close();
+    }
+  });
+
+  it('keeps each tenant\'s records in the order they were made, through a restart, an upgrade and forgetting', async () => {
+    let nowMs = Date.UTC(2026, 10, 27, 9);
+    const path = join(dir, 'by-age.db');
+    const adjust = (tenant: string, key: string): CommandInput => ({ type: 'adjust_stock', tenant, sku: 'A', location: 'wh', delta: 1, idempotencyKey: key });
+    const first = new EmbeddedEngine({ path, clock: () => nowMs, expiryIntervalMs: 0 });
+    try {
+      // Keys out of alphabetical order, tenants interleaved, a second apart.
+      for (const [tenant, key] of [['a', 'z1'], ['b', 'y1'], ['a', 'm2'], ['b', 'c2'], ['a', 'b3']] as const) {
+        await first.submit(adjust(tenant, key));
+        nowMs += 1_000;
+      }
+    } finally {
+      await first.close();
+    }
+    // The file as versions before wrote it: records ordered by (tenant, key), schema version 1.
+    const old = new Database(path);
+    const rows = old.prepare('SELECT tenant, key, json, time_ms FROM idempotency').all() as Array<{ tenant: string; key: string; json: string; time_ms: number }>;
+    old.exec(`DROP TABLE idempotency;
+      CREATE TABLE idempotency (tenant TEXT NOT NULL, key TEXT NOT NULL, json TEXT NOT NULL, time_ms INTEGER NOT NULL, PRIMARY KEY (tenant, key)) WITHOUT ROWID;
+      UPDATE schema_version SET version = 1;`);
+    for (const row of rows) old.prepare('INSERT INTO idempotency (tenant, key, json, time_ms) VALUES (?, ?, ?, ?)').run(row.tenant, row.key, row.json, row.time_ms);
+    old.close();
+    const stored = (db: Database.Database): string[] => (db.prepare('SELECT tenant, seq, key FROM idempotency ORDER BY tenant, seq').all() as Array<{ tenant: string; seq: number; key: string }>)
+      .map((row) => `${row.tenant}${row.seq}:${row.key}`);
+    const reopened = new EmbeddedEngine({ path, clock: () => nowMs, expiryIntervalMs: 0 });
+    try {
+      expect(stored(reopened.db), 'ordered by age after the upgrade').toEqual(['a1:z1', 'a2:m2', 'a3:b3', 'b1:y1', 'b2:c2']);
+      expect([...(reopened.tenant('a')?.idempotency.keys() ?? [])]).toEqual(['z1', 'm2', 'b3']);
+      expect((await reopened.submit(adjust('a', 'm2'))).outcome.rejection?.code, 'a retry after the upgrade').toBe('DUPLICATE');
+      await reopened.submit(adjust('a', 'n4'));
+      // Past the retention of the first two of tenant a (made at +0 s and +2 s), not of the others.
+      nowMs = Date.UTC(2026, 10, 27, 9) + limits.idempotencyRetentionMs + 2_500;
+      await reopened.submit({ type: 'expire_due', tenant: 'a', nowMs });
+      expect(stored(reopened.db)).toEqual(['a3:b3', 'a4:n4', 'b1:y1', 'b2:c2']);
+    } finally {
+      await reopened.close();
+    }
+    const again = new EmbeddedEngine({ path, clock: () => nowMs, expiryIntervalMs: 0 });
+    try {
+      expect([...(again.tenant('a')?.idempotency.keys() ?? [])]).toEqual(['b3', 'n4']);
+      await again.submit(adjust('a', 'p5'));
+      expect(stored(again.db), 'places go on from the last one kept').toEqual(['a3:b3', 'a4:n4', 'a5:p5', 'b1:y1', 'b2:c2']);
+    } finally {
+      await again.close();
     }
   });
 });

@@ -25,9 +25,9 @@ describe('idempotencyRow', () => {
       const rows = execution.outcome.events.map((event) => eventRow({ position: (position += 1), event }));
       const remembered = execution.remembered;
       if (remembered === undefined) throw new Error(`${command.id} has no record`);
-      const row = idempotencyRow('t', remembered.key, remembered.record, rows.map((eventRowOf) => eventRowOf[3]));
-      expect(row).toEqual(['t', remembered.key, JSON.stringify(remembered.record), remembered.record.timeMs]);
-      expect(JSON.parse(row[2])).toEqual(JSON.parse(JSON.stringify(remembered.record)));
+      const row = idempotencyRow('t', position, remembered.key, remembered.record, rows.map((eventRowOf) => eventRowOf[3]));
+      expect(row).toEqual(['t', position, remembered.key, JSON.stringify(remembered.record), remembered.record.timeMs]);
+      expect(JSON.parse(row[3])).toEqual(JSON.parse(JSON.stringify(remembered.record)));
       codes.push(`${execution.outcome.events.length}:${execution.outcome.rejection?.code ?? 'ok'}`);
     }
     expect(codes).toEqual(['1:ok', '1:ok', '0:INSUFFICIENT_STOCK', '2:ok']);

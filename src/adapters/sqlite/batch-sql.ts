@@ -8,8 +8,8 @@ import type { LoggedEvent } from '../../app/engine.js';
 /** An event as its row in the log: its position, tenant, type and JSON text. */
 export type EventRow = [position: number, tenant: string, type: string, json: string];
 
-/** An idempotency record as its row: tenant, key, JSON text and time. */
-export type IdempotencyRow = [tenant: string, key: string, json: string, timeMs: number];
+/** An idempotency record as its row: tenant, its place among the tenant's records, key, JSON text and time. */
+export type IdempotencyRow = [tenant: string, seq: number, key: string, json: string, timeMs: number];
 
 /** A row a projection adds to a batch's transaction: one statement and its named parameters. */
 export interface ProjectedWrite {
@@ -25,7 +25,8 @@ export interface ProjectedWrite {
 export interface BatchRows {
   events: EventRow[];
   remembered: IdempotencyRow[];
-  forgotten: Array<[tenant: string, key: string]>;
+  /** A tenant's records forgotten: those up to a place (records are forgotten oldest first). */
+  forgotten: Array<[tenant: string, upToSeq: number]>;
   projected: ProjectedWrite[];
 }
 
@@ -38,19 +39,19 @@ export function eventRow({ position, event }: LoggedEvent): EventRow {
  * record's text is put together around it instead of serialising the events again. The text is the same as
  * JSON.stringify(record) gives.
  */
-export function idempotencyRow(tenant: string, key: string, record: IdempotencyRecord, eventsJson?: readonly string[]): IdempotencyRow {
+export function idempotencyRow(tenant: string, seq: number, key: string, record: IdempotencyRecord, eventsJson?: readonly string[]): IdempotencyRow {
   const { fingerprint, outcome, timeMs } = record;
   if (eventsJson === undefined || outcome.rejection !== undefined || eventsJson.length !== outcome.events.length) {
-    return [tenant, key, JSON.stringify(record), timeMs];
+    return [tenant, seq, key, JSON.stringify(record), timeMs];
   }
-  return [tenant, key, `{"fingerprint":${JSON.stringify(fingerprint)},"outcome":{"events":[${eventsJson.join(',')}]},"timeMs":${JSON.stringify(timeMs)}}`, timeMs];
+  return [tenant, seq, key, `{"fingerprint":${JSON.stringify(fingerprint)},"outcome":{"events":[${eventsJson.join(',')}]},"timeMs":${JSON.stringify(timeMs)}}`, timeMs];
 }
 
 /** Writes batches in one transaction per call on `db`; statements are prepared once, projected ones on first use. */
 export function batchWriter(db: Database): (batches: readonly BatchRows[]) => void {
   const insertEvent = db.prepare('INSERT INTO events (position, tenant, type, json) VALUES (?, ?, ?, ?)');
-  const upsertKey = db.prepare('INSERT OR REPLACE INTO idempotency (tenant, key, json, time_ms) VALUES (?, ?, ?, ?)');
-  const deleteKey = db.prepare('DELETE FROM idempotency WHERE tenant = ? AND key = ?');
+  const insertRecord = db.prepare('INSERT INTO idempotency (tenant, seq, key, json, time_ms) VALUES (?, ?, ?, ?, ?)');
+  const forgetUpTo = db.prepare('DELETE FROM idempotency WHERE tenant = ? AND seq <= ?');
   const projections = new Map<string, Statement>();
   const projection = (sql: string): Statement => {
     let statement = projections.get(sql);
@@ -63,11 +64,11 @@ export function batchWriter(db: Database): (batches: readonly BatchRows[]) => vo
   return db.transaction((batches: readonly BatchRows[]) => {
     for (const { events, remembered, forgotten, projected } of batches) {
       for (const row of events) insertEvent.run(row);
-      // Forgotten first: a key forgotten by housekeeping may be used again later in the same batch, and its new
-      // record must stay. (A record is never forgotten in the batch that made it: it is kept at least 24 hours,
-      // or until 5,000,000 newer ones, more than a batch holds.)
-      for (const [tenant, key] of forgotten) deleteKey.run(tenant, key);
-      for (const row of remembered) upsertKey.run(row);
+      // A key forgotten by housekeeping may be used again later in the same batch: its new record has a later
+      // place, past what is forgotten. (A record is never forgotten in the batch that made it: it is kept at
+      // least 24 hours, or until 5,000,000 newer ones, more than a batch holds.)
+      for (const [tenant, upToSeq] of forgotten) forgetUpTo.run(tenant, upToSeq);
+      for (const row of remembered) insertRecord.run(row);
       for (const { sql, params } of projected) projection(sql).run(params);
     }
   });

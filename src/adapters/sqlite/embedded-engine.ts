@@ -144,6 +144,12 @@ export class EmbeddedEngine implements Engine {
   private isReady = false;
   private expiryTimer: NodeJS.Timeout | undefined;
   private expiringTenants = new Set<string>();
+  /**
+   * Per tenant, the places of its idempotency records in the file: the oldest kept, and the next. Records
+   * are kept in memory in the order they were made and forgotten from the oldest, so memory's order is
+   * the file's, and a forgotten count is a prefix of places.
+   */
+  private recordPlaces = new Map<string, { first: number; next: number }>();
   private readonly listeners = new Set<(batch: CommittedBatch) => void>();
   private readonly projections: Projection[];
   private readonly clock: () => number;
@@ -218,10 +224,23 @@ export class EmbeddedEngine implements Engine {
     this.tableSnapshots = loaded.tableSnapshots;
     this.nextPosition = loaded.position + 1;
     this.durablePosition = loaded.position;
-    const keys = this.db.prepare('SELECT tenant, key, json FROM idempotency ORDER BY time_ms').raw(true);
-    for (const [tenant, key, json] of keys.iterate() as Iterable<[string, string, string]>) {
+    this.recordPlaces = new Map();
+    const keys = this.db.prepare('SELECT tenant, seq, key, json FROM idempotency ORDER BY tenant, seq').raw(true);
+    for (const [tenant, seq, key, json] of keys.iterate() as Iterable<[string, number, string, string]>) {
       tenantOf(this.memory, tenant).idempotency.set(key, JSON.parse(json) as IdempotencyRecord);
+      const places = this.recordPlaces.get(tenant);
+      if (places === undefined) this.recordPlaces.set(tenant, { first: seq, next: seq + 1 });
+      else places.next = seq + 1;
     }
+  }
+
+  private placesOf(tenant: string): { first: number; next: number } {
+    let places = this.recordPlaces.get(tenant);
+    if (places === undefined) {
+      places = { first: 1, next: 1 };
+      this.recordPlaces.set(tenant, places);
+    }
+    return places;
   }
 
   /** Adds rows to every batch's write transaction (e.g. the channel outbox); set up before taking commands. */
@@ -329,9 +348,9 @@ export class EmbeddedEngine implements Engine {
     if (batch.length === 0) return;
     const decided: Decided[] = [];
     const logged: LoggedEvent[] = [];
-    // Each with where its command's events start in `logged`: the record's outcome holds those events.
-    const remembered: Array<[tenant: string, key: string, record: IdempotencyRecord, firstEvent: number]> = [];
-    const forgotten: Array<[string, string]> = [];
+    // Each with its place, and where its command's events start in `logged`: the record's outcome holds them.
+    const remembered: Array<[tenant: string, seq: number, key: string, record: IdempotencyRecord, firstEvent: number]> = [];
+    const forgotten: Array<[tenant: string, upToSeq: number]> = [];
     const touched = new Map<string, Set<string>>();
     const firstPosition = this.nextPosition;
     for (let index = 0; index < batch.length; index += 1) {
@@ -354,8 +373,17 @@ export class EmbeddedEngine implements Engine {
         this.nextPosition += 1;
         noteTouched(touched, event);
       }
-      if (execution.remembered !== undefined) remembered.push([command.tenant, execution.remembered.key, execution.remembered.record, firstEvent]);
-      for (const key of execution.forgotten ?? []) forgotten.push([command.tenant, key]);
+      // Forgotten before remembered: a record forgotten early to make room is the oldest, and the new one the newest.
+      if (execution.forgotten !== undefined && execution.forgotten.length > 0) {
+        const places = this.placesOf(command.tenant);
+        places.first += execution.forgotten.length;
+        forgotten.push([command.tenant, places.first - 1]);
+      }
+      if (execution.remembered !== undefined) {
+        const places = this.placesOf(command.tenant);
+        remembered.push([command.tenant, places.next, execution.remembered.key, execution.remembered.record, firstEvent]);
+        places.next += 1;
+      }
       const submitted: Submitted = outcome.events.length > 0 ? { outcome, position: this.nextPosition - 1 } : { outcome };
       decided.push({ pending, command, submitted });
     }
@@ -366,8 +394,8 @@ export class EmbeddedEngine implements Engine {
       const events = logged.map(eventRow);
       const rows: BatchRows = {
         events, forgotten, projected: [],
-        remembered: remembered.map(([tenant, key, record, firstEvent]) => (
-          idempotencyRow(tenant, key, record, events.slice(firstEvent, firstEvent + record.outcome.events.length).map((row) => row[3])))),
+        remembered: remembered.map(([tenant, seq, key, record, firstEvent]) => (
+          idempotencyRow(tenant, seq, key, record, events.slice(firstEvent, firstEvent + record.outcome.events.length).map((row) => row[3])))),
       };
       for (const projection of this.projections) rows.projected.push(...projection(committed, this.memory));
       writes = writesAnything(rows);

@@ -42,6 +42,21 @@ const migrations: string[] = [
      created_ms INTEGER NOT NULL,
      revoked_ms INTEGER
    ) WITHOUT ROWID;`,
+  // Idempotency records in the order they were made, per tenant: appended at the end and forgotten from the
+  // front, never looked up by key (memory answers that). Ordered by key, every record cost a page write of
+  // its own in a table spread over the file.
+  `CREATE TABLE idempotency_by_age (
+     tenant TEXT NOT NULL,
+     seq INTEGER NOT NULL,
+     key TEXT NOT NULL,
+     json TEXT NOT NULL,
+     time_ms INTEGER NOT NULL,
+     PRIMARY KEY (tenant, seq)
+   ) WITHOUT ROWID;
+   INSERT INTO idempotency_by_age (tenant, seq, key, json, time_ms)
+     SELECT tenant, ROW_NUMBER() OVER (PARTITION BY tenant ORDER BY time_ms, key), key, json, time_ms FROM idempotency;
+   DROP TABLE idempotency;
+   ALTER TABLE idempotency_by_age RENAME TO idempotency;`,
 ];
 
 export function migrate(db: Database): void {
