@@ -1,9 +1,8 @@
 // The embedded engine's snapshot file, which is stored packed, read and written as plain data, so tests can
 // compare it with a replay of the log and change it.
 
-import { writeFileSync } from 'node:fs';
-import { readSnapshotFile, snapshotPathOf, stateOf } from '../../src/adapters/sqlite/snapshot-file.js';
-import { fromSnapshot, packState, snapshotFormat, toSnapshot } from '../../src/core/index.js';
+import { readSnapshotFile, stateOf, writeSnapshot } from '../../src/adapters/sqlite/snapshot-file.js';
+import { fromSnapshot, toSnapshot } from '../../src/core/index.js';
 import type { StateSnapshot } from '../../src/core/index.js';
 
 export type PlainStoredSnapshot = StateSnapshot & { position: number; format: number | undefined };
@@ -15,7 +14,7 @@ export function readPlainSnapshot(databasePath: string): PlainStoredSnapshot | u
   return { ...toSnapshot(stateOf(stored)), position: stored.position, format: stored.format };
 }
 
-/** Writes plain data as the snapshot beside the database, packed as this version writes it. */
+/** Writes plain data as the snapshot beside the database, as this version writes it. */
 export function writePackedSnapshot(databasePath: string, snapshot: StateSnapshot & { position: number }): void {
-  writeFileSync(snapshotPathOf(databasePath), JSON.stringify({ format: snapshotFormat, position: snapshot.position, tenants: packState(fromSnapshot(snapshot)) }));
+  writeSnapshot(databasePath, fromSnapshot(snapshot), snapshot.position, 0);
 }

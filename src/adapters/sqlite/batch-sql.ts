@@ -35,15 +35,13 @@ export function eventRow({ position, event }: LoggedEvent): EventRow {
 }
 
 /**
- * `eventsJson`, when given, is the JSON text of the record's outcome's events, already made for the log: the
- * record's text is put together around it instead of serialising the events again. The text is the same as
- * JSON.stringify(record) gives.
+ * `eventsJson` is the JSON text of the record's outcome's events, already made for the log: an accepted
+ * outcome's record is put together around it instead of serialising the events again (a refused one has no
+ * events). The text is the same as JSON.stringify(record) gives.
  */
-export function idempotencyRow(tenant: string, seq: number, key: string, record: IdempotencyRecord, eventsJson?: readonly string[]): IdempotencyRow {
+export function idempotencyRow(tenant: string, seq: number, key: string, record: IdempotencyRecord, eventsJson: readonly string[]): IdempotencyRow {
   const { fingerprint, outcome, timeMs } = record;
-  if (eventsJson === undefined || outcome.rejection !== undefined || eventsJson.length !== outcome.events.length) {
-    return [tenant, seq, key, JSON.stringify(record), timeMs];
-  }
+  if (outcome.rejection !== undefined) return [tenant, seq, key, JSON.stringify(record), timeMs];
   return [tenant, seq, key, `{"fingerprint":${JSON.stringify(fingerprint)},"outcome":{"events":[${eventsJson.join(',')}]},"timeMs":${JSON.stringify(timeMs)}}`, timeMs];
 }
 

@@ -145,11 +145,11 @@ export class EmbeddedEngine implements Engine {
   private expiryTimer: NodeJS.Timeout | undefined;
   private expiringTenants = new Set<string>();
   /**
-   * Per tenant, the places of its idempotency records in the file: the oldest kept, and the next. Records
-   * are kept in memory in the order they were made and forgotten from the oldest, so memory's order is
-   * the file's, and a forgotten count is a prefix of places.
+   * Per tenant, the place in the file of its next idempotency record. Records are kept in memory in the order
+   * they were made and forgotten from the oldest, so memory holds the last `size` places: those before are
+   * forgotten.
    */
-  private recordPlaces = new Map<string, { first: number; next: number }>();
+  private nextRecordPlace = new Map<string, number>();
   private readonly listeners = new Set<(batch: CommittedBatch) => void>();
   private readonly projections: Projection[];
   private readonly clock: () => number;
@@ -224,23 +224,12 @@ export class EmbeddedEngine implements Engine {
     this.tableSnapshots = loaded.tableSnapshots;
     this.nextPosition = loaded.position + 1;
     this.durablePosition = loaded.position;
-    this.recordPlaces = new Map();
+    this.nextRecordPlace = new Map();
     const keys = this.db.prepare('SELECT tenant, seq, key, json FROM idempotency ORDER BY tenant, seq').raw(true);
     for (const [tenant, seq, key, json] of keys.iterate() as Iterable<[string, number, string, string]>) {
       tenantOf(this.memory, tenant).idempotency.set(key, JSON.parse(json) as IdempotencyRecord);
-      const places = this.recordPlaces.get(tenant);
-      if (places === undefined) this.recordPlaces.set(tenant, { first: seq, next: seq + 1 });
-      else places.next = seq + 1;
+      this.nextRecordPlace.set(tenant, seq + 1);
     }
-  }
-
-  private placesOf(tenant: string): { first: number; next: number } {
-    let places = this.recordPlaces.get(tenant);
-    if (places === undefined) {
-      places = { first: 1, next: 1 };
-      this.recordPlaces.set(tenant, places);
-    }
-    return places;
   }
 
   /** Adds rows to every batch's write transaction (e.g. the channel outbox); set up before taking commands. */
@@ -373,16 +362,16 @@ export class EmbeddedEngine implements Engine {
         this.nextPosition += 1;
         noteTouched(touched, event);
       }
-      // Forgotten before remembered: a record forgotten early to make room is the oldest, and the new one the newest.
-      if (execution.forgotten !== undefined && execution.forgotten.length > 0) {
-        const places = this.placesOf(command.tenant);
-        places.first += execution.forgotten.length;
-        forgotten.push([command.tenant, places.first - 1]);
-      }
-      if (execution.remembered !== undefined) {
-        const places = this.placesOf(command.tenant);
-        remembered.push([command.tenant, places.next, execution.remembered.key, execution.remembered.record, firstEvent]);
-        places.next += 1;
+      if (execution.remembered !== undefined || (execution.forgotten?.length ?? 0) > 0) {
+        const records = tenantOf(this.memory, command.tenant).idempotency;
+        let next = this.nextRecordPlace.get(command.tenant) ?? 1;
+        if (execution.remembered !== undefined) {
+          remembered.push([command.tenant, next, execution.remembered.key, execution.remembered.record, firstEvent]);
+          next += 1;
+          this.nextRecordPlace.set(command.tenant, next);
+        }
+        // What memory no longer holds is forgotten: a record forgotten early to make room was the oldest.
+        if ((execution.forgotten?.length ?? 0) > 0) forgotten.push([command.tenant, next - records.size - 1]);
       }
       const submitted: Submitted = outcome.events.length > 0 ? { outcome, position: this.nextPosition - 1 } : { outcome };
       decided.push({ pending, command, submitted });
