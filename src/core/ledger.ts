@@ -17,10 +17,25 @@ export interface Execution {
   forgottenReservations?: string[];
 }
 
-/** A stable text of what a command asks for, without its id, time and key: retries must match it. */
+/**
+ * A stable text of what a command asks for, without its id, time and key: retries must match it. It is kept
+ * in the command's idempotency record for a day, so it is kept flat (see `flattened`): as built, piece by
+ * piece, it holds five times its length and more than half of what the whole record holds.
+ */
 export function fingerprintOf(command: Command): string {
   const { id: _id, timeMs: _time, idempotencyKey: _key, ...request } = command;
-  return canonicalJson(request);
+  return flattened(canonicalJson(request));
+}
+
+/**
+ * The same text, stored flat. V8 keeps a string joined from pieces (`+`, a template, randomUUID's) as a
+ * tree of those pieces until something reads its characters; reading one turns it flat in place. A tree
+ * costs a header per piece, and hashes and compares several times slower: a string kept for long (an id,
+ * a fingerprint) is flattened once, when it is made.
+ */
+export function flattened(text: string): string {
+  text.charCodeAt(0);
+  return text;
 }
 
 /**
