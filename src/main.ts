@@ -3,10 +3,12 @@
 import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
+import { getHeapStatistics } from 'node:v8';
 import type { Database as Db } from 'better-sqlite3';
 import type { FastifyInstance } from 'fastify';
 import { pino } from 'pino';
 import type { Logger } from 'pino';
+import { idempotencyRecordsMaxFor } from './core/index.js';
 import type { Command, InventoryEvent, Outcome } from './core/index.js';
 import { ChannelSync, desiredOfState, desiredProjection } from './app/channel-sync.js';
 import { ConfigError } from './app/config.js';
@@ -71,10 +73,14 @@ export async function start(options: StartOptions): Promise<Running> {
   mkdirSync(config.dataDir, { recursive: true });
   const logger = pino({ level: config.logLevel, redact: secretPaths });
   const metrics = new Metrics();
-  const { engine, local, stopEngineExtras } = await startEngine(config, metrics, logger);
+  const heapLimitBytes = getHeapStatistics().heap_size_limit;
+  const recordsMax = idempotencyRecordsMaxFor(heapLimitBytes);
+  logger.info(`heap limit ${Math.round(heapLimitBytes / 1_048_576)} MiB: each tenant keeps at most ${recordsMax} idempotency records (raise it with NODE_OPTIONS=--max-old-space-size=MiB)`);
+  const { engine, local, stopEngineExtras } = await startEngine(config, metrics, logger, recordsMax);
   engine.subscribe((batch) => metrics.batchCommitted(batch));
   metrics.watchEngine(() => engine.ready());
   metrics.watchExpiry(() => engine.state().tenants);
+  metrics.watchIdempotency(() => engine.state().tenants, recordsMax);
   const keys = new ApiKeyStore(local.db);
   const channelConfigs = config.channels as unknown as ChannelConfig[];
   const channels = startChannels(engine, local, channelConfigs, metrics, { reconcileIntervalMs: config.sync.reconcileIntervalMs });
@@ -128,7 +134,7 @@ interface LocalStore {
   addProjection?: (projection: Projection) => void;
 }
 
-async function startEngine(config: StocklineConfig, metrics: Metrics, logger: Logger): Promise<{ engine: Engine; local: LocalStore; stopEngineExtras: () => Promise<void> }> {
+async function startEngine(config: StocklineConfig, metrics: Metrics, logger: Logger, idempotencyRecordsMax: number): Promise<{ engine: Engine; local: LocalStore; stopEngineExtras: () => Promise<void> }> {
   const hooks = {
     onDecided: (command: Command, outcome: Outcome, latencyMs: number) => metrics.commandDecided(command, outcome, latencyMs),
     onDeadLetter: (letter: DeadLetter) => metrics.deadLettered(letter.source),
@@ -137,7 +143,7 @@ async function startEngine(config: StocklineConfig, metrics: Metrics, logger: Lo
     const kafkaConfig = loadKafkaConfig({ kafka: config.kafka });
     const engine = await KafkaEngine.start({
       config: kafkaConfig, nodeId: process.env.STOCKLINE_NODE_ID ?? `${hostname()}-${process.pid}`.replace(/[^A-Za-z0-9._-]/g, '-').slice(0, 64),
-      expiryIntervalMs: config.ledger.expiryIntervalMs, log: logger.child({ engine: 'kafka' }), ...hooks,
+      expiryIntervalMs: config.ledger.expiryIntervalMs, idempotencyRecordsMax, log: logger.child({ engine: 'kafka' }), ...hooks,
     });
     const db = openDatabase(config.dataDir, 'stockline-node.db');
     const lagTimer = setInterval(() => {
@@ -155,6 +161,7 @@ async function startEngine(config: StocklineConfig, metrics: Metrics, logger: Lo
     expiryIntervalMs: config.ledger.expiryIntervalMs,
     snapshotEveryEvents: config.ledger.snapshotEveryEvents,
     batchCommandsMax: config.ledger.batchCommandsMax,
+    idempotencyRecordsMax,
     durability: config.ledger.durability === 'none' ? 'none' : 'background',
     onStorageFailed: (error) => {
       if (error.retryable) logger.warn({ err: error }, 'a batch could not be written: its commands were refused (retryable) and the state rebuilt from the file');

@@ -1,5 +1,6 @@
 // Prometheus metrics: what the on-call engineer pages on. Labels are bounded: never a SKU or a reservation id.
 
+import { getHeapStatistics } from 'node:v8';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import { expiryLagMs } from '../core/index.js';
 import type { Command, InventoryEvent, Outcome, TenantState } from '../core/index.js';
@@ -43,6 +44,8 @@ export class Metrics {
   private lagSource: LagSource | undefined;
   private engineReady: (() => boolean) | undefined;
   private expiryTenants: (() => Iterable<[string, TenantState]>) | undefined;
+  private recordTenants: (() => Iterable<[string, TenantState]>) | undefined;
+  private recordsMax = 0;
   private configuredChannels: Array<{ tenant: string; channel: string }> = [];
 
   constructor(private readonly clock: () => number = Date.now, options: { processMetrics?: boolean } = {}) {
@@ -81,6 +84,27 @@ export class Metrics {
       labelNames: ['tenant'], registers,
       collect() { collectExpiryLag(this); },
     });
+    const recordsOf = (): Iterable<[string, TenantState]> => this.recordTenants?.() ?? [];
+    new Gauge({
+      name: 'stockline_idempotency_records', help: 'Idempotency records kept, per tenant with any: each holds about a kilobyte of heap for a day.',
+      labelNames: ['tenant'], registers,
+      collect() {
+        this.reset();
+        for (const [tenant, state] of recordsOf()) if (state.idempotency.size > 0) this.set({ tenant }, state.idempotency.size);
+      },
+    });
+    const recordsMaxNow = (): number => this.recordsMax;
+    new Gauge({
+      name: 'stockline_idempotency_records_max',
+      help: 'Idempotency records a tenant keeps, at most (a quarter of the heap); past it the oldest are forgotten before their day is over.',
+      registers, collect() { this.set(recordsMaxNow()); },
+    });
+    if (options.processMetrics !== false) {
+      new Gauge({
+        name: 'stockline_heap_limit_bytes', help: "V8's heap size limit: the process stops when its heap needs more (set with --max-old-space-size).",
+        registers, collect() { this.set(getHeapStatistics().heap_size_limit); },
+      });
+    }
     new Gauge({
       name: 'stockline_outbox_depth', help: 'Channel quantities waiting to be pushed or acknowledged.', labelNames: ['channel'], registers,
       collect() {
@@ -118,6 +142,12 @@ export class Metrics {
       const lagMs = expiryLagMs(state, nowMs);
       if (lagMs > 0) gauge.set({ tenant }, lagMs / 1000);
     }
+  }
+
+  /** The tenants whose idempotency records `stockline_idempotency_records` counts at each scrape, and their bound. */
+  watchIdempotency(tenants: () => Iterable<[string, TenantState]>, recordsMax: number): void {
+    this.recordTenants = tenants;
+    this.recordsMax = recordsMax;
   }
 
   /** Dead-letter counters start at zero for every configured source. */

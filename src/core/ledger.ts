@@ -67,9 +67,10 @@ export function canonicalJson(value: unknown): string {
 
 /**
  * Decides a command and applies its events to the state. A retry under a known idempotency key
- * returns DUPLICATE with the first outcome and changes nothing.
+ * returns DUPLICATE with the first outcome and changes nothing. A tenant keeps `recordsMax` records at
+ * most (an engine sets it from its heap: `idempotencyRecordsMaxFor`); past it the oldest is forgotten.
  */
-export function execute(state: LedgerState, command: Command): Execution {
+export function execute(state: LedgerState, command: Command, recordsMax: number = limits.idempotencyRecordsMax): Execution {
   const key = command.idempotencyKey;
   const existing = state.tenants.get(command.tenant);
   let fingerprint = '';
@@ -96,11 +97,32 @@ export function execute(state: LedgerState, command: Command): Execution {
   if (forgottenReservations.length > 0) execution.forgottenReservations = forgottenReservations;
   if (key !== undefined) {
     const record: IdempotencyRecord = { fingerprint, outcome, timeMs: command.timeMs };
-    const early = remember(tenantOf(state, command.tenant).idempotency, key, record, limits.idempotencyRecordsMax);
+    const early = remember(tenantOf(state, command.tenant).idempotency, key, record, recordsMax);
     if (early !== undefined) (execution.forgotten ??= []).push(early);
     execution.remembered = { key, record };
   }
   return execution;
+}
+
+/**
+ * What one idempotency record holds in memory, with room to spare: about 700 bytes as made, 850 once read
+ * back from a file or a changelog (bench/memory.ts); the key and outcome are the caller's and may be longer.
+ */
+export const idempotencyRecordBytes = 1024;
+
+/** The share of the heap a tenant's idempotency records may fill. */
+export const idempotencyHeapShare = 0.25;
+
+/**
+ * The records a tenant keeps, at most, in a heap of `heapLimitBytes`: a quarter of it, between 10,000 and
+ * `limits.idempotencyRecordsMax`. Records are kept for `idempotencyRetentionMs`; a tenant that makes more
+ * keyed commands than this within that time forgets the oldest first, so a retry of one of those is a new
+ * command. Without the bound, a day of keyed commands fills the heap and the process stops, and stops again
+ * on restart, when it reads them back: 5 million records hold some 4 GB, a default heap on a large machine.
+ */
+export function idempotencyRecordsMaxFor(heapLimitBytes: number): number {
+  const fits = Math.floor((heapLimitBytes * idempotencyHeapShare) / idempotencyRecordBytes);
+  return Math.min(limits.idempotencyRecordsMax, Math.max(10_000, fits));
 }
 
 /**

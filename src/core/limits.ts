@@ -28,7 +28,8 @@ export const limits = {
   idempotencyForgetsPerTickMax: 1_000,
   // Records kept per tenant, at most: past it the oldest is forgotten before its 24 hours, one for each new
   // one. Without it a tenant with 2^24 keyed commands in a day would overflow the Map that holds them (the
-  // engine would stop, and stop again on every restart); well below that, memory (a record holds its outcome).
+  // engine would stop, and stop again on every restart). Engines keep fewer where their heap is smaller
+  // (idempotencyRecordsMaxFor: a quarter of it, at about a kilobyte a record).
   idempotencyRecordsMax: 5_000_000,
   // How long a released, expired, fulfilled or cancelled reservation is kept before it is forgotten:
   // one hour beyond idempotencyRetentionMs, so a retried request whose idempotency record is still

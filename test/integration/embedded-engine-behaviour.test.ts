@@ -3,4 +3,5 @@
 import { EmbeddedEngine } from '../../src/adapters/sqlite/embedded-engine.js';
 import { engineBehaviourSuite } from '../support/engine-suite.js';
 
-engineBehaviourSuite('embedded', async () => new EmbeddedEngine({ path: ':memory:' }));
+const idempotencyRecordsMax = 20;
+engineBehaviourSuite('embedded', async () => new EmbeddedEngine({ path: ':memory:', idempotencyRecordsMax }), { idempotencyRecordsMax });

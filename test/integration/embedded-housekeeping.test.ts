@@ -157,4 +157,35 @@ describe('the expiry ticker', () => {
       await again.close();
     }
   });
+
+  it('keeps at most its bound of records a tenant, forgetting the oldest first, and reads back no more after a restart', async () => {
+    const path = join(dir, 'bounded.db');
+    const adjust = (tenant: string, key: string): CommandInput => ({ type: 'adjust_stock', tenant, sku: 'A', location: 'wh', delta: 1, idempotencyKey: key });
+    const stored = (db: Database.Database, tenant: string): string[] => (db.prepare('SELECT key FROM idempotency WHERE tenant = ? ORDER BY seq').all(tenant) as Array<{ key: string }>).map((row) => row.key);
+    const keys = (engine: EmbeddedEngine, tenant: string): string[] => [...(engine.tenant(tenant)?.idempotency.keys() ?? [])];
+    const first = new EmbeddedEngine({ path, expiryIntervalMs: 0, idempotencyRecordsMax: 4 });
+    try {
+      for (let index = 1; index <= 6; index += 1) await first.submit(adjust('a', `k${index}`));
+      await first.submit(adjust('b', 'only'));
+      expect(keys(first, 'a'), 'the two oldest forgotten to make room').toEqual(['k3', 'k4', 'k5', 'k6']);
+      expect(stored(first.db, 'a')).toEqual(['k3', 'k4', 'k5', 'k6']);
+      expect((await first.submit(adjust('a', 'k1'))).outcome.rejection, 'a forgotten key is a new command').toBeUndefined();
+      expect(keys(first, 'a')).toEqual(['k4', 'k5', 'k6', 'k1']);
+    } finally {
+      await first.close();
+    }
+    // A smaller heap after the restart: each tenant's newest records within the bound are read back, and the
+    // rest leave the file before the engine takes commands.
+    const reopened = new EmbeddedEngine({ path, expiryIntervalMs: 0, idempotencyRecordsMax: 2 });
+    try {
+      expect(keys(reopened, 'a')).toEqual(['k6', 'k1']);
+      expect(stored(reopened.db, 'a')).toEqual(['k6', 'k1']);
+      expect(keys(reopened, 'b')).toEqual(['only']);
+      expect((await reopened.submit(adjust('a', 'k6'))).outcome.rejection?.code).toBe('DUPLICATE');
+      await reopened.submit(adjust('a', 'k7'));
+      expect(stored(reopened.db, 'a'), 'places go on past the deleted ones').toEqual(['k1', 'k7']);
+    } finally {
+      await reopened.close();
+    }
+  });
 });

@@ -31,6 +31,10 @@ const exportedMetrics: Record<string, { kind: 'gauge' | 'counter' | 'histogram';
   stockline_snapshot_failures_total: { kind: 'counter', labels: [] },
   stockline_engine_ready: { kind: 'gauge', labels: [] },
   stockline_expiry_lag_seconds: { kind: 'gauge', labels: ['tenant'] },
+  stockline_idempotency_records: { kind: 'gauge', labels: ['tenant'] },
+  stockline_idempotency_records_max: { kind: 'gauge', labels: [] },
+  stockline_heap_limit_bytes: { kind: 'gauge', labels: [] },
+  stockline_process_nodejs_heap_size_used_bytes: { kind: 'gauge', labels: [] },
   up: { kind: 'gauge', labels: [] },
 };
 /** Labels Prometheus attaches to every scraped series. */
@@ -47,6 +51,8 @@ const expectedAlerts = [
   'StocklineDown',
   'StocklineEngineNotReady',
   'StocklineExpiryLagging',
+  'StocklineHeapNearLimit',
+  'StocklineIdempotencyRecordsAtBound',
 ];
 
 const promqlKeywords = new Set(['by', 'without', 'on', 'ignoring', 'group_left', 'group_right', 'offset', 'bool',

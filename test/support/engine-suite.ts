@@ -17,6 +17,8 @@ export interface EngineSuiteOptions {
   caseTimeoutMs?: number;
   /** Engine start (and close) in beforeAll/afterAll. */
   setupTimeoutMs?: number;
+  /** The engine was made to keep this many idempotency records a tenant: a case checks it forgets the oldest past it. */
+  idempotencyRecordsMax?: number;
 }
 
 const waitLimitMs = 10_000;
@@ -136,6 +138,17 @@ export function engineBehaviourSuite(name: string, makeEngine: () => Promise<Eng
       accepted(await adjust(tenant, 'A', { delta: 100 }));
       const refusedAgain = await adjust(tenant, 'A', { delta: -50 }, { idempotencyKey: 'key-2' });
       expect(refusedAgain.outcome.rejection).toMatchObject({ code: 'DUPLICATE', first: refused.outcome });
+    });
+
+    it.runIf(options.idempotencyRecordsMax !== undefined)('keeps its bound of idempotency records a tenant, forgetting the oldest first', async () => {
+      const recordsMax = options.idempotencyRecordsMax as number;
+      const tenant = freshTenant();
+      const again = async (key: string): Promise<Outcome> => (await adjust(tenant, 'A', { delta: 1 }, { idempotencyKey: key })).outcome;
+      for (let index = 0; index < recordsMax + 2; index += 1) accepted(await adjust(tenant, 'A', { delta: 1 }, { idempotencyKey: `k${index}` }));
+      expect((await again(`k${recordsMax + 1}`)).rejection?.code, 'the newest is kept').toBe('DUPLICATE');
+      expect((await again('k2')).rejection?.code, 'the oldest kept').toBe('DUPLICATE');
+      expect((await again('k0')).rejection, 'forgotten: its retry is a new command').toBeUndefined();
+      expect(stockOf(engine.tenant(tenant), 'A').onHand).toBe(recordsMax + 3);
     });
 
     it('expires holds due at the time an expire_due command carries', async () => {

@@ -71,4 +71,15 @@ describe('metrics', () => {
     execute(state, { type: 'expire_due', id: 'y', tenant: 'acme', timeMs: nowMs, nowMs });
     expect(await sample(metrics, 'stockline_expiry_lag_seconds')).toEqual([]);
   });
+
+  it('reports the idempotency records each tenant with any keeps, and the bound', async () => {
+    const nowMs = Date.UTC(2026, 11, 7, 9);
+    const metrics = new Metrics(() => nowMs, { processMetrics: false });
+    const state = initialState();
+    for (const tenant of ['acme', 'globex']) execute(state, { type: 'adjust_stock', id: `${tenant}-a`, tenant, timeMs: nowMs, sku: 'A', location: 'wh', set: 5 });
+    for (const key of ['k1', 'k2']) execute(state, { type: 'adjust_stock', id: key, tenant: 'acme', timeMs: nowMs, sku: 'A', location: 'wh', delta: 1, idempotencyKey: key });
+    metrics.watchIdempotency(() => state.tenants, 1_000);
+    expect(await sample(metrics, 'stockline_idempotency_records')).toEqual(['stockline_idempotency_records{tenant="acme"} 2']);
+    expect(await sample(metrics, 'stockline_idempotency_records_max')).toEqual(['stockline_idempotency_records_max 1000']);
+  });
 });

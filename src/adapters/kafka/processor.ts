@@ -56,6 +56,8 @@ export interface ProcessorOptions {
   requestExpiry: (tenant: string, nowMs: number) => void;
   onDecided?: (command: Command, outcome: Outcome, latencyMs: number) => void;
   onDeadLetter?: (letter: DeadLetter) => void;
+  /** Idempotency records a tenant keeps, at most; past it the oldest are forgotten first. */
+  idempotencyRecordsMax: number;
 }
 
 interface Owned {
@@ -418,7 +420,7 @@ export class Processor {
 
   private decideOne(owned: Owned, input: CommandInput, id: string, changed: Set<string>): { command: Command; outcome: Outcome } {
     const command = { ...input, id, timeMs: input.timeMs ?? this.nowMs(owned) } as Command;
-    const execution: Execution = execute(owned.state, command);
+    const execution: Execution = execute(owned.state, command, this.options.idempotencyRecordsMax);
     noteChangedEntities(changed, command.tenant, execution);
     return { command, outcome: execution.outcome };
   }
@@ -427,7 +429,7 @@ export class Processor {
   private decideGroup(owned: Owned, inputs: CommandInput[], offset: bigint, changed: Set<string>): Array<{ command: Command; outcome: Outcome }> {
     const trials = inputs.map((input) => ({ ...input, id: 'trial', timeMs: input.timeMs ?? this.nowMs(owned) }) as Command);
     const scratch = trialState(owned.state, trials);
-    const outcomes = trials.map((command) => execute(scratch, command).outcome);
+    const outcomes = trials.map((command) => execute(scratch, command, this.options.idempotencyRecordsMax).outcome);
     if (outcomes.some((outcome) => outcome.rejection !== undefined)) {
       return trials.map((command, index) => {
         const outcome = outcomes[index] as Outcome;

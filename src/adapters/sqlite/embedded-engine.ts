@@ -3,9 +3,10 @@
 // beside the file on another thread.
 
 import { readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { getHeapStatistics } from 'node:v8';
 import Database from 'better-sqlite3';
 import type { Database as Db, Statement } from 'better-sqlite3';
-import { execute, housekeepingDue, initialState, moreDueAfterTick, tenantOf, trialState } from '../../core/index.js';
+import { execute, housekeepingDue, idempotencyRecordsMaxFor, initialState, moreDueAfterTick, tenantOf, trialState } from '../../core/index.js';
 import type { Command, IdempotencyRecord, InventoryEvent, LedgerState, Outcome, Rejection, TenantState } from '../../core/index.js';
 import { AppError, noteTouched } from '../../app/engine.js';
 import type { CommittedBatch, Engine, EventPage, LoggedEvent } from '../../app/engine.js';
@@ -38,6 +39,11 @@ export interface EmbeddedEngineOptions {
   snapshotEveryEvents?: number;
   /** How often held reservations are checked for expiry; 0 turns the ticker off. */
   expiryIntervalMs?: number;
+  /**
+   * Idempotency records a tenant keeps, at most (the oldest are forgotten first, before their day is over).
+   * Default: what a quarter of the heap holds (idempotencyRecordsMaxFor).
+   */
+  idempotencyRecordsMax?: number;
   /** Rows added to each batch's write transaction, after its events (e.g. the channel outbox). */
   projections?: Projection[];
   /**
@@ -168,9 +174,12 @@ export class EmbeddedEngine implements Engine {
   private reportWaiters: Array<() => void> = [];
   private failure: AppError | undefined;
   private readonly statements: Record<'page' | 'deadLetter' | 'getOffset' | 'setOffset', Statement>;
+  /** Idempotency records a tenant keeps, at most. */
+  readonly recordsMax: number;
 
   constructor(private readonly options: EmbeddedEngineOptions) {
     this.clock = options.clock ?? Date.now;
+    this.recordsMax = options.idempotencyRecordsMax ?? idempotencyRecordsMaxFor(getHeapStatistics().heap_size_limit);
     this.snapshotInterval = options.snapshotEveryEvents ?? defaults.snapshotEveryEvents;
     this.awaitingCommandsMax = options.awaitingCommandsMax ?? defaults.awaitingCommandsMax;
     if (options.eventLoopLoad !== undefined || options.path === ':memory:') {
@@ -225,10 +234,24 @@ export class EmbeddedEngine implements Engine {
     this.nextPosition = loaded.position + 1;
     this.durablePosition = loaded.position;
     this.nextRecordPlace = new Map();
+    this.forgetRecordsOverMax();
     const keys = this.db.prepare('SELECT tenant, seq, key, json FROM idempotency ORDER BY tenant, seq').raw(true);
     for (const [tenant, seq, key, json] of keys.iterate() as Iterable<[string, number, string, string]>) {
       tenantOf(this.memory, tenant).idempotency.set(key, JSON.parse(json) as IdempotencyRecord);
       this.nextRecordPlace.set(tenant, seq + 1);
+    }
+  }
+
+  /**
+   * Deletes each tenant's oldest records beyond `recordsMax`, before they are read: the file was written by a
+   * process with a larger heap (or before the bound). A tenant's records hold consecutive places, the oldest
+   * being forgotten first, so the newest are those above its last place less the bound.
+   */
+  private forgetRecordsOverMax(): void {
+    const ends = this.db.prepare('SELECT tenant, min(seq), max(seq) FROM idempotency GROUP BY tenant').raw(true).all() as Array<[string, number, number]>;
+    const forget = this.db.prepare('DELETE FROM idempotency WHERE tenant = ? AND seq <= ?');
+    for (const [tenant, first, last] of ends) {
+      if (last - first + 1 > this.recordsMax) forget.run(tenant, last - this.recordsMax);
     }
   }
 
@@ -354,7 +377,7 @@ export class EmbeddedEngine implements Engine {
         }
       }
       const command = this.stamp(pending);
-      const execution = execute(this.memory, command);
+      const execution = execute(this.memory, command, this.recordsMax);
       const { outcome } = execution;
       const firstEvent = logged.length;
       for (const event of outcome.events) {
@@ -550,7 +573,7 @@ export class EmbeddedEngine implements Engine {
   private tryGroup(group: Pending[]): { commands: Command[]; outcomes: Outcome[] } | undefined {
     const commands = group.map(({ input }) => ({ ...input, id: 'trial', timeMs: input.timeMs ?? this.nowMs() }) as Command);
     const scratch = trialState(this.memory, commands);
-    const outcomes = commands.map((command) => execute(scratch, command).outcome);
+    const outcomes = commands.map((command) => execute(scratch, command, this.recordsMax).outcome);
     if (outcomes.every((outcome) => outcome.rejection === undefined)) return undefined;
     return { commands, outcomes: outcomes.map((outcome) => (outcome.rejection === undefined ? { events: [], rejection: notApplied } : outcome)) };
   }

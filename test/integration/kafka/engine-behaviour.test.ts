@@ -17,10 +17,11 @@ import { deleteTestTopics, kafkaTestConfig } from '../../support/kafka-node.js';
 const prefix = uniqueTopicPrefix('engine');
 let bootstrap: string | undefined;
 
+const idempotencyRecordsMax = 20;
 engineBehaviourSuite('kafka', async () => {
   ({ bootstrap } = await ensureKafkaBroker());
-  return KafkaEngine.start({ config: kafkaTestConfig({ bootstrap, prefix }), nodeId: 'behaviour-node', startTimeoutMs: 60_000 });
-}, { setupTimeoutMs: kafkaTestLimits.upTimeoutMs });
+  return KafkaEngine.start({ config: kafkaTestConfig({ bootstrap, prefix }), nodeId: 'behaviour-node', startTimeoutMs: 60_000, idempotencyRecordsMax });
+}, { setupTimeoutMs: kafkaTestLimits.upTimeoutMs, idempotencyRecordsMax });
 
 const trimmedPrefix = uniqueTopicPrefix('trimmed');
 const backlogPrefix = uniqueTopicPrefix('backlog');

@@ -2,7 +2,8 @@
 
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { canonicalJson, execute, fingerprintOf, remember } from '../../../src/core/ledger.js';
+import { canonicalJson, execute, fingerprintOf, idempotencyRecordBytes, idempotencyRecordsMaxFor, remember } from '../../../src/core/ledger.js';
+import { initialState } from '../../../src/core/state.js';
 import type { IdempotencyRecord } from '../../../src/core/state.js';
 import { limits } from '../../../src/core/limits.js';
 import { toSnapshot } from '../../../src/core/snapshot.js';
@@ -125,5 +126,24 @@ describe('the records kept per tenant', () => {
     for (let index = 0; index < 5; index += 1) forgotten.push(remember(records, `k${index}`, record(index), 3));
     expect(forgotten).toEqual([undefined, undefined, undefined, 'k0', 'k1']);
     expect([...records.keys()]).toEqual(['k2', 'k3', 'k4']);
+  });
+
+  it('are bounded by what execute is given, which names the key forgotten for the store to forget', () => {
+    const state = initialState();
+    execute(state, { type: 'adjust_stock', id: 'stock', tenant: 'acme', timeMs: t0Ms, sku: 'tee-m', location: 'wh-1', delta: 10 });
+    const forgotten = ['a', 'b', 'c'].map((key) => execute(state, {
+      type: 'reserve', id: key, tenant: 'acme', timeMs: t0Ms, reservationId: `cart-${key}`, channel: 'web', lines: [{ sku: 'tee-m', quantity: 1 }], ttlMs: 60_000, idempotencyKey: key,
+    }, 2).forgotten);
+    expect(forgotten).toEqual([undefined, undefined, ['a']]);
+    expect([...(state.tenants.get('acme')?.idempotency.keys() ?? [])]).toEqual(['b', 'c']);
+  });
+
+  it('fill a quarter of the heap at a kilobyte each, between 10,000 and the ledger\'s limit', () => {
+    const gibibyte = 2 ** 30;
+    expect(idempotencyRecordsMaxFor(4 * gibibyte)).toBe(gibibyte / idempotencyRecordBytes);
+    expect(idempotencyRecordsMaxFor(512 * 2 ** 20)).toBe(131_072);
+    expect(idempotencyRecordsMaxFor(64 * 2 ** 20)).toBe(16_384);
+    expect(idempotencyRecordsMaxFor(8 * 2 ** 20)).toBe(10_000);
+    expect(idempotencyRecordsMaxFor(64 * gibibyte)).toBe(limits.idempotencyRecordsMax);
   });
 });
