@@ -3,7 +3,6 @@
 import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
-import { getHeapStatistics } from 'node:v8';
 import type { Database as Db } from 'better-sqlite3';
 import type { FastifyInstance } from 'fastify';
 import { pino } from 'pino';
@@ -12,6 +11,7 @@ import { idempotencyRecordsMaxFor } from './core/index.js';
 import type { Command, InventoryEvent, Outcome } from './core/index.js';
 import { ChannelSync, desiredOfState, desiredProjection } from './app/channel-sync.js';
 import { ConfigError } from './app/config.js';
+import { oldGenerationLimitBytes } from './app/heap.js';
 import type { StocklineConfig } from './app/config.js';
 import type { Engine } from './app/engine.js';
 import { validateEvent } from './app/event-validation.js';
@@ -73,9 +73,9 @@ export async function start(options: StartOptions): Promise<Running> {
   mkdirSync(config.dataDir, { recursive: true });
   const logger = pino({ level: config.logLevel, redact: secretPaths });
   const metrics = new Metrics();
-  const heapLimitBytes = getHeapStatistics().heap_size_limit;
-  const recordsMax = idempotencyRecordsMaxFor(heapLimitBytes);
-  logger.info(`heap limit ${Math.round(heapLimitBytes / 1_048_576)} MiB: each tenant keeps at most ${recordsMax} idempotency records (raise it with NODE_OPTIONS=--max-old-space-size=MiB)`);
+  const oldGenerationBytes = oldGenerationLimitBytes();
+  const recordsMax = idempotencyRecordsMaxFor(oldGenerationBytes);
+  logger.info(`heap for the state ${Math.round(oldGenerationBytes / 1_048_576)} MiB: each tenant keeps at most ${recordsMax} idempotency records (raise it with NODE_OPTIONS=--max-old-space-size=MiB)`);
   const { engine, local, stopEngineExtras } = await startEngine(config, metrics, logger, recordsMax);
   engine.subscribe((batch) => metrics.batchCommitted(batch));
   metrics.watchEngine(() => engine.ready());

@@ -1,10 +1,10 @@
 // Prometheus metrics: what the on-call engineer pages on. Labels are bounded: never a SKU or a reservation id.
 
-import { getHeapStatistics } from 'node:v8';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import { expiryLagMs } from '../core/index.js';
 import type { Command, InventoryEvent, Outcome, TenantState } from '../core/index.js';
 import type { CommittedBatch } from './engine.js';
+import { oldGenerationLimitBytes, oldGenerationUsedBytes } from './heap.js';
 
 export interface LagSource {
   /** Per tenant and channel, the time of the oldest change not yet acknowledged by the channel. */
@@ -101,8 +101,13 @@ export class Metrics {
     });
     if (options.processMetrics !== false) {
       new Gauge({
-        name: 'stockline_heap_limit_bytes', help: "V8's heap size limit: the process stops when its heap needs more (set with --max-old-space-size).",
-        registers, collect() { this.set(getHeapStatistics().heap_size_limit); },
+        name: 'stockline_heap_old_generation_used_bytes', help: "What the heap's old generation holds: long-lived objects, the engine's state among them.",
+        registers, collect() { this.set(oldGenerationUsedBytes()); },
+      });
+      new Gauge({
+        name: 'stockline_heap_old_generation_limit_bytes',
+        help: "What the heap's old generation may hold: the process stops when it needs more (set with --max-old-space-size).",
+        registers, collect() { this.set(oldGenerationLimitBytes()); },
       });
     }
     new Gauge({

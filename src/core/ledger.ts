@@ -110,29 +110,67 @@ export function execute(state: LedgerState, command: Command, recordsMax: number
  */
 export const idempotencyRecordBytes = 1024;
 
-/** The share of the heap a tenant's idempotency records may fill. */
+/** The share of the heap's old generation a tenant's idempotency records may fill. */
 export const idempotencyHeapShare = 0.25;
 
 /**
- * The records a tenant keeps, at most, in a heap of `heapLimitBytes`: a quarter of it, between 10,000 and
- * `limits.idempotencyRecordsMax`. Records are kept for `idempotencyRetentionMs`; a tenant that makes more
- * keyed commands than this within that time forgets the oldest first, so a retry of one of those is a new
- * command. Without the bound, a day of keyed commands fills the heap and the process stops, and stops again
- * on restart, when it reads them back: 5 million records hold some 4 GB, a default heap on a large machine.
+ * The records a tenant keeps, at most, where the heap's old generation (where long-lived objects are kept)
+ * may grow to `oldGenerationBytes`: a quarter of it, between 10,000 and `limits.idempotencyRecordsMax`.
+ * Records are kept for `idempotencyRetentionMs`; a tenant that makes more keyed commands than this within
+ * that time forgets the oldest first, so a retry of one of those is a new command. Without the bound, a day
+ * of keyed commands fills the heap and the process stops, and stops again on restart, when it reads them
+ * back: 5 million records hold some 4 GB, a default heap on a large machine.
  */
-export function idempotencyRecordsMaxFor(heapLimitBytes: number): number {
-  const fits = Math.floor((heapLimitBytes * idempotencyHeapShare) / idempotencyRecordBytes);
+export function idempotencyRecordsMaxFor(oldGenerationBytes: number): number {
+  const fits = Math.floor((oldGenerationBytes * idempotencyHeapShare) / idempotencyRecordBytes);
   return Math.min(limits.idempotencyRecordsMax, Math.max(10_000, fits));
+}
+
+/** An iterator over a records map's keys, kept between calls, and the oldest record it last read. */
+interface OldestCursor {
+  keys: Iterator<string>;
+  key?: string;
+  record?: IdempotencyRecord;
+}
+
+const cursors = new WeakMap<Map<string, IdempotencyRecord>, OldestCursor>();
+
+/**
+ * The oldest record kept, and its key. Records are kept in the order they were made and forgotten oldest
+ * first, and a Map keeps the place of a deleted entry until it is next rehashed: a new iterator would step
+ * over every record forgotten since, which at a tenant's bound is every keyed command (10 µs a command with
+ * 32,768 records, 50 µs with a million). So each map's iterator is kept, and goes on from the record it
+ * last read once that one is forgotten. A finished iterator stays finished, so one is started again then.
+ */
+function oldest(records: Map<string, IdempotencyRecord>): [string, IdempotencyRecord] | undefined {
+  let cursor = cursors.get(records);
+  if (cursor?.key !== undefined && records.get(cursor.key) === cursor.record) return [cursor.key, cursor.record as IdempotencyRecord];
+  if (cursor === undefined) {
+    cursor = { keys: records.keys() };
+    cursors.set(records, cursor);
+  }
+  let step = cursor.keys.next();
+  if (step.done === true) {
+    cursor.keys = records.keys();
+    step = cursor.keys.next();
+  }
+  if (step.done === true) {
+    cursors.delete(records);
+    return undefined;
+  }
+  cursor.key = step.value;
+  cursor.record = records.get(step.value);
+  return [cursor.key, cursor.record as IdempotencyRecord];
 }
 
 /**
  * Keeps a new record (its key is not among them); when `recordsMax` are kept already, forgets the oldest
- * first and returns its key. Records are kept in the order they were made, so the first is the oldest.
+ * first and returns its key.
  */
 export function remember(records: Map<string, IdempotencyRecord>, key: string, record: IdempotencyRecord, recordsMax: number): string | undefined {
   let forgotten: string | undefined;
   if (records.size >= recordsMax) {
-    forgotten = records.keys().next().value;
+    forgotten = oldest(records)?.[0];
     if (forgotten !== undefined) records.delete(forgotten);
   }
   records.set(key, record);
@@ -160,8 +198,8 @@ export function expiryLagMs(tenant: TenantState, nowMs: number): number {
 
 /** Whether the tenant's oldest idempotency record is past its retention at `nowMs`. */
 export function idempotencyDue(tenant: TenantState, nowMs: number): boolean {
-  const oldest = tenant.idempotency.values().next().value;
-  return oldest !== undefined && oldest.timeMs < nowMs - limits.idempotencyRetentionMs;
+  const first = oldest(tenant.idempotency);
+  return first !== undefined && first[1].timeMs < nowMs - limits.idempotencyRetentionMs;
 }
 
 /**
@@ -174,10 +212,11 @@ export function moreDueAfterTick(tenant: TenantState | undefined, nowMs: number,
 
 function forgetExpiredKeys(records: Map<string, IdempotencyRecord>, cutoffMs: number, max: number): string[] {
   const forgotten: string[] = [];
-  for (const [key, record] of records) {
-    if (record.timeMs >= cutoffMs || forgotten.length >= max) break;
-    forgotten.push(key);
+  while (forgotten.length < max) {
+    const first = oldest(records);
+    if (first === undefined || first[1].timeMs >= cutoffMs) break;
+    records.delete(first[0]);
+    forgotten.push(first[0]);
   }
-  for (const key of forgotten) records.delete(key);
   return forgotten;
 }

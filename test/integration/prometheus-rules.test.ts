@@ -33,8 +33,8 @@ const exportedMetrics: Record<string, { kind: 'gauge' | 'counter' | 'histogram';
   stockline_expiry_lag_seconds: { kind: 'gauge', labels: ['tenant'] },
   stockline_idempotency_records: { kind: 'gauge', labels: ['tenant'] },
   stockline_idempotency_records_max: { kind: 'gauge', labels: [] },
-  stockline_heap_limit_bytes: { kind: 'gauge', labels: [] },
-  stockline_process_nodejs_heap_size_used_bytes: { kind: 'gauge', labels: [] },
+  stockline_heap_old_generation_used_bytes: { kind: 'gauge', labels: [] },
+  stockline_heap_old_generation_limit_bytes: { kind: 'gauge', labels: [] },
   up: { kind: 'gauge', labels: [] },
 };
 /** Labels Prometheus attaches to every scraped series. */

@@ -6,10 +6,10 @@
 //
 // See processor.ts for exactly-once and fencing, replica.ts for reads, docs/kafka.md for operating it.
 
-import { getHeapStatistics } from 'node:v8';
 import { idempotencyRecordsMaxFor } from '../../core/index.js';
 import type { Command, InventoryEvent, LedgerState, Outcome, TenantState } from '../../core/index.js';
 import { AppError } from '../../app/engine.js';
+import { oldGenerationLimitBytes } from '../../app/heap.js';
 import type { CommittedBatch, Engine, EventPage } from '../../app/engine.js';
 import { importEvents } from '../../app/import-events.js';
 import type { ImportResult } from '../../app/import-events.js';
@@ -50,7 +50,7 @@ export interface KafkaEngineOptions {
   startTimeoutMs?: number;
   /** How often owned tenants are checked for holds past their expiry; 0 turns it off. */
   expiryIntervalMs?: number;
-  /** Idempotency records a tenant keeps, at most. Default: what a quarter of the heap holds (idempotencyRecordsMaxFor). */
+  /** Idempotency records a tenant keeps, at most. Default: what a quarter of the heap's old generation holds (idempotencyRecordsMaxFor). */
   idempotencyRecordsMax?: number;
 }
 
@@ -108,7 +108,7 @@ export class KafkaEngine implements Engine {
       config, topics: this.topics, nodeId, clock: options.clock ?? Date.now, log: this.log,
       expiryIntervalMs: options.expiryIntervalMs ?? kafkaEngineDefaults.expiryIntervalMs,
       requestExpiry: (tenant, nowMs) => this.requestExpiry(tenant, nowMs),
-      idempotencyRecordsMax: options.idempotencyRecordsMax ?? idempotencyRecordsMaxFor(getHeapStatistics().heap_size_limit),
+      idempotencyRecordsMax: options.idempotencyRecordsMax ?? idempotencyRecordsMaxFor(oldGenerationLimitBytes()),
       ...(options.onDecided === undefined ? {} : { onDecided: options.onDecided }),
       ...(options.onDeadLetter === undefined ? {} : { onDeadLetter: options.onDeadLetter }),
     });

@@ -3,12 +3,12 @@
 // beside the file on another thread.
 
 import { readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { getHeapStatistics } from 'node:v8';
 import Database from 'better-sqlite3';
 import type { Database as Db, Statement } from 'better-sqlite3';
 import { execute, housekeepingDue, idempotencyRecordsMaxFor, initialState, moreDueAfterTick, tenantOf, trialState } from '../../core/index.js';
 import type { Command, IdempotencyRecord, InventoryEvent, LedgerState, Outcome, Rejection, TenantState } from '../../core/index.js';
 import { AppError, noteTouched } from '../../app/engine.js';
+import { oldGenerationLimitBytes } from '../../app/heap.js';
 import type { CommittedBatch, Engine, EventPage, LoggedEvent } from '../../app/engine.js';
 import type { CommandInput, DeadLetter, SourceOffsets, Submitted } from '../../app/ports.js';
 import { importEvents } from '../../app/import-events.js';
@@ -41,7 +41,7 @@ export interface EmbeddedEngineOptions {
   expiryIntervalMs?: number;
   /**
    * Idempotency records a tenant keeps, at most (the oldest are forgotten first, before their day is over).
-   * Default: what a quarter of the heap holds (idempotencyRecordsMaxFor).
+   * Default: what a quarter of the heap's old generation holds (idempotencyRecordsMaxFor).
    */
   idempotencyRecordsMax?: number;
   /** Rows added to each batch's write transaction, after its events (e.g. the channel outbox). */
@@ -179,7 +179,7 @@ export class EmbeddedEngine implements Engine {
 
   constructor(private readonly options: EmbeddedEngineOptions) {
     this.clock = options.clock ?? Date.now;
-    this.recordsMax = options.idempotencyRecordsMax ?? idempotencyRecordsMaxFor(getHeapStatistics().heap_size_limit);
+    this.recordsMax = options.idempotencyRecordsMax ?? idempotencyRecordsMaxFor(oldGenerationLimitBytes());
     this.snapshotInterval = options.snapshotEveryEvents ?? defaults.snapshotEveryEvents;
     this.awaitingCommandsMax = options.awaitingCommandsMax ?? defaults.awaitingCommandsMax;
     if (options.eventLoopLoad !== undefined || options.path === ':memory:') {

@@ -2,7 +2,8 @@
 
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { canonicalJson, execute, fingerprintOf, idempotencyRecordBytes, idempotencyRecordsMaxFor, remember } from '../../../src/core/ledger.js';
+import { canonicalJson, execute, fingerprintOf, idempotencyDue, idempotencyRecordBytes, idempotencyRecordsMaxFor, remember } from '../../../src/core/ledger.js';
+import { tenantOf } from '../../../src/core/evolve.js';
 import { initialState } from '../../../src/core/state.js';
 import type { IdempotencyRecord } from '../../../src/core/state.js';
 import { limits } from '../../../src/core/limits.js';
@@ -126,6 +127,37 @@ describe('the records kept per tenant', () => {
     for (let index = 0; index < 5; index += 1) forgotten.push(remember(records, `k${index}`, record(index), 3));
     expect(forgotten).toEqual([undefined, undefined, undefined, 'k0', 'k1']);
     expect([...records.keys()]).toEqual(['k2', 'k3', 'k4']);
+  });
+
+  it('forget the oldest kept, whatever else was forgotten or added between (against the first in iteration order)', () => {
+    const operation = fc.oneof(
+      fc.record({ kind: fc.constant('remember' as const), key: fc.integer({ min: 0, max: 12 }) }),
+      fc.record({ kind: fc.constant('delete' as const), key: fc.integer({ min: 0, max: 12 }) }),
+      fc.record({ kind: fc.constant('expire' as const), key: fc.integer({ min: 0, max: 200 }) }),
+    );
+    fc.assert(fc.property(fc.integer({ min: 1, max: 8 }), fc.array(operation, { minLength: 50, maxLength: 200 }), (recordsMax, operations) => {
+      const state = initialState();
+      const tenant = tenantOf(state, 'acme');
+      const records = tenant.idempotency;
+      operations.forEach(({ kind, key }, index) => {
+        const name = `k${key}`;
+        const first = [...records.values()][0];
+        if (kind === 'delete') {
+          // As a changelog's tombstone deletes a record on a Kafka node's replica.
+          records.delete(name);
+        } else if (kind === 'expire') {
+          // Records made before `key` are past their retention.
+          const nowMs = key + limits.idempotencyRetentionMs;
+          expect(idempotencyDue(tenant, nowMs)).toBe(first !== undefined && first.timeMs < key);
+          const expected = [...records].filter(([, kept]) => kept.timeMs < key).map(([forgotten]) => forgotten);
+          const execution = execute(state, { type: 'expire_due', id: `x${index}`, tenant: 'acme', timeMs: nowMs, nowMs }, recordsMax);
+          expect(execution.forgotten ?? []).toEqual(expected);
+        } else if (!records.has(name)) {
+          const expected = records.size >= recordsMax ? [...records.keys()][0] : undefined;
+          expect(remember(records, name, record(index), recordsMax)).toBe(expected);
+        }
+      });
+    }));
   });
 
   it('are bounded by what execute is given, which names the key forgotten for the store to forget', () => {
