@@ -96,7 +96,7 @@ export class Metrics {
     const recordsMaxNow = (): number => this.recordsMax;
     new Gauge({
       name: 'stockline_idempotency_records_max',
-      help: 'Idempotency records a tenant keeps, at most (a quarter of the heap); past it the oldest are forgotten before their day is over.',
+      help: "Idempotency records a tenant keeps, at most (a quarter of the heap's old generation); past it the oldest are forgotten before their day is over.",
       registers, collect() { this.set(recordsMaxNow()); },
     });
     if (options.processMetrics !== false) {
