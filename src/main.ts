@@ -11,7 +11,7 @@ import { idempotencyRecordsMaxFor } from './core/index.js';
 import type { Command, InventoryEvent, Outcome } from './core/index.js';
 import { ChannelSync, desiredOfState, desiredProjection } from './app/channel-sync.js';
 import { ConfigError } from './app/config.js';
-import { oldGenerationLimitBytes } from './app/heap.js';
+import { oldGenerationLimitBytes, youngGenerationWarning } from './app/heap.js';
 import type { StocklineConfig } from './app/config.js';
 import type { Engine } from './app/engine.js';
 import { validateEvent } from './app/event-validation.js';
@@ -76,6 +76,8 @@ export async function start(options: StartOptions): Promise<Running> {
   const oldGenerationBytes = oldGenerationLimitBytes();
   const recordsMax = idempotencyRecordsMaxFor(oldGenerationBytes);
   logger.info(`heap for the state ${Math.round(oldGenerationBytes / 1_048_576)} MiB: each tenant keeps at most ${recordsMax} idempotency records (raise it with NODE_OPTIONS=--max-old-space-size=MiB)`);
+  const heapWarning = youngGenerationWarning();
+  if (heapWarning !== undefined) logger.warn(heapWarning);
   const { engine, local, stopEngineExtras } = await startEngine(config, metrics, logger, recordsMax);
   engine.subscribe((batch) => metrics.batchCommitted(batch));
   metrics.watchEngine(() => engine.ready());

@@ -23,15 +23,32 @@ export function semiSpaceMb(flags: readonly string[]): number {
   return found;
 }
 
+/** This process's semi-space size, in MiB. */
+export function processSemiSpaceMb(): number {
+  return semiSpaceMb([...process.execArgv, ...(process.env.NODE_OPTIONS ?? '').split(/\s+/).filter((flag) => flag !== '')]);
+}
+
 /**
  * The old generation's limit, in bytes: V8's heap limit less the young generation (three semi-spaces: two
  * for scavenging and one for large new objects). With bin/stockline.js's 64 MiB semi-spaces that is 192 MiB
  * of the limit, most of it on a small heap.
  */
 export function oldGenerationLimitBytes(): number {
-  const flags = [...process.execArgv, ...(process.env.NODE_OPTIONS ?? '').split(/\s+/).filter((flag) => flag !== '')];
   const limit = getHeapStatistics().heap_size_limit;
-  return Math.max(limit / 4, limit - 3 * semiSpaceMb(flags) * mebibyte);
+  return Math.max(limit / 4, limit - 3 * processSemiSpaceMb() * mebibyte);
+}
+
+/**
+ * A warning when the old generation is smaller than the young one: V8 then collects the old generation
+ * instead of the young one whenever the old has less room left than a semi-space, and under load spends
+ * most of its time doing so (a 128 MiB old generation with 64 MiB semi-spaces made 2,300 keyed commands a
+ * second against 12,100 with 16 MiB ones, BENCHMARKS.md).
+ */
+export function youngGenerationWarning(oldBytes = oldGenerationLimitBytes(), semiMb = processSemiSpaceMb()): string | undefined {
+  const oldMb = Math.round(oldBytes / mebibyte);
+  if (oldMb >= 3 * semiMb) return undefined;
+  return `the heap's old generation (${oldMb} MiB) is smaller than its young one (3 × ${semiMb} MiB semi-spaces): `
+    + `give it more memory (NODE_OPTIONS=--max-old-space-size=MiB), or start it with smaller semi-spaces (node --max-semi-space-size=16 bin/stockline.js serve)`;
 }
 
 /** The young generation's spaces: what they hold is garbage or about to move to the old generation. */
