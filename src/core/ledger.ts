@@ -129,6 +129,8 @@ export function idempotencyRecordsMaxFor(oldGenerationBytes: number): number {
 /** An iterator over a records map's keys, kept between calls, and the oldest record it last read. */
 interface OldestCursor {
   keys: Iterator<string>;
+  /** The map's size when the iterator was started. */
+  startedAtSize: number;
   key?: string;
   record?: IdempotencyRecord;
 }
@@ -141,18 +143,29 @@ const cursors = new WeakMap<Map<string, IdempotencyRecord>, OldestCursor>();
  * over every record forgotten since, which at a tenant's bound is every keyed command (9 µs a command with
  * 32,768 records, 276 µs with a million: bench/records-at-bound.ts). So each map's iterator is kept, and
  * goes on from the record it last read once that one is forgotten; a finished iterator stays finished, so
- * one is started again then. The cursor changes no answer, only what finding it costs.
+ * one is started again then. An iterator also keeps every table the map has outgrown since it started (28 MB
+ * more for a map grown to a million), so while the oldest stays, one is started again each time the map
+ * has grown by a quarter. The cursor changes no answer, only what finding it costs.
  */
 function oldest(records: Map<string, IdempotencyRecord>): [string, IdempotencyRecord] | undefined {
   let cursor = cursors.get(records);
-  if (cursor?.key !== undefined && records.get(cursor.key) === cursor.record) return [cursor.key, cursor.record as IdempotencyRecord];
+  if (cursor?.key !== undefined && records.get(cursor.key) === cursor.record) {
+    if (records.size >= 1.25 * cursor.startedAtSize) {
+      // The oldest is still the first entry: a new iterator passes it (and any places forgotten before it) once.
+      cursor.keys = records.keys();
+      cursor.keys.next();
+      cursor.startedAtSize = records.size;
+    }
+    return [cursor.key, cursor.record as IdempotencyRecord];
+  }
   if (cursor === undefined) {
-    cursor = { keys: records.keys() };
+    cursor = { keys: records.keys(), startedAtSize: records.size };
     cursors.set(records, cursor);
   }
   let step = cursor.keys.next();
   if (step.done === true) {
     cursor.keys = records.keys();
+    cursor.startedAtSize = records.size;
     step = cursor.keys.next();
   }
   if (step.done === true) {

@@ -3,7 +3,13 @@
 // collections, which do not vary between runs by more than a few bytes a hold).
 
 import { execFileSync } from 'node:child_process';
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
 import { describe, expect, it } from 'vitest';
+import { idempotencyDue, remember } from '../../../src/core/ledger.js';
+import { tenantOf } from '../../../src/core/evolve.js';
+import { initialState } from '../../../src/core/state.js';
+import type { IdempotencyRecord } from '../../../src/core/state.js';
 
 interface Measured { bytesPerHold: { hold: number; keyedHold: number; keyedHoldRestored: number; keyedHoldFingerprintAsBuilt: number } }
 
@@ -17,5 +23,35 @@ describe('memory held per idempotency record', () => {
     expect(bytesPerHold.keyedHoldRestored - bytesPerHold.hold).toBeLessThan(1_000);
     // The measure sees the difference it guards: the same records with their fingerprints in pieces.
     expect(bytesPerHold.keyedHoldFingerprintAsBuilt - bytesPerHold.hold).toBeGreaterThan(record + 800);
+  }, 60_000);
+});
+
+describe('finding the oldest record', () => {
+  it('keeps no table a growing map of records has outgrown', () => {
+    setFlagsFromString('--expose-gc');
+    const gc = runInNewContext('gc') as () => void;
+    const heapUsed = (): number => {
+      gc();
+      gc();
+      return process.memoryUsage().heapUsed;
+    };
+    const keys = Array.from({ length: 500_000 }, (_, index) => `key-${index}`);
+    const record: IdempotencyRecord = { fingerprint: '{}', outcome: { events: [] }, timeMs: 0 };
+    // The bytes a tenant's records map grows by, asked for its oldest record every 1,000 records (as each
+    // expiry tick asks) or never.
+    const growth = (asked: boolean): number => {
+      const before = heapUsed();
+      const tenant = tenantOf(initialState(), 't');
+      keys.forEach((key, index) => {
+        remember(tenant.idempotency, key, record, Number.MAX_SAFE_INTEGER);
+        if (asked && index % 1_000 === 0) idempotencyDue(tenant, 0);
+      });
+      const grown = heapUsed() - before;
+      expect(tenant.idempotency.size).toBe(keys.length);
+      return grown;
+    };
+    const never = growth(false);
+    // An iterator started on the small map and kept would hold every table since: about 1.4 times more.
+    expect(growth(true)).toBeLessThan(never * 1.2);
   }, 60_000);
 });
