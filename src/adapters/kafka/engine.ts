@@ -9,8 +9,8 @@
 import { idempotencyRecordsMaxFor } from '../../core/index.js';
 import type { Command, InventoryEvent, LedgerState, Outcome, TenantState } from '../../core/index.js';
 import { AppError } from '../../app/engine.js';
-import { oldGenerationLimitBytes } from '../../app/heap.js';
 import type { CommittedBatch, Engine, EventPage } from '../../app/engine.js';
+import { oldGenerationLimitBytes } from '../../app/heap.js';
 import { importEvents } from '../../app/import-events.js';
 import type { ImportResult } from '../../app/import-events.js';
 import type { CommandInput, DeadLetter, Submitted } from '../../app/ports.js';

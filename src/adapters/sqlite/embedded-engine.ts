@@ -8,8 +8,8 @@ import type { Database as Db, Statement } from 'better-sqlite3';
 import { execute, housekeepingDue, idempotencyRecordsMaxFor, initialState, moreDueAfterTick, tenantOf, trialState } from '../../core/index.js';
 import type { Command, IdempotencyRecord, InventoryEvent, LedgerState, Outcome, Rejection, TenantState } from '../../core/index.js';
 import { AppError, noteTouched } from '../../app/engine.js';
-import { oldGenerationLimitBytes } from '../../app/heap.js';
 import type { CommittedBatch, Engine, EventPage, LoggedEvent } from '../../app/engine.js';
+import { oldGenerationLimitBytes } from '../../app/heap.js';
 import type { CommandInput, DeadLetter, SourceOffsets, Submitted } from '../../app/ports.js';
 import { importEvents } from '../../app/import-events.js';
 import type { ImportResult } from '../../app/import-events.js';
@@ -175,7 +175,7 @@ export class EmbeddedEngine implements Engine {
   private failure: AppError | undefined;
   private readonly statements: Record<'page' | 'deadLetter' | 'getOffset' | 'setOffset', Statement>;
   /** Idempotency records a tenant keeps, at most. */
-  readonly recordsMax: number;
+  private readonly recordsMax: number;
 
   constructor(private readonly options: EmbeddedEngineOptions) {
     this.clock = options.clock ?? Date.now;
