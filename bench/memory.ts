@@ -11,7 +11,7 @@ import { runInNewContext } from 'node:vm';
 import { idempotencyRow } from '../src/adapters/sqlite/batch-sql.js';
 import { canonicalJson, execute, flattened } from '../src/core/ledger.js';
 import { initialState } from '../src/core/state.js';
-import type { IdempotencyRecord, LedgerState } from '../src/core/state.js';
+import type { IdempotencyRecord, LedgerState, TenantState } from '../src/core/state.js';
 import { flag } from './flags.js';
 
 const holds = flag('--holds', 200_000);
@@ -46,7 +46,7 @@ function sale(keyed: boolean): LedgerState {
 }
 
 function records(state: LedgerState): Map<string, IdempotencyRecord> {
-  return (state.tenants.get(tenant) as NonNullable<ReturnType<LedgerState['tenants']['get']>>).idempotency;
+  return (state.tenants.get(tenant) as TenantState).idempotency;
 }
 
 /** Bytes each hold adds to the heap, for a state built by `build` and then changed by `change`. */
