@@ -98,7 +98,7 @@ export function execute(state: LedgerState, command: Command, recordsMax: number
   if (key !== undefined) {
     const record: IdempotencyRecord = { fingerprint, outcome, timeMs: command.timeMs };
     const early = remember(tenantOf(state, command.tenant).idempotency, key, record, recordsMax);
-    if (early !== undefined) (execution.forgotten ??= []).push(early);
+    if (early.length > 0) (execution.forgotten ??= []).push(...early);
     execution.remembered = { key, record };
   }
   return execution;
@@ -179,13 +179,17 @@ function oldest(records: Map<string, IdempotencyRecord>): [string, IdempotencyRe
 
 /**
  * Keeps a new record (its key is not among them); when `recordsMax` are kept already, forgets the oldest
- * first and returns its key.
+ * first, and returns the keys forgotten. Two at most: a tenant kept above its bound (restored from a
+ * Kafka changelog by a node with a smaller heap than the one that made its records) comes down to it, a
+ * record a command, without one command forgetting many.
  */
-export function remember(records: Map<string, IdempotencyRecord>, key: string, record: IdempotencyRecord, recordsMax: number): string | undefined {
-  let forgotten: string | undefined;
-  if (records.size >= recordsMax) {
-    forgotten = oldest(records)?.[0];
-    if (forgotten !== undefined) records.delete(forgotten);
+export function remember(records: Map<string, IdempotencyRecord>, key: string, record: IdempotencyRecord, recordsMax: number): string[] {
+  const forgotten: string[] = [];
+  while (records.size >= recordsMax && forgotten.length < 2) {
+    const first = oldest(records);
+    if (first === undefined) break;
+    records.delete(first[0]);
+    forgotten.push(first[0]);
   }
   records.set(key, record);
   return forgotten;

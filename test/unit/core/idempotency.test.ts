@@ -123,10 +123,18 @@ describe('the records kept per tenant', () => {
 
   it('are at most the limit: past it, the oldest is forgotten for each new one, and named', () => {
     const records = new Map<string, IdempotencyRecord>();
-    const forgotten: Array<string | undefined> = [];
+    const forgotten: string[][] = [];
     for (let index = 0; index < 5; index += 1) forgotten.push(remember(records, `k${index}`, record(index), 3));
-    expect(forgotten).toEqual([undefined, undefined, undefined, 'k0', 'k1']);
+    expect(forgotten).toEqual([[], [], [], ['k0'], ['k1']]);
     expect([...records.keys()]).toEqual(['k2', 'k3', 'k4']);
+  });
+
+  it('come down to the limit two a new record at most when more are kept (a smaller bound than they were made under)', () => {
+    const records = new Map<string, IdempotencyRecord>();
+    for (let index = 0; index < 6; index += 1) remember(records, `k${index}`, record(index), 10);
+    const forgotten = ['n0', 'n1', 'n2', 'n3'].map((key, index) => remember(records, key, record(10 + index), 3));
+    expect(forgotten).toEqual([['k0', 'k1'], ['k2', 'k3'], ['k4', 'k5'], ['n0']]);
+    expect([...records.keys()]).toEqual(['n1', 'n2', 'n3']);
   });
 
   it('forget the oldest kept, whatever else was forgotten or added between (against the first in iteration order)', () => {
@@ -153,8 +161,8 @@ describe('the records kept per tenant', () => {
           const execution = execute(state, { type: 'expire_due', id: `x${index}`, tenant: 'acme', timeMs: nowMs, nowMs }, recordsMax);
           expect(execution.forgotten ?? []).toEqual(expected);
         } else if (!records.has(name)) {
-          const expected = records.size >= recordsMax ? [...records.keys()][0] : undefined;
-          expect(remember(records, name, record(index), recordsMax)).toBe(expected);
+          const expected = records.size >= recordsMax ? [...records.keys()].slice(0, 1) : [];
+          expect(remember(records, name, record(index), recordsMax)).toEqual(expected);
         }
       });
     }));
