@@ -1,7 +1,8 @@
 // What the ledger holds in memory for each reservation: a hold, a hold made under an Idempotency-Key (its
 // record is kept a day, up to limits.idempotencyRecordsMax a tenant), and the same once its record was read
 // back from the file after a restart; beside them, a keyed hold whose record keeps its fingerprint as built,
-// piece by piece, as versions before 2026-12-07 kept it. Heap bytes after full collections, divided by holds.
+// piece by piece, as versions before 2026-12-07 kept it; and a keyed reservation refused for want of stock
+// (a sold-out sale), which leaves only its record. Heap bytes after full collections, divided by holds.
 // Run: npx tsx bench/memory.ts [--holds 200000] [--json]
 
 import { randomUUID } from 'node:crypto';
@@ -45,6 +46,20 @@ function sale(keyed: boolean): LedgerState {
   return state;
 }
 
+/** The same tenant sold out: every keyed reservation is refused, and only its record is kept. */
+function soldOut(): LedgerState {
+  const state = initialState();
+  execute(state, { id: 'stock', type: 'adjust_stock', tenant, sku: 'HOT-1', location: 'default', set: 0, timeMs: startMs });
+  for (let index = 0; index < holds; index += 1) {
+    const { outcome } = execute(state, {
+      id: `c${index}`, type: 'reserve', tenant, reservationId: flattened(randomUUID()), channel: 'storefront', lines: [{ sku: 'HOT-1', quantity: 1 }],
+      ttlMs: 900_000, timeMs: startMs + index, idempotencyKey: flattened(randomUUID()),
+    });
+    if (outcome.rejection?.code !== 'INSUFFICIENT_STOCK') throw new Error(`reservation ${index} was not refused for stock`);
+  }
+  return state;
+}
+
 function records(state: LedgerState): Map<string, IdempotencyRecord> {
   return (state.tenants.get(tenant) as TenantState).idempotency;
 }
@@ -78,6 +93,7 @@ const results = {
     keyedHold: bytesPerHold(() => sale(true)),
     keyedHoldRestored: bytesPerHold(() => sale(true), restored),
     keyedHoldFingerprintAsBuilt: bytesPerHold(() => sale(true), asBuilt),
+    keyedRefusal: bytesPerHold(soldOut),
   },
 };
 mkdirSync('bench/results', { recursive: true });
