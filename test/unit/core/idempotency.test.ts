@@ -178,7 +178,7 @@ describe('the records kept per tenant', () => {
     expect([...(state.tenants.get('acme')?.idempotency.keys() ?? [])]).toEqual(['b', 'c']);
   });
 
-  it('fill a quarter of the heap at a kilobyte each, between 10,000 and the ledger\'s limit', () => {
+  it('fill a quarter of the old generation at a kilobyte each, between 10,000 and the ledger\'s limit', () => {
     const gibibyte = 2 ** 30;
     expect(idempotencyRecordsMaxFor(4 * gibibyte)).toBe(gibibyte / idempotencyRecordBytes);
     expect(idempotencyRecordsMaxFor(512 * 2 ** 20)).toBe(131_072);
