@@ -75,7 +75,6 @@ export async function start(options: StartOptions): Promise<Running> {
   const metrics = new Metrics();
   const oldGenerationBytes = oldGenerationLimitBytes();
   const recordsMax = idempotencyRecordsMaxFor(oldGenerationBytes);
-  logger.info(`heap for the state ${Math.round(oldGenerationBytes / 1_048_576)} MiB: each tenant keeps at most ${recordsMax} idempotency records (raise it with NODE_OPTIONS=--max-old-space-size=MiB)`);
   const heapWarning = youngGenerationWarning();
   if (heapWarning !== undefined) logger.warn(heapWarning);
   const { engine, local, stopEngineExtras } = await startEngine(config, metrics, logger, recordsMax);
@@ -106,6 +105,7 @@ export async function start(options: StartOptions): Promise<Running> {
   const url = address.replace('0.0.0.0', 'localhost').replace('[::]', 'localhost');
   const where = engine.kind === 'kafka' ? `brokers: ${String((config.kafka as { brokers?: string[] } | undefined)?.brokers ?? [])}, node data: ${join(config.dataDir, 'stockline-node.db')}` : `data: ${join(config.dataDir, 'stockline.db')}`;
   io.stdout(`stockline: serving on ${url} (engine: ${engine.kind}, ${where})\n`);
+  io.stdout(`stockline: heap for the state ${Math.round(oldGenerationBytes / 1_048_576)} MiB; each tenant keeps at most ${recordsMax.toLocaleString('en-US')} idempotency records\n`);
   if (engine.kind === 'embedded' && config.ledger.durability === 'none') {
     logger.warn('ledger.durability is none: changes are answered before they reach the disk; a power cut or kernel crash may lose the last ones');
   }
