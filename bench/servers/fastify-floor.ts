@@ -5,24 +5,16 @@
 // costs over the bare counter is what the framework's routing, hooks, validation and schemas cost, before any
 // ledger work.
 
-import { randomUUID, timingSafeEqual } from 'node:crypto';
+import { randomUUID } from 'node:crypto';
 import Fastify from 'fastify';
 import { reserveBody } from '../../src/adapters/http/routes/reservations.js';
 import { fields, idempotencyHeaders, params, reservationView, skuView } from '../../src/adapters/http/schemas.js';
+import { keyHook } from './key-hook.js';
 
 const port = Number(process.env.PORT ?? 0);
-const expected = Buffer.from(process.env.STOCKLINE_ADMIN_KEY ?? 'bench-admin-key-0123456789abcdef');
 const app = Fastify({ logger: false, requestIdHeader: false, genReqId: () => randomUUID() });
 
-app.addHook('onRequest', (request, reply, done) => {
-  reply.header('x-request-id', request.id);
-  const key = Buffer.from(/^Bearer[ ]+(\S+)\s*$/i.exec(request.headers.authorization ?? '')?.[1] ?? '');
-  if (key.length !== expected.length || !timingSafeEqual(key, expected)) {
-    void reply.code(401).send({ code: 'UNAUTHENTICATED' });
-    return;
-  }
-  done();
-});
+app.addHook('onRequest', keyHook(process.env.STOCKLINE_ADMIN_KEY ?? 'bench-admin-key-0123456789abcdef'));
 
 const view = {
   sku: 'HOT-1', onHand: 1_000_000_000, committed: 0, reserved: 0, available: 1_000_000_000, deleted: false, version: 1, channels: {},

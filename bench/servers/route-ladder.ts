@@ -5,26 +5,16 @@
 // onRequest hook that compares the key in constant time and sets X-Request-Id; 7: a new reservation id
 // and a Location header, which is the floor.
 
-import { randomUUID, timingSafeEqual } from 'node:crypto';
+import { randomUUID } from 'node:crypto';
 import Fastify from 'fastify';
 import type { FastifySchema } from 'fastify';
 import { reserveBody } from '../../src/adapters/http/routes/reservations.js';
 import { fields, idempotencyHeaders, params, reservationView } from '../../src/adapters/http/schemas.js';
+import { keyHook } from './key-hook.js';
 
 const step = Number(process.env.STEP ?? 0);
-const expected = Buffer.from(process.env.STOCKLINE_ADMIN_KEY ?? 'bench-admin-key-0123456789abcdef');
 const app = Fastify({ logger: false, ...(step >= 6 ? { requestIdHeader: false, genReqId: () => randomUUID() } : {}) });
-if (step >= 6) {
-  app.addHook('onRequest', (request, reply, done) => {
-    reply.header('x-request-id', request.id);
-    const key = Buffer.from(/^Bearer[ ]+(\S+)\s*$/i.exec(request.headers.authorization ?? '')?.[1] ?? '');
-    if (key.length !== expected.length || !timingSafeEqual(key, expected)) {
-      void reply.code(401).send({ code: 'UNAUTHENTICATED' });
-      return;
-    }
-    done();
-  });
-}
+if (step >= 6) app.addHook('onRequest', keyHook(process.env.STOCKLINE_ADMIN_KEY ?? 'bench-admin-key-0123456789abcdef'));
 const schema: FastifySchema = {};
 if (step >= 2) schema.body = reserveBody;
 if (step >= 3) schema.params = params({ tenant: fields.tenant });
