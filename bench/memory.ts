@@ -1,4 +1,5 @@
-// What the ledger holds in memory for each reservation: a hold, a hold made under an Idempotency-Key (its
+// What the ledger holds in memory for each reservation: a hold, the same released (a finished reservation is
+// kept 25 hours) or committed as an order with its reference, a hold made under an Idempotency-Key (its
 // record is kept a day, up to limits.idempotencyRecordsMax a tenant), and the same once its record was read
 // back from the file after a restart; beside them, a keyed hold whose record keeps its fingerprint as built,
 // piece by piece, as versions before 2026-12-07 kept it; and a keyed reservation refused for want of stock
@@ -29,8 +30,11 @@ function heapUsed(): number {
   return process.memoryUsage().heapUsed;
 }
 
+/** What happens to each hold after it is made: nothing, released (kept 25 hours), or committed as an order. */
+type Then = 'held' | 'released' | 'ordered';
+
 /** One tenant, one SKU with stock for every hold; each hold's events turned into JSON as an engine logs them. */
-function sale(keyed: boolean): LedgerState {
+function sale(keyed: boolean, then: Then = 'held'): LedgerState {
   const state = initialState();
   execute(state, { id: 'stock', type: 'adjust_stock', tenant, sku: 'HOT-1', location: 'default', set: 1_000_000_000, timeMs: startMs });
   for (let index = 0; index < holds; index += 1) {
@@ -42,6 +46,12 @@ function sale(keyed: boolean): LedgerState {
     });
     if (outcome.rejection !== undefined) throw new Error(`hold ${index} was refused: ${outcome.rejection.code}`);
     JSON.stringify(outcome.events);
+    if (then === 'held') continue;
+    const next = then === 'released'
+      ? execute(state, { id: `r${index}`, type: 'release', tenant, reservationId, reason: 'released', timeMs: startMs + index })
+      : execute(state, { id: `r${index}`, type: 'commit', tenant, reservationId, orderRef: flattened(`order-${index}`), timeMs: startMs + index });
+    if (next.outcome.rejection !== undefined) throw new Error(`hold ${index} could not be ${then}: ${next.outcome.rejection.code}`);
+    JSON.stringify(next.outcome.events);
   }
   return state;
 }
@@ -90,6 +100,8 @@ const results = {
   holds, node: process.version, date: new Date().toISOString(),
   bytesPerHold: {
     hold: bytesPerHold(() => sale(false)),
+    releasedHold: bytesPerHold(() => sale(false, 'released')),
+    order: bytesPerHold(() => sale(false, 'ordered')),
     keyedHold: bytesPerHold(() => sale(true)),
     keyedHoldRestored: bytesPerHold(() => sale(true), restored),
     keyedHoldFingerprintAsBuilt: bytesPerHold(() => sale(true), asBuilt),

@@ -81,7 +81,7 @@ export async function start(options: StartOptions): Promise<Running> {
   engine.subscribe((batch) => metrics.batchCommitted(batch));
   metrics.watchEngine(() => engine.ready());
   metrics.watchExpiry(() => engine.state().tenants);
-  metrics.watchIdempotency(() => engine.state().tenants, recordsMax);
+  metrics.watchState(() => engine.state().tenants, recordsMax);
   const keys = new ApiKeyStore(local.db);
   const channelConfigs = config.channels as unknown as ChannelConfig[];
   const channels = startChannels(engine, local, channelConfigs, metrics, { reconcileIntervalMs: config.sync.reconcileIntervalMs });

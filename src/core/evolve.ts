@@ -3,8 +3,8 @@
 import type { AllocatedLine, InventoryEvent } from './events.js';
 import { heapPop, heapPush } from './heap.js';
 import { limits } from './limits.js';
-import { emptyTenant, sourceSeqKey } from './state.js';
-import type { ExpiryEntry, FinishedEntry, LedgerState, LocationStock, Reservation, SkuState, TenantState } from './state.js';
+import { emptyTenant, newReservation, sourceSeqKey } from './state.js';
+import type { ExpiryEntry, FinishedEntry, LedgerState, LocationStock, SkuState, TenantState } from './state.js';
 import type { ReservationStatus } from './rejections.js';
 import { compareSequence, parseTime } from './time.js';
 
@@ -80,9 +80,7 @@ export function evolve(state: LedgerState, event: InventoryEvent, forgotten?: st
     case 'order_reserved': {
       const { reservationId, channel, orderRef, expiresAt, lines } = event.data;
       const expiresAtMs = parseTime(expiresAt);
-      const reservation: Reservation = { id: reservationId, channel, status: 'held', expiresAtMs, lines, createdAtMs: parseTime(event.time) };
-      if (orderRef !== undefined) reservation.orderRef = orderRef;
-      tenant.reservations.set(reservationId, reservation);
+      tenant.reservations.set(reservationId, newReservation(reservationId, channel, 'held', expiresAtMs, parseTime(event.time), lines, orderRef));
       heapPush(tenant.expiries, { expiresAtMs, id: reservationId }, expiresBefore);
       moveLines(tenant, lines, (stock, quantity) => { stock.reserved += quantity; });
       break;
@@ -90,9 +88,7 @@ export function evolve(state: LedgerState, event: InventoryEvent, forgotten?: st
     case 'order_committed': {
       const { reservationId, channel, orderRef, direct, lines } = event.data;
       if (direct) {
-        const reservation: Reservation = { id: reservationId, channel, status: 'committed', expiresAtMs: 0, lines, createdAtMs: parseTime(event.time) };
-        if (orderRef !== undefined) reservation.orderRef = orderRef;
-        tenant.reservations.set(reservationId, reservation);
+        tenant.reservations.set(reservationId, newReservation(reservationId, channel, 'committed', 0, parseTime(event.time), lines, orderRef));
         moveLines(tenant, lines, (stock, quantity) => { stock.committed += quantity; });
       } else {
         const reservation = tenant.reservations.get(reservationId);

@@ -2,7 +2,7 @@
 
 import type { AllocatedLine } from './events.js';
 import type { ReservationStatus } from './rejections.js';
-import { emptyTenant } from './state.js';
+import { emptyTenant, newReservation } from './state.js';
 import type { ChannelPolicy, IdempotencyRecord, LedgerState, Reservation, TenantState } from './state.js';
 
 /**
@@ -97,12 +97,10 @@ export function fromSnapshot(snapshot: StateSnapshot): LedgerState {
       tenant.skus.set(sku, { deleted: value.deleted, version: value.version, locations: new Map(Object.entries(value.locations).map(([loc, stock]) => [loc, { ...stock }])) });
     }
     for (const [id, value] of Object.entries(data.reservations)) {
-      const reservation: Reservation = { id, channel: value.channel, status: value.status, expiresAtMs: value.expiresAtMs, createdAtMs: value.createdAtMs, lines: value.lines };
-      if (value.orderRef !== undefined) reservation.orderRef = value.orderRef;
       // A snapshot written before format 2 has no finishedAtMs: its finished reservations get no index entry
       // and are never forgotten, so the state it restores is not exactly a replay of the log. The embedded
       // engine therefore ignores such snapshots and replays the log.
-      if (value.finishedAtMs !== undefined) reservation.finishedAtMs = value.finishedAtMs;
+      const reservation = newReservation(id, value.channel, value.status, value.expiresAtMs, value.createdAtMs, value.lines, value.orderRef, value.finishedAtMs);
       tenant.reservations.set(id, reservation);
     }
     indexReservations(tenant);
@@ -194,12 +192,8 @@ export function unpackState(packed: PackedState): LedgerState {
       tenant.skus.set(sku, { deleted, version, locations: stock });
     }
     for (const [id, channel, status, expiresAtMs, createdAtMs, orderRef, finishedAtMs, lines] of data.reservations) {
-      const reservation: Reservation = {
-        id, channel, status, expiresAtMs, createdAtMs, lines: lines.map(([sku, location, quantity]) => ({ sku, location, quantity })),
-      };
-      if (orderRef !== null) reservation.orderRef = orderRef;
-      if (finishedAtMs !== null) reservation.finishedAtMs = finishedAtMs;
-      tenant.reservations.set(id, reservation);
+      const allocated = lines.map(([sku, location, quantity]) => ({ sku, location, quantity }));
+      tenant.reservations.set(id, newReservation(id, channel, status, expiresAtMs, createdAtMs, allocated, orderRef ?? undefined, finishedAtMs ?? undefined));
     }
     indexReservations(tenant);
     for (const [channel, policy] of data.channels) tenant.channels.set(channel, { ...policy });

@@ -30,6 +30,19 @@ export interface Reservation {
   finishedAtMs?: number;
 }
 
+/**
+ * A reservation with every field in place from the start, the optional ones undefined. An object literal has
+ * room for its own fields only: a field added later (an order reference on commit, the finishing time) goes
+ * to a separate store, 24 bytes more in every order and every finished reservation, which the state keeps
+ * for 25 hours, for 13 bytes more in a hold (bench/memory.ts).
+ */
+export function newReservation(
+  id: string, channel: string, status: ReservationStatus, expiresAtMs: number, createdAtMs: number, lines: AllocatedLine[],
+  orderRef: string | undefined, finishedAtMs?: number,
+): Reservation {
+  return { id, channel, status, expiresAtMs, lines, orderRef, createdAtMs, finishedAtMs };
+}
+
 export interface ChannelPolicy {
   locations: string[] | null;
   bufferUnits: number;

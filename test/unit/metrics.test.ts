@@ -78,8 +78,27 @@ describe('metrics', () => {
     const state = initialState();
     for (const tenant of ['acme', 'globex']) execute(state, { type: 'adjust_stock', id: `${tenant}-a`, tenant, timeMs: nowMs, sku: 'A', location: 'wh', set: 5 });
     for (const key of ['k1', 'k2']) execute(state, { type: 'adjust_stock', id: key, tenant: 'acme', timeMs: nowMs, sku: 'A', location: 'wh', delta: 1, idempotencyKey: key });
-    metrics.watchIdempotency(() => state.tenants, 1_000);
+    metrics.watchState(() => state.tenants, 1_000);
     expect(await sample(metrics, 'stockline_idempotency_records')).toEqual(['stockline_idempotency_records{tenant="acme"} 2']);
     expect(await sample(metrics, 'stockline_idempotency_records_max')).toEqual(['stockline_idempotency_records_max 1000']);
+  });
+
+  it('reports the reservations each tenant with any keeps, held, committed and finished', async () => {
+    const nowMs = Date.UTC(2026, 11, 7, 9);
+    const metrics = new Metrics(() => nowMs, { processMetrics: false });
+    const state = initialState();
+    for (const tenant of ['acme', 'globex']) execute(state, { type: 'adjust_stock', id: `${tenant}-a`, tenant, timeMs: nowMs, sku: 'A', location: 'wh', set: 5 });
+    metrics.watchState(() => state.tenants, 1_000);
+    expect(await sample(metrics, 'stockline_reservations')).toEqual([]);
+    const reserve = (id: string): void => {
+      execute(state, { type: 'reserve', id, tenant: 'acme', timeMs: nowMs, reservationId: id, channel: 'web', lines: [{ sku: 'A', quantity: 1 }], ttlMs: 60_000 });
+    };
+    for (const id of ['r1', 'r2', 'r3']) reserve(id);
+    execute(state, { type: 'commit', id: 'c2', tenant: 'acme', timeMs: nowMs, reservationId: 'r2' });
+    execute(state, { type: 'release', id: 'x3', tenant: 'acme', timeMs: nowMs, reservationId: 'r3', reason: 'released' });
+    expect(await sample(metrics, 'stockline_reservations')).toEqual(['stockline_reservations{tenant="acme"} 3']);
+    // A finished reservation is counted until it is forgotten, 25 hours after it finished.
+    execute(state, { type: 'adjust_stock', id: 'later', tenant: 'acme', timeMs: nowMs + 25 * 3_600_000, sku: 'A', location: 'wh', delta: 1 });
+    expect(await sample(metrics, 'stockline_reservations')).toEqual(['stockline_reservations{tenant="acme"} 2']);
   });
 });
