@@ -14,7 +14,7 @@ import { ConfigError } from './app/config.js';
 import type { StocklineConfig } from './app/config.js';
 import type { Engine } from './app/engine.js';
 import { validateEvent } from './app/event-validation.js';
-import { oldGenerationLimitBytes, youngGenerationWarning } from './app/heap.js';
+import { HeapWatch, oldGenerationLimitBytes, youngGenerationWarning } from './app/heap.js';
 import { Metrics } from './app/metrics.js';
 import { packagePath } from './app/paths.js';
 import type { DeadLetter, SourceOffsets } from './app/ports.js';
@@ -82,6 +82,15 @@ export async function start(options: StartOptions): Promise<Running> {
   metrics.watchEngine(() => engine.ready());
   metrics.watchExpiry(() => engine.state().tenants);
   metrics.watchState(() => engine.state().tenants, recordsMax);
+  const heap = new HeapWatch({
+    limitBytes: oldGenerationBytes,
+    onChange: (refusing, live) => {
+      const mib = `${Math.round(live / 1_048_576)} of ${Math.round(oldGenerationBytes / 1_048_576)} MiB live`;
+      if (refusing) logger.error(`the heap is nearly full (${mib}): new holds are refused (MEMORY_FULL) until it is below 85 %; raise --max-old-space-size`);
+      else logger.warn(`the heap has room again (${mib}): new holds are taken`);
+    },
+  }).start();
+  metrics.watchHeap(heap);
   const keys = new ApiKeyStore(local.db);
   const channelConfigs = config.channels as unknown as ChannelConfig[];
   const channels = startChannels(engine, local, channelConfigs, metrics, { reconcileIntervalMs: config.sync.reconcileIntervalMs });
@@ -95,6 +104,7 @@ export async function start(options: StartOptions): Promise<Running> {
       metricsRoutes(metrics),
       async (scope) => channelWebhookRoutes(scope, { bus: engine, channels: webhookChannels, deadLetters: engine }),
     ],
+    holdsRefusedReason: () => heap.holdsRefusedReason(),
     webRoot: packagePath('web'),
     notReadyReason: () => {
       const waiting = sources.map((source) => source.status()).filter((status) => !status.connected);
@@ -118,6 +128,7 @@ export async function start(options: StartOptions): Promise<Running> {
       await channels.stop();
       await stopEngineExtras();
       await engine.close();
+      heap.stop();
     })();
     return closing;
   };

@@ -1,6 +1,7 @@
 // How much of V8's heap can hold the engine's state: the old generation, where objects that live longer
 // than a few collections (holds, reservations, idempotency records) are kept.
 
+import { constants, PerformanceObserver } from 'node:perf_hooks';
 import { getHeapSpaceStatistics, getHeapStatistics } from 'node:v8';
 
 const mebibyte = 2 ** 20;
@@ -59,4 +60,83 @@ export function oldGenerationUsedBytes(): number {
   let used = 0;
   for (const space of getHeapSpaceStatistics()) if (!youngSpaces.has(space.space_name)) used += space.space_used_size;
   return used;
+}
+
+export interface HeapWatchOptions {
+  /** The old generation's limit; default oldGenerationLimitBytes(). */
+  limitBytes?: number;
+  /** What the old generation holds after a full collection; default oldGenerationUsedBytes(). */
+  liveBytes?: () => number;
+  /** Told when new holds start being refused, and when they are taken again. */
+  onChange?: (refusing: boolean, liveBytes: number) => void;
+}
+
+/**
+ * New holds are refused once a full collection leaves the old generation at least this full, and taken again
+ * once one leaves it below `acceptBelow`: the gap keeps the answer from flapping with each collection.
+ */
+export const heapGuard = { refuseAt: 0.9, acceptBelow: 0.85 } as const;
+
+/**
+ * What the old generation holds after each full collection, when it holds only what is live: about what
+ * the engine's state needs. Once that nears the limit, Node would soon stop the process with "JavaScript
+ * heap out of memory", and every restart, reading the same state back, would stop again. Refusing new holds
+ * (the state's growth at a shop's pace) keeps the process up: reads, commits, releases, fulfilments and
+ * sales recorded by marketplaces go on, and finished reservations leave the state 25 hours after they finish.
+ */
+export class HeapWatch {
+  readonly limitBytes: number;
+  private readonly liveBytesNow: () => number;
+  private readonly onChange: HeapWatchOptions['onChange'];
+  private observer: PerformanceObserver | undefined;
+  private live: number | undefined;
+  private refusing = false;
+
+  constructor(options: HeapWatchOptions = {}) {
+    this.limitBytes = options.limitBytes ?? oldGenerationLimitBytes();
+    this.liveBytesNow = options.liveBytes ?? oldGenerationUsedBytes;
+    this.onChange = options.onChange;
+  }
+
+  /** Reads the old generation after every full collection from now on. */
+  start(): this {
+    this.observer ??= new PerformanceObserver((entries) => {
+      if (entries.getEntries().some((entry) => (entry as { detail?: { kind?: number } }).detail?.kind === constants.NODE_PERFORMANCE_GC_MAJOR)) this.collected();
+    });
+    this.observer.observe({ entryTypes: ['gc'] });
+    return this;
+  }
+
+  stop(): void {
+    this.observer?.disconnect();
+    this.observer = undefined;
+  }
+
+  /** After a full collection: what is left is live. */
+  collected(): void {
+    const live = this.liveBytesNow();
+    this.live = live;
+    const was = this.refusing;
+    if (live >= heapGuard.refuseAt * this.limitBytes) this.refusing = true;
+    else if (live < heapGuard.acceptBelow * this.limitBytes) this.refusing = false;
+    if (this.refusing !== was) this.onChange?.(this.refusing, live);
+  }
+
+  /** Whether new holds are refused now. */
+  refusingHolds(): boolean {
+    return this.refusing;
+  }
+
+  /** What the last full collection left in the old generation; undefined before the first. */
+  liveBytes(): number | undefined {
+    return this.live;
+  }
+
+  /** Why new holds are refused now, or undefined when they are taken. */
+  holdsRefusedReason(): string | undefined {
+    if (!this.refusing) return undefined;
+    const mib = (bytes: number): number => Math.round(bytes / mebibyte);
+    return `the heap is nearly full (${mib(this.live ?? 0)} of ${mib(this.limitBytes)} MiB live after the last full collection): `
+      + 'new holds are refused until finished reservations are forgotten (25 hours after they finish) or the heap is raised';
+  }
 }

@@ -5,6 +5,7 @@ import { expiryLagMs } from '../core/index.js';
 import type { Command, InventoryEvent, Outcome, TenantState } from '../core/index.js';
 import type { CommittedBatch } from './engine.js';
 import { oldGenerationLimitBytes, oldGenerationUsedBytes } from './heap.js';
+import type { HeapWatch } from './heap.js';
 
 export interface LagSource {
   /** Per tenant and channel, the time of the oldest change not yet acknowledged by the channel. */
@@ -44,6 +45,7 @@ export class Metrics {
   private lagSource: LagSource | undefined;
   private engineReady: (() => boolean) | undefined;
   private expiryTenants: (() => Iterable<[string, TenantState]>) | undefined;
+  private heap: HeapWatch | undefined;
   private stateTenants: (() => Iterable<[string, TenantState]>) | undefined;
   private recordsMax = 0;
   private configuredChannels: Array<{ tenant: string; channel: string }> = [];
@@ -119,6 +121,19 @@ export class Metrics {
         registers, collect() { this.set(oldGenerationLimitBytes()); },
       });
     }
+    const heapOf = (): HeapWatch | undefined => this.heap;
+    new Gauge({
+      name: 'stockline_heap_old_generation_live_bytes',
+      help: "What the heap's old generation held after the last full collection (what is live: about what the state needs); before the first, what it holds.",
+      registers,
+      collect() { this.set(heapOf()?.liveBytes() ?? oldGenerationUsedBytes()); },
+    });
+    new Gauge({
+      name: 'stockline_holds_refused_for_memory',
+      help: 'Whether new holds are refused (1) because the last full collection left the old generation at least 90 % full.',
+      registers,
+      collect() { this.set(heapOf()?.refusingHolds() === true ? 1 : 0); },
+    });
     new Gauge({
       name: 'stockline_outbox_depth', help: 'Channel quantities waiting to be pushed or acknowledged.', labelNames: ['channel'], registers,
       collect() {
@@ -165,6 +180,11 @@ export class Metrics {
   watchState(tenants: () => Iterable<[string, TenantState]>, recordsMax: number): void {
     this.stateTenants = tenants;
     this.recordsMax = recordsMax;
+  }
+
+  /** The watch whose last full collection `stockline_heap_old_generation_live_bytes` and `stockline_holds_refused_for_memory` report. */
+  watchHeap(heap: HeapWatch): void {
+    this.heap = heap;
   }
 
   /** Dead-letter counters start at zero for every configured source. */

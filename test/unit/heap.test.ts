@@ -1,8 +1,10 @@
 // The old generation's share of the heap: V8's limit less the young generation, whose size the
 // --max-semi-space-size flag sets (bin/stockline.js passes 64).
 
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
 import { describe, expect, it } from 'vitest';
-import { semiSpaceMb, youngGenerationWarning } from '../../src/app/heap.js';
+import { HeapWatch, semiSpaceMb, youngGenerationWarning } from '../../src/app/heap.js';
 
 describe('the semi-space size this process runs with', () => {
   it('is read from the flag in either spelling, the last one counting, else the default', () => {
@@ -20,5 +22,55 @@ describe('the warning of a young generation larger than the old one', () => {
     expect(youngGenerationWarning(128 * 2 ** 20, 64)).toMatch(/old generation \(128 MiB\) is smaller than its young one \(3 × 64 MiB/);
     expect(youngGenerationWarning(192 * 2 ** 20, 64)).toBeUndefined();
     expect(youngGenerationWarning(128 * 2 ** 20, 16)).toBeUndefined();
+  });
+});
+
+describe('the watch that refuses new holds when the heap is nearly full', () => {
+  const mib = 2 ** 20;
+
+  it('refuses from 90 % live after a full collection and takes them again below 85 %, telling each change', () => {
+    let live = 500 * mib;
+    const changes: Array<[boolean, number]> = [];
+    const watch = new HeapWatch({ limitBytes: 1000 * mib, liveBytes: () => live, onChange: (refusing, bytes) => changes.push([refusing, bytes / mib]) });
+    expect(watch.liveBytes()).toBeUndefined();
+    expect(watch.holdsRefusedReason()).toBeUndefined();
+    watch.collected();
+    expect(watch.liveBytes()).toBe(500 * mib);
+    expect(watch.refusingHolds()).toBe(false);
+    live = 899 * mib;
+    watch.collected();
+    expect(watch.refusingHolds()).toBe(false);
+    live = 900 * mib;
+    watch.collected();
+    expect(watch.refusingHolds()).toBe(true);
+    expect(watch.holdsRefusedReason()).toBe('the heap is nearly full (900 of 1000 MiB live after the last full collection): '
+      + 'new holds are refused until finished reservations are forgotten (25 hours after they finish) or the heap is raised');
+    // Between the two marks the answer stays as it was.
+    live = 860 * mib;
+    watch.collected();
+    expect(watch.refusingHolds()).toBe(true);
+    live = 849 * mib;
+    watch.collected();
+    expect(watch.refusingHolds()).toBe(false);
+    expect(watch.holdsRefusedReason()).toBeUndefined();
+    live = 880 * mib;
+    watch.collected();
+    expect(watch.refusingHolds()).toBe(false);
+    expect(changes).toEqual([[true, 900], [false, 849]]);
+  });
+
+  it('reads the heap after the full collections V8 makes', async () => {
+    const readings: number[] = [];
+    const watch = new HeapWatch({ limitBytes: 1000 * mib, liveBytes: () => { readings.push(Date.now()); return 0; } }).start();
+    try {
+      const before = readings.length;
+      setFlagsFromString('--expose-gc');
+      (runInNewContext('gc') as () => void)();
+      // The observer is told after the collection, in a task of its own.
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      expect(readings.length).toBeGreaterThan(before);
+    } finally {
+      watch.stop();
+    }
   });
 });

@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { HeapWatch } from '../../src/app/heap.js';
 import { Metrics } from '../../src/app/metrics.js';
 import { execute, initialState } from '../../src/core/index.js';
 import type { Outcome } from '../../src/core/index.js';
@@ -81,6 +82,21 @@ describe('metrics', () => {
     metrics.watchState(() => state.tenants, 1_000);
     expect(await sample(metrics, 'stockline_idempotency_records')).toEqual(['stockline_idempotency_records{tenant="acme"} 2']);
     expect(await sample(metrics, 'stockline_idempotency_records_max')).toEqual(['stockline_idempotency_records_max 1000']);
+  });
+
+  it('reports what the last full collection left live, and whether new holds are refused for it', async () => {
+    const metrics = new Metrics(() => 0, { processMetrics: false });
+    let live = 100;
+    const heap = new HeapWatch({ limitBytes: 1_000, liveBytes: () => live });
+    metrics.watchHeap(heap);
+    // Before the first full collection: what the old generation holds now.
+    const [now] = await sample(metrics, 'stockline_heap_old_generation_live_bytes');
+    expect(Number(now?.split(' ')[1])).toBeGreaterThan(1_000_000);
+    expect(await sample(metrics, 'stockline_holds_refused_for_memory')).toEqual(['stockline_holds_refused_for_memory 0']);
+    live = 950;
+    heap.collected();
+    expect(await sample(metrics, 'stockline_heap_old_generation_live_bytes')).toEqual(['stockline_heap_old_generation_live_bytes 950']);
+    expect(await sample(metrics, 'stockline_holds_refused_for_memory')).toEqual(['stockline_holds_refused_for_memory 1']);
   });
 
   it('reports the reservations each tenant with any keeps, held, committed and finished', async () => {

@@ -335,6 +335,34 @@ describe('reservations', () => {
   });
 });
 
+describe('a heap nearly full', () => {
+  it('refuses new holds with 503 MEMORY_FULL and writes nothing, while reads, commits, sales and adjustments go on', async () => {
+    let reason: string | undefined;
+    const guarded = await startTestApi({ holdsRefusedReason: () => reason });
+    try {
+      const cart = { channel: 'web', lines: [{ sku: 'A', quantity: 1 }] };
+      expect((await guarded.inject('POST', `${base}/adjustments`, { body: { sku: 'A', delta: 5 } })).statusCode).toBe(200);
+      const held = expectJson(await guarded.inject('POST', `${base}/reservations`, { body: cart }), 201);
+      reason = 'the heap is nearly full (1850 of 2048 MiB live after the last full collection)';
+      const position = guarded.engine.position();
+      const refused = await guarded.inject('POST', `${base}/reservations`, { body: cart, headers: { 'idempotency-key': 'cart-2' } });
+      expect(expectProblem(refused, 503, 'MEMORY_FULL').detail).toBe(reason);
+      expect(refused.headers['retry-after']).toBe('1');
+      expect(guarded.engine.position()).toBe(position);
+      expect(expectJson(await guarded.inject('GET', `${base}/skus/A`), 200)).toMatchObject({ reserved: 1, available: 4 });
+      expectJson(await guarded.inject('POST', `${base}/reservations/${String(held.id)}/commit`), 200);
+      expectJson(await guarded.inject('POST', `${base}/orders`, { body: { channel: 'amazon', lines: [{ sku: 'A', quantity: 1 }] } }), 201);
+      expectJson(await guarded.inject('POST', `${base}/adjustments`, { body: { sku: 'A', delta: 1 } }), 200);
+      // Taken again once the heap has room; the key refused before was never recorded.
+      reason = undefined;
+      expectJson(await guarded.inject('POST', `${base}/reservations`, { body: cart, headers: { 'idempotency-key': 'cart-2' } }), 201);
+      expect(expectJson(await guarded.inject('GET', `${base}/skus/A`), 200)).toMatchObject({ committed: 2, reserved: 1, available: 3 });
+    } finally {
+      await guarded.close();
+    }
+  });
+});
+
 describe('orders', () => {
   it('records a channel sale as committed; units it lacked come back as oversell conflicts', async () => {
     await stock('A', 1);

@@ -128,8 +128,11 @@ function answer(engine: Engine, tenant: string, outcome: Outcome): ReservationVi
   return reservationAfter(engine.tenant(tenant), outcome);
 }
 
+/** Why new holds are refused now (the heap is nearly full), or undefined when they are taken. */
+export type HoldsRefusedReason = () => string | undefined;
+
 /** Holding stock and reading a hold. */
-function holdRoutes(app: FastifyInstance, engine: Engine): void {
+function holdRoutes(app: FastifyInstance, engine: Engine, holdsRefusedReason: HoldsRefusedReason): void {
   app.post<IdempotentRoute & { Params: { tenant: string }; Body: ReserveBody }>('/v1/tenants/:tenant/reservations', {
     config: { scope: 'write' },
     schema: {
@@ -138,6 +141,8 @@ function holdRoutes(app: FastifyInstance, engine: Engine): void {
       response: { 201: reservationView, ...errorResponses },
     },
   }, async (request, reply) => {
+    const refused = holdsRefusedReason();
+    if (refused !== undefined) throw problem('MEMORY_FULL', refused);
     const { tenant } = request.params;
     const { channel, lines, ttlSeconds, orderRef } = request.body;
     const idempotencyKey = request.headers['idempotency-key'];
@@ -202,7 +207,7 @@ function transitionRoutes(app: FastifyInstance, engine: Engine): void {
   });
 }
 
-export const reservationRoutes: FastifyPluginAsync<{ engine: Engine }> = async (app, { engine }) => {
-  holdRoutes(app, engine);
+export const reservationRoutes: FastifyPluginAsync<{ engine: Engine; holdsRefusedReason?: HoldsRefusedReason }> = async (app, { engine, holdsRefusedReason }) => {
+  holdRoutes(app, engine, holdsRefusedReason ?? (() => undefined));
   transitionRoutes(app, engine);
 };
