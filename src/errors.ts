@@ -59,7 +59,7 @@ const ledgerErrors = {
 const engineErrors = {
   ENGINE_CLOSED: { status: 503, title: 'The engine is shutting down', retryable: true },
   OVERLOADED: { status: 503, title: 'Too many commands are waiting', retryable: true },
-  MEMORY_FULL: { status: 503, title: 'The heap is nearly full: new holds are refused', retryable: true },
+  MEMORY_FULL: { status: 503, title: 'The heap is nearly full: new holds and imports are refused', retryable: true },
   STORAGE_FAILED: { status: 503, title: 'The change could not be made durable', retryable: true },
   DATA_LOCKED: { status: 500, title: 'The data folder is in use by another process', retryable: false },
   KAFKA_TIMEOUT: { status: 503, title: 'The processors did not answer in time', retryable: true },

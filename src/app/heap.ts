@@ -67,13 +67,13 @@ export interface HeapWatchOptions {
   limitBytes?: number;
   /** What the old generation holds after a full collection; default oldGenerationUsedBytes(). */
   liveBytes?: () => number;
-  /** Told when new holds start being refused, and when they are taken again. */
+  /** Told when new holds and imports start being refused, and when they are taken again. */
   onChange?: (refusing: boolean, liveBytes: number) => void;
 }
 
 /**
- * New holds are refused once a full collection leaves the old generation at least this full, and taken again
- * once one leaves it below `acceptBelow`: the gap keeps the answer from flapping with each collection.
+ * New holds and imports are refused once a full collection leaves the old generation at least this full, and
+ * taken again once one leaves it below `acceptBelow`: the gap keeps the answer from flapping with each collection.
  */
 export const heapGuard = { refuseAt: 0.9, acceptBelow: 0.85 } as const;
 
@@ -81,8 +81,9 @@ export const heapGuard = { refuseAt: 0.9, acceptBelow: 0.85 } as const;
  * What the old generation holds after each full collection, when it holds only what is live: about what
  * the engine's state needs. Once that nears the limit, Node would soon stop the process with "JavaScript
  * heap out of memory", and every restart, reading the same state back, would stop again. Refusing new holds
- * (the state's growth at a shop's pace) keeps the process up: reads, commits, releases, fulfilments and
- * sales recorded by marketplaces go on, and finished reservations leave the state 25 hours after they finish.
+ * (the state's growth at a shop's pace) and imports (its growth in bulk) keeps the process up: reads, commits,
+ * releases, fulfilments, adjustments and sales recorded by marketplaces go on, and finished reservations leave
+ * the state 25 hours after they finish.
  */
 export class HeapWatch {
   readonly limitBytes: number;
@@ -112,7 +113,10 @@ export class HeapWatch {
     this.observer = undefined;
   }
 
-  /** After a full collection: what is left is live. */
+  /**
+   * After a full collection: what is left is live, the state and the work in flight when it ran (a request's
+   * parsed body, say). Both are in the heap; when they fill 90 % of it, the next large request may not fit.
+   */
   collected(): void {
     const live = this.liveBytesNow();
     this.live = live;
@@ -122,8 +126,8 @@ export class HeapWatch {
     if (this.refusing !== was) this.onChange?.(this.refusing, live);
   }
 
-  /** Whether new holds are refused now. */
-  refusingHolds(): boolean {
+  /** Whether the heap is nearly full: new holds and imports are refused now. */
+  full(): boolean {
     return this.refusing;
   }
 
@@ -132,11 +136,11 @@ export class HeapWatch {
     return this.live;
   }
 
-  /** Why new holds are refused now, or undefined when they are taken. */
-  holdsRefusedReason(): string | undefined {
+  /** Why new holds and imports are refused now, or undefined when they are taken. */
+  heapFullReason(): string | undefined {
     if (!this.refusing) return undefined;
     const mib = (bytes: number): number => Math.round(bytes / mebibyte);
     return `the heap is nearly full (${mib(this.live ?? 0)} of ${mib(this.limitBytes)} MiB live after the last full collection): `
-      + 'new holds are refused until finished reservations are forgotten (25 hours after they finish) or the heap is raised';
+      + 'new holds and imports are refused until finished reservations are forgotten (25 hours after they finish) or the heap is raised';
   }
 }

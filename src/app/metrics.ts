@@ -129,10 +129,10 @@ export class Metrics {
       collect() { this.set(heapOf()?.liveBytes() ?? oldGenerationUsedBytes()); },
     });
     new Gauge({
-      name: 'stockline_holds_refused_for_memory',
-      help: 'Whether new holds are refused (1) because the last full collection left the old generation at least 90 % full.',
+      name: 'stockline_heap_full',
+      help: 'Whether the heap is nearly full (1): the last full collection left the old generation at least 90 % full, and new holds and imports are refused.',
       registers,
-      collect() { this.set(heapOf()?.refusingHolds() === true ? 1 : 0); },
+      collect() { this.set(heapOf()?.full() === true ? 1 : 0); },
     });
     new Gauge({
       name: 'stockline_outbox_depth', help: 'Channel quantities waiting to be pushed or acknowledged.', labelNames: ['channel'], registers,
@@ -182,7 +182,7 @@ export class Metrics {
     this.recordsMax = recordsMax;
   }
 
-  /** The watch whose last full collection `stockline_heap_old_generation_live_bytes` and `stockline_holds_refused_for_memory` report. */
+  /** The watch whose last full collection `stockline_heap_old_generation_live_bytes` and `stockline_heap_full` report. */
   watchHeap(heap: HeapWatch): void {
     this.heap = heap;
   }

@@ -36,7 +36,7 @@ const exportedMetrics: Record<string, { kind: 'gauge' | 'counter' | 'histogram';
   stockline_heap_old_generation_used_bytes: { kind: 'gauge', labels: [] },
   stockline_heap_old_generation_limit_bytes: { kind: 'gauge', labels: [] },
   stockline_heap_old_generation_live_bytes: { kind: 'gauge', labels: [] },
-  stockline_holds_refused_for_memory: { kind: 'gauge', labels: [] },
+  stockline_heap_full: { kind: 'gauge', labels: [] },
   stockline_reservations: { kind: 'gauge', labels: ['tenant'] },
   up: { kind: 'gauge', labels: [] },
 };
@@ -55,7 +55,7 @@ const expectedAlerts = [
   'StocklineEngineNotReady',
   'StocklineExpiryLagging',
   'StocklineHeapNearLimit',
-  'StocklineRefusingHolds',
+  'StocklineHeapFull',
   'StocklineIdempotencyRecordsAtBound',
 ];
 

@@ -59,7 +59,7 @@ function tracking(engine: EmbeddedEngine, counter: { open: number }): Engine {
   }) as Engine;
 }
 
-export interface TestApiOptions extends Partial<Pick<ServerOptions, 'webRoot' | 'stream' | 'plugins' | 'holdsRefusedReason'>> {
+export interface TestApiOptions extends Partial<Pick<ServerOptions, 'webRoot' | 'stream' | 'plugins' | 'heapFullReason'>> {
   /** The engine's clock (default Date.now): tests that need time to pass move it. */
   clock?: () => number;
 }

@@ -25,37 +25,36 @@ describe('the warning of a young generation larger than the old one', () => {
   });
 });
 
-describe('the watch that refuses new holds when the heap is nearly full', () => {
+describe('the watch that refuses new holds and imports when the heap is nearly full', () => {
   const mib = 2 ** 20;
 
   it('refuses from 90 % live after a full collection and takes them again below 85 %, telling each change', () => {
-    let live = 500 * mib;
+    let reading = 500 * mib;
     const changes: Array<[boolean, number]> = [];
-    const watch = new HeapWatch({ limitBytes: 1000 * mib, liveBytes: () => live, onChange: (refusing, bytes) => changes.push([refusing, bytes / mib]) });
+    const watch = new HeapWatch({ limitBytes: 1000 * mib, liveBytes: () => reading, onChange: (refusing, bytes) => changes.push([refusing, bytes / mib]) });
+    const collect = (mibs: number): void => {
+      reading = mibs * mib;
+      watch.collected();
+    };
     expect(watch.liveBytes()).toBeUndefined();
-    expect(watch.holdsRefusedReason()).toBeUndefined();
-    watch.collected();
+    expect(watch.heapFullReason()).toBeUndefined();
+    collect(500);
     expect(watch.liveBytes()).toBe(500 * mib);
-    expect(watch.refusingHolds()).toBe(false);
-    live = 899 * mib;
-    watch.collected();
-    expect(watch.refusingHolds()).toBe(false);
-    live = 900 * mib;
-    watch.collected();
-    expect(watch.refusingHolds()).toBe(true);
-    expect(watch.holdsRefusedReason()).toBe('the heap is nearly full (900 of 1000 MiB live after the last full collection): '
-      + 'new holds are refused until finished reservations are forgotten (25 hours after they finish) or the heap is raised');
+    expect(watch.full()).toBe(false);
+    collect(899);
+    expect(watch.full()).toBe(false);
+    collect(900);
+    expect(watch.full()).toBe(true);
+    expect(watch.heapFullReason()).toBe('the heap is nearly full (900 of 1000 MiB live after the last full collection): '
+      + 'new holds and imports are refused until finished reservations are forgotten (25 hours after they finish) or the heap is raised');
     // Between the two marks the answer stays as it was.
-    live = 860 * mib;
-    watch.collected();
-    expect(watch.refusingHolds()).toBe(true);
-    live = 849 * mib;
-    watch.collected();
-    expect(watch.refusingHolds()).toBe(false);
-    expect(watch.holdsRefusedReason()).toBeUndefined();
-    live = 880 * mib;
-    watch.collected();
-    expect(watch.refusingHolds()).toBe(false);
+    collect(860);
+    expect(watch.full()).toBe(true);
+    collect(849);
+    expect(watch.full()).toBe(false);
+    expect(watch.heapFullReason()).toBeUndefined();
+    collect(880);
+    expect(watch.full()).toBe(false);
     expect(changes).toEqual([[true, 900], [false, 849]]);
   });
 

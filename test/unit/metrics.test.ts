@@ -84,7 +84,7 @@ describe('metrics', () => {
     expect(await sample(metrics, 'stockline_idempotency_records_max')).toEqual(['stockline_idempotency_records_max 1000']);
   });
 
-  it('reports what the last full collection left live, and whether new holds are refused for it', async () => {
+  it('reports what the last full collection left live, and whether the heap is nearly full', async () => {
     const metrics = new Metrics(() => 0, { processMetrics: false });
     let live = 100;
     const heap = new HeapWatch({ limitBytes: 1_000, liveBytes: () => live });
@@ -92,11 +92,11 @@ describe('metrics', () => {
     // Before the first full collection: what the old generation holds now.
     const [now] = await sample(metrics, 'stockline_heap_old_generation_live_bytes');
     expect(Number(now?.split(' ')[1])).toBeGreaterThan(1_000_000);
-    expect(await sample(metrics, 'stockline_holds_refused_for_memory')).toEqual(['stockline_holds_refused_for_memory 0']);
+    expect(await sample(metrics, 'stockline_heap_full')).toEqual(['stockline_heap_full 0']);
     live = 950;
     heap.collected();
     expect(await sample(metrics, 'stockline_heap_old_generation_live_bytes')).toEqual(['stockline_heap_old_generation_live_bytes 950']);
-    expect(await sample(metrics, 'stockline_holds_refused_for_memory')).toEqual(['stockline_holds_refused_for_memory 1']);
+    expect(await sample(metrics, 'stockline_heap_full')).toEqual(['stockline_heap_full 1']);
   });
 
   it('reports the reservations each tenant with any keeps, held, committed and finished', async () => {

@@ -58,6 +58,15 @@ export function problem(code: ErrorCode, detail: string, extensions: Record<stri
   return new HttpProblem(code, detail, extensions, headers);
 }
 
+/** Why the heap is too full to take new holds and imports now, or undefined when it has room (HeapWatch). */
+export type HeapFullReason = () => string | undefined;
+
+/** Refuses a request that would grow the state while the heap is nearly full: 503 MEMORY_FULL, retryable. */
+export function refuseWhenHeapFull(heapFullReason: HeapFullReason): void {
+  const reason = heapFullReason();
+  if (reason !== undefined) throw problem('MEMORY_FULL', reason);
+}
+
 /** The JSON body of a problem; extension members never override the standard ones. */
 export function problemBody(error: HttpProblem, instance?: string): Problem {
   const body: Problem = {

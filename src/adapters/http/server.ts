@@ -38,8 +38,8 @@ export interface ServerOptions {
   plugins?: FastifyPluginAsync[];
   /** What else must be ready before /readyz says so (e.g. change-data-capture sources connected); a reason when not. */
   notReadyReason?: () => string | undefined;
-  /** Why new holds are refused now (HeapWatch: the heap is nearly full), or undefined when they are taken. */
-  holdsRefusedReason?: () => string | undefined;
+  /** Why new holds and imports are refused now (HeapWatch: the heap is nearly full), or undefined when they are taken. */
+  heapFullReason?: () => string | undefined;
   /** A folder served at `/` (the dashboard). */
   webRoot?: string;
   /** Stream tuning, for tests: heartbeat, buffer and catch-up bounds. */
@@ -194,9 +194,12 @@ export async function buildServer(options: ServerOptions): Promise<FastifyInstan
   const engine = options.engine;
   await app.register(healthRoutes, { engine, notReadyReason: options.notReadyReason ?? (() => undefined) });
   await app.register(identityRoutes, { engine });
+  // New holds and imports, the requests that grow the state, are refused while the heap is nearly full.
+  const heapFullReason = options.heapFullReason ?? ((): undefined => undefined);
   for (const routes of [skuRoutes, availabilityRoutes, adjustmentRoutes]) await app.register(routes, { engine });
-  await app.register(reservationRoutes, { engine, ...(options.holdsRefusedReason === undefined ? {} : { holdsRefusedReason: options.holdsRefusedReason }) });
-  for (const routes of [fulfillmentRoutes, orderRoutes, channelRoutes, eventRoutes]) await app.register(routes, { engine });
+  await app.register(reservationRoutes, { engine, heapFullReason });
+  for (const routes of [fulfillmentRoutes, orderRoutes, channelRoutes]) await app.register(routes, { engine });
+  await app.register(eventRoutes, { engine, heapFullReason });
   await app.register(streamRoutes, { engine, ...(options.stream === undefined ? {} : { stream: options.stream }) });
   for (const plugin of options.plugins ?? []) await app.register(plugin);
   if (options.webRoot !== undefined) await app.register(staticFiles, { root: options.webRoot });

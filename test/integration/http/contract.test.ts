@@ -336,9 +336,9 @@ describe('reservations', () => {
 });
 
 describe('a heap nearly full', () => {
-  it('refuses new holds with 503 MEMORY_FULL and writes nothing, while reads, commits, sales and adjustments go on', async () => {
+  it('refuses new holds and imports with 503 MEMORY_FULL and writes nothing, while reads, commits, sales and adjustments go on', async () => {
     let reason: string | undefined;
-    const guarded = await startTestApi({ holdsRefusedReason: () => reason });
+    const guarded = await startTestApi({ heapFullReason: () => reason });
     try {
       const cart = { channel: 'web', lines: [{ sku: 'A', quantity: 1 }] };
       expect((await guarded.inject('POST', `${base}/adjustments`, { body: { sku: 'A', delta: 5 } })).statusCode).toBe(200);
@@ -353,10 +353,14 @@ describe('a heap nearly full', () => {
       expectJson(await guarded.inject('POST', `${base}/reservations/${String(held.id)}/commit`), 200);
       expectJson(await guarded.inject('POST', `${base}/orders`, { body: { channel: 'amazon', lines: [{ sku: 'A', quantity: 1 }] } }), 201);
       expectJson(await guarded.inject('POST', `${base}/adjustments`, { body: { sku: 'A', delta: 1 } }), 200);
+      const imported = { events: [{ id: 'i1', type: 'stock_adjustment', tenant, time: '2025-01-01T00:00:00.000Z', source: 'import', data: { sku: 'B', location: 'default', mode: 'set', delta: 3, onHand: 3 } }] };
+      expectProblem(await guarded.inject('POST', `${base}/events`, { key: guarded.keys.tenantAdmin, body: imported }), 503, 'MEMORY_FULL');
+      expect(guarded.engine.tenant(tenant)?.skus.has('B')).toBe(false);
       // Taken again once the heap has room; the key refused before was never recorded.
       reason = undefined;
       expectJson(await guarded.inject('POST', `${base}/reservations`, { body: cart, headers: { 'idempotency-key': 'cart-2' } }), 201);
       expect(expectJson(await guarded.inject('GET', `${base}/skus/A`), 200)).toMatchObject({ committed: 2, reserved: 1, available: 3 });
+      expectJson(await guarded.inject('POST', `${base}/events`, { key: guarded.keys.tenantAdmin, body: imported }), 200);
     } finally {
       await guarded.close();
     }

@@ -5,7 +5,8 @@ import type { InventoryEvent } from '../../../core/index.js';
 import type { Engine } from '../../../app/engine.js';
 import { validateEvent } from '../../../app/event-validation.js';
 import type { ImportResult } from '../../../app/import-events.js';
-import { problem, validationProblem } from '../problem.js';
+import { problem, refuseWhenHeapFull, validationProblem } from '../problem.js';
+import type { HeapFullReason } from '../problem.js';
 import type { HttpProblem } from '../problem.js';
 import type { FieldError } from '../problem.js';
 import { bearerSecurity, errorResponses, fields, httpLimits, object, params } from '../schemas.js';
@@ -47,7 +48,7 @@ const loggedEvent = object({
   event: { type: 'object', additionalProperties: true, description: 'An event as schema/inventory-event.schema.json describes it.' },
 }, ['position', 'event']);
 
-export const eventRoutes: FastifyPluginAsync<{ engine: Engine }> = async (app, { engine }) => {
+export const eventRoutes: FastifyPluginAsync<{ engine: Engine; heapFullReason?: HeapFullReason }> = async (app, { engine, heapFullReason = () => undefined }) => {
   app.get<{ Params: { tenant: string }; Querystring: { after: number; limit: number } }>('/v1/tenants/:tenant/events', {
     config: { scope: 'read' },
     schema: {
@@ -75,6 +76,7 @@ export const eventRoutes: FastifyPluginAsync<{ engine: Engine }> = async (app, {
       },
     },
   }, async (request) => {
+    refuseWhenHeapFull(heapFullReason);
     const { tenant } = request.params;
     const errors = eventBatchErrors(tenant, request.body.events);
     if (errors.length > 0) throw validationProblem(errors);

@@ -6,7 +6,8 @@ import { flattened, formatTime, limits, parseTime } from '../../../core/index.js
 import type { CartLine, InventoryEvent, Outcome, Reservation, ReservationStatus, TenantState } from '../../../core/index.js';
 import type { Engine } from '../../../app/engine.js';
 import type { CommandInput } from '../../../app/ports.js';
-import { problem, settle } from '../problem.js';
+import { problem, refuseWhenHeapFull, settle } from '../problem.js';
+import type { HeapFullReason } from '../problem.js';
 import {
   bearerSecurity, bodyDefaultsToEmpty, cartLines, errorResponses, fields, httpLimits, idempotencyHeaders, object, params, reservationView,
 } from '../schemas.js';
@@ -128,11 +129,8 @@ function answer(engine: Engine, tenant: string, outcome: Outcome): ReservationVi
   return reservationAfter(engine.tenant(tenant), outcome);
 }
 
-/** Why new holds are refused now (the heap is nearly full), or undefined when they are taken. */
-export type HoldsRefusedReason = () => string | undefined;
-
 /** Holding stock and reading a hold. */
-function holdRoutes(app: FastifyInstance, engine: Engine, holdsRefusedReason: HoldsRefusedReason): void {
+function holdRoutes(app: FastifyInstance, engine: Engine, heapFullReason: HeapFullReason): void {
   app.post<IdempotentRoute & { Params: { tenant: string }; Body: ReserveBody }>('/v1/tenants/:tenant/reservations', {
     config: { scope: 'write' },
     schema: {
@@ -141,8 +139,7 @@ function holdRoutes(app: FastifyInstance, engine: Engine, holdsRefusedReason: Ho
       response: { 201: reservationView, ...errorResponses },
     },
   }, async (request, reply) => {
-    const refused = holdsRefusedReason();
-    if (refused !== undefined) throw problem('MEMORY_FULL', refused);
+    refuseWhenHeapFull(heapFullReason);
     const { tenant } = request.params;
     const { channel, lines, ttlSeconds, orderRef } = request.body;
     const idempotencyKey = request.headers['idempotency-key'];
@@ -207,7 +204,7 @@ function transitionRoutes(app: FastifyInstance, engine: Engine): void {
   });
 }
 
-export const reservationRoutes: FastifyPluginAsync<{ engine: Engine; holdsRefusedReason?: HoldsRefusedReason }> = async (app, { engine, holdsRefusedReason }) => {
-  holdRoutes(app, engine, holdsRefusedReason ?? (() => undefined));
+export const reservationRoutes: FastifyPluginAsync<{ engine: Engine; heapFullReason?: HeapFullReason }> = async (app, { engine, heapFullReason = () => undefined }) => {
+  holdRoutes(app, engine, heapFullReason);
   transitionRoutes(app, engine);
 };
