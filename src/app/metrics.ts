@@ -86,13 +86,13 @@ export class Metrics {
       labelNames: ['tenant'], registers,
       collect() { collectExpiryLag(this); },
     });
-    const recordsOf = (): Iterable<[string, TenantState]> => this.stateTenants?.() ?? [];
+    const tenantStates = (): Iterable<[string, TenantState]> => this.stateTenants?.() ?? [];
     new Gauge({
       name: 'stockline_idempotency_records', help: 'Idempotency records kept, per tenant with any: each holds about a kilobyte of heap for a day.',
       labelNames: ['tenant'], registers,
       collect() {
         this.reset();
-        for (const [tenant, state] of recordsOf()) if (state.idempotency.size > 0) this.set({ tenant }, state.idempotency.size);
+        for (const [tenant, state] of tenantStates()) if (state.idempotency.size > 0) this.set({ tenant }, state.idempotency.size);
       },
     });
     new Gauge({
@@ -101,7 +101,7 @@ export class Metrics {
       labelNames: ['tenant'], registers,
       collect() {
         this.reset();
-        for (const [tenant, state] of recordsOf()) if (state.reservations.size > 0) this.set({ tenant }, state.reservations.size);
+        for (const [tenant, state] of tenantStates()) if (state.reservations.size > 0) this.set({ tenant }, state.reservations.size);
       },
     });
     const recordsMaxNow = (): number => this.recordsMax;

@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { HeapWatch } from '../../src/app/heap.js';
 import { Metrics } from '../../src/app/metrics.js';
 import { execute, initialState } from '../../src/core/index.js';
-import type { Outcome } from '../../src/core/index.js';
+import type { LedgerState, Outcome } from '../../src/core/index.js';
 
 const accepted: Outcome = { events: [] };
 const refused: Outcome = { events: [], rejection: { code: 'INSUFFICIENT_STOCK', message: 'no', lines: [] } } as unknown as Outcome;
@@ -10,6 +10,13 @@ const duplicate: Outcome = { events: [], rejection: { code: 'DUPLICATE', message
 
 async function sample(metrics: Metrics, name: string): Promise<string[]> {
   return (await metrics.registry.metrics()).split('\n').filter((line) => line.startsWith(`${name}{`) || line.startsWith(`${name} `));
+}
+
+/** A ledger with two tenants, acme and globex, each holding 5 units of SKU A at location wh. */
+function stockedTenants(nowMs: number): LedgerState {
+  const state = initialState();
+  for (const tenant of ['acme', 'globex']) execute(state, { type: 'adjust_stock', id: `${tenant}-a`, tenant, timeMs: nowMs, sku: 'A', location: 'wh', set: 5 });
+  return state;
 }
 
 describe('metrics', () => {
@@ -58,8 +65,7 @@ describe('metrics', () => {
   it('reports per tenant how long the hold longest past its expiry has waited, and nothing for a tenant with none due', async () => {
     let nowMs = Date.UTC(2026, 11, 7, 9);
     const metrics = new Metrics(() => nowMs, { processMetrics: false });
-    const state = initialState();
-    for (const tenant of ['acme', 'globex']) execute(state, { type: 'adjust_stock', id: `${tenant}-a`, tenant, timeMs: nowMs, sku: 'A', location: 'wh', set: 5 });
+    const state = stockedTenants(nowMs);
     execute(state, { type: 'reserve', id: 'r1', tenant: 'acme', timeMs: nowMs, reservationId: 'r1', channel: 'web', lines: [{ sku: 'A', quantity: 1 }], ttlMs: 60_000 });
     execute(state, { type: 'reserve', id: 'r2', tenant: 'acme', timeMs: nowMs, reservationId: 'r2', channel: 'web', lines: [{ sku: 'A', quantity: 1 }], ttlMs: 90_000 });
     execute(state, { type: 'reserve', id: 'r3', tenant: 'globex', timeMs: nowMs, reservationId: 'r3', channel: 'web', lines: [{ sku: 'A', quantity: 1 }], ttlMs: 3_600_000 });
@@ -76,8 +82,7 @@ describe('metrics', () => {
   it('reports the idempotency records each tenant with any keeps, and the bound', async () => {
     const nowMs = Date.UTC(2026, 11, 7, 9);
     const metrics = new Metrics(() => nowMs, { processMetrics: false });
-    const state = initialState();
-    for (const tenant of ['acme', 'globex']) execute(state, { type: 'adjust_stock', id: `${tenant}-a`, tenant, timeMs: nowMs, sku: 'A', location: 'wh', set: 5 });
+    const state = stockedTenants(nowMs);
     for (const key of ['k1', 'k2']) execute(state, { type: 'adjust_stock', id: key, tenant: 'acme', timeMs: nowMs, sku: 'A', location: 'wh', delta: 1, idempotencyKey: key });
     metrics.watchState(() => state.tenants, 1_000);
     expect(await sample(metrics, 'stockline_idempotency_records')).toEqual(['stockline_idempotency_records{tenant="acme"} 2']);
@@ -102,8 +107,7 @@ describe('metrics', () => {
   it('reports the reservations each tenant with any keeps, held, committed and finished', async () => {
     const nowMs = Date.UTC(2026, 11, 7, 9);
     const metrics = new Metrics(() => nowMs, { processMetrics: false });
-    const state = initialState();
-    for (const tenant of ['acme', 'globex']) execute(state, { type: 'adjust_stock', id: `${tenant}-a`, tenant, timeMs: nowMs, sku: 'A', location: 'wh', set: 5 });
+    const state = stockedTenants(nowMs);
     metrics.watchState(() => state.tenants, 1_000);
     expect(await sample(metrics, 'stockline_reservations')).toEqual([]);
     const reserve = (id: string): void => {
