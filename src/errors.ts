@@ -61,6 +61,7 @@ const engineErrors = {
   OVERLOADED: { status: 503, title: 'Too many commands are waiting', retryable: true },
   MEMORY_FULL: { status: 503, title: 'The heap is nearly full: new holds and imports are refused', retryable: true },
   STORAGE_FAILED: { status: 503, title: 'The change could not be made durable', retryable: true },
+  STORAGE_UNCERTAIN: { status: 503, title: 'The change was written but may not be durable', retryable: true },
   DATA_LOCKED: { status: 500, title: 'The data folder is in use by another process', retryable: false },
   KAFKA_TIMEOUT: { status: 503, title: 'The processors did not answer in time', retryable: true },
   KAFKA_UNAVAILABLE: { status: 503, title: 'Kafka did not take the command', retryable: true },

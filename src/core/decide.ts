@@ -87,8 +87,10 @@ function decideAdjust(tenant: TenantState, command: AdjustStock): Outcome {
     ...(command.sourceSeq === undefined ? {} : { sourceSeq: command.sourceSeq }),
     data: { sku, location, mode: command.set === undefined ? 'delta' : 'set', delta, onHand, ...(command.reason === undefined ? {} : { reason: command.reason }) },
   };
-  const shortfall = -(onHand - stock.committed - stock.reserved);
-  if (shortfall > 0 && delta < 0) {
+  // What this recount adds to the units sold beyond what is there, as a channel's sale counts it: a second
+  // recount below an oversell already recorded is another incident only for the units it adds.
+  const shortfall = Math.max(0, stock.committed + stock.reserved - onHand) - Math.max(0, -availableOf(stock));
+  if (shortfall > 0) {
     return accept(command, [adjustment, { type: 'conflict_detected', data: { kind: 'oversell', sku, location, shortfall } }]);
   }
   return accept(command, [adjustment]);
@@ -195,6 +197,20 @@ function exactly<T>(items: T[]): T[] {
   return items.slice();
 }
 
+/**
+ * The first line past the bound of one quantity. A cart's lines are each within it, but lines of one SKU that
+ * land on one location are merged, and where stock does not bound them (a backorder, a recorded sale) their
+ * sum could pass it, and the events' own bound with it.
+ */
+function oversizedLine(lines: readonly AllocatedLine[]): Rejection | undefined {
+  for (const { sku, location, quantity } of lines) {
+    if (quantity > limits.quantityMax) {
+      return { code: 'INVALID_QUANTITY', sku, location, quantity, message: `the lines of ${sku} at ${location} add up to ${quantity}; at most ${limits.quantityMax} fit one line` };
+    }
+  }
+  return undefined;
+}
+
 /** Merges lines that landed on the same SKU and location, keeping first-seen order. */
 function mergeLines(lines: AllocatedLine[]): AllocatedLine[] {
   const merged = new Map<string, AllocatedLine>();
@@ -223,7 +239,7 @@ function firstDeleted(tenant: TenantState, lines: CartLine[]): string | undefine
 }
 
 function decideReserve(tenant: TenantState, command: Reserve): Outcome {
-  if (tenant.reservations.has(command.reservationId)) {
+  if (reservationAt(tenant, command.reservationId, command.timeMs) !== undefined) {
     return reject({ code: 'RESERVATION_EXISTS', reservationId: command.reservationId, message: `reservation ${command.reservationId} already exists` });
   }
   const deleted = firstDeleted(tenant, command.lines);
@@ -235,6 +251,8 @@ function decideReserve(tenant: TenantState, command: Reserve): Outcome {
   if (allocation.short.length > 0) {
     return reject({ code: 'INSUFFICIENT_STOCK', lines: allocation.short, message: `not enough stock for ${allocation.short.length} of ${command.lines.length} lines` });
   }
+  const oversized = oversizedLine(allocation.lines);
+  if (oversized !== undefined) return reject(oversized);
   return accept(command, [{
     type: 'order_reserved',
     data: {
@@ -246,11 +264,13 @@ function decideReserve(tenant: TenantState, command: Reserve): Outcome {
 }
 
 function decideRecordSale(tenant: TenantState, command: RecordSale): Outcome {
-  if (tenant.reservations.has(command.reservationId)) {
+  if (reservationAt(tenant, command.reservationId, command.timeMs) !== undefined) {
     return reject({ code: 'RESERVATION_EXISTS', reservationId: command.reservationId, message: `order ${command.reservationId} is already recorded` });
   }
   const policy = channelPolicyOf(tenant, command.channel);
   const { lines } = allocate(tenant, { ...policy, bufferUnits: 0 }, command.lines, true);
+  const oversized = oversizedLine(lines);
+  if (oversized !== undefined) return reject(oversized);
   const drafts: EventDraft[] = [{
     type: 'order_committed',
     data: {
@@ -272,8 +292,19 @@ function decideRecordSale(tenant: TenantState, command: RecordSale): Outcome {
   return accept(command, drafts);
 }
 
-function findReservation(tenant: TenantState, reservationId: string): Reservation | Outcome {
-  const reservation = tenant.reservations.get(reservationId);
+/**
+ * The tenant's reservation under `id` at `timeMs`. One finished reservationRetentionMs ago or more is forgotten
+ * whether or not an event has removed it yet: a quiet tenant applies no event that would, and one event removes
+ * at most reservationForgetsPerEventMax. Its id may then be used again.
+ */
+function reservationAt(tenant: TenantState, id: string, timeMs: number): Reservation | undefined {
+  const reservation = tenant.reservations.get(id);
+  const finishedAtMs = reservation?.finishedAtMs;
+  return finishedAtMs !== undefined && finishedAtMs + limits.reservationRetentionMs <= timeMs ? undefined : reservation;
+}
+
+function findReservation(tenant: TenantState, reservationId: string, timeMs: number): Reservation | Outcome {
+  const reservation = reservationAt(tenant, reservationId, timeMs);
   if (reservation === undefined) return reject({ code: 'UNKNOWN_RESERVATION', reservationId, message: `no reservation ${reservationId}` });
   return reservation;
 }
@@ -283,12 +314,13 @@ function isOutcome(value: Reservation | Outcome): value is Outcome {
 }
 
 function decideCommit(tenant: TenantState, command: Commit): Outcome {
-  const reservation = findReservation(tenant, command.reservationId);
+  const reservation = findReservation(tenant, command.reservationId, command.timeMs);
   if (isOutcome(reservation)) return reservation;
-  if (reservation.status !== 'held') {
+  // A hold the ticker already released is as expired as one it has not reached yet: the client is told the same.
+  if (reservation.status !== 'held' && reservation.status !== 'expired') {
     return reject({ code: 'RESERVATION_NOT_HELD', reservationId: reservation.id, status: reservation.status, message: `reservation ${reservation.id} is ${reservation.status}, not held` });
   }
-  if (command.timeMs >= reservation.expiresAtMs) {
+  if (reservation.status === 'expired' || command.timeMs >= reservation.expiresAtMs) {
     return reject({ code: 'RESERVATION_EXPIRED', reservationId: reservation.id, expiredAtMs: reservation.expiresAtMs, message: `reservation ${reservation.id} expired at ${formatTime(reservation.expiresAtMs)}` });
   }
   const orderRef = command.orderRef ?? reservation.orderRef;
@@ -299,7 +331,7 @@ function decideCommit(tenant: TenantState, command: Commit): Outcome {
 }
 
 function decideRelease(tenant: TenantState, command: Release): Outcome {
-  const reservation = findReservation(tenant, command.reservationId);
+  const reservation = findReservation(tenant, command.reservationId, command.timeMs);
   if (isOutcome(reservation)) return reservation;
   const releasable = reservation.status === 'held' || (command.reason === 'cancelled' && reservation.status === 'committed');
   if (!releasable) {
@@ -312,7 +344,7 @@ function decideRelease(tenant: TenantState, command: Release): Outcome {
 }
 
 function decideFulfil(tenant: TenantState, command: Fulfil): Outcome {
-  const reservation = findReservation(tenant, command.reservationId);
+  const reservation = findReservation(tenant, command.reservationId, command.timeMs);
   if (isOutcome(reservation)) return reservation;
   if (reservation.status !== 'committed') {
     return reject({ code: 'RESERVATION_NOT_COMMITTED', reservationId: reservation.id, status: reservation.status, message: `reservation ${reservation.id} is ${reservation.status}; only a committed order can be fulfilled` });

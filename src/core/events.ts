@@ -82,7 +82,7 @@ export type ConflictDetected = EventEnvelope<'conflict_detected', {
   conflictSource?: string;
   appliedSeq?: string;
   incomingSeq?: string;
-  /** oversell: how many units are sold beyond what is there, and who sold them. */
+  /** oversell: how many more units the change leaves sold beyond what is there, and who sold them. */
   shortfall?: number;
   channel?: string;
   orderRef?: string;

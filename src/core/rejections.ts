@@ -22,6 +22,8 @@ export type Rejection =
   | { code: 'DUPLICATE'; message: string; first: Outcome }
   | { code: 'IDEMPOTENCY_KEY_REUSED'; message: string; idempotencyKey: string }
   | { code: 'INVALID_QUANTITY'; message: string; sku: string; location: string; onHand: number; delta: number }
+  /** Lines of one SKU that land on one location are one line: their sum is bounded as each line is. */
+  | { code: 'INVALID_QUANTITY'; message: string; sku: string; location: string; quantity: number }
   | { code: 'UNKNOWN_LOCATION'; message: string; location: string; channel: string }
   /** Engines only: a command of an all-or-nothing batch that was not applied because another was rejected. */
   | { code: 'NOT_APPLIED'; message: string };

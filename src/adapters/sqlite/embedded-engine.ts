@@ -470,11 +470,13 @@ export class EmbeddedEngine implements Engine {
         this.rebuild();
       } else {
         // After a failed fsync the page cache may have dropped the data: nothing written since is trustworthy.
-        // Memory is not rebuilt: the engine takes no more commands.
+        // Memory is not rebuilt: the engine takes no more commands. What the writer held may be in the file
+        // (committed, then not synced; or committed by a thread that stopped before it reported): its outcome
+        // is known only after a restart. What waited in the queue was never decided.
         this.failure = new AppError('STORAGE_FAILED', `the log could not be made durable: ${report.message}`, false, 503);
         this.rebuildPending = false;
         for (const pending of this.queue.splice(0)) pending.reject(this.failure);
-        this.refuse(refused, this.failure);
+        this.refuse(refused, new AppError('STORAGE_UNCERTAIN', `the change was written but could not be made durable: ${report.message}; after a restart, send it again with the same Idempotency-Key to learn whether it was applied`, false, 503));
       }
     }
     for (const wake of this.reportWaiters.splice(0)) wake();

@@ -39,6 +39,24 @@ describe('adjust_stock by delta', () => {
     expect(result.events.map((event) => event.id)).toEqual(['cmd-3.0', 'cmd-3.1']);
   });
 
+  it('counts a recount below an oversell already recorded only for the units it adds, as a sale is counted', () => {
+    const oversold = [receive('tee-m', 'wh-1', 10), reserve('r1', [{ sku: 'tee-m', quantity: 6 }]), receive('tee-m', 'wh-1', -7)] as const;
+    given(...oversold).when(receive('tee-m', 'wh-1', -2)).then([
+      { type: 'stock_adjustment', data: { sku: 'tee-m', location: 'wh-1', mode: 'delta', delta: -2, onHand: 1 } },
+      { type: 'conflict_detected', data: { kind: 'oversell', sku: 'tee-m', location: 'wh-1', shortfall: 2 } },
+    ]);
+    // Up, but still short: nothing more is sold beyond stock.
+    given(...oversold).when(receive('tee-m', 'wh-1', 1)).then([
+      { type: 'stock_adjustment', data: { sku: 'tee-m', location: 'wh-1', mode: 'delta', delta: 1, onHand: 4 } },
+    ]);
+    // From 1 available to 2 short: the 2 below zero.
+    given(receive('tee-m', 'wh-1', 10), reserve('r1', [{ sku: 'tee-m', quantity: 6 }]), receive('tee-m', 'wh-1', -3))
+      .when(receive('tee-m', 'wh-1', -3)).then([
+        { type: 'stock_adjustment', data: { sku: 'tee-m', location: 'wh-1', mode: 'delta', delta: -3, onHand: 4 } },
+        { type: 'conflict_detected', data: { kind: 'oversell', sku: 'tee-m', location: 'wh-1', shortfall: 2 } },
+      ]);
+  });
+
   it('records no oversell when stock rises while still short', () => {
     const result = given(receive('tee-m', 'wh-1', 10), reserve('r1', [{ sku: 'tee-m', quantity: 10 }]), receive('tee-m', 'wh-1', -4))
       .when(receive('tee-m', 'wh-1', 1))

@@ -113,8 +113,14 @@ describe('commit', () => {
     given(stocked, held, release).when(commit).thenRejects('RESERVATION_NOT_HELD', { status: 'released' });
     given(stocked, held, cancel).when(commit).thenRejects('RESERVATION_NOT_HELD', { status: 'cancelled' });
     given(stocked, held, commit, fulfil).when(commit).thenRejects('RESERVATION_NOT_HELD', { status: 'fulfilled' });
-    given(stocked, { ...held, timeMs: atMs }, { type: 'expire_due', nowMs: atMs + 60_000, timeMs: atMs + 60_000 })
-      .when({ ...commit, timeMs: atMs + 60_001 }).thenRejects('RESERVATION_NOT_HELD', { status: 'expired' });
+  });
+
+  it('refuses a hold the ticker released as expired, as it refuses one the ticker has not reached', () => {
+    const expiry = { type: 'expire_due', nowMs: atMs + 60_000, timeMs: atMs + 60_000 } as const;
+    given(stocked, { ...held, timeMs: atMs }, expiry)
+      .when({ ...commit, timeMs: atMs + 60_001 }).thenRejects('RESERVATION_EXPIRED', { reservationId: 'cart-1', expiredAtMs: atMs + 60_000 });
+    given(stocked, { ...held, timeMs: atMs })
+      .when({ ...commit, timeMs: atMs + 60_001 }).thenRejects('RESERVATION_EXPIRED', { reservationId: 'cart-1', expiredAtMs: atMs + 60_000 });
   });
 });
 

@@ -63,6 +63,21 @@ const specs: Record<RejectionCode, () => void> = {
   INVALID_QUANTITY: () => {
     given(receive('tee-m', 'wh-1', 2)).when(receive('tee-m', 'wh-1', -3))
       .thenRejects('INVALID_QUANTITY', { sku: 'tee-m', location: 'wh-1', onHand: 2, delta: -3 });
+    // Lines of one SKU merged on one location: each within the bound, their sum past it. Stock bounds a
+    // plain hold's lines; a recorded sale and a backorder hold are not bounded by stock.
+    const halves = [{ sku: 'tee-m', quantity: 600_000_000, location: 'wh-1' }, { sku: 'tee-m', quantity: 600_000_000, location: 'wh-1' }];
+    given(receive('tee-m', 'wh-1', 2)).when({ type: 'record_sale', reservationId: 'shop-1', channel: 'shopify', lines: halves })
+      .thenRejects('INVALID_QUANTITY', { sku: 'tee-m', location: 'wh-1', quantity: 1_200_000_000 });
+    given(receive('tee-m', 'wh-1', 2), { type: 'set_channel_policy', channel: 'b2b', locations: null, bufferUnits: 0, maxUnits: null, backorder: true })
+      .when(reserve('cart-1', halves, { channel: 'b2b' }))
+      .thenRejects('INVALID_QUANTITY', { sku: 'tee-m', location: 'wh-1', quantity: 1_200_000_000 });
+    // At the bound exactly: one line's worth, accepted.
+    const atBound = given(receive('tee-m', 'wh-1', 2)).when({
+      type: 'record_sale', reservationId: 'shop-2', channel: 'shopify',
+      lines: [{ sku: 'tee-m', quantity: 999_999_999, location: 'wh-1' }, { sku: 'tee-m', quantity: 1, location: 'wh-1' }],
+    }).result;
+    expect(atBound.outcome.rejection).toBeUndefined();
+    expect(atBound.events[0]).toMatchObject({ type: 'order_committed', data: { lines: [{ sku: 'tee-m', location: 'wh-1', quantity: 1_000_000_000 }] } });
   },
   UNKNOWN_LOCATION: () => {
     given(receive('tee-m', 'wh-1', 2), policy)

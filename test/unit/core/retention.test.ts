@@ -65,6 +65,25 @@ describe('the retention of finished reservations', () => {
     });
   }
 
+  for (const { status, inputs } of finishing) {
+    it(`treats a ${status} reservation past its retention as forgotten before any event removes it`, () => {
+      // Just before: still known, its id taken.
+      given(...inputs).when(reserve('cart-1', [{ sku: 'tee-m', quantity: 1 }], { timeMs: finishedAtMs + retentionMs - 1 }))
+        .thenRejects('RESERVATION_EXISTS', { reservationId: 'cart-1' });
+      given(...inputs).when({ ...commit, timeMs: finishedAtMs + retentionMs - 1 }).thenRejects(status === 'expired' ? 'RESERVATION_EXPIRED' : 'RESERVATION_NOT_HELD');
+      // From the retention on, with no event of the tenant in between: unknown, and the id free.
+      given(...inputs).when({ ...commit, timeMs: finishedAtMs + retentionMs }).thenRejects('UNKNOWN_RESERVATION', { reservationId: 'cart-1' });
+      given(...inputs).when({ type: 'release', reservationId: 'cart-1', reason: 'released', timeMs: finishedAtMs + retentionMs })
+        .thenRejects('UNKNOWN_RESERVATION');
+      const again = given(...inputs).when(reserve('cart-1', [{ sku: 'tee-m', quantity: 1 }], { timeMs: finishedAtMs + retentionMs })).result;
+      expect(again.outcome.rejection).toBeUndefined();
+      expect(again.events.map((event) => event.type)).toEqual(['order_reserved']);
+      expect(again.reservation('cart-1')).toMatchObject({ status: 'held', lines: [{ sku: 'tee-m', location: 'wh-1', quantity: 1 }] });
+      // The old life's index entry is dropped, not the new reservation.
+      expect(again.tenant.finished).toEqual([]);
+    });
+  }
+
   it('forgets on an event of the tenant, not on a refusal, which writes nothing', () => {
     const [released] = finishing;
     const result = given(...(released?.inputs ?? []))
