@@ -47,6 +47,7 @@ const ledgerErrors = {
   RESERVATION_NOT_HELD: { status: 409, title: 'The reservation is not held', retryable: false },
   RESERVATION_NOT_COMMITTED: { status: 409, title: 'The reservation is not committed', retryable: false },
   RESERVATION_EXPIRED: { status: 409, title: 'The reservation has expired', retryable: false },
+  RESERVATION_NOT_DUE: { status: 409, title: 'The reservation is not due to expire yet', retryable: false },
   RESERVATION_EXISTS: { status: 409, title: 'A reservation or order with this id exists', retryable: false },
   DUPLICATE: { status: 409, title: 'The request was already handled', retryable: false },
   IDEMPOTENCY_KEY_REUSED: { status: 422, title: 'The idempotency key was used for a different request', retryable: false },

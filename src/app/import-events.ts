@@ -31,7 +31,8 @@ export function eventToCommand(event: InventoryEvent): ImportMapping {
     }
     case 'reservation_released': {
       const { reservationId, reason, from } = event.data;
-      if (reason === 'expired') return { command: { ...base, type: 'expire_due', nowMs: base.timeMs } };
+      // That one hold's expiry, not a tick (expire_due), which would release every hold due then and nothing when this one is not due.
+      if (reason === 'expired') return { command: { ...base, type: 'release', reservationId, reason } };
       return { command: { ...base, type: 'release', reservationId, reason: from === 'committed' ? 'cancelled' : reason } };
     }
     case 'order_fulfilled':

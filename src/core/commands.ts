@@ -58,8 +58,11 @@ export interface Commit extends CommandMeta {
 export interface Release extends CommandMeta {
   type: 'release';
   reservationId: string;
-  /** `released` gives back a hold; `cancelled` also cancels a committed order. */
-  reason: 'released' | 'cancelled';
+  /**
+   * `released` gives back a hold; `cancelled` also cancels a committed order; `expired` expires one held
+   * reservation that is due at the command's time, as a tick would have (imports; not offered by the API).
+   */
+  reason: 'released' | 'cancelled' | 'expired';
 }
 
 export interface Fulfil extends CommandMeta {

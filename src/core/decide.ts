@@ -337,6 +337,10 @@ function decideRelease(tenant: TenantState, command: Release): Outcome {
   if (!releasable) {
     return reject({ code: 'RESERVATION_NOT_HELD', reservationId: reservation.id, status: reservation.status, message: `reservation ${reservation.id} is ${reservation.status}; only a held reservation can be released, or a committed one cancelled` });
   }
+  // An expiry is decided from the command's time, as a tick's is: a hold expires at its expiry instant, not before.
+  if (command.reason === 'expired' && command.timeMs < reservation.expiresAtMs) {
+    return reject({ code: 'RESERVATION_NOT_DUE', reservationId: reservation.id, expiresAtMs: reservation.expiresAtMs, message: `reservation ${reservation.id} is not due until ${formatTime(reservation.expiresAtMs)}; a hold expires only once it is due` });
+  }
   return accept(command, [{
     type: 'reservation_released',
     data: { reservationId: reservation.id, reason: command.reason, from: reservation.status === 'held' ? 'held' : 'committed', lines: reservation.lines },

@@ -18,6 +18,7 @@ export type Rejection =
   | { code: 'RESERVATION_NOT_HELD'; message: string; reservationId: string; status: ReservationStatus }
   | { code: 'RESERVATION_NOT_COMMITTED'; message: string; reservationId: string; status: ReservationStatus }
   | { code: 'RESERVATION_EXPIRED'; message: string; reservationId: string; expiredAtMs: number }
+  | { code: 'RESERVATION_NOT_DUE'; message: string; reservationId: string; expiresAtMs: number }
   | { code: 'RESERVATION_EXISTS'; message: string; reservationId: string }
   | { code: 'DUPLICATE'; message: string; first: Outcome }
   | { code: 'IDEMPOTENCY_KEY_REUSED'; message: string; idempotencyKey: string }

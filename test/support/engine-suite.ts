@@ -202,7 +202,7 @@ export function engineBehaviourSuite(name: string, makeEngine: () => Promise<Eng
       expect(stockOf(engine.tenant(tenant), 'A')).toEqual({ onHand: 7, committed: 0, reserved: 5 });
     });
 
-    it('refuses an imported expiry of a live hold it cannot re-decide as that expiry alone: the hold stays held', async () => {
+    it('tries an import with an expiry on a copy: refused, the holds it would expire stay held', async () => {
       const tenant = freshTenant();
       const nowMs = Date.now();
       accepted(await adjust(tenant, 'A', { delta: 4 }));
@@ -211,13 +211,16 @@ export function engineBehaviourSuite(name: string, makeEngine: () => Promise<Eng
       const later = formatTime(nowMs + 120_000);
       const event = (id: string, type: string, data: unknown): InventoryEvent => ({ id, type, tenant, time: later, source: 'import', data }) as InventoryEvent;
       const expiry = event('i1', 'reservation_released', { reservationId: 'live', reason: 'expired', from: 'held', lines: [{ sku: 'A', location: 'default', quantity: 3 }] });
-      const small = event('i2', 'order_reserved', { reservationId: 'small', channel: 'web', expiresAt: formatTime(nowMs + 600_000), lines: [{ sku: 'A', location: 'default', quantity: 1 }] });
-      const refused = await engine.importEvents(tenant, [expiry, small]);
+      const tooMuch = event('i2', 'order_reserved', { reservationId: 'big', channel: 'web', expiresAt: formatTime(nowMs + 600_000), lines: [{ sku: 'A', location: 'default', quantity: 9 }] });
+      const refused = await engine.importEvents(tenant, [expiry, tooMuch]);
       expect(refused.applied).toBe(false);
-      expect(refused.items.map((item) => item.outcome?.rejection?.code ?? 'ok')).toEqual(['EVENT_NOT_IMPORTABLE', 'NOT_APPLIED']);
+      expect(refused.items.map((item) => item.outcome?.rejection?.code ?? 'ok')).toEqual(['NOT_APPLIED', 'INSUFFICIENT_STOCK']);
       expect(engine.tenant(tenant)?.reservations.get('live')?.status).toBe('held');
-      expect(engine.tenant(tenant)?.reservations.get('small')).toBeUndefined();
       expect(stockOf(engine.tenant(tenant), 'A')).toEqual({ onHand: 4, committed: 0, reserved: 3 });
+      const imported = await engine.importEvents(tenant, [expiry]);
+      expect(imported.applied).toBe(true);
+      expect(engine.tenant(tenant)?.reservations.get('live')?.status).toBe('expired');
+      expect(stockOf(engine.tenant(tenant), 'A')).toEqual({ onHand: 4, committed: 0, reserved: 0 });
     });
 
     it('pages through a tenant\'s events with eventsAfter', async () => {

@@ -205,7 +205,7 @@ const commandChecks: Record<string, Check> = {
   reserve: objectOf({ ...common, reservationId: field.reservationId, channel: field.channel, lines, ttlMs: integer(limits.ttlMsMin, limits.ttlMsMax) }, { ...commonOptional, orderRef: field.orderRef }),
   record_sale: objectOf({ ...common, reservationId: field.reservationId, channel: field.channel, lines }, { ...commonOptional, orderRef: field.orderRef }),
   commit: objectOf({ ...common, reservationId: field.reservationId }, { ...commonOptional, orderRef: field.orderRef }),
-  release: objectOf({ ...common, reservationId: field.reservationId, reason: oneOf('released', 'cancelled') }, commonOptional),
+  release: objectOf({ ...common, reservationId: field.reservationId, reason: oneOf('released', 'cancelled', 'expired') }, commonOptional),
   fulfil: objectOf({ ...common, reservationId: field.reservationId }, commonOptional),
   expire_due: objectOf({ ...common, nowMs: field.timeMs }, commonOptional),
   delete_sku: objectOf({ ...common, sku: field.sku }, commonOptional),

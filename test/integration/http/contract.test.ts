@@ -451,6 +451,24 @@ describe('events', () => {
     ]);
     expect(api.engine.position()).toBe(0);
   });
+
+  it('POST refuses holds of a length the API could not make: before they were made, or past 31 days', async () => {
+    const hold = (id: string, expiresAt: string): Record<string, unknown> => event(id, {
+      reservationId: id, channel: 'web', expiresAt, lines: [{ sku: 'A', location: 'wh1', quantity: 1 }],
+    }, 'order_reserved');
+    const events = [
+      event('stock', { sku: 'A', location: 'wh1', mode: 'set', delta: 10, onHand: 10 }),
+      hold('early', '2024-12-30T23:00:00.000Z'),
+      hold('late', '2036-01-01T00:00:00.000Z'),
+      hold('longest', '2025-01-31T00:00:00.000Z'),
+    ];
+    const body = expectProblem(await api.inject('POST', `${base}/events`, { key: api.keys.tenantAdmin, body: { events } }), 400, 'VALIDATION_FAILED');
+    expect(body.errors).toEqual([
+      { in: 'body', index: 1, pointer: '/events/1/data/expiresAt', message: expect.stringContaining('it is -3600 s after it') },
+      { in: 'body', index: 2, pointer: '/events/2/data/expiresAt', message: expect.stringContaining('1 s to 31 days') },
+    ]);
+    expect(api.engine.position()).toBe(0);
+  });
 });
 
 describe('static files', () => {

@@ -174,3 +174,26 @@ describe('dueReservations: the holds a tick releases', () => {
   });
 });
 
+
+describe('release with reason expired (an imported expiry of one hold)', () => {
+  const expire = (id: string, timeMs: number): CommandDraft => ({ type: 'release', reservationId: id, reason: 'expired', timeMs });
+
+  it('expires that hold at or after its expiry instant, and no other hold due then', () => {
+    const holds = [receive('tee-m', 'wh-1', 10), holdAt('c-1', 1, baseMs, 10_000), holdAt('c-2', 2, baseMs, 5_000)];
+    given(...holds).when(expire('c-1', baseMs + 10_000)).then([expired('c-1', 1)]);
+    const later = given(...holds).when(expire('c-1', baseMs + 60_000)).then([expired('c-1', 1)]);
+    expect(later.reservation('c-1')?.status).toBe('expired');
+    expect(later.reservation('c-2')?.status).toBe('held');
+    expect(later.stock('tee-m', 'wh-1')).toEqual({ onHand: 10, committed: 0, reserved: 2 });
+  });
+
+  it('refuses a hold not due yet, and a reservation that is not held', () => {
+    given(receive('tee-m', 'wh-1', 10), holdAt('c-1', 1, baseMs, 10_000))
+      .when(expire('c-1', baseMs + 9_999)).thenRejects('RESERVATION_NOT_DUE', { reservationId: 'c-1', expiresAtMs: baseMs + 10_000 });
+    given(receive('tee-m', 'wh-1', 10), holdAt('c-1', 1, baseMs, 10_000), { type: 'commit', reservationId: 'c-1', timeMs: baseMs + 1 })
+      .when(expire('c-1', baseMs + 60_000)).thenRejects('RESERVATION_NOT_HELD', { status: 'committed' });
+    given(receive('tee-m', 'wh-1', 10), holdAt('c-1', 1, baseMs, 10_000), tick(baseMs + 10_000))
+      .when(expire('c-1', baseMs + 60_000)).thenRejects('RESERVATION_NOT_HELD', { status: 'expired' });
+    given(receive('tee-m', 'wh-1', 10)).when(expire('ghost', baseMs)).thenRejects('UNKNOWN_RESERVATION');
+  });
+});

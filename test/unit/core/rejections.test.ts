@@ -46,6 +46,11 @@ const specs: Record<RejectionCode, () => void> = {
       .when({ type: 'commit', reservationId: 'cart-1', timeMs: t0Ms + 15_000 })
       .thenRejects('RESERVATION_EXPIRED', { reservationId: 'cart-1', expiredAtMs: t0Ms + 15_000 });
   },
+  RESERVATION_NOT_DUE: () => {
+    given(receive('tee-m', 'wh-1', 2), reserve('cart-1', [{ sku: 'tee-m', quantity: 1 }], { timeMs: t0Ms + 10_000, ttlMs: 5_000 }))
+      .when({ type: 'release', reservationId: 'cart-1', reason: 'expired', timeMs: t0Ms + 14_999 })
+      .thenRejects('RESERVATION_NOT_DUE', { reservationId: 'cart-1', expiresAtMs: t0Ms + 15_000 });
+  },
   RESERVATION_EXISTS: () => {
     given(receive('tee-m', 'wh-1', 2), reserve('cart-1', [{ sku: 'tee-m', quantity: 1 }]))
       .when(reserve('cart-1', [{ sku: 'tee-m', quantity: 1 }])).thenRejects('RESERVATION_EXISTS', { reservationId: 'cart-1' });

@@ -1,6 +1,7 @@
 // The event log of a tenant: read it in pages, or import a batch of events (validated whole, applied all or nothing).
 
 import type { FastifyPluginAsync } from 'fastify';
+import { limits } from '../../../core/index.js';
 import type { InventoryEvent } from '../../../core/index.js';
 import type { Engine } from '../../../app/engine.js';
 import { validateEvent } from '../../../app/event-validation.js';
@@ -10,6 +11,18 @@ import type { HeapFullReason } from '../problem.js';
 import type { HttpProblem } from '../problem.js';
 import type { FieldError } from '../problem.js';
 import { bearerSecurity, errorResponses, fields, httpLimits, object, params } from '../schemas.js';
+
+/**
+ * An imported hold is re-decided as a reservation of the length its event shows, which must be one the API
+ * could have made: an expiry years ahead, or before the hold was made, is not a hold the ledger can reach.
+ */
+function holdLengthError(candidate: unknown): string | undefined {
+  const event = candidate as { type?: unknown; time?: unknown; data?: { expiresAt?: unknown } } | null;
+  if (event?.type !== 'order_reserved' || typeof event.time !== 'string' || typeof event.data?.expiresAt !== 'string') return undefined;
+  const lengthMs = Date.parse(event.data.expiresAt) - Date.parse(event.time);
+  if (!Number.isFinite(lengthMs) || (lengthMs >= limits.ttlMsMin && lengthMs <= limits.ttlMsMax)) return undefined;
+  return `must be ${limits.ttlMsMin / 1_000} s to ${limits.ttlMsMax / 86_400_000} days after the event's time, as a hold's ttlSeconds is; it is ${lengthMs / 1_000} s after it`;
+}
 
 /** Every violation of every event (up to the reporting bound), with its index; empty when all are valid. */
 export function eventBatchErrors(tenant: string, events: unknown[]): FieldError[] {
@@ -23,6 +36,8 @@ export function eventBatchErrors(tenant: string, events: unknown[]): FieldError[
     if (typeof eventTenant === 'string' && eventTenant !== tenant) {
       errors.push({ in: 'body', index, pointer: `/events/${index}/tenant`, message: `must be ${tenant}, the tenant in the path` });
     }
+    const holdLength = holdLengthError(candidate);
+    if (holdLength !== undefined) errors.push({ in: 'body', index, pointer: `/events/${index}/data/expiresAt`, message: holdLength });
   }
   return errors.slice(0, httpLimits.fieldErrorsReportedMax);
 }
