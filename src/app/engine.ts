@@ -36,8 +36,13 @@ export interface Engine extends CommandBus, DeadLetterSink, AtomicBus {
   eventsAfter(tenant: string, after: number, limit: number): Promise<EventPage>;
   /** Called after each durable batch, in order. Returns an unsubscribe function. */
   subscribe(listener: (batch: CommittedBatch) => void): () => void;
-  /** The log position of the newest durable event. */
+  /** The log position of the newest event in `state()`; the embedded engine decides ahead of its writes, so it may not be durable yet. */
   position(): number;
+  /**
+   * The log position of the newest durable event: `eventsAfter` holds every event up to it, and every batch told
+   * to subscribers from now on comes after it.
+   */
+  committedPosition(): number;
   /** Re-decides schema events all or nothing (see import-events.ts). */
   importEvents(tenant: string, events: InventoryEvent[]): Promise<ImportResult>;
   close(): Promise<void>;

@@ -62,10 +62,12 @@ function tracking(engine: EmbeddedEngine, counter: { open: number }): Engine {
 export interface TestApiOptions extends Partial<Pick<ServerOptions, 'webRoot' | 'stream' | 'plugins' | 'heapFullReason'>> {
   /** The engine's clock (default Date.now): tests that need time to pass move it. */
   clock?: () => number;
+  /** The engine's file (default in memory): a file's writes are made durable on another thread, as in production. */
+  path?: string;
 }
 
-export async function startTestApi({ clock, ...options }: TestApiOptions = {}): Promise<TestApi> {
-  const engine = new EmbeddedEngine({ path: ':memory:', expiryIntervalMs: 0, ...(clock === undefined ? {} : { clock }) });
+export async function startTestApi({ clock, path = ':memory:', ...options }: TestApiOptions = {}): Promise<TestApi> {
+  const engine = new EmbeddedEngine({ path, expiryIntervalMs: 0, ...(clock === undefined ? {} : { clock }) });
   const store = new ApiKeyStore(engine.db);
   const keys: TestKeys = {
     write: store.create({ tenant, scopes: ['read', 'write'] }).key,

@@ -31,9 +31,13 @@ declare module 'fastify' {
     public?: boolean;
     /** Also accept the key as `?access_token=` (EventSource cannot send headers). */
     tokenInQuery?: boolean;
+    /** Stays open (the stream): the request gets `keyStillValid`, to stop once its key is revoked. */
+    longLived?: boolean;
   }
   interface FastifyRequest {
     principal?: Principal;
+    /** On `longLived` routes: whether the request's key still verifies, for its tenant and scope. */
+    keyStillValid?: () => boolean;
   }
 }
 
@@ -106,6 +110,15 @@ function authorise(request: FastifyRequest, principal: Principal, needed: Scope)
   }
 }
 
+function passes(check: () => void): boolean {
+  try {
+    check();
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 /** The hook: public routes and unknown paths pass; every other route needs a key of its tenant with its scope. */
 /** A callback hook, not an async one: it runs on every request, and needs no promise. */
 export function authHook(keys: ApiKeyVerifier, adminKey?: string): onRequestHookHandler {
@@ -119,10 +132,13 @@ export function authHook(keys: ApiKeyVerifier, adminKey?: string): onRequestHook
       done();
       return;
     }
+    const tokenInQuery = config.tokenInQuery === true;
+    const scope = config.scope ?? 'admin';
     try {
-      const principal = authenticate(request, verify, config.tokenInQuery === true);
-      authorise(request, principal, config.scope ?? 'admin');
+      const principal = authenticate(request, verify, tokenInQuery);
+      authorise(request, principal, scope);
       request.principal = principal;
+      if (config.longLived === true) request.keyStillValid = () => passes(() => authorise(request, authenticate(request, verify, tokenInQuery), scope));
     } catch (error) {
       done(error as Error);
       return;

@@ -31,12 +31,18 @@ export const httpLimits = {
   ttlSecondsMax: limits.ttlMsMax / 1_000,
   ttlSecondsDefault: limits.ttlMsDefault / 1_000,
   streamHeartbeatMs: 15_000,
-  /** A stream client whose unsent bytes pass this is disconnected; it resumes with Last-Event-ID. */
+  /** Past this many unsent bytes a stream waits for its client to read before it writes more. */
   streamClientBufferBytesMax: mebibyte,
+  /** A stream client that reads nothing for this long while the stream waits for it is disconnected; it resumes with Last-Event-ID. */
+  streamClientStallMsMax: 10_000,
   streamClientsMax: 1_000,
+  /** One tenant's share of `streamClientsMax`, so that one tenant's key cannot take every stream. */
+  streamClientsPerTenantMax: 250,
+  /** How often the key of every open stream is verified again, so that a revoked key's streams close. */
+  streamKeyCheckMs: 500,
   /** A resuming client further behind than this many events gets every SKU of the tenant instead. */
   streamCatchUpEventsMax: 100_000,
-  /** Committed batches a stream holds while it catches up; past this the client is dropped and resumes. */
+  /** Committed batches a stream holds while it catches up or waits for its client to read; past this the client is dropped and resumes. */
   streamCatchUpBatchesMax: 10_000,
   /** Above this many SKUs in one batch (a channel policy change on a large tenant) clients get `refresh`. */
   streamSkusPerBatchMax: 10_000,

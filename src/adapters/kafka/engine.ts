@@ -144,6 +144,11 @@ export class KafkaEngine implements Engine {
     return this.replica.position();
   }
 
+  /** The replica reads committed events only, and tells subscribers of each as soon as it counts it. */
+  committedPosition(): number {
+    return this.replica.position();
+  }
+
   async eventsAfter(tenant: string, after: number, limit: number): Promise<EventPage> {
     return this.replica.eventsAfter(tenant, after, limit);
   }

@@ -291,6 +291,10 @@ export class EmbeddedEngine implements Engine {
     return this.nextPosition - 1;
   }
 
+  committedPosition(): number {
+    return this.durablePosition;
+  }
+
   submit(input: CommandInput): Promise<Submitted> {
     if (this.failure !== undefined) return Promise.reject(this.failure);
     if (this.closed) return Promise.reject(new AppError('ENGINE_CLOSED', 'the engine is shutting down', true, 503));

@@ -1,7 +1,11 @@
 // The SSE stream over real HTTP: live availability, conflicts and reservations; resume with Last-Event-ID; bounded clients.
 
+import { mkdtempSync, rmSync } from 'node:fs';
 import { connect } from 'node:net';
 import type { Socket } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import Database from 'better-sqlite3';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { otherTenant, SseReader, startTestApi, tenant } from '../../support/http.js';
 import type { TestApi, TestApiOptions } from '../../support/http.js';
@@ -24,10 +28,10 @@ afterEach(async () => {
   await api.close();
 });
 
-async function open(query = '', headers: Record<string, string> = {}, key: string | null = api.keys.read): Promise<{ response: Response; reader: SseReader; abort: AbortController }> {
+async function open(query = '', headers: Record<string, string> = {}, key: string | null = api.keys.read, of = tenant): Promise<{ response: Response; reader: SseReader; abort: AbortController }> {
   const abort = new AbortController();
   aborts.push(abort);
-  const response = await fetch(`${url}${base}/stream${query}`, {
+  const response = await fetch(`${url}/v1/tenants/${of}/stream${query}`, {
     headers: { ...(key === null ? {} : { authorization: `Bearer ${key}` }), ...headers },
     signal: abort.signal,
   });
@@ -56,6 +60,25 @@ async function until(condition: () => boolean, timeoutMs = 5_000): Promise<void>
 }
 
 const data = (message: { data: string }): Record<string, unknown> => JSON.parse(message.data) as Record<string, unknown>;
+
+/** Stocks `count` SKUs with long names and 20 channels: each availability message is about 1 kB. */
+async function stock(count: number): Promise<void> {
+  for (let first = 0; first < count; first += 1_000) {
+    const adjustments = Array.from({ length: Math.min(1_000, count - first) }, (_, index) => ({ sku: `SKU-${String(first + index).padStart(6, '0')}-${'x'.repeat(100)}`, delta: 1 }));
+    await call('POST', `${base}/adjustments`, { adjustments });
+  }
+  for (let channel = 0; channel < 20; channel += 1) await call('PUT', `${base}/channels/channel-${String(channel).padStart(2, '0')}`, {});
+}
+
+/** A stream whose client never reads: the kernel's buffers fill, then the server's. */
+function stalledStream(headers: Record<string, string> = {}): Socket {
+  const socket = connect(Number(new URL(url).port), '127.0.0.1');
+  sockets.push(socket);
+  socket.pause();
+  const lines = Object.entries({ host: '127.0.0.1', authorization: `Bearer ${api.keys.read}`, ...headers }).map(([name, value]) => `${name}: ${value}\r\n`);
+  socket.write(`GET ${base}/stream HTTP/1.1\r\n${lines.join('')}\r\n`);
+  return socket;
+}
 
 describe('stream', () => {
   beforeEach(async () => {
@@ -181,20 +204,106 @@ describe('stream bounds', () => {
     expect(refresh.id).toBe(String(api.engine.position()));
   });
 
-  it('drops a client that does not read once its buffer passes the bound', async () => {
-    await start({ stream: { clientBufferBytesMax: 64 * 1024 } });
+  it('drops a client that does not read once its buffer passes the bound and it reads nothing for a while', async () => {
+    await start({ stream: { clientBufferBytesMax: 64 * 1024, clientStallMsMax: 50 } });
     const skus = Array.from({ length: 1_000 }, (_, index) => ({ sku: `SKU-${String(index).padStart(5, '0')}`, delta: 1 }));
     await call('POST', `${base}/adjustments`, { adjustments: skus });
-    const { port } = new URL(url);
-    const socket = connect(Number(port), '127.0.0.1');
-    sockets.push(socket);
-    socket.pause();
-    socket.write(`GET ${base}/stream HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer ${api.keys.read}\r\n\r\n`);
+    stalledStream();
     await until(() => api.subscribers() === 1);
     // Each policy change sends the availability of 1,000 SKUs (~200 kB); the kernel buffers fill, then the stream's.
     for (let round = 0; round < 400 && api.subscribers() === 1; round += 1) {
       await api.engine.submit({ type: 'set_channel_policy', tenant, channel: 'web', locations: null, bufferUnits: round, maxUnits: null, backorder: false });
     }
-    expect(api.subscribers()).toBe(0);
+    await until(() => api.subscribers() === 0);
+  });
+
+  it('drops a resuming client that does not read its catch-up', async () => {
+    await start({ stream: { clientStallMsMax: 50 } });
+    await stock(10_000);
+    stalledStream({ 'last-event-id': '0' });
+    await until(() => api.subscribers() === 1);
+    await until(() => api.subscribers() === 0);
+  });
+
+  it('paces a change larger than the buffer bound to a client that reads, and stays open', async () => {
+    await start({ stream: { clientBufferBytesMax: 64 * 1024 } });
+    await stock(10_000);
+    const { reader } = await open();
+    await call('PUT', `${base}/channels/web`, { bufferUnits: 1 });
+    let sent = 0;
+    const last = await reader.find((message) => {
+      if (message.event === 'availability') sent += 1;
+      return message.id !== undefined;
+    }, 20_000);
+    expect(sent).toBe(10_000);
+    expect(last.id).toBe(String(api.engine.position()));
+    await call('POST', `${base}/adjustments`, { sku: 'LATE', delta: 1 });
+    expect(data(await reader.find((message) => message.event === 'availability'))).toMatchObject({ sku: 'LATE', onHand: 1 });
+  });
+
+  it('gives each tenant a share of the streams, within the bound for all', async () => {
+    await start({ stream: { clientsMax: 3, clientsPerTenantMax: 2 } });
+    const refusal = async (of: string, key: string): Promise<unknown> => {
+      const response = await fetch(`${url}/v1/tenants/${of}/stream`, { headers: { authorization: `Bearer ${key}` } });
+      if (response.status === 200) {
+        await response.body?.cancel();
+        return { status: 200 };
+      }
+      return { status: response.status, ...await response.json() as object };
+    };
+    await open();
+    await open();
+    expect(await refusal(tenant, api.keys.read)).toMatchObject({ status: 503, code: 'TOO_MANY_STREAMS', detail: 'at most 2 streams of one tenant may be open; retry later' });
+    expect((await open('', {}, api.keys.other, otherTenant)).response.status).toBe(200);
+    expect(await refusal(otherTenant, api.keys.other)).toMatchObject({ status: 503, code: 'TOO_MANY_STREAMS', detail: 'at most 3 streams may be open; retry later' });
+  });
+
+  it('closes the streams of a key revoked while they are open', async () => {
+    await start({ stream: { keyCheckMs: 20 } });
+    const revoked = api.store.create({ tenant, scopes: ['read'] });
+    const closing = await open('', {}, revoked.key);
+    const kept = await open();
+    await until(() => api.subscribers() === 2);
+    api.store.revoke(revoked.id);
+    await until(() => api.subscribers() === 1);
+    await call('POST', `${base}/adjustments`, { sku: 'A', delta: 1 });
+    expect(data(await kept.reader.find((message) => message.event === 'availability'))).toMatchObject({ sku: 'A' });
+    expect(await closing.reader.next().catch(() => undefined)).toBeUndefined();
+  });
+});
+
+describe('stream resume on a file', () => {
+  let dir: string;
+
+  afterEach(() => {
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('sends a batch decided but not yet durable when a resumed stream connected, once it is', async () => {
+    dir = mkdtempSync(join(tmpdir(), 'stockline-stream-'));
+    const path = join(dir, 'stockline.db');
+    await start({ path });
+    await call('POST', `${base}/adjustments`, { sku: 'A', delta: 1 });
+    const durable = api.engine.position();
+    // Another connection holds the write lock: the next batch is decided, in memory, and cannot be made durable yet.
+    const lock = new Database(path);
+    let landing: Promise<unknown> | undefined;
+    let reader: SseReader;
+    try {
+      lock.exec('BEGIN IMMEDIATE');
+      landing = call('POST', `${base}/adjustments`, { sku: 'B', delta: 2 });
+      await until(() => api.engine.position() > durable);
+      ({ reader } = await open('', { 'last-event-id': '0' }));
+      const caughtUp = await reader.find((message) => message.id !== undefined);
+      expect(data(caughtUp)).toMatchObject({ sku: 'A' });
+      expect(caughtUp.id).toBe(String(durable));
+    } finally {
+      lock.exec('ROLLBACK');
+      lock.close();
+    }
+    await landing;
+    await call('POST', `${base}/adjustments`, { sku: 'C', delta: 3 });
+    expect(data(await reader.find((message) => message.event === 'availability'))).toMatchObject({ sku: 'B', onHand: 2 });
+    expect(data(await reader.find((message) => message.event === 'availability'))).toMatchObject({ sku: 'C', onHand: 3 });
   });
 });

@@ -13,7 +13,10 @@ import { skuSummaryOf } from './skus.js';
 export interface StreamOptions {
   heartbeatMs: number;
   clientBufferBytesMax: number;
+  clientStallMsMax: number;
   clientsMax: number;
+  clientsPerTenantMax: number;
+  keyCheckMs: number;
   catchUpEventsMax: number;
   catchUpBatchesMax: number;
   skusPerBatchMax: number;
@@ -23,7 +26,10 @@ export interface StreamOptions {
 export const streamDefaults: StreamOptions = {
   heartbeatMs: httpLimits.streamHeartbeatMs,
   clientBufferBytesMax: httpLimits.streamClientBufferBytesMax,
+  clientStallMsMax: httpLimits.streamClientStallMsMax,
   clientsMax: httpLimits.streamClientsMax,
+  clientsPerTenantMax: httpLimits.streamClientsPerTenantMax,
+  keyCheckMs: httpLimits.streamKeyCheckMs,
   catchUpEventsMax: httpLimits.streamCatchUpEventsMax,
   catchUpBatchesMax: httpLimits.streamCatchUpBatchesMax,
   skusPerBatchMax: httpLimits.streamSkusPerBatchMax,
@@ -58,40 +64,48 @@ function skusOf(event: InventoryEvent): string[] {
 
 /**
  * Availability of the given SKUs (every SKU of the tenant for `allSkus`), or one `refresh` when there are too many
- * to send. Only the last message carries the id: a client cut off inside a batch resumes before it.
+ * to send. Only the last message carries the id: a client cut off inside a batch resumes before it. Each message is
+ * made as it is written, from the state then, so a client that reads slowly holds SKU names, not messages.
  */
-function availabilityMessages(tenant: TenantState, skus: Set<string>, id: number, options: StreamOptions): string[] {
+function* availabilityMessages(tenantState: () => TenantState, skus: Set<string>, id: number, options: StreamOptions): Generator<string> {
   const all = skus.has(allSkus);
+  const tenant = tenantState();
   const count = all ? tenant.skus.size : skus.size;
   if (count > options.skusPerBatchMax) {
-    return [sseMessage('refresh', { reason: 'too many SKUs changed at once; read /skus again', skus: count }, id)];
+    yield sseMessage('refresh', { reason: 'too many SKUs changed at once; read /skus again', skus: count }, id);
+    return;
   }
   const names = [...(all ? tenant.skus.keys() : skus)].filter((sku) => sku !== allSkus).sort();
-  return names.map((sku, index) => sseMessage('availability', skuSummaryOf(tenant, sku), index === names.length - 1 ? id : undefined));
+  for (const [index, sku] of names.entries()) yield sseMessage('availability', skuSummaryOf(tenantState(), sku), index === names.length - 1 ? id : undefined);
 }
 
 /** The messages of one committed batch for one tenant: its conflicts and reservation changes, then availability. */
-export function batchMessages(tenant: TenantState, events: LoggedEvent[], skus: Set<string>, options: StreamOptions): string {
+export function* batchMessages(tenantState: () => TenantState, events: LoggedEvent[], skus: Set<string>, options: StreamOptions): Generator<string> {
   const last = events[events.length - 1];
-  if (last === undefined) return '';
-  const messages: string[] = [];
+  if (last === undefined) return;
   for (const { event } of events) {
-    if (event.type === 'conflict_detected') messages.push(sseMessage('conflict', event));
-    else if (reservationEvents.has(event.type)) messages.push(sseMessage('reservation', event));
+    if (event.type === 'conflict_detected') yield sseMessage('conflict', event);
+    else if (reservationEvents.has(event.type)) yield sseMessage('reservation', event);
   }
-  messages.push(...availabilityMessages(tenant, skus, last.position, options));
-  if (!messages[messages.length - 1]?.startsWith('id: ')) messages.push(`id: ${last.position}\n\n`);
-  return messages.join('');
+  let withId = false;
+  for (const message of availabilityMessages(tenantState, skus, last.position, options)) {
+    withId = message.startsWith('id: ');
+    yield message;
+  }
+  if (!withId) yield `id: ${last.position}\n\n`;
 }
 
-/** One connected client: a bounded buffer (a slow reader is dropped and resumes later) and a heartbeat. */
+/**
+ * One connected client and its heartbeat. Writes are paced: past a bound of unsent bytes the stream waits for the
+ * client to read, and a client that reads nothing for `clientStallMsMax` is dropped (it resumes with Last-Event-ID).
+ */
 class StreamClient {
   private closed = false;
   private readonly heartbeat: NodeJS.Timeout;
   private readonly cleanups: Array<() => void> = [];
 
-  constructor(private readonly raw: ServerResponse, private readonly options: StreamOptions) {
-    this.heartbeat = setInterval(() => this.send(': heartbeat\n\n'), options.heartbeatMs);
+  constructor(private readonly raw: ServerResponse, private readonly options: StreamOptions, readonly keyStillValid: () => boolean) {
+    this.heartbeat = setInterval(() => raw.write(': heartbeat\n\n'), options.heartbeatMs);
     this.heartbeat.unref();
     raw.on('close', () => this.close());
   }
@@ -105,28 +119,52 @@ class StreamClient {
     else this.cleanups.push(cleanup);
   }
 
-  send(text: string): void {
-    if (this.closed || text === '') return;
-    this.raw.write(text);
-    // Ending would wait behind the unread bytes; destroying frees them now. The client resumes with Last-Event-ID.
-    if (this.raw.writableLength > this.options.clientBufferBytesMax) this.close(true);
+  /** Writes messages until they run out (true), or until more than `bytesMax` waits for the client (false). */
+  write(messages: Iterator<string>, bytesMax: number): boolean {
+    // 'drain' follows only a write that found the buffer full, so the stream stops only after one.
+    while (!this.closed && (this.raw.writableLength <= bytesMax || !this.raw.writableNeedDrain)) {
+      const next = messages.next();
+      if (next.done === true) return true;
+      this.raw.write(next.value);
+    }
+    return false;
   }
 
-  /** Writes a long catch-up without the buffer bound: it waits for the client to read instead. */
-  async sendPaced(messages: string[]): Promise<void> {
-    for (const message of messages) {
+  /** Writes messages as the client reads them; one that reads nothing for `clientStallMsMax` is dropped. */
+  async sendPaced(messages: Iterator<string>): Promise<void> {
+    while (!this.write(messages, 0)) {
       if (this.closed) return;
-      if (!this.raw.write(message)) await new Promise<void>((resolve) => { this.raw.once('drain', resolve); this.onClose(resolve); });
+      if (!await this.drained()) {
+        this.close(true);
+        return;
+      }
     }
   }
 
+  /** Whether the client read what waited for it within `clientStallMsMax`. */
+  private drained(): Promise<boolean> {
+    return new Promise((resolve) => {
+      const done = (read: boolean): void => {
+        clearTimeout(timer);
+        this.raw.off('drain', onDrain).off('close', onGone);
+        resolve(read);
+      };
+      const onDrain = (): void => done(true);
+      const onGone = (): void => done(false);
+      const timer = setTimeout(onGone, this.options.clientStallMsMax);
+      timer.unref();
+      this.raw.once('drain', onDrain).once('close', onGone);
+    });
+  }
+
   close(drop = false): void {
+    // Ending would wait behind the unread bytes; destroying frees them now.
+    if (drop) this.raw.destroy();
     if (this.closed) return;
     this.closed = true;
     clearInterval(this.heartbeat);
     for (const cleanup of this.cleanups.splice(0)) cleanup();
-    if (drop) this.raw.destroy();
-    else this.raw.end();
+    if (!drop) this.raw.end();
   }
 }
 
@@ -148,32 +186,36 @@ async function changedSince(engine: Engine, tenant: string, after: number, head:
 }
 
 /**
- * Subscribes first, then (when resuming) sends the current availability of what changed since the client's id,
- * then what arrived meanwhile, then goes live; batches already covered by the catch-up are skipped.
+ * Subscribes first, then (when resuming) sends the current availability of what changed since the client's id up to
+ * the committed position, then goes live. While it waits for the client to read (a catch-up, a large batch, a slow
+ * reader), batches queue and are sent after, paced the same way; too many queued drops the client.
  */
 async function follow(client: StreamClient, engine: Engine, tenant: string, resumeAfter: number | undefined, options: StreamOptions): Promise<void> {
   const tenantState = (): TenantState => engine.tenant(tenant) ?? absentTenant;
-  let live = false;
-  let sentThrough = engine.position();
-  const pending: CommittedBatch[] = [];
-  const deliver = (batch: CommittedBatch): void => {
+  const messagesOf = (batch: CommittedBatch): Iterator<string> => {
     const skus = batch.touched.get(tenant);
-    const events = skus === undefined ? [] : batch.events.filter((logged) => logged.event.tenant === tenant);
-    const last = events[events.length - 1];
-    if (skus === undefined || last === undefined || last.position <= sentThrough) return;
-    client.send(batchMessages(tenantState(), events, skus, options));
+    return skus === undefined ? [].values() : batchMessages(tenantState, batch.events.filter((logged) => logged.event.tenant === tenant), skus, options);
+  };
+  const queued: CommittedBatch[] = [];
+  let pacing = true;
+  const pace = async (messages: Iterator<string>): Promise<void> => {
+    pacing = true;
+    await client.sendPaced(messages);
+    for (let batch = queued.shift(); batch !== undefined && !client.isClosed; batch = queued.shift()) await client.sendPaced(messagesOf(batch));
+    pacing = false;
   };
   client.onClose(engine.subscribe((batch) => {
-    if (live) deliver(batch);
-    else if (pending.push(batch) > options.catchUpBatchesMax) client.close(true);
+    if (pacing) {
+      if (queued.push(batch) > options.catchUpBatchesMax) client.close(true);
+      return;
+    }
+    const messages = messagesOf(batch);
+    if (!client.write(messages, options.clientBufferBytesMax)) pace(messages).catch(() => client.close(true));
   }));
-  if (resumeAfter !== undefined) {
-    const skus = await changedSince(engine, tenant, resumeAfter, sentThrough, options);
-    sentThrough = engine.position();
-    if (skus.size > 0) await client.sendPaced(availabilityMessages(tenantState(), skus, sentThrough, options));
-  }
-  for (const batch of pending.splice(0)) deliver(batch);
-  live = true;
+  // Committed, not decided: the log holds only what is committed, and every batch told from now on comes after it.
+  const head = engine.committedPosition();
+  const skus = resumeAfter === undefined ? new Set<string>() : await changedSince(engine, tenant, resumeAfter, head, options);
+  await pace(skus.size === 0 ? [].values() : availabilityMessages(tenantState, skus, head, options));
 }
 
 interface StreamRoute {
@@ -187,10 +229,17 @@ const positionText = '^(0|[1-9][0-9]{0,15})$';
 export const streamRoutes: FastifyPluginAsync<{ engine: Engine; stream?: Partial<StreamOptions> }> = async (app, { engine, stream }) => {
   const options: StreamOptions = { ...streamDefaults, ...stream };
   const clients = new Set<StreamClient>();
-  app.addHook('preClose', async () => { for (const client of clients) client.close(); });
+  const openPerTenant = new Map<string, number>();
+  // A revoked key's requests are refused within about a second; its open streams are closed as soon.
+  const keyCheck = setInterval(() => { for (const client of clients) if (!client.keyStillValid()) client.close(true); }, options.keyCheckMs);
+  keyCheck.unref();
+  app.addHook('preClose', async () => {
+    clearInterval(keyCheck);
+    for (const client of clients) client.close();
+  });
 
   app.get<StreamRoute>('/v1/tenants/:tenant/stream', {
-    config: { scope: 'read', tokenInQuery: true },
+    config: { scope: 'read', tokenInQuery: true, longLived: true },
     schema: {
       summary: 'Server-Sent Events: availability, conflict and reservation messages; resumable with Last-Event-ID',
       description: 'EventSource cannot send headers, so this route also takes the key as `?access_token=`.',
@@ -203,7 +252,10 @@ export const streamRoutes: FastifyPluginAsync<{ engine: Engine; stream?: Partial
       response: { 200: { description: 'text/event-stream', content: { 'text/event-stream': { schema: { type: 'string' } } } }, ...errorResponses },
     },
   }, async (request, reply) => {
+    const { tenant } = request.params;
     if (clients.size >= options.clientsMax) throw problem('TOO_MANY_STREAMS', `at most ${options.clientsMax} streams may be open; retry later`);
+    const open = openPerTenant.get(tenant) ?? 0;
+    if (open >= options.clientsPerTenantMax) throw problem('TOO_MANY_STREAMS', `at most ${options.clientsPerTenantMax} streams of one tenant may be open; retry later`);
     const header = request.headers['last-event-id'];
     const resumeAfter = header === undefined ? request.query.lastEventId : Number(header);
     reply.hijack();
@@ -212,11 +264,18 @@ export const streamRoutes: FastifyPluginAsync<{ engine: Engine; stream?: Partial
       'x-accel-buffering': 'no', 'x-request-id': request.id,
     });
     reply.raw.write(`retry: ${options.retryMs}\n\n`);
-    const client = new StreamClient(reply.raw, options);
+    // No key check on the route fails closed: the stream is closed at the first check.
+    const client = new StreamClient(reply.raw, options, request.keyStillValid ?? (() => false));
     clients.add(client);
-    client.onClose(() => clients.delete(client));
+    openPerTenant.set(tenant, open + 1);
+    client.onClose(() => {
+      clients.delete(client);
+      const left = (openPerTenant.get(tenant) ?? 1) - 1;
+      if (left === 0) openPerTenant.delete(tenant);
+      else openPerTenant.set(tenant, left);
+    });
     try {
-      await follow(client, engine, request.params.tenant, resumeAfter, options);
+      await follow(client, engine, tenant, resumeAfter, options);
     } catch (error) {
       request.log.warn({ err: error }, 'stream catch-up failed; closing the stream');
       client.close();
