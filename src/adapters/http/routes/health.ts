@@ -24,7 +24,7 @@ export const healthRoutes: FastifyPluginAsync<{ engine: Engine; notReadyReason: 
     if (!engine.ready()) throw problem('NOT_READY', 'the engine is not ready: it is restoring its state or shutting down');
     const reason = notReadyReason();
     if (reason !== undefined) throw problem('NOT_READY', reason);
-    return { status: 'ready', position: engine.position() };
+    return { status: 'ready', position: engine.committedPosition() };
   });
 
   app.get('/openapi.json', { config: { public: true }, schema: { hide: true } }, async () => app.swagger());
