@@ -62,9 +62,9 @@ export function problem(code: ErrorCode, detail: string, extensions: Record<stri
 export type HeapFullReason = () => string | undefined;
 
 /** Refuses a request that would grow the state while the heap is nearly full: 503 MEMORY_FULL, retryable. */
-export function refuseWhenHeapFull(heapFullReason: HeapFullReason): void {
+export function refuseWhenHeapFull(heapFullReason: HeapFullReason, isReplay?: () => boolean): void {
   const reason = heapFullReason();
-  if (reason !== undefined) throw problem('MEMORY_FULL', reason);
+  if (reason !== undefined && isReplay?.() !== true) throw problem('MEMORY_FULL', reason);
 }
 
 /** The JSON body of a problem; extension members never override the standard ones. */

@@ -343,13 +343,20 @@ describe('a heap nearly full', () => {
       const cart = { channel: 'web', lines: [{ sku: 'A', quantity: 1 }] };
       expect((await guarded.inject('POST', `${base}/adjustments`, { body: { sku: 'A', delta: 5 } })).statusCode).toBe(200);
       const held = expectJson(await guarded.inject('POST', `${base}/reservations`, { body: cart }), 201);
+      const keyed = await guarded.inject('POST', `${base}/reservations`, { body: cart, headers: { 'idempotency-key': 'cart-1' } });
+      expectJson(keyed, 201);
       reason = 'the heap is nearly full (1850 of 2048 MiB live after the last full collection)';
+      // A retry of a hold already made is answered as before: it grows nothing.
+      const retried = await guarded.inject('POST', `${base}/reservations`, { body: cart, headers: { 'idempotency-key': 'cart-1' } });
+      expect(retried.statusCode).toBe(201);
+      expect(retried.headers['idempotent-replayed']).toBe('true');
+      expect(retried.body).toBe(keyed.body);
       const position = guarded.engine.position();
       const refused = await guarded.inject('POST', `${base}/reservations`, { body: cart, headers: { 'idempotency-key': 'cart-2' } });
       expect(expectProblem(refused, 503, 'MEMORY_FULL').detail).toBe(reason);
       expect(refused.headers['retry-after']).toBe('1');
       expect(guarded.engine.position()).toBe(position);
-      expect(expectJson(await guarded.inject('GET', `${base}/skus/A`), 200)).toMatchObject({ reserved: 1, available: 4 });
+      expect(expectJson(await guarded.inject('GET', `${base}/skus/A`), 200)).toMatchObject({ reserved: 2, available: 3 });
       expectJson(await guarded.inject('POST', `${base}/reservations/${String(held.id)}/commit`), 200);
       expectJson(await guarded.inject('POST', `${base}/orders`, { body: { channel: 'amazon', lines: [{ sku: 'A', quantity: 1 }] } }), 201);
       expectJson(await guarded.inject('POST', `${base}/adjustments`, { body: { sku: 'A', delta: 1 } }), 200);
@@ -359,7 +366,7 @@ describe('a heap nearly full', () => {
       // Taken again once the heap has room; the key refused before was never recorded.
       reason = undefined;
       expectJson(await guarded.inject('POST', `${base}/reservations`, { body: cart, headers: { 'idempotency-key': 'cart-2' } }), 201);
-      expect(expectJson(await guarded.inject('GET', `${base}/skus/A`), 200)).toMatchObject({ committed: 2, reserved: 1, available: 3 });
+      expect(expectJson(await guarded.inject('GET', `${base}/skus/A`), 200)).toMatchObject({ committed: 2, reserved: 2, available: 2 });
       expectJson(await guarded.inject('POST', `${base}/events`, { key: guarded.keys.tenantAdmin, body: imported }), 200);
     } finally {
       await guarded.close();

@@ -139,10 +139,11 @@ function holdRoutes(app: FastifyInstance, engine: Engine, heapFullReason: HeapFu
       response: { 201: reservationView, ...errorResponses },
     },
   }, async (request, reply) => {
-    refuseWhenHeapFull(heapFullReason);
     const { tenant } = request.params;
-    const { channel, lines, ttlSeconds, orderRef } = request.body;
     const idempotencyKey = request.headers['idempotency-key'];
+    // A retry under a key already recorded is answered from its record and grows nothing: only new holds wait.
+    refuseWhenHeapFull(heapFullReason, () => idempotencyKey !== undefined && engine.tenant(tenant)?.idempotency.has(idempotencyKey) === true);
+    const { channel, lines, ttlSeconds, orderRef } = request.body;
     const reservationId = newReservationId(request.body.reservationId, idempotencyKey);
     // Built field by field, no spreads: this is the flash sale's hot path.
     const command: CommandInput & { type: 'reserve' } = { type: 'reserve', tenant, reservationId, channel, lines, ttlMs: ttlSeconds * 1_000 };

@@ -108,6 +108,8 @@ class StreamClient {
     this.heartbeat = setInterval(() => raw.write(': heartbeat\n\n'), options.heartbeatMs);
     this.heartbeat.unref();
     raw.on('close', () => this.close());
+    // A client gone before the stream began listening has closed already, and will not close again.
+    if (raw.destroyed) this.close(true);
   }
 
   get isClosed(): boolean {
