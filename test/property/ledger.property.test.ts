@@ -114,7 +114,8 @@ function commitArbOf(idArb: fc.Arbitrary<string>): fc.Arbitrary<Body> {
     .map(([reservationId, orderRef]) => withOptional({ type: 'commit' as const, reservationId }, 'orderRef', orderRef));
 }
 function releaseArbOf(idArb: fc.Arbitrary<string>): fc.Arbitrary<Body> {
-  return fc.tuple(idArb, fc.constantFrom('released' as const, 'cancelled' as const)).map(([reservationId, reason]) => ({ type: 'release' as const, reservationId, reason }));
+  // `expired` is an import's expiry of one hold; the API offers only the other two.
+  return fc.tuple(idArb, fc.constantFrom('released' as const, 'cancelled' as const, 'expired' as const)).map(([reservationId, reason]) => ({ type: 'release' as const, reservationId, reason }));
 }
 const commitArb = commitArbOf(reservationIdArb);
 const releaseArb = releaseArbOf(reservationIdArb);
@@ -451,6 +452,13 @@ function checkLifecycle(command: Command, outcome: Outcome, before: Before, tena
     expect(command.timeMs).toBeGreaterThanOrEqual(before.reservation?.expiresAtMs ?? Number.POSITIVE_INFINITY);
   }
   if (command.type === 'commit' && code === undefined) expect(command.timeMs).toBeLessThan(before.reservation?.expiresAtMs ?? 0);
+  if (command.type === 'release' && command.reason === 'expired' && code === undefined) {
+    // One hold, held and due at the command's time: what a tick would have released.
+    expect(before.reservation?.status).toBe('held');
+    expect(command.timeMs).toBeGreaterThanOrEqual(before.reservation?.expiresAtMs ?? Number.POSITIVE_INFINITY);
+    expect(outcome.events.map((event) => event.type === 'reservation_released' && event.data.reservationId === command.reservationId && event.data.from === 'held')).toEqual([true]);
+  }
+  if (code === 'RESERVATION_NOT_DUE') expect(command.timeMs).toBeLessThan(before.reservation?.expiresAtMs ?? 0);
   if (command.type === 'record_sale' && code !== undefined) expect(['RESERVATION_EXISTS', 'DUPLICATE', 'IDEMPOTENCY_KEY_REUSED']).toContain(code);
   if (command.type === 'expire_due' && code === undefined) {
     for (const reservation of tenant.reservations.values()) {
@@ -479,7 +487,7 @@ interface Run {
 
 const knownCodes = new Set<RejectionCode>([
   'INSUFFICIENT_STOCK', 'STALE_SEQUENCE', 'SKU_DELETED', 'UNKNOWN_SKU', 'UNKNOWN_RESERVATION', 'RESERVATION_NOT_HELD', 'RESERVATION_NOT_COMMITTED',
-  'RESERVATION_EXPIRED', 'RESERVATION_EXISTS', 'DUPLICATE', 'IDEMPOTENCY_KEY_REUSED', 'INVALID_QUANTITY', 'UNKNOWN_LOCATION',
+  'RESERVATION_EXPIRED', 'RESERVATION_NOT_DUE', 'RESERVATION_EXISTS', 'DUPLICATE', 'IDEMPOTENCY_KEY_REUSED', 'INVALID_QUANTITY', 'UNKNOWN_LOCATION',
 ]);
 
 /** Executes the commands one by one, checking after each what `checks` asks for. */
