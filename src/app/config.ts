@@ -87,6 +87,15 @@ export function resolveConfig(document: unknown, file?: string): StocklineConfig
   (raw.channels ?? []).forEach((channel, index) => check('channel-config.schema.json', channel, `channels[${index}]`));
   if (raw.kafka !== undefined) check('kafka-config.schema.json', raw.kafka, 'kafka');
   if (raw.engine === 'kafka' && raw.kafka === undefined) throw new ConfigError('kafka: is required when engine is kafka');
+  // A channel's id names it everywhere: its pushes, its webhook URL, its metrics. Two with one id, even of two
+  // tenants, would leave one of them never pushed.
+  const firstWithId = new Map<string, number>();
+  (raw.channels ?? []).forEach((channel, index) => {
+    const { id } = channel as { id: string };
+    const first = firstWithId.get(id);
+    if (first !== undefined) throw new ConfigError(`channels[${index}].id: ${id} is the id of channels[${first}] too; every channel needs an id of its own`);
+    firstWithId.set(id, index);
+  });
   const config: StocklineConfig = {
     ...defaultConfig,
     ...raw,

@@ -50,12 +50,18 @@ export interface ReconcileOptions {
   /** The push worker, kicked after each repaired batch so repairs go out at once. */
   sync?: { kick(): void };
   clock?: { nowMs(): number };
+  /** Waits between read attempts (default: a timer). */
+  sleep?: (ms: number) => Promise<void>;
 }
 
 export const reconcileLimits = {
   /** SKUs per `connector.read`: channel APIs page around this size. */
   readBatchSkus: 100,
   readAttemptsMax: 3,
+  /** The wait before another read when the channel names none: this, then twice it. */
+  readRetryMs: 500,
+  /** The longest wait between reads, whatever the channel asks (Retry-After). */
+  readRetryMsMax: 10_000,
   /** Drift entries kept in the report; beyond it only the count grows, so a broken channel cannot exhaust memory. */
   driftReportedMax: 100_000,
 } as const;
@@ -77,9 +83,15 @@ function groupsOf(rows: DesiredRow[]): Group[] {
   return groups;
 }
 
-async function readShown(connector: ChannelConnector, group: Group): Promise<Map<string, number> | Error> {
+async function readShown(connector: ChannelConnector, group: Group, sleep: (ms: number) => Promise<void>): Promise<Map<string, number> | Error> {
   let lastError: Error = new Error('not read');
   for (let attempt = 1; attempt <= reconcileLimits.readAttemptsMax; attempt += 1) {
+    if (attempt > 1) {
+      // A throttled channel says when to come back (Retry-After); asked again at once, it answers the same.
+      const asked = (lastError as { retryAfterMs?: unknown }).retryAfterMs;
+      const waitMs = typeof asked === 'number' ? asked : reconcileLimits.readRetryMs * 2 ** (attempt - 2);
+      await sleep(Math.min(waitMs, reconcileLimits.readRetryMsMax));
+    }
     try {
       return await connector.read(group.tenant, group.rows.map((row) => row.sku));
     } catch (error) {
@@ -116,7 +128,7 @@ async function checkGroup(options: ReconcileOptions, group: Group, report: Recon
     report.unchecked.push({ tenant: group.tenant, channel: group.channel, skus: group.rows.length, reason: 'no connector for this channel' });
     return 0;
   }
-  const shown = await readShown(connector, group);
+  const shown = await readShown(connector, group, options.sleep ?? ((ms) => new Promise((resolve) => setTimeout(resolve, ms))));
   if (shown instanceof Error) {
     const code = (shown as { code?: unknown }).code;
     const reason = typeof code === 'string' ? `${code}: ${shown.message}` : shown.message;

@@ -1,11 +1,12 @@
 // Commands that need the data folder: they open it here and hand the parts to the command's own module.
 
+import { existsSync } from 'node:fs';
 import type { ChannelConfig } from '../adapters/channels/factory.js';
 import { createConnector } from '../adapters/channels/factory.js';
 import { ChannelOutbox } from '../adapters/sqlite/channel-outbox.js';
 import { AppError } from '../app/engine.js';
 import { ConfigError } from '../app/config.js';
-import { contextOf, openDatabase, openEngine } from './context.js';
+import { contextOf, databaseFile, openDatabase, openEngine } from './context.js';
 import type { CliIo } from './io.js';
 
 function fail(io: CliIo, command: string, error: unknown): number {
@@ -47,7 +48,14 @@ export async function reconcileMain(args: string[], io: CliIo): Promise<number> 
   } catch (error) {
     return fail(io, 'reconcile', error);
   }
-  const db = openDatabase(context.dataDir);
+  // The outbox lives beside the ledger in the embedded engine, in the node's own file on a Kafka node.
+  const file = context.config.engine === 'kafka' ? 'stockline-node.db' : 'stockline.db';
+  if (!existsSync(databaseFile(context.dataDir, file))) {
+    // Opening would make an empty file, and an empty outbox reports no drift.
+    io.stderr(`stockline reconcile: no ${file} in ${context.dataDir}: give the data folder of a node that has run (--data-dir)\n`);
+    return 2;
+  }
+  const db = openDatabase(context.dataDir, file);
   const outbox = new ChannelOutbox(db);
   outbox.migrate();
   const configs = context.config.channels as unknown as ChannelConfig[];

@@ -157,14 +157,30 @@ describe('reconcile', () => {
     desire('acme', 'gone', 2, () => 1);
     await inStep(new Map([['shop', shop], ['gone', new FakeChannel('gone')]]));
     shop.readFailures = reconcileLimits.readAttemptsMax;
-    const report = await reconcile({ outbox, connectors: new Map([['shop', shop]]), repair: false, clock });
+    const waits: number[] = [];
+    const sleep = async (ms: number): Promise<void> => { waits.push(ms); };
+    const report = await reconcile({ outbox, connectors: new Map([['shop', shop]]), repair: false, clock, sleep });
     expect(report.checked).toBe(0);
+    // Between reads, a backoff: the channel named no wait.
+    expect(waits).toEqual([reconcileLimits.readRetryMs, 2 * reconcileLimits.readRetryMs]);
     expect(report.unchecked).toEqual([
       { tenant: 'acme', channel: 'gone', skus: 2, reason: 'no connector for this channel' },
       { tenant: 'acme', channel: 'shop', skus: 5, reason: 'HTTP 502 from the channel' },
     ]);
     shop.readFailures = reconcileLimits.readAttemptsMax - 1;
-    expect((await reconcile({ outbox, connectors: new Map([['shop', shop]]), channel: 'shop', repair: false, clock })).checked).toBe(5);
+    expect((await reconcile({ outbox, connectors: new Map([['shop', shop]]), channel: 'shop', repair: false, clock, sleep })).checked).toBe(5);
+
+    // A throttled channel is asked again when it said to (Retry-After), within the longest wait.
+    const throttled = new FakeChannel('shop');
+    const asked = [2_000, 60_000];
+    throttled.read = async () => {
+      const retryAfterMs = asked.shift();
+      if (retryAfterMs !== undefined) throw new ChannelError('CHANNEL_UNAVAILABLE', 'Shopify answered 429 Too Many Requests', { retryable: true, retryAfterMs });
+      return new Map();
+    };
+    waits.length = 0;
+    expect((await reconcile({ outbox, connectors: new Map([['shop', throttled]]), channel: 'shop', repair: false, clock, sleep })).unchecked).toEqual([]);
+    expect(waits).toEqual([2_000, reconcileLimits.readRetryMsMax]);
 
     // A channel that cannot read at all is asked once, not once per attempt.
     const webhook = new FakeChannel('shop');

@@ -14,4 +14,10 @@ describe('ledger settings', () => {
     expect(() => resolveConfig({ ledger: { durability: 'off' } })).toThrow(ConfigError);
     expect(() => resolveConfig({ ledger: { durability: 'off' } })).toThrow('ledger.durability: must be one of fsync, none');
   });
+  it('refuses two channels with one id, even of two tenants, naming both', () => {
+    const channel = (tenant: string): Record<string, unknown> => ({ id: 'storefront', tenant, type: 'webhook', webhook: { url: 'https://example.com/stock', secretEnv: 'SECRET' } });
+    expect(() => resolveConfig({ channels: [channel('acme')] })).not.toThrow();
+    expect(() => resolveConfig({ channels: [channel('acme'), channel('beta')] }))
+      .toThrow('channels[1].id: storefront is the id of channels[0] too; every channel needs an id of its own');
+  });
 });
