@@ -1,7 +1,7 @@
 // The push worker: sends each channel the newest desired quantity per SKU, within its rate, durably and coalesced.
 
 import { createHash } from 'node:crypto';
-import { availableToSell, channelPolicyOf, parseTime } from '../core/index.js';
+import { availableToSell, channelPolicyOf } from '../core/index.js';
 import type { LedgerState } from '../core/index.js';
 import type { ChannelConnector, ChannelPush, PushResult } from '../adapters/channels/connector.js';
 import { ChannelError } from '../adapters/channels/errors.js';
@@ -19,7 +19,10 @@ export interface ChannelKey {
 /** A new desired quantity, written by the engine in the same transaction as the events that caused it. */
 export interface DesiredChange extends ChannelKey {
   quantity: number;
-  /** Event time of the change. */
+  /**
+   * When the change was committed (projected), by the node's clock: lag and propagation latency count from it.
+   * Never the event's own time, which an import or a source keeps from the past.
+   */
   changedAtMs: number;
   /** Log position of the event that caused the change. */
   position: number;
@@ -461,18 +464,20 @@ function desiredRowsOf(
 /**
  * What keeps desired quantities in step with the ledger: for each SKU a batch touched, each channel of its
  * tenant gets `availableToSell`. The embedded engine writes these rows in the batch's own transaction.
+ * `clock` dates the change when the batch is projected (see `DesiredChange.changedAtMs`).
  */
 export function desiredProjection(
-  channelsOf: (tenant: string) => readonly string[],
+  channelsOf: (tenant: string) => readonly string[], clock: { nowMs(): number } = { nowMs: Date.now },
 ): (batch: CommittedBatch, state: LedgerState) => DesiredChange[] {
   return (batch, state) => {
-    const causes = new Map<string, { position: number; changedAtMs: number }>();
-    for (const { position, event } of batch.events) causes.set(event.tenant, { position, changedAtMs: parseTime(event.time) });
+    const positions = new Map<string, number>();
+    for (const { position, event } of batch.events) positions.set(event.tenant, position);
+    const changedAtMs = clock.nowMs();
     const rows: DesiredChange[] = [];
     for (const [tenant, touched] of batch.touched) {
-      const cause = causes.get(tenant);
-      if (cause === undefined || touched.size === 0) continue;
-      rows.push(...desiredRowsOf(state, tenant, touched.has(allSkus) ? allSkus : touched, channelsOf(tenant), cause));
+      const position = positions.get(tenant);
+      if (position === undefined || touched.size === 0) continue;
+      rows.push(...desiredRowsOf(state, tenant, touched.has(allSkus) ? allSkus : touched, channelsOf(tenant), { position, changedAtMs }));
     }
     return rows;
   };

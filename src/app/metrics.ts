@@ -10,7 +10,7 @@ import type { HeapWatch } from './heap.js';
 export interface LagSource {
   /** Per tenant and channel, the time of the oldest change not yet acknowledged by the channel. */
   oldestUnsynced(): Array<{ tenant: string; channel: string; changedAtMs: number }>;
-  depth(): Array<{ channel: string; count: number }>;
+  depth(): Array<{ tenant: string; channel: string; count: number }>;
 }
 
 const latencyBucketsSeconds = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
@@ -65,7 +65,7 @@ export class Metrics {
     this.kafkaLag = new Gauge({ name: 'stockline_kafka_consumer_lag_records', help: 'Records on the commands topic not yet processed.', labelNames: ['topic'], registers });
     this.snapshotFailures = new Counter({ name: 'stockline_snapshot_failures_total', help: 'Snapshots of the embedded engine that could not be written; until one is, a restart replays more of the log.', registers });
     const collectLag = (gauge: Gauge<'tenant' | 'channel'>): void => this.collectLag(gauge);
-    const depthOf = (): Array<{ channel: string; count: number }> => this.lagSource?.depth() ?? [];
+    const depthOf = (): Map<string, number> => this.depthPerChannel();
     const readyNow = (): boolean => this.engineReady?.() ?? false;
     new Gauge({
       name: 'stockline_engine_ready',
@@ -138,7 +138,7 @@ export class Metrics {
       name: 'stockline_outbox_depth', help: 'Channel quantities waiting to be pushed or acknowledged.', labelNames: ['channel'], registers,
       collect() {
         this.reset();
-        for (const { channel, count } of depthOf()) this.set({ channel }, count);
+        for (const [channel, count] of depthOf()) this.set({ channel }, count);
       },
     });
   }
@@ -192,13 +192,26 @@ export class Metrics {
     for (const source of sources) this.deadLetters.inc({ source }, 0);
   }
 
+  /** Only configured pairs count: rows a removed channel left behind are never pushed, and would page for ever. */
+  private isConfigured(tenant: string, channel: string): boolean {
+    return this.configuredChannels.some((configured) => configured.tenant === tenant && configured.channel === channel);
+  }
+
   private collectLag(gauge: Gauge<'tenant' | 'channel'>): void {
     gauge.reset();
     for (const { tenant, channel } of this.configuredChannels) gauge.set({ tenant, channel }, 0);
     const nowMs = this.clock();
     for (const { tenant, channel, changedAtMs } of this.lagSource?.oldestUnsynced() ?? []) {
-      gauge.set({ tenant, channel }, Math.max(0, nowMs - changedAtMs) / 1000);
+      if (this.isConfigured(tenant, channel)) gauge.set({ tenant, channel }, Math.max(0, nowMs - changedAtMs) / 1000);
     }
+  }
+
+  private depthPerChannel(): Map<string, number> {
+    const perChannel = new Map<string, number>();
+    for (const { tenant, channel, count } of this.lagSource?.depth() ?? []) {
+      if (this.isConfigured(tenant, channel)) perChannel.set(channel, (perChannel.get(channel) ?? 0) + count);
+    }
+    return perChannel;
   }
 
   commandDecided(command: Pick<Command, 'type'>, outcome: Outcome, latencyMs: number): void {

@@ -7,7 +7,8 @@ import type { ChannelKey, DesiredRow } from './channel-sync.js';
 export interface ReconcileStore {
   page(filter: { tenant?: string; channel?: string }, after: ChannelKey | undefined, limit: number): DesiredRow[];
   count(filter: { tenant?: string; channel?: string }): number;
-  setAcknowledged(key: ChannelKey, quantity: number | null, nowMs: number): void;
+  /** `row` as it was paged, before the channel was read: a push sent or answered since makes the read too old to settle on. */
+  setAcknowledged(row: DesiredRow, quantity: number | null, nowMs: number): void;
 }
 
 export interface Drift extends ChannelKey {

@@ -9,6 +9,7 @@ import { ChannelOutbox } from '../../src/adapters/sqlite/channel-outbox.js';
 import type { ChannelConnector, ChannelPush, PushResult } from '../../src/adapters/channels/connector.js';
 import { ChannelSync } from '../../src/app/channel-sync.js';
 import type { SyncTimer } from '../../src/app/channel-sync.js';
+import { reconcile } from '../../src/app/reconcile.js';
 import type { CommandBus, CommandInput, Submitted } from '../../src/app/ports.js';
 
 const key = { tenant: 'acme', channel: 'shop', sku: 'sku-1' };
@@ -43,6 +44,39 @@ class RecordingChannel implements ChannelConnector {
     return this.hold ? new Promise(() => undefined) : Promise.resolve({ kind: 'ok' });
   }
   async read(): Promise<Map<string, number>> { return new Map(); }
+  async close(): Promise<void> {}
+}
+
+/**
+ * A compare-and-set channel whose first push is held: `landAndTimeOut` applies it and answers retry, as a
+ * timeout after the channel applied the change does. Reads snapshot the level, then wait for `answerReads`.
+ */
+class LandsThenTimesOut implements ChannelConnector {
+  readonly channel = 'shop';
+  readonly maxConcurrency = 8;
+  readonly ratePerSecond = Number.POSITIVE_INFINITY;
+  readonly pushes: ChannelPush[] = [];
+  private held: (() => void) | undefined;
+  private readonly reads: Array<() => void> = [];
+  constructor(public shown: number) {}
+  push(push: ChannelPush): Promise<PushResult> {
+    this.pushes.push(push);
+    if (this.pushes.length === 1) {
+      return new Promise((resolve) => {
+        this.held = () => { this.shown = push.quantity; resolve({ kind: 'retry', reason: 'no answer within 5000 ms' }); };
+      });
+    }
+    if (push.previousQuantity !== this.shown) return Promise.resolve({ kind: 'mismatch', actual: this.shown });
+    this.shown = push.quantity;
+    return Promise.resolve({ kind: 'ok' });
+  }
+  read(_tenant: string, skus: string[]): Promise<Map<string, number>> {
+    const snapshot = this.shown;
+    return new Promise((resolve) => { this.reads.push(() => resolve(new Map(skus.map((sku) => [sku, snapshot])))); });
+  }
+  readsWaiting(): number { return this.reads.length; }
+  answerReads(): void { for (const answer of this.reads.splice(0)) answer(); }
+  landAndTimeOut(): void { this.held?.(); }
   async close(): Promise<void> {}
 }
 
@@ -130,7 +164,7 @@ describe('ChannelOutbox', () => {
     expect(outbox.oldestUnsynced()).toEqual([
       { tenant: 'acme', channel: 'shop', changedAtMs: t0 + 1 }, { tenant: 'beta', channel: 'b2b', changedAtMs: t0 + 9 },
     ]);
-    expect(outbox.depth()).toEqual([{ channel: 'b2b', count: 1, failed: 0 }, { channel: 'shop', count: 2, failed: 1 }]);
+    expect(outbox.depth()).toEqual([{ tenant: 'acme', channel: 'shop', count: 2, failed: 1 }, { tenant: 'beta', channel: 'b2b', count: 1, failed: 0 }]);
     expect(outbox.due(t0 + 100, 10).map((row) => row.sku)).toEqual(['b', 'a']);
     expect(outbox.due(t0 + 100, 10, 'b2b').map((row) => row.tenant)).toEqual(['beta']);
     expect(outbox.nextDueAfter(t0 + 100)).toBe(t0 + 60_000);
@@ -151,9 +185,80 @@ describe('ChannelOutbox', () => {
     expect(outbox.get(key.tenant, key.channel, key.sku)).toMatchObject({
       ackedQuantity: 5, ackedVersion: 2, attempts: 0, lastError: null, nextAttemptMs: null, changedAtMs: null,
     });
-    // A late answer for a settled row must not make it due again.
+    // A retry leaves the channel's state unknown (a timed-out push may have landed): the row is due again.
     outbox.markRetry(key, t0 + 800, 'HTTP 503');
-    expect(outbox.get(key.tenant, key.channel, key.sku)?.nextAttemptMs).toBeNull();
+    expect(outbox.get(key.tenant, key.channel, key.sku)?.nextAttemptMs).toBe(t0 + 800);
+  });
+
+  it('does not settle on a read that a push of ours may have overtaken', () => {
+    const outbox = openOutbox();
+    const row = (): ReturnType<ChannelOutbox['get']> => outbox.get(key.tenant, key.channel, key.sku);
+    outbox.upsertDesired([change(5, t0, 1)]);
+    outbox.markPushed(key, 1, 5);
+    outbox.markAcked(key, 1, 5, t0 + 1);
+
+    // 5 -> 3 is being pushed; reconciliation pages the row and reads 5; desired goes back to 5.
+    outbox.upsertDesired([change(3, t0 + 10, 2)]);
+    outbox.markPushed(key, 2, 3);
+    const readWhilePushing = row()!;
+    outbox.upsertDesired([change(5, t0 + 20, 3)]);
+    outbox.setAcknowledged(readWhilePushing, 5, t0 + 30);
+    expect(row()).toMatchObject({ version: 3, nextAttemptMs: t0 + 20, changedAtMs: t0 + 10 });
+    // The push of 3 landed, but its answer timed out: 5 goes out again.
+    outbox.markRetry(key, t0 + 80, 'no answer within 5000 ms');
+    expect(outbox.due(t0 + 80, 10).map((due) => [due.quantity, due.version])).toEqual([[5, 3]]);
+    outbox.markPushed(key, 3, 5);
+    expect(outbox.markAcked(key, 3, 5, t0 + 90)).toBe(true);
+
+    // Read before a push that was then answered: the answer is newer than the read.
+    outbox.upsertDesired([change(2, t0 + 100, 4)]);
+    const readBeforePush = row()!;
+    outbox.markPushed(key, 4, 2);
+    expect(outbox.markAcked(key, 4, 2, t0 + 110)).toBe(true);
+    outbox.upsertDesired([change(5, t0 + 120, 5)]);
+    outbox.setAcknowledged(readBeforePush, 5, t0 + 130);
+    expect(row()).toMatchObject({ version: 5, nextAttemptMs: t0 + 120, changedAtMs: t0 + 120 });
+
+    // A read with no push sent or unanswered since the row was paged settles it.
+    outbox.markPushed(key, 5, 5);
+    outbox.markRetry(key, t0 + 140, 'HTTP 503');
+    outbox.markPushed(key, 5, 5);
+    expect(outbox.markAcked(key, 5, 5, t0 + 150)).toBe(true);
+    outbox.upsertDesired([change(4, t0 + 160, 6)]);
+    const readQuiet = row()!;
+    outbox.setAcknowledged(readQuiet, 4, t0 + 170);
+    expect(row()).toMatchObject({ version: 6, ackedVersion: 6, ackedQuantity: 4, nextAttemptMs: null, changedAtMs: null });
+  });
+
+  it('pushes again when reconciliation settled nothing while a push was out, and that push then timed out', async () => {
+    const outbox = openOutbox();
+    outbox.upsertDesired([change(5, t0, 1)]);
+    outbox.markPushed(key, 1, 5);
+    outbox.markAcked(key, 1, 5, t0);
+    const channel = new LandsThenTimesOut(5);
+    let nowMs = t0 + 10;
+    const connectors = new Map([['shop', channel as ChannelConnector]]);
+    const sync = new ChannelSync({ outbox, connectors, bus, clock: { nowMs: () => nowMs }, random: () => 0.5, timer: stillTimer });
+    sync.start();
+    outbox.upsertDesired([change(3, nowMs, 2)]);
+    sync.kick();
+    await settle();
+    expect(channel.pushes.map((push) => push.quantity)).toEqual([3]);
+
+    const checking = reconcile({ outbox, connectors, repair: true, clock: { nowMs: () => nowMs } });
+    await settle();
+    expect(channel.readsWaiting()).toBe(1);
+    outbox.upsertDesired([change(5, nowMs, 3)]);
+    channel.answerReads();
+    expect((await checking).drift).toHaveLength(1);
+    channel.landAndTimeOut();
+    await settle();
+    nowMs += 1_000;
+    sync.kick();
+    await settle();
+    await sync.stop();
+    expect(channel.shown).toBe(5);
+    expect(outbox.get(key.tenant, key.channel, key.sku)).toMatchObject({ quantity: 5, ackedQuantity: 5, nextAttemptMs: null, changedAtMs: null });
   });
 
   it('changes nothing when the engine\'s transaction rolls back', () => {

@@ -7,6 +7,7 @@ import Database from 'better-sqlite3';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { ChannelOutbox } from '../../src/adapters/sqlite/channel-outbox.js';
 import { reconcileMain } from '../../src/cli/commands.js';
+import type { CliIo } from '../../src/cli/io.js';
 
 let directory: string;
 
@@ -18,10 +19,10 @@ afterEach(() => {
   rmSync(directory, { recursive: true, force: true });
 });
 
-function io(): { stdout: (text: string) => void; stderr: (text: string) => void; out: string[]; err: string[] } {
+function io(): CliIo & { out: string[]; err: string[] } {
   const out: string[] = [];
   const err: string[] = [];
-  return { stdout: (text) => out.push(text), stderr: (text) => err.push(text), out, err };
+  return { stdin: process.stdin, stdout: (text) => out.push(text), stderr: (text) => err.push(text), out, err };
 }
 
 /** A node's file with one quantity desired on a webhook channel, which cannot be read back. */

@@ -7,6 +7,7 @@ import type { ChannelConnector, ChannelPush, PushResult } from '../../src/adapte
 import { backoffMs, ChannelSync, desiredOfState, desiredProjection, idempotencyKeyOf, syncLimits } from '../../src/app/channel-sync.js';
 import type { PushOutcome, SyncTimer } from '../../src/app/channel-sync.js';
 import { allSkus } from '../../src/app/engine.js';
+import { Metrics } from '../../src/app/metrics.js';
 import type { CommandBus, CommandInput, Submitted } from '../../src/app/ports.js';
 import { emptyTenant, initialState } from '../../src/core/index.js';
 
@@ -324,7 +325,7 @@ describe('ChannelSync', () => {
     await h.clock.advance(5_000);
     expect(broken.calls).toHaveLength(2);
     expect(healthy.calls).toHaveLength(5);
-    expect(h.outbox.depth()).toEqual([{ channel: 'broken', count: 5, failed: 0 }]);
+    expect(h.outbox.depth()).toEqual([{ tenant: 'acme', channel: 'broken', count: 5, failed: 0 }]);
   });
 
   it('keeps a failed push due after a long pause, flags it, and counts it', async () => {
@@ -337,7 +338,7 @@ describe('ChannelSync', () => {
     expect(h.outbox.get('acme', 'shop', 'sku-1')).toMatchObject({
       failedAtMs: startMs, nextAttemptMs: startMs + syncLimits.failedRetryDelayMs, lastError: 'HTTP 404 unknown inventory item',
     });
-    expect(h.outbox.depth()).toEqual([{ channel: 'shop', count: 1, failed: 1 }]);
+    expect(h.outbox.depth()).toEqual([{ tenant: 'acme', channel: 'shop', count: 1, failed: 1 }]);
     expect(h.pushed).toEqual([{ channel: 'shop', outcome: 'failed' }]);
     expect(h.warnings).toContain('channel push failed; it will be tried again later');
     await h.clock.advance(syncLimits.failedRetryDelayMs);
@@ -424,12 +425,12 @@ describe('desiredProjection', () => {
       tenant.skus.set('b', { deleted: false, locations: new Map([['default', { onHand: 4, committed: 0, reserved: 0 }]]) } as never);
       tenant.channels.set('b2b', { locations: null, bufferUnits: 2, maxUnits: null, backorder: false });
       state.tenants.set('acme', tenant);
-      const desired = desiredProjection(() => ['shop', 'b2b']);
+      const desired = desiredProjection(() => ['shop', 'b2b'], { nowMs: () => Date.UTC(2024, 0, 1, 0, 0, 5) });
       const project = (...args: Parameters<typeof desired>): number => outbox.upsertDesired(desired(...args));
       const event = { id: 'e1', type: 'sku_deleted', tenant: 'acme', time: '2024-01-01T00:00:00.000Z', source: 'api', data: { sku: 'a' } } as const;
       project({ events: [{ position: 7, event }], touched: new Map([['acme', new Set(['a'])]]) }, state);
       expect(outbox.list('acme').map((row) => [row.channel, row.sku, row.quantity, row.causePosition, row.changedAtMs]))
-        .toEqual([['b2b', 'a', 5, 7, Date.UTC(2024, 0, 1)], ['shop', 'a', 7, 7, Date.UTC(2024, 0, 1)]]);
+        .toEqual([['b2b', 'a', 5, 7, Date.UTC(2024, 0, 1, 0, 0, 5)], ['shop', 'a', 7, 7, Date.UTC(2024, 0, 1, 0, 0, 5)]]);
       project({ events: [{ position: 8, event }], touched: new Map([['acme', new Set([allSkus])]]) }, state);
       expect(outbox.list('acme').map((row) => [row.channel, row.sku, row.version])).toEqual([
         ['b2b', 'a', 1], ['b2b', 'b', 1], ['shop', 'a', 1], ['shop', 'b', 1],
@@ -440,5 +441,27 @@ describe('desiredProjection', () => {
     } finally {
       db.close();
     }
+  });
+
+  it('dates a change from when it is projected, not from its event\'s time: an import of old events is not 30 days late', async () => {
+    const h = harness((clock) => [Object.assign(new FakeChannel('shop', clock), { latencyMs: 40 })]);
+    const state = initialState();
+    const tenant = emptyTenant();
+    tenant.skus.set('TEE', { deleted: false, locations: new Map([['main', { onHand: 17, committed: 0, reserved: 0 }]]) } as never);
+    state.tenants.set('acme', tenant);
+    const thirtyDaysAgo = new Date(h.clock.now - 30 * 86_400_000).toISOString();
+    const event = { id: 'v-1', type: 'stock_adjustment', tenant: 'acme', time: thirtyDaysAgo, source: 'import', data: { sku: 'TEE' } } as never;
+    const project = desiredProjection(() => ['shop'], h.clock);
+    h.outbox.upsertDesired(project({ events: [{ position: 1, event }], touched: new Map([['acme', new Set(['TEE'])]]) }, state));
+    expect(h.outbox.get('acme', 'shop', 'TEE')).toMatchObject({ quantity: 17, changedAtMs: h.clock.now, nextAttemptMs: h.clock.now });
+    const metrics = new Metrics(() => h.clock.now, { processMetrics: false });
+    metrics.watchChannels(h.outbox, [{ tenant: 'acme', channel: 'shop' }]);
+    await h.clock.advance(300);
+    expect((await metrics.registry.getSingleMetricAsString('stockline_reconciliation_lag_seconds')).split('\n').at(-1))
+      .toBe('stockline_reconciliation_lag_seconds{tenant="acme",channel="shop"} 0.3');
+    h.sync.start();
+    await h.clock.advance(40);
+    expect(h.pushed).toEqual([{ channel: 'shop', outcome: 'ok', latencyMs: 340 }]);
+    expect(h.bus.commands).toMatchObject([{ type: 'record_sync', sku: 'TEE', quantity: 17, latencyMs: 340 }]);
   });
 });

@@ -20,6 +20,32 @@ function stockedTenants(nowMs: number): LedgerState {
 }
 
 describe('metrics', () => {
+  it('reports lag and outbox depth only for configured (tenant, channel) pairs: a removed channel does not page', async () => {
+    const changedAtMs = Date.UTC(2026, 11, 7, 9);
+    let nowMs = changedAtMs + 2_000;
+    const metrics = new Metrics(() => nowMs, { processMetrics: false });
+    metrics.watchChannels({
+      oldestUnsynced: () => [
+        { tenant: 'acme', channel: 'old-portal', changedAtMs: changedAtMs - 60_000 },
+        { tenant: 'acme', channel: 'shop', changedAtMs },
+        { tenant: 'globex', channel: 'shop', changedAtMs: changedAtMs - 90_000 },
+      ],
+      depth: () => [
+        { tenant: 'acme', channel: 'old-portal', count: 7 }, { tenant: 'acme', channel: 'shop', count: 2 },
+        { tenant: 'globex', channel: 'shop', count: 5 }, { tenant: 'globex', channel: 'b2b', count: 1 },
+      ],
+    }, [{ tenant: 'acme', channel: 'shop' }, { tenant: 'globex', channel: 'b2b' }]);
+    nowMs += 1_000;
+    expect(await sample(metrics, 'stockline_reconciliation_lag_seconds')).toEqual([
+      'stockline_reconciliation_lag_seconds{tenant="acme",channel="shop"} 3',
+      'stockline_reconciliation_lag_seconds{tenant="globex",channel="b2b"} 0',
+    ]);
+    expect(await sample(metrics, 'stockline_outbox_depth')).toEqual([
+      'stockline_outbox_depth{channel="shop"} 2',
+      'stockline_outbox_depth{channel="b2b"} 1',
+    ]);
+  });
+
   it('counts commands by type and outcome, and times reservations by outcome', async () => {
     const metrics = new Metrics(Date.now, { processMetrics: false });
     for (let index = 0; index < 3; index += 1) metrics.commandDecided({ type: 'reserve' }, accepted, 2);

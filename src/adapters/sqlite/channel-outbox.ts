@@ -13,6 +13,7 @@ export interface ChannelLag {
 }
 
 export interface ChannelDepth {
+  tenant: string;
   channel: string;
   /** Rows waiting to be pushed (due now or later). */
   count: number;
@@ -142,30 +143,36 @@ const sql = {
       superseded_at_ms = NULL,
       next_attempt_ms = CASE WHEN version = :version THEN NULL ELSE :ackedAtMs END
     WHERE ${keyMatch}`,
+  // No guard on a row being due: the answer may come after the push landed (a timeout), so whatever the row
+  // says now, the channel's state is unknown until a push is acknowledged.
   retry: `UPDATE channel_desired SET attempts = attempts + 1, next_attempt_ms = :nextAttemptMs,
-    last_error = :error WHERE ${keyMatch} AND next_attempt_ms IS NOT NULL`,
+    last_error = :error WHERE ${keyMatch}`,
+  // A refused push changed nothing on the channel: a row settled meanwhile stays settled.
   failed: `UPDATE channel_desired SET attempts = attempts + 1, next_attempt_ms = :nextAttemptMs,
     last_error = :error, failed_at_ms = :failedAtMs WHERE ${keyMatch} AND next_attempt_ms IS NOT NULL`,
+  // The channel does not show what was pushed: push again, whatever the row says now.
   mismatch: `UPDATE channel_desired SET acked_quantity = :actual, attempts = attempts + 1,
-    next_attempt_ms = :nextAttemptMs, last_error = :error WHERE ${keyMatch} AND next_attempt_ms IS NOT NULL`,
-  acknowledge: `UPDATE channel_desired SET
-      version = CASE WHEN quantity IS :quantity THEN version ELSE version + 1 END,
-      acked_quantity = :quantity,
-      acked_version = CASE WHEN quantity IS :quantity THEN version ELSE acked_version END,
-      acked_at_ms = CASE WHEN quantity IS :quantity THEN :nowMs ELSE acked_at_ms END,
-      changed_at_ms = CASE WHEN quantity IS :quantity THEN NULL ELSE COALESCE(changed_at_ms, :nowMs) END,
-      superseded_at_ms = CASE WHEN quantity IS :quantity THEN NULL ELSE superseded_at_ms END,
-      attempts = CASE WHEN quantity IS :quantity THEN 0 ELSE attempts END,
-      last_error = CASE WHEN quantity IS :quantity THEN NULL ELSE last_error END,
-      failed_at_ms = CASE WHEN quantity IS :quantity THEN NULL ELSE failed_at_ms END,
-      next_attempt_ms = CASE WHEN quantity IS :quantity THEN NULL ELSE :nowMs END
-    WHERE ${keyMatch}`,
+    next_attempt_ms = :nextAttemptMs, last_error = :error WHERE ${keyMatch}`,
+  // Settles only a row whose pushes are all answered and none was sent or answered since it was read
+  // (:readKnown = 0: the caller did not say): otherwise the channel may have been read before a push of
+  // ours landed, and the row stays as it is (due while a push is unanswered) so that push decides.
+  acknowledgeInStep: `UPDATE channel_desired SET
+      acked_quantity = :quantity, acked_version = version, acked_at_ms = :nowMs,
+      changed_at_ms = NULL, superseded_at_ms = NULL, attempts = 0, last_error = NULL, failed_at_ms = NULL,
+      next_attempt_ms = NULL
+    WHERE ${keyMatch} AND quantity IS :quantity
+      AND COALESCE(pushed_version, 0) <= COALESCE(acked_version, 0)
+      AND (:readKnown = 0 OR (pushed_version IS :readPushedVersion AND acked_version IS :readAckedVersion))`,
+  acknowledgeDrift: `UPDATE channel_desired SET
+      version = version + 1, acked_quantity = :quantity, changed_at_ms = COALESCE(changed_at_ms, :nowMs),
+      next_attempt_ms = :nowMs
+    WHERE ${keyMatch} AND quantity IS NOT :quantity`,
   defer: `UPDATE channel_desired SET next_attempt_ms = :untilMs
     WHERE tenant = :tenant AND channel = :channel AND next_attempt_ms IS NOT NULL AND next_attempt_ms < :untilMs`,
   oldest: `SELECT tenant, channel, MIN(changed_at_ms) AS changedAtMs FROM channel_desired
     WHERE changed_at_ms IS NOT NULL GROUP BY tenant, channel ORDER BY tenant, channel`,
-  depth: `SELECT channel, COUNT(*) AS count, COUNT(failed_at_ms) AS failed FROM channel_desired
-    WHERE next_attempt_ms IS NOT NULL GROUP BY channel ORDER BY channel`,
+  depth: `SELECT tenant, channel, COUNT(*) AS count, COUNT(failed_at_ms) AS failed FROM channel_desired
+    WHERE next_attempt_ms IS NOT NULL GROUP BY tenant, channel ORDER BY tenant, channel`,
   get: `SELECT ${columns} FROM channel_desired WHERE ${keyMatch}`,
   pageTenantChannel: `SELECT ${columns} FROM channel_desired
     WHERE tenant = :filterTenant AND channel = :filterChannel AND sku > :sku ORDER BY sku LIMIT :limit`,
@@ -270,11 +277,20 @@ export class ChannelOutbox implements DesiredStore {
 
   /**
    * Records what the channel shows (null: it does not know the SKU), found by reconciliation. When that
-   * is the desired quantity the row is settled; otherwise it becomes due at `nowMs`, with the shown
-   * quantity as the base of the next compare-and-set.
+   * is not the desired quantity the row becomes due at `nowMs`, with the shown quantity as the base of
+   * the next compare-and-set. When it is, the row is settled, unless a push of the row is unanswered or
+   * was sent or answered since `read` (the row as it was before the channel was read; its push state is
+   * compared when given): the read may then predate that push, so the push's own answer decides.
    */
-  setAcknowledged(key: ChannelKey, quantity: number | null, nowMs: number): void {
-    this.statement('acknowledge').run({ ...keyOf(key), quantity, nowMs });
+  setAcknowledged(read: ChannelKey & Partial<Pick<DesiredRow, 'pushedVersion' | 'ackedVersion'>>, quantity: number | null, nowMs: number): void {
+    const readKnown = read.pushedVersion !== undefined && read.ackedVersion !== undefined ? 1 : 0;
+    const params = {
+      ...keyOf(read), quantity, nowMs, readKnown, readPushedVersion: read.pushedVersion ?? null, readAckedVersion: read.ackedVersion ?? null,
+    };
+    this.batch(() => {
+      this.statement('acknowledgeInStep').run(params);
+      this.statement('acknowledgeDrift').run({ ...keyOf(read), quantity, nowMs });
+    });
   }
 
   /** Moves every push of a tenant on a channel to no earlier than `untilMs` (the channel asked to wait). */
@@ -287,7 +303,7 @@ export class ChannelOutbox implements DesiredStore {
     return this.statement('oldest').all() as ChannelLag[];
   }
 
-  /** Rows waiting to be pushed, per channel. */
+  /** Rows waiting to be pushed, per tenant and channel. */
   depth(): ChannelDepth[] {
     return this.statement('depth').all() as ChannelDepth[];
   }
