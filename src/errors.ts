@@ -67,6 +67,7 @@ const engineErrors = {
   KAFKA_TIMEOUT: { status: 503, title: 'The processors did not answer in time', retryable: true },
   KAFKA_UNAVAILABLE: { status: 503, title: 'Kafka did not take the command', retryable: true },
   KAFKA_PROTOCOL: { status: 500, title: 'A processor answered outside the protocol', retryable: false },
+  OUTPUT_TOO_LARGE: { status: 413, title: 'The command would write more than one Kafka transaction holds', retryable: false },
   INVALID_COMMAND: { status: 400, title: 'The engine refused a malformed command', retryable: false },
   ATOMIC_TENANTS_DIFFER: { status: 400, title: 'An all-or-nothing batch must be for one tenant', retryable: false },
 } as const satisfies Record<string, ErrorSpec>;

@@ -2,7 +2,7 @@
 // tombstone, and a restore from the compacted records no longer has it.
 
 import { describe, expect, it } from 'vitest';
-import { ChangelogRestore, entityKey, entityValue, noteChangedEntities } from '../../src/adapters/kafka/changelog.js';
+import { ChangelogRestore, entityKey, entityValue, nextOffsetKey, noteChangedEntities } from '../../src/adapters/kafka/changelog.js';
 import { execute, initialState, limits, toSnapshot } from '../../src/core/index.js';
 import type { Command, LedgerState } from '../../src/core/index.js';
 
@@ -37,5 +37,15 @@ describe('the changelog of a forgotten reservation', () => {
     const restore = new ChangelogRestore();
     for (const [key, value] of records) restore.apply(key, value === null ? undefined : Buffer.from(value));
     expect(toSnapshot(restore.state())).toEqual(toSnapshot(state));
+  });
+});
+
+describe('the #next record', () => {
+  it('carries the partition\'s last command time, and one written without it restores as no time yet', () => {
+    const restore = new ChangelogRestore();
+    restore.apply(nextOffsetKey, Buffer.from(JSON.stringify({ nextOffset: '7' })));
+    expect([restore.nextOffset, restore.lastTimeMs]).toEqual([7n, 0]);
+    restore.apply(nextOffsetKey, Buffer.from(JSON.stringify({ nextOffset: '9', lastTimeMs: t0Ms })));
+    expect([restore.nextOffset, restore.lastTimeMs]).toEqual([9n, t0Ms]);
   });
 });

@@ -4,7 +4,8 @@
 // record) rather than one per tenant: a transaction writes only what it changed, and no record
 // grows with the tenant (a tenant with 10,000 reservations would pass Kafka's 1 MiB record limit).
 // Keys are `<tenant>/<kind>/<id>`; a forgotten idempotency key or reservation is a tombstone. The record `#next`
-// holds the next command offset of the partition, written in the same transaction as the state.
+// holds the next command offset of the partition and the time of its last command (so a new owner
+// never stamps a command earlier), written in the same transaction as the state.
 
 import { emptyTenant, fromSnapshot, sourceSeqKey, toSnapshot } from '../../core/index.js';
 import type { Execution, InventoryEvent, LedgerState, StateSnapshot, TenantSnapshot, TenantState } from '../../core/index.js';
@@ -97,16 +98,27 @@ function snapshotOf(tenant: TenantState): TenantSnapshot {
 
 type Bucket = Record<string, unknown>;
 
+/** The value of `#next`; `lastTimeMs` is absent from the records of processors that did not keep it. */
+export interface NextRecord {
+  nextOffset: string;
+  lastTimeMs?: number;
+}
+
 /** Folds changelog records, oldest first, into a state; later records of a key replace earlier ones. */
 export class ChangelogRestore {
   private readonly tenants = new Map<string, Record<'skus' | 'reservations' | 'channels' | 'sourceSeqs' | 'idempotency', Bucket>>();
   nextOffset: bigint | undefined;
+  /** The time the partition last gave a command; 0 when `#next` was written without it (by an older processor). */
+  lastTimeMs = 0;
   /** Records whose key is neither an entity nor `#next`. */
   skipped = 0;
 
   apply(key: string | undefined, value: Buffer | undefined): void {
     if (key === nextOffsetKey) {
-      if (value !== undefined) this.nextOffset = BigInt((JSON.parse(value.toString('utf8')) as { nextOffset: string }).nextOffset);
+      if (value === undefined) return;
+      const next = JSON.parse(value.toString('utf8')) as NextRecord;
+      this.nextOffset = BigInt(next.nextOffset);
+      if (typeof next.lastTimeMs === 'number' && Number.isSafeInteger(next.lastTimeMs)) this.lastTimeMs = next.lastTimeMs;
       return;
     }
     const parsed = key === undefined ? undefined : parseEntityKey(key);

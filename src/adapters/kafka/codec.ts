@@ -56,7 +56,7 @@ export interface CommandReply {
 }
 
 /** Why a record of the commands topic went to the dead-letter topic instead of the ledger. */
-export type DeadLetterCode = 'MALFORMED_RECORD' | 'INVALID_COMMAND' | 'WRONG_KEY' | 'WRONG_PARTITION' | 'RECORD_TOO_LARGE' | 'DECIDE_FAILED' | 'UNPROCESSABLE_INPUT';
+export type DeadLetterCode = 'MALFORMED_RECORD' | 'INVALID_COMMAND' | 'WRONG_KEY' | 'WRONG_PARTITION' | 'RECORD_TOO_LARGE' | 'OUTPUT_TOO_LARGE' | 'DECIDE_FAILED' | 'UNPROCESSABLE_INPUT';
 
 export const deadLetterHeaders = {
   code: 'stockline-error-code',

@@ -197,8 +197,10 @@ export class KafkaEngine implements Engine {
     }
     const deadline = Date.now() + this.submitTimeoutMs;
     const reply = await this.rpc.request(tenant, record, this.submitTimeoutMs);
-    const results = await this.settle(reply, deadline);
-    return { applied: results.every((result) => result.outcome.rejection === undefined), results };
+    const applied = (reply.results ?? []).every((result) => result.outcome.rejection === undefined);
+    // A refused group was not logged: its outcomes' events (trial ids) never reach the replica, so there is nothing to wait for.
+    const results = await this.settle(reply, deadline, applied);
+    return { applied, results };
   }
 
   importEvents(_tenant: string, events: InventoryEvent[]): Promise<ImportResult> {
@@ -206,12 +208,13 @@ export class KafkaEngine implements Engine {
   }
 
   /** Turns a reply into outcomes, once this node's replica has the events (bounded: a late replica only loses the positions). */
-  private async settle(reply: CommandReply, deadline: number): Promise<Submitted[]> {
+  private async settle(reply: CommandReply, deadline: number, logged = true): Promise<Submitted[]> {
     if (reply.error !== undefined) {
-      const status = reply.error.code === 'REPLY_TOO_LARGE' ? 500 : 400;
+      const status = reply.error.code === 'REPLY_TOO_LARGE' ? 500 : reply.error.code === 'OUTPUT_TOO_LARGE' ? 413 : 400;
       throw new AppError(reply.error.code, reply.error.message, false, status);
     }
     const results = reply.results ?? [];
+    if (!logged) return results.map(({ outcome }) => ({ outcome }));
     const lastEvent = results.flatMap((result) => result.outcome.events).at(-1);
     if (lastEvent !== undefined) {
       const waitMs = Math.max(kafkaEngineDefaults.readYourWritesWaitMsMin, deadline - Date.now());

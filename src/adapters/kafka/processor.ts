@@ -12,13 +12,14 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Consumer, Message, MessageToProduce } from '@platformatic/kafka';
 import { Consumer as KafkaConsumer } from '@platformatic/kafka';
-import { execute, housekeepingDue, initialState, moreDueAfterTick, trialState } from '../../core/index.js';
-import type { Command, Execution, LedgerState, Outcome, Rejection } from '../../core/index.js';
+import { dueReservations, execute, housekeepingDue, initialState, limits, moreDueAfterTick, trialState } from '../../core/index.js';
+import type { Command, Execution, LedgerState, Outcome, Rejection, Reservation, TenantState } from '../../core/index.js';
 import type { CommandInput, DeadLetter } from '../../app/ports.js';
 import type { KafkaConfig } from './config.js';
 import { withDeadline } from './admin.js';
-import { changelogRecords, noteChangedEntities, nextOffsetKey } from './changelog.js';
+import { entityValue, noteChangedEntities, nextOffsetKey } from './changelog.js';
 import { ChangelogRestore } from './changelog.js';
+import type { NextRecord } from './changelog.js';
 import { closeQuietly, forceClose, kafkaEngineLimits, messageOf, nextDelay, openProducer, partitionOfKey } from './clients.js';
 import type { EngineTopicNames, KafkaEngineLog, StringProducer } from './clients.js';
 import { deadLetterHeaders, encodeJson, kafkaRecordLimits, parseCommandRecord } from './codec.js';
@@ -27,8 +28,20 @@ import { LogReader } from './log-reader.js';
 import type { LogRecord, PartitionRead } from './log-reader.js';
 
 export const processorLimits = {
-  /** A transaction is cut once its records pass this many bytes, well under Kafka's 1 MiB per record batch. */
-  transactionBytesTarget: 512 * 1024,
+  /**
+   * A transaction is cut once the records for one topic partition pass this many bytes. The client sends a
+   * partition's records as one record batch, which the broker refuses above max.message.bytes (1 MiB).
+   */
+  transactionBytesTarget: 384 * 1024,
+  /**
+   * What one topic partition of a transaction may hold, well under 1 MiB: a record whose output would take a
+   * partition past it is left for the next transaction, or dead-lettered (OUTPUT_TOO_LARGE) when it is alone.
+   */
+  partitionBytesMax: 896 * 1024,
+  /** What a record costs in a record batch besides its key, value and headers, at most. */
+  recordOverheadBytes: 64,
+  /** The events of one expiry tick, at most: a tick leaves later holds to the next one rather than pass it. */
+  expiryTickBytesMax: 256 * 1024,
   /** How often the group membership is checked (and renewed when the client dropped out). */
   membershipCheckMs: 1_000,
   /** How often a partition waiting to be taken looks at the membership again. */
@@ -75,6 +88,18 @@ interface Owned {
   expiring: Map<string, number>;
   /** Offsets of records whose decision threw: dead-lettered when met again. */
   poison: Set<bigint>;
+  /** Offsets of records whose output alone passes partitionBytesMax, and why: dead-lettered when met again. */
+  oversized: Map<bigint, string>;
+  /** Offsets of records that passed partitionBytesMax behind others: they start a transaction of their own. */
+  cuts: Set<bigint>;
+}
+
+/** A record's output would take a topic partition of the transaction past partitionBytesMax. */
+class TooLargeError extends Error {
+  constructor(readonly offset: bigint, readonly alone: boolean, readonly reason: string) {
+    super(`the record at offset ${offset} ${reason}`);
+    this.name = 'TooLargeError';
+  }
 }
 
 class DecideError extends Error {
@@ -88,7 +113,10 @@ interface Chunk {
   count: number;
   lastOffset: bigint;
   messages: Outgoing[];
-  bytes: number;
+  /** Bytes per `<topic>/<partition>`, changelog included: each is one record batch. */
+  partitionBytes: Map<string, number>;
+  /** The changelog records of the entities changed so far, as they are now (null: a tombstone). */
+  entities: Map<string, string | null>;
   decided: Array<{ command: Command; outcome: Outcome; latencyMs: number }>;
   letters: DeadLetter[];
   expired: string[];
@@ -179,7 +207,7 @@ export class Processor {
       if (this.owned.has(partition)) continue;
       const owned: Owned = {
         partition, generation: 0, status: 'restoring', producer: undefined, state: initialState(), nextOffset: 0n,
-        lastTimeMs: 0, inFlight: undefined, expiring: new Map(), poison: new Set(),
+        lastTimeMs: 0, inFlight: undefined, expiring: new Map(), poison: new Set(), oversized: new Map(), cuts: new Set(),
       };
       this.owned.set(partition, owned);
       void this.restart(owned);
@@ -230,6 +258,8 @@ export class Processor {
         if (owned.generation !== generation) return;
         owned.state = restored.state;
         owned.nextOffset = restored.nextOffset ?? await this.startOffset(owned.partition);
+        // The time committed with the state: a new owner whose clock is behind never stamps a command earlier.
+        if (restored.lastTimeMs > owned.lastTimeMs) owned.lastTimeMs = restored.lastTimeMs;
         owned.status = 'active';
         owned.expiring.clear();
         this.options.log.info(`kafka engine: partition ${owned.partition} restored (${restored.records} changelog records), next command offset ${owned.nextOffset}`);
@@ -262,12 +292,12 @@ export class Processor {
     owned.producer = producer;
   }
 
-  private async restore(partition: number): Promise<{ state: LedgerState; nextOffset: bigint | undefined; records: number }> {
+  private async restore(partition: number): Promise<{ state: LedgerState; nextOffset: bigint | undefined; lastTimeMs: number; records: number }> {
     const topic = this.options.topics.changelog;
     const restore = new ChangelogRestore();
     const records = await this.restorer.readToEnd(topic, partition, (record) => restore.apply(record.key, record.value), () => this.stopping);
     if (restore.skipped > 0) this.options.log.warn(`kafka engine: ${restore.skipped} records of ${topic} partition ${partition} were not changelog entities`);
-    return { state: restore.state(), nextOffset: restore.nextOffset, records };
+    return { state: restore.state(), nextOffset: restore.nextOffset, lastTimeMs: restore.lastTimeMs, records };
   }
 
   /** Where a partition without a changelog position starts: the group's committed offset, or the beginning. */
@@ -336,6 +366,14 @@ export class Processor {
       try {
         chunk = this.decide(owned, records);
       } catch (error) {
+        if (error instanceof TooLargeError) {
+          // The state holds the record's changes: rebuild it, then cut before the record, or dead-letter it when alone.
+          if (error.alone) owned.oversized.set(error.offset, error.reason);
+          else owned.cuts.add(error.offset);
+          this.options.log.warn(`kafka engine: partition ${owned.partition}: ${error.message}; ${error.alone ? 'it will be dead-lettered' : 'it will start the next transaction'}`);
+          void this.restart(owned);
+          return;
+        }
         // A bug, not an operating error: the state may be half changed. Rebuild it, and dead-letter the
         // record next time rather than fail on it forever.
         const offset = error instanceof DecideError ? error.offset : records[0]?.offset;
@@ -361,6 +399,8 @@ export class Processor {
   }
 
   private afterCommit(owned: Owned, chunk: Chunk): void {
+    for (const offset of owned.cuts) if (offset < owned.nextOffset) owned.cuts.delete(offset);
+    for (const offset of owned.oversized.keys()) if (offset < owned.nextOffset) owned.oversized.delete(offset);
     for (const tenant of chunk.expired) owned.expiring.delete(tenant);
     if (chunk.moreDue) this.requestExpiries();
     for (const { command, outcome, latencyMs } of chunk.decided) this.options.onDecided?.(command, outcome, latencyMs);
@@ -370,24 +410,50 @@ export class Processor {
   /** Decides records in order against the partition's state, up to a batch's worth, and builds the transaction's records. */
   private decide(owned: Owned, records: LogRecord[]): Chunk {
     const { topics, config } = this.options;
-    const chunk: Chunk = { count: 0, lastOffset: 0n, messages: [], bytes: 0, decided: [], letters: [], expired: [], moreDue: false };
-    const changed = new Set<string>();
+    const chunk: Chunk = {
+      count: 0, lastOffset: 0n, messages: [], partitionBytes: new Map(), entities: new Map(), decided: [], letters: [], expired: [], moreDue: false,
+    };
+    const changelog = `${topics.changelog}/${owned.partition}`;
+    // Room for the #next record, written last.
+    chunk.partitionBytes.set(changelog, processorLimits.recordOverheadBytes * 2);
     for (const record of records) {
+      if (chunk.count > 0 && owned.cuts.has(record.offset)) break;
       chunk.count += 1;
       chunk.lastOffset = record.offset;
+      const changed = new Set<string>();
       try {
         this.decideRecord(owned, record, chunk, changed);
+        this.noteChangelog(owned, chunk, changed);
       } catch (error) {
         throw new DecideError(record.offset, error);
       }
-      if (chunk.count >= config.processing.maxBatch || chunk.bytes >= processorLimits.transactionBytesTarget) break;
+      const over = [...chunk.partitionBytes].find(([, bytes]) => bytes > processorLimits.partitionBytesMax);
+      if (over !== undefined) {
+        throw new TooLargeError(record.offset, chunk.count === 1, `would take ${over[0]} to ${over[1]} bytes in one transaction, more than the ${processorLimits.partitionBytesMax} allowed`);
+      }
+      if (chunk.count >= config.processing.maxBatch || Math.max(...chunk.partitionBytes.values()) >= processorLimits.transactionBytesTarget) break;
     }
-    for (const { key, value } of changelogRecords(owned.state, changed)) {
+    for (const [key, value] of chunk.entities) {
       // A tombstone (null) deletes the key when the changelog is compacted.
       chunk.messages.push({ topic: topics.changelog, partition: owned.partition, key, value: value as string });
     }
-    chunk.messages.push({ topic: topics.changelog, partition: owned.partition, key: nextOffsetKey, value: encodeJson({ nextOffset: String(chunk.lastOffset + 1n) }) });
+    const next: NextRecord = { nextOffset: String(chunk.lastOffset + 1n), lastTimeMs: owned.lastTimeMs };
+    chunk.messages.push({ topic: topics.changelog, partition: owned.partition, key: nextOffsetKey, value: encodeJson(next) });
     return chunk;
+  }
+
+  /** Keeps the changelog records of what one record changed, as they are now, and counts their bytes. */
+  private noteChangelog(owned: Owned, chunk: Chunk, changed: Set<string>): void {
+    const changelog = `${this.options.topics.changelog}/${owned.partition}`;
+    let bytes = chunk.partitionBytes.get(changelog) ?? 0;
+    for (const key of changed) {
+      const before = chunk.entities.get(key);
+      const value = entityValue(owned.state, key);
+      bytes += (value?.length ?? 0) - (before?.length ?? 0);
+      if (!chunk.entities.has(key)) bytes += processorLimits.recordOverheadBytes + key.length;
+      chunk.entities.set(key, value);
+    }
+    chunk.partitionBytes.set(changelog, bytes);
   }
 
   private decideRecord(owned: Owned, record: LogRecord, chunk: Chunk, changed: Set<string>): void {
@@ -396,26 +462,53 @@ export class Processor {
       return;
     }
     const parsed = parseCommandRecord(record.key, record.value, owned.partition, (tenant) => partitionOfKey(tenant, this.commandPartitions));
+    const oversized = owned.oversized.get(record.offset);
+    if (oversized !== undefined) {
+      const reason = `its output ${oversized}; it was not applied: send it in smaller parts`;
+      this.deadLetter(owned, record, chunk, 'OUTPUT_TOO_LARGE', reason);
+      if (parsed.reply !== undefined) this.reply(chunk, owned.partition, parsed.reply, record, { error: { code: 'OUTPUT_TOO_LARGE', message: reason } });
+      return;
+    }
     if (!parsed.ok) {
       this.deadLetter(owned, record, chunk, parsed.code, parsed.reason);
       if (parsed.reply !== undefined) this.reply(chunk, owned.partition, parsed.reply, record, { error: { code: parsed.code, message: parsed.reason } });
       return;
     }
     const latencyMs = Math.max(0, this.options.clock() - record.timestampMs);
-    const results = parsed.atomic
+    const { results, applied } = parsed.atomic
       ? this.decideGroup(owned, parsed.inputs, record.offset, changed)
-      : [this.decideOne(owned, parsed.inputs[0] as CommandInput, `k${owned.partition}-${record.offset}`, changed)];
+      : { results: this.decideSingle(owned, parsed.inputs[0] as CommandInput, `k${owned.partition}-${record.offset}`, changed, chunk), applied: true };
     for (const result of results) {
       chunk.decided.push({ command: result.command, outcome: result.outcome, latencyMs });
       if (result.command.type === 'expire_due') {
         chunk.expired.push(result.command.tenant);
         if (moreDueAfterTick(owned.state.tenants.get(result.command.tenant), result.command.nowMs, result.outcome.events.length)) chunk.moreDue = true;
       }
+      // A refused group's outcomes (trial ids, a conflict_detected among them) are answered, never logged: nothing of it was applied.
+      if (!applied) continue;
       for (const event of result.outcome.events) this.push(chunk, { topic: this.options.topics.events, partition: owned.partition, key: event.tenant, value: encodeJson(event) });
     }
     if (parsed.reply !== undefined) {
       this.reply(chunk, owned.partition, parsed.reply, record, { results: results.map(({ command, outcome }): DecidedCommand => ({ id: command.id, timeMs: command.timeMs, outcome })) });
     }
+  }
+
+  /**
+   * One command; but a tick whose releases would pass expiryTickBytesMax (each event repeats the hold's lines)
+   * is decided as the releases of the holds that fit, each a `release` with reason `expired` (the event a tick
+   * gives), and another tick follows at once.
+   */
+  private decideSingle(owned: Owned, input: CommandInput, id: string, changed: Set<string>, chunk: Chunk): Array<{ command: Command; outcome: Outcome }> {
+    if (input.type === 'expire_due') {
+      const fitting = fittingDueHolds(input, owned.state.tenants.get(input.tenant), Math.min(input.nowMs, this.nowMs(owned)));
+      if (fitting !== undefined) {
+        chunk.expired.push(input.tenant);
+        chunk.moreDue = true;
+        const source = input.source === undefined ? {} : { source: input.source };
+        return fitting.map((reservationId, index) => this.decideOne(owned, { type: 'release', tenant: input.tenant, reservationId, reason: 'expired', ...source }, `${id}.${index}`, changed));
+      }
+    }
+    return [this.decideOne(owned, input, id, changed)];
   }
 
   private decideOne(owned: Owned, input: CommandInput, id: string, changed: Set<string>): { command: Command; outcome: Outcome } {
@@ -426,17 +519,18 @@ export class Processor {
   }
 
   /** All or nothing, as the embedded engine does: decided on a trial copy of the tenant first, applied only if every command is accepted. */
-  private decideGroup(owned: Owned, inputs: CommandInput[], offset: bigint, changed: Set<string>): Array<{ command: Command; outcome: Outcome }> {
+  private decideGroup(owned: Owned, inputs: CommandInput[], offset: bigint, changed: Set<string>): { results: Array<{ command: Command; outcome: Outcome }>; applied: boolean } {
     const trials = inputs.map((input) => ({ ...input, id: 'trial', timeMs: input.timeMs ?? this.nowMs(owned) }) as Command);
     const scratch = trialState(owned.state, trials);
     const outcomes = trials.map((command) => execute(scratch, command, this.options.idempotencyRecordsMax).outcome);
     if (outcomes.some((outcome) => outcome.rejection !== undefined)) {
-      return trials.map((command, index) => {
+      const results = trials.map((command, index) => {
         const outcome = outcomes[index] as Outcome;
         return { command, outcome: outcome.rejection === undefined ? { events: [], rejection: notApplied } : outcome };
       });
+      return { results, applied: false };
     }
-    return inputs.map((input, index) => this.decideOne(owned, input, `k${owned.partition}-${offset}.${index}`, changed));
+    return { results: inputs.map((input, index) => this.decideOne(owned, input, `k${owned.partition}-${offset}.${index}`, changed)), applied: true };
   }
 
   private nowMs(owned: Owned): number {
@@ -447,7 +541,10 @@ export class Processor {
 
   private push(chunk: Chunk, message: Outgoing): void {
     chunk.messages.push(message);
-    chunk.bytes += (message.key?.length ?? 0) + (message.value?.length ?? 0);
+    const partition = `${message.topic}/${message.partition ?? 0}`;
+    let bytes = processorLimits.recordOverheadBytes + (message.key?.length ?? 0) + (message.value?.length ?? 0);
+    for (const [name, value] of Object.entries(message.headers ?? {})) bytes += name.length + String(value).length;
+    chunk.partitionBytes.set(partition, (chunk.partitionBytes.get(partition) ?? 0) + bytes);
   }
 
   private reply(chunk: Chunk, partition: number, address: ReplyAddress, record: LogRecord, body: Pick<CommandReply, 'results' | 'error'>): void {
@@ -551,4 +648,26 @@ export class Processor {
     await closeQuietly('close the commands reader', remaining(), () => this.commands.close(), log);
     await closeQuietly('close the restore reader', remaining(), () => this.restorer.close(), log);
   }
+}
+
+/**
+ * Undefined when the holds a tick at its `nowMs` releases fit in expiryTickBytesMax of events; otherwise the ids of
+ * the holds due at `releaseAtMs`, oldest first, that do (at least one).
+ */
+function fittingDueHolds(tick: { tenant: string; nowMs: number; source?: string }, tenant: TenantState | undefined, releaseAtMs: number): string[] | undefined {
+  if (tenant === undefined) return undefined;
+  // An event holds the tenant, the source, the hold's id and lines; its id, time and the rest take under 256 bytes.
+  const envelopeBytes = 256 + tick.tenant.length + (tick.source?.length ?? 0);
+  const eventBytes = (reservation: Reservation): number => envelopeBytes + reservation.id.length + JSON.stringify(reservation.lines).length;
+  const due = dueReservations(tenant, tick.nowMs, limits.expirationsPerTickMax);
+  if (due.reduce((bytes, reservation) => bytes + eventBytes(reservation), 0) <= processorLimits.expiryTickBytesMax) return undefined;
+  const fitting: string[] = [];
+  let bytes = 0;
+  for (const reservation of dueReservations(tenant, releaseAtMs, limits.expirationsPerTickMax)) {
+    bytes += eventBytes(reservation);
+    if (bytes > processorLimits.expiryTickBytesMax && fitting.length > 0) break;
+    fitting.push(reservation.id);
+  }
+  // None due yet at the processor's time (the asking node's clock is ahead): the tick as it was asked.
+  return fitting.length > 0 ? fitting : undefined;
 }

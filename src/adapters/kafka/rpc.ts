@@ -15,6 +15,14 @@ import { LogReader } from './log-reader.js';
 export const rpcLimits = {
   /** Records sent in one produce request; records queued while one is in flight go in the next. */
   sendBatchRecordsMax: 1_000,
+  /**
+   * Bytes of records (keys, values, headers and an allowance per record) in one produce request, well
+   * under the broker's 1 MiB per record batch: one partition's batch over it fails the whole request,
+   * records of other partitions that were written included. A record over it goes alone.
+   */
+  sendBatchBytesMax: 512 * 1024,
+  /** What a record costs in a record batch besides its key, value and headers, at most. */
+  recordOverheadBytes: 64,
   /** Records waiting to be sent; beyond this, submits are refused (OVERLOADED) rather than queued without bound. */
   queueRecordsMax: 100_000,
   replyFetchWaitMs: 200,
@@ -110,7 +118,7 @@ export class CommandClient {
   private async flush(): Promise<void> {
     if (this.sending || this.queue.length === 0) return;
     this.sending = true;
-    const batch = this.queue.splice(0, rpcLimits.sendBatchRecordsMax);
+    const batch = this.queue.splice(0, sendBatchLength(this.queue));
     try {
       this.producer ??= openProducer(this.config, `${this.nodeId}-commands`);
       await withDeadline('produce command records', this.config.producer.deliveryTimeoutMs, this.producer.send({ messages: batch.map((item) => item.message) }));
@@ -181,4 +189,23 @@ export class CommandClient {
     if (this.loop !== undefined) await Promise.race([this.loop, sleep(remainingMs)]);
     await closeQuietly('close the replies reader', remainingMs, () => this.reader.close(), this.log);
   }
+}
+
+/** How many of the records queued first go in one produce request: at least one, within the count and byte limits. */
+function sendBatchLength(queue: Queued[]): number {
+  let bytes = 0;
+  let length = 0;
+  for (const { message } of queue) {
+    bytes += recordBytes(message);
+    if (length >= rpcLimits.sendBatchRecordsMax || (length > 0 && bytes > rpcLimits.sendBatchBytesMax)) break;
+    length += 1;
+  }
+  return length;
+}
+
+function recordBytes(message: Message): number {
+  let bytes = rpcLimits.recordOverheadBytes + Buffer.byteLength(message.key ?? '') + Buffer.byteLength(message.value ?? '');
+  const headers = message.headers instanceof Map ? [...message.headers] : Object.entries(message.headers ?? {});
+  for (const [name, value] of headers) bytes += Buffer.byteLength(name) + Buffer.byteLength(String(value));
+  return bytes;
 }
