@@ -225,7 +225,7 @@ function startDebeziumTopics(engine: Engine, config: StocklineConfig, metrics: M
     if (brokers === undefined) throw new ConfigError(`sources: debezium source ${sourceConfig.name} reads topic ${String(sourceConfig.topic)} but names no brokers (brokers:, or a kafka: section)`);
     const source = new DebeziumKafkaSource({
       config: { ...sourceConfig, topic: sourceConfig.topic as string }, brokers, groupId: sourceConfig.groupId ?? `stockline-debezium-${sourceConfig.name}`,
-      bus: engine, deadLetters: engine,
+      bus: engine, deadLetters: engine, log: logger.child({ source: `debezium:${sourceConfig.name}` }),
     });
     source.start().catch((error: unknown) => logger.error({ source: `debezium:${sourceConfig.name}`, err: error }, 'the source stopped'));
     return source;

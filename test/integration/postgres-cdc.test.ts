@@ -80,10 +80,10 @@ async function sql(text: string, values: unknown[] = []): Promise<void> {
 }
 
 /** A table with the given column definitions, and a source over it (not started). */
-async function harness(columnsSql: string, columns: ColumnMapping = mapping, identityFull = true, connectionString = database.connectionString): Promise<Harness> {
+async function harness(columnsSql: string, columns: ColumnMapping = mapping, identityFull = true, connectionString = database.connectionString, partitionBy?: string): Promise<Harness> {
   tableCounter += 1;
   const table = `stock_${tableCounter}`;
-  await sql(`CREATE TABLE ${table} (${columnsSql})`);
+  await sql(`CREATE TABLE ${table} (${columnsSql})${partitionBy === undefined ? '' : ` PARTITION BY ${partitionBy}`}`);
   if (identityFull) await sql(`ALTER TABLE ${table} REPLICA IDENTITY FULL`);
   const config: PostgresSourceConfig = {
     type: 'postgres', name: `warehouse-${tableCounter}`, connectionString,
@@ -169,6 +169,18 @@ afterAll(async () => {
   await database?.drop();
   await role?.drop();
 });
+
+/** Stops a source and drops its slot: the server has a fixed number of slots for the whole file. */
+async function retire(h: Harness, source: PostgresCdcSource = h.source): Promise<void> {
+  await source.stop();
+  // The server ends the walsender a moment after the connection closes; the slot is busy until then.
+  const released = async (): Promise<boolean> => {
+    const result = await database.client.query('SELECT 1 FROM pg_replication_slots WHERE slot_name = $1 AND active', [h.config.slot]);
+    return result.rowCount === 0;
+  };
+  expect(await eventually(released)).toBe(true);
+  await sql('SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = $1', [h.config.slot]);
+}
 
 async function startError(source: PostgresCdcSource): Promise<CdcError> {
   const error = await source.start().then(() => undefined, (thrown: unknown) => thrown);
@@ -384,7 +396,7 @@ describe('PostgreSQL change data capture', () => {
     expect(globex?.deleted).toBe(true);
   });
 
-  it('maps hard deletes through a primary key on (tenant, sku, location) with constants, and dead-letters deletes it cannot map', async () => {
+  it('maps hard deletes through a primary key on (tenant, sku, location)', async () => {
     const keyed = await harness('tenant text, sku text, location text, qty integer, PRIMARY KEY (tenant, sku, location)',
       { tenant: 'tenant', sku: 'sku', location: 'location', onHand: 'qty' }, false);
     await keyed.source.start();
@@ -393,15 +405,50 @@ describe('PostgreSQL change data capture', () => {
     await sql(`DELETE FROM ${keyed.table} WHERE sku = 'P-1'`);
     await expectLedgerEqualsTable(keyed);
     expect(keyed.bus.state.tenants.get('acme')?.skus.get('P-1')?.locations.get('main')?.onHand).toBe(0);
+  });
 
+  it('refuses a replica identity that leaves out a mapped tenant, SKU or location column, and names the fix', async () => {
     const byId = await harness('id serial PRIMARY KEY, sku text, qty integer',
       { tenantConstant: 'acme', sku: 'sku', locationConstant: 'main', onHand: 'qty' }, false);
-    await byId.source.start();
-    await sql(`INSERT INTO ${byId.table} (sku, qty) VALUES ('I-1', 4)`);
-    expect(await eventually(() => byId.bus.state.tenants.get('acme')?.skus.get('I-1')?.locations.get('main')?.onHand === 4)).toBe(true);
-    await sql(`DELETE FROM ${byId.table} WHERE sku = 'I-1'`);
-    expect(await eventually(() => byId.letters.length === 1)).toBe(true);
-    expect(byId.letters[0]?.reason).toMatch(/REPLICA IDENTITY FULL/);
+    const error = await startError(byId.source);
+    expect(error).toMatchObject({ code: 'PG_NO_REPLICA_IDENTITY', retryable: false });
+    expect(error.message).toMatch(/primary key \(id\) does not include the mapped column\(s\) sku/);
+    expect(error.message).toMatch(/REPLICA IDENTITY FULL/);
+    expect(byId.source.status().state).toBe('failed');
+
+    const partial = await harness('tenant text, sku text, location text, qty integer, PRIMARY KEY (sku, location)',
+      { tenant: 'tenant', sku: 'sku', location: 'location', onHand: 'qty' }, false);
+    expect((await startError(partial.source)).message).toMatch(/does not include the mapped column\(s\) tenant/);
+
+    // With FULL, or with constants for what the key leaves out, the same tables are fine.
+    const full = await harness('id serial PRIMARY KEY, sku text, qty integer',
+      { tenantConstant: 'acme', sku: 'sku', locationConstant: 'main', onHand: 'qty' }, true);
+    await full.source.start();
+    await retire(full);
+    const constants = await harness('tenant text, sku text, location text, qty integer, PRIMARY KEY (sku, location)',
+      { tenantConstant: 'acme', sku: 'sku', location: 'location', onHand: 'qty' }, false);
+    await constants.source.start();
+    await retire(constants);
+  });
+
+  it('dead-letters updates and deletes it cannot place when the replica identity is narrowed after setup', async () => {
+    const h = await harness('id serial PRIMARY KEY, tenant text, sku text, location text, qty integer',
+      { tenant: 'tenant', sku: 'sku', location: 'location', onHand: 'qty' }, true);
+    await sql(`INSERT INTO ${h.table} (tenant, sku, location, qty) VALUES ('acme', 'M-1', 'main', 4)`);
+    await h.source.start();
+    await expectLedgerEqualsTable(h);
+    await sql(`ALTER TABLE ${h.table} REPLICA IDENTITY DEFAULT`);
+    await sql(`UPDATE ${h.table} SET location = 'north' WHERE sku = 'M-1'`);
+    await sql(`DELETE FROM ${h.table} WHERE sku = 'M-1'`);
+    expect(await eventually(() => h.letters.length === 2)).toBe(true);
+    expect(h.letters[0]?.reason).toMatch(/UPDATE whose move .* cannot be checked.*REPLICA IDENTITY FULL/);
+    expect((h.letters[0]?.payload as { op: string; row: { location: string } })).toMatchObject({ op: 'update', row: { location: 'north' } });
+    expect(h.letters[1]?.reason).toMatch(/REPLICA IDENTITY FULL/);
+    // Nothing half-applied: the old place is not silently kept while the new one is set.
+    const sku = h.bus.state.tenants.get('acme')?.skus.get('M-1');
+    expect(sku?.locations.get('main')?.onHand).toBe(4);
+    expect(sku?.locations.has('north')).toBe(false);
+    await retire(h);
   });
 
   it('acknowledges an idle slot so it does not hold WAL', async () => {
@@ -430,6 +477,80 @@ describe('PostgreSQL change data capture', () => {
 
     const misnamed = await harness(stockColumns, { ...mapping, onHand: 'quantity' });
     expect(await startError(misnamed.source)).toMatchObject({ code: 'PG_COLUMN_MISSING', retryable: false });
+  });
+
+  it('refuses an existing publication that would miss changes: operations, columns or rows left out', async () => {
+    const keyedColumns = 'tenant text, sku text, location text, qty integer, note text, PRIMARY KEY (tenant, sku, location)';
+    const keyedMapping: ColumnMapping = { tenant: 'tenant', sku: 'sku', location: 'location', onHand: 'qty' };
+    const insertsOnly = await harness(keyedColumns, keyedMapping, false);
+    await sql(`CREATE PUBLICATION ${insertsOnly.config.publication} FOR TABLE ${insertsOnly.table} WITH (publish = 'insert')`);
+    const error = await startError(insertsOnly.source);
+    expect(error).toMatchObject({ code: 'PG_SLOT_MISMATCH', retryable: false });
+    expect(error.message).toMatch(/does not publish update, delete.*SET \(publish = 'insert, update, delete'\)/);
+    expect(insertsOnly.source.status().state).toBe('failed');
+
+    const someColumns = await harness(keyedColumns, keyedMapping, false);
+    await sql(`CREATE PUBLICATION ${someColumns.config.publication} FOR TABLE ${someColumns.table} (tenant, sku, location)`);
+    expect(await startError(someColumns.source)).toMatchObject({ code: 'PG_SLOT_MISMATCH', message: expect.stringMatching(/does not publish column\(s\) qty/) });
+
+    const someRows = await harness(keyedColumns, keyedMapping, false);
+    await sql(`CREATE PUBLICATION ${someRows.config.publication} FOR TABLE ${someRows.table} WHERE (qty > 0)`);
+    expect(await startError(someRows.source)).toMatchObject({ code: 'PG_SLOT_MISMATCH', message: expect.stringMatching(/publishes only the rows .* WHERE/) });
+
+    // A column list with every mapped column (and TRUNCATE published or not) is fine.
+    const enough = await harness(keyedColumns, keyedMapping, false);
+    await sql(`CREATE PUBLICATION ${enough.config.publication} FOR TABLE ${enough.table} (tenant, sku, location, qty)`);
+    await enough.source.start();
+    await sql(`INSERT INTO ${enough.table} VALUES ('acme', 'E-1', 'main', 2, 'x')`);
+    await sql(`UPDATE ${enough.table} SET qty = 1 WHERE sku = 'E-1'`);
+    await expectLedgerEqualsTable(enough);
+    await retire(enough);
+  });
+
+  it('publishes a partitioned table as itself, and refuses a publication that names only its partitions', async () => {
+    const partitionedColumns = 'tenant text, sku text, location text, qty integer, PRIMARY KEY (tenant, sku, location)';
+    const keyedMapping: ColumnMapping = { tenant: 'tenant', sku: 'sku', location: 'location', onHand: 'qty' };
+    const h = await harness(partitionedColumns, keyedMapping, false, database.connectionString, 'LIST (tenant)');
+    await sql(`CREATE TABLE ${h.table}_acme PARTITION OF ${h.table} FOR VALUES IN ('acme')`);
+    await sql(`CREATE TABLE ${h.table}_globex PARTITION OF ${h.table} FOR VALUES IN ('globex')`);
+    await sql(`INSERT INTO ${h.table} VALUES ('acme', 'PT-1', 'main', 5), ('globex', 'PT-2', 'main', 6)`);
+    await h.source.start();
+    await expectLedgerEqualsTable(h);
+    await sql(`UPDATE ${h.table} SET qty = 4 WHERE sku = 'PT-1'`);
+    await sql(`INSERT INTO ${h.table} VALUES ('globex', 'PT-3', 'north', 1)`);
+    await sql(`UPDATE ${h.table} SET tenant = 'acme' WHERE sku = 'PT-2'`);
+    await sql(`DELETE FROM ${h.table} WHERE sku = 'PT-3'`);
+    await expectLedgerEqualsTable(h);
+    expect(h.bus.state.tenants.get('globex')?.skus.get('PT-2')?.locations.get('main')?.onHand).toBe(0);
+    expect(h.bus.state.tenants.get('acme')?.skus.get('PT-2')?.locations.get('main')?.onHand).toBe(6);
+    expect(h.letters).toEqual([]);
+    await retire(h);
+
+    const leaves = await harness(partitionedColumns, keyedMapping, false, database.connectionString, 'LIST (tenant)');
+    await sql(`CREATE TABLE ${leaves.table}_acme PARTITION OF ${leaves.table} FOR VALUES IN ('acme')`);
+    await sql(`CREATE PUBLICATION ${leaves.config.publication} FOR TABLE ${leaves.table}`);
+    const error = await startError(leaves.source);
+    expect(error).toMatchObject({ code: 'PG_SLOT_MISMATCH', retryable: false });
+    expect(error.message).toMatch(/is partitioned.*SET \(publish_via_partition_root = true\)/);
+  });
+
+  it('reads character(n) SKUs and locations the same way in the snapshot and the stream', async () => {
+    const h = await harness('tenant text, sku char(8), location char(4), qty integer, PRIMARY KEY (tenant, sku, location)',
+      { tenant: 'tenant', sku: 'sku', location: 'location', onHand: 'qty' }, false);
+    await sql(`INSERT INTO ${h.table} VALUES ('acme', 'TEE-1', 'WH1', 10), ('acme', 'TEE-9', 'WH1', 2)`);
+    await h.source.start();
+    await sql(`UPDATE ${h.table} SET qty = 3 WHERE sku = 'TEE-1'`);
+    await sql(`INSERT INTO ${h.table} VALUES ('acme', 'TEE-2', 'WH1', 5)`);
+    await sql(`UPDATE ${h.table} SET location = 'WH2' WHERE sku = 'TEE-2'`);
+    await sql(`DELETE FROM ${h.table} WHERE sku = 'TEE-9'`);
+    const onHand = (sku: string, location: string): number | undefined => h.bus.state.tenants.get('acme')?.skus.get(sku)?.locations.get(location)?.onHand;
+    expect(await eventually(() => onHand('TEE-9', 'WH1') === 0)).toBe(true);
+    expect(h.letters).toEqual([]);
+    expect(onHand('TEE-1', 'WH1')).toBe(3);
+    expect(onHand('TEE-2', 'WH1')).toBe(0);
+    expect(onHand('TEE-2', 'WH2')).toBe(5);
+    expect([...(h.bus.state.tenants.get('acme')?.skus.keys() ?? [])].sort()).toEqual(['TEE-1', 'TEE-2', 'TEE-9']);
+    await retire(h);
   });
 
   it('runs as a role with only REPLICATION, SELECT on the table and a publication made for it', async () => {

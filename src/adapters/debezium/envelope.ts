@@ -75,6 +75,9 @@ function mapUpsert(payload: Json, config: DebeziumSourceConfig, seq: string): En
   const source = debeziumSourceId(config);
   const changes: RowChange[] = [];
   // With REPLICA IDENTITY FULL the before image shows a row that moved: its old place holds nothing now.
+  // Without `before` (the default identity) a move cannot be seen from the event: only the new place is
+  // set. A key over the mapped columns is safe (Debezium sends a change of it as `d` then `c`); with any
+  // other key the source table needs REPLICA IDENTITY FULL, and that is not knowable here.
   if (isObject(payload.before)) {
     const before = mapKey(payload.before as Row, config.columns);
     if (before.ok && keyString(before.value) !== keyString(image.value)) changes.push(removalChange(before.value, source, seq));

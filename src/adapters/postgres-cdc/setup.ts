@@ -31,9 +31,10 @@ async function checkWalLevel(admin: pg.Client): Promise<void> {
   }
 }
 
-async function checkTable(admin: pg.Client, name: TableName, mapping: ColumnMapping): Promise<void> {
-  const table = await admin.query<{ oid: number }>(
-    `SELECT c.oid FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+/** Checks the table, its columns and replica identity; returns whether it is partitioned. */
+async function checkTable(admin: pg.Client, name: TableName, mapping: ColumnMapping): Promise<{ partitioned: boolean }> {
+  const table = await admin.query<{ oid: number; relkind: string }>(
+    `SELECT c.oid, c.relkind FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
       WHERE n.nspname = $1 AND c.relname = $2 AND c.relkind IN ('r', 'p')`, [name.schema, name.table]);
   const oid = table.rows[0]?.oid;
   if (oid === undefined) throw new CdcError('PG_TABLE_MISSING', `table ${name.schema}.${name.table} does not exist`, false);
@@ -43,31 +44,52 @@ async function checkTable(admin: pg.Client, name: TableName, mapping: ColumnMapp
   if (missing.length > 0) {
     throw new CdcError('PG_COLUMN_MISSING', `table ${name.schema}.${name.table} has no column ${missing.join(', ')} (names are matched exactly, case included)`, false);
   }
-  await checkReplicaIdentity(admin, oid, name);
+  await checkReplicaIdentity(admin, oid, name, mapping);
+  return { partitioned: table.rows[0]?.relkind === 'p' };
+}
+
+/** The mapped columns that say where stock is (tenant, SKU, location); constants are not columns. */
+export function mappedKeyColumns(mapping: ColumnMapping): string[] {
+  const columns = [mapping.tenant, mapping.sku, mapping.location];
+  return columns.filter((column): column is string => column !== undefined);
 }
 
 /**
  * A published table without a replica identity makes PostgreSQL refuse its UPDATEs and DELETEs, so
- * publishing it would break the merchant's own writes: refuse, and say what to change.
+ * publishing it would break the merchant's own writes: refuse, and say what to change. An identity
+ * that leaves out a mapped tenant, SKU or location column is refused too: PostgreSQL would then send
+ * no old value of that column, so a row that moves (or is deleted) would leave its stock at the old
+ * place without anyone noticing.
  */
-async function checkReplicaIdentity(admin: pg.Client, oid: number, name: TableName): Promise<void> {
-  const result = await admin.query<{ identity: string; has_key: boolean }>(
+async function checkReplicaIdentity(admin: pg.Client, oid: number, name: TableName, mapping: ColumnMapping): Promise<void> {
+  const result = await admin.query<{ identity: string; key_columns: string[] | null }>(
     `SELECT c.relreplident AS identity,
-            EXISTS (SELECT 1 FROM pg_index i WHERE i.indrelid = c.oid AND (i.indisprimary OR i.indisreplident)) AS has_key
+            (SELECT array_agg(a.attname::text ORDER BY a.attname)
+               FROM pg_index i JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = ANY (i.indkey)
+              WHERE i.indrelid = c.oid AND CASE c.relreplident WHEN 'd' THEN i.indisprimary WHEN 'i' THEN i.indisreplident ELSE false END) AS key_columns
        FROM pg_class c WHERE c.oid = $1`, [oid]);
   const row = result.rows[0];
-  const usable = row !== undefined && (row.identity === 'f' || ((row.identity === 'd' || row.identity === 'i') && row.has_key));
-  if (!usable) {
-    throw new CdcError('PG_NO_REPLICA_IDENTITY', `table ${name.schema}.${name.table} has no replica identity; publishing it would make its UPDATE and DELETE statements fail. Add a primary key or run ALTER TABLE ${name.schema}.${name.table} REPLICA IDENTITY FULL`, false);
+  const table = `${name.schema}.${name.table}`;
+  if (row?.identity === 'f') return;
+  const keyColumns = row?.key_columns ?? [];
+  if (keyColumns.length === 0) {
+    throw new CdcError('PG_NO_REPLICA_IDENTITY', `table ${table} has no replica identity; publishing it would make its UPDATE and DELETE statements fail. Add a primary key or run ALTER TABLE ${table} REPLICA IDENTITY FULL`, false);
+  }
+  const uncovered = mappedKeyColumns(mapping).filter((column) => !keyColumns.includes(column));
+  if (uncovered.length > 0) {
+    const identity = row?.identity === 'i' ? 'replica identity index' : 'primary key';
+    throw new CdcError('PG_NO_REPLICA_IDENTITY', `table ${table}: its ${identity} (${keyColumns.join(', ')}) does not include the mapped column(s) ${uncovered.join(', ')}, so PostgreSQL would not send their old values and a row that moves to another tenant, SKU or location, or is deleted, could not be mapped. Run ALTER TABLE ${table} REPLICA IDENTITY FULL, or make the primary key cover ${mappedKeyColumns(mapping).join(', ')}`, false);
   }
 }
 
 /** Creates the publication FOR TABLE when it is missing; an existing one must include the table. */
-async function ensurePublication(admin: pg.Client, publication: string, name: TableName): Promise<void> {
+async function ensurePublication(admin: pg.Client, publication: string, name: TableName, mapping: ColumnMapping, partitioned: boolean): Promise<void> {
   const existing = await admin.query('SELECT 1 FROM pg_publication WHERE pubname = $1', [publication]);
   if (existing.rowCount === 0) {
-    // TRUNCATE is left out: it carries no rows to map (see docs/change-data-capture.md).
-    const sql = `CREATE PUBLICATION ${pg.escapeIdentifier(publication)} FOR TABLE ${qualifiedName(name)} WITH (publish = 'insert, update, delete')`;
+    // TRUNCATE is left out: it carries no rows to map (see docs/change-data-capture.md). A partitioned
+    // table is published as itself, not as its partitions, so its changes carry its name.
+    const viaRoot = partitioned ? ', publish_via_partition_root = true' : '';
+    const sql = `CREATE PUBLICATION ${pg.escapeIdentifier(publication)} FOR TABLE ${qualifiedName(name)} WITH (publish = 'insert, update, delete'${viaRoot})`;
     try {
       await admin.query(sql);
     } catch (error) {
@@ -75,9 +97,43 @@ async function ensurePublication(admin: pg.Client, publication: string, name: Ta
       if ((error as { code?: string }).code !== '42710') throw asCdcError(error, `creating publication ${publication}`);
     }
   }
-  const covers = await admin.query('SELECT 1 FROM pg_publication_tables WHERE pubname = $1 AND schemaname = $2 AND tablename = $3', [publication, name.schema, name.table]);
-  if (covers.rowCount === 0) {
-    throw new CdcError('PG_SLOT_MISMATCH', `publication ${publication} does not include table ${name.schema}.${name.table}: ALTER PUBLICATION ${publication} ADD TABLE ${name.schema}.${name.table}`, false);
+  await checkPublishedOperations(admin, publication, name, partitioned);
+  await checkPublishedRows(admin, publication, name, mapping);
+}
+
+/** A publication that leaves out UPDATE or DELETE, or a partitioned table not published as itself, loses changes without a trace. */
+async function checkPublishedOperations(admin: pg.Client, publication: string, name: TableName, partitioned: boolean): Promise<void> {
+  const result = await admin.query<{ pubinsert: boolean; pubupdate: boolean; pubdelete: boolean; pubviaroot: boolean }>(
+    'SELECT pubinsert, pubupdate, pubdelete, pubviaroot FROM pg_publication WHERE pubname = $1', [publication]);
+  const row = result.rows[0];
+  const missing = row === undefined ? ['insert', 'update', 'delete'] : (['insert', 'update', 'delete'] as const).filter((op) => !row[`pub${op}`]);
+  if (missing.length > 0) {
+    throw new CdcError('PG_SLOT_MISMATCH', `publication ${publication} does not publish ${missing.join(', ')}, so those changes would be missed: ALTER PUBLICATION ${publication} SET (publish = 'insert, update, delete')`, false);
+  }
+  // Without it PostgreSQL publishes the partitions' changes under the partitions' names, not the table's.
+  if (partitioned && row?.pubviaroot !== true) {
+    throw new CdcError('PG_SLOT_MISMATCH', `table ${name.schema}.${name.table} is partitioned and publication ${publication} publishes its partitions under their own names: ALTER PUBLICATION ${publication} SET (publish_via_partition_root = true)`, false);
+  }
+}
+
+/** The publication must send every row of the table (no row filter) with every mapped column. */
+async function checkPublishedRows(admin: pg.Client, publication: string, name: TableName, mapping: ColumnMapping): Promise<void> {
+  const table = `${name.schema}.${name.table}`;
+  const covers = await admin.query<{ attnames: string[] | null; rowfilter: string | null }>(
+    'SELECT attnames::text[] AS attnames, rowfilter FROM pg_publication_tables WHERE pubname = $1 AND schemaname = $2 AND tablename = $3',
+    [publication, name.schema, name.table]);
+  const row = covers.rows[0];
+  if (row === undefined) {
+    throw new CdcError('PG_SLOT_MISMATCH', `publication ${publication} does not include table ${table}: ALTER PUBLICATION ${publication} ADD TABLE ${table}`, false);
+  }
+  const republish = `ALTER PUBLICATION ${publication} DROP TABLE ${table}, then ALTER PUBLICATION ${publication} ADD TABLE ${table}`;
+  if (row.rowfilter !== null) {
+    throw new CdcError('PG_SLOT_MISMATCH', `publication ${publication} publishes only the rows of ${table} WHERE ${row.rowfilter}, so changes of the other rows (and rows leaving the filter) would be missed: ${republish}`, false);
+  }
+  const published = row.attnames;
+  const missing = published === null ? [] : mappedColumns(mapping).filter((column) => !published.includes(column));
+  if (missing.length > 0) {
+    throw new CdcError('PG_SLOT_MISMATCH', `publication ${publication} does not publish column(s) ${missing.join(', ')} of ${table}: ${republish} (without a column list)`, false);
   }
 }
 
@@ -98,8 +154,8 @@ export async function prepareDatabase(admin: pg.Client, config: PostgresSourceCo
   try {
     const name = tableNameOf(config);
     await checkWalLevel(admin);
-    await checkTable(admin, name, config.columns);
-    await ensurePublication(admin, config.publication, name);
+    const { partitioned } = await checkTable(admin, name, config.columns);
+    await ensurePublication(admin, config.publication, name, config.columns, partitioned);
     return { slotExists: await inspectSlot(admin, config.slot) };
   } catch (error) {
     throw asCdcError(error, `preparing source ${config.name}`);

@@ -9,10 +9,26 @@ import { CdcError } from './errors.js';
 import { cdcLimits } from './limits.js';
 import { lsnSeq, parseLsn } from './lsn.js';
 import type { ReplicationConnection, StreamMessage } from './replication-connection.js';
-import type { RowChange } from './row-mapping.js';
+import type { Row, RowChange } from './row-mapping.js';
+import { mappedKeyColumns } from './setup.js';
 import type { TableName } from './setup.js';
 import { TransactionChanges } from './transaction.js';
 import type { DeadLetterDraft } from './transaction.js';
+
+/** PostgreSQL's OID of character(n), whose text in the stream keeps the padding that a cast to text drops. */
+const bpcharOid = 1042;
+
+/**
+ * A row as the snapshot reads it (`::text`): character(n) values without their trailing blanks, so
+ * that `'WH1 '` in the stream and `'WH1'` in the snapshot are the same location.
+ */
+function rowOf(relation: Pgoutput.MessageRelation, tuple: Row): Row {
+  const padded = relation.columns.filter((column) => column.typeOid === bpcharOid && typeof tuple[column.name] === 'string');
+  if (padded.length === 0) return tuple;
+  const row: Record<string, unknown> = { ...tuple };
+  for (const column of padded) row[column.name] = (row[column.name] as string).replace(/ +$/, '');
+  return row;
+}
 
 export interface SessionContext {
   slot: string;
@@ -99,6 +115,13 @@ export class StreamSession {
     return relation.schema === this.context.table.schema && relation.name === this.context.table.table;
   }
 
+  /** Whether every UPDATE of the relation shows a move: checked at setup, but the table may have changed since. */
+  private identityCoversKey(relation: Pgoutput.MessageRelation): boolean {
+    if (relation.replicaIdentity === 'full') return true;
+    if (relation.replicaIdentity === 'nothing') return false;
+    return mappedKeyColumns(this.context.mapping).every((column) => relation.keyColumns.includes(column));
+  }
+
   private data(message: Pgoutput.Message): void {
     const open = this.open;
     switch (message.tag) {
@@ -106,14 +129,19 @@ export class StreamSession {
         this.open = { changes: new TransactionChanges(this.context.mapping), commitTimeMs: Number((message.commitTime as unknown as bigint) / 1000n) };
         return;
       case 'insert':
-        if (this.isOurs(message.relation)) open?.changes.add({ op: 'insert', row: message.new });
+        if (this.isOurs(message.relation)) open?.changes.add({ op: 'insert', row: rowOf(message.relation, message.new) });
         return;
       case 'update':
-        if (this.isOurs(message.relation)) open?.changes.add({ op: 'update', row: message.new, old: message.old ?? message.key });
+        if (this.isOurs(message.relation)) {
+          const old = message.old ?? message.key;
+          open?.changes.add({ op: 'update', row: rowOf(message.relation, message.new), old: old === null ? null : rowOf(message.relation, old), identityCoversKey: this.identityCoversKey(message.relation) });
+        }
         return;
-      case 'delete':
-        if (this.isOurs(message.relation)) open?.changes.add({ op: 'delete', old: message.old ?? message.key });
+      case 'delete': {
+        const old = message.old ?? message.key;
+        if (this.isOurs(message.relation)) open?.changes.add({ op: 'delete', old: old === null ? null : rowOf(message.relation, old) });
         return;
+      }
       case 'truncate':
         if (message.relations.some((relation) => relation !== undefined && this.isOurs(relation))) open?.changes.add({ op: 'truncate' });
         return;

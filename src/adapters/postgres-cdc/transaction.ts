@@ -6,8 +6,12 @@ import type { Row, RowChange, RowImage, RowKey } from './row-mapping.js';
 
 export type ReplicatedChange =
   | { op: 'insert'; row: Row }
-  /** `old` is the old image (REPLICA IDENTITY FULL), the old key (when the key changed) or null. */
-  | { op: 'update'; row: Row; old: Row | null }
+  /**
+   * `old` is the old image (REPLICA IDENTITY FULL), the old key (when the key changed) or null.
+   * `identityCoversKey`: the replica identity is FULL or its key holds every mapped tenant, SKU and
+   * location column, so a row that moved always comes with its old place.
+   */
+  | { op: 'update'; row: Row; old: Row | null; identityCoversKey: boolean }
   | { op: 'delete'; old: Row | null }
   | { op: 'truncate' };
 
@@ -33,7 +37,7 @@ export class TransactionChanges {
   add(change: ReplicatedChange): void {
     switch (change.op) {
       case 'insert': return this.addImage(change.op, change.row);
-      case 'update': return this.addUpdate(change.row, change.old);
+      case 'update': return this.addUpdate(change.row, change.old, change.identityCoversKey);
       case 'delete': return this.addDelete(change.old);
       case 'truncate': return this.letter('TRUNCATE is not applied to the ledger: the stock of the truncated rows is unchanged', 'truncate', null);
     }
@@ -60,8 +64,13 @@ export class TransactionChanges {
     this.put(image.value, { kind: 'image', image: image.value });
   }
 
-  /** A row whose tenant, SKU or location changed leaves its old place empty. */
-  private addUpdate(row: Row, old: Row | null): void {
+  /**
+   * A row whose tenant, SKU or location changed leaves its old place empty. When the replica identity
+   * cannot show a move (it was changed after setup checked it), the update is a dead letter: applying
+   * only its new place could leave the old one holding stock that is gone.
+   */
+  private addUpdate(row: Row, old: Row | null, identityCoversKey: boolean): void {
+    if (!identityCoversKey) return this.letter(`UPDATE whose move to another tenant, SKU or location cannot be checked: ${identityHint}`, 'update', row);
     if (old !== null) {
       const before = mapKey(old, this.mapping);
       const after = mapKey(row, this.mapping);

@@ -2,6 +2,8 @@
 
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DebeziumKafkaSource } from '../../../src/adapters/debezium/kafka-source.js';
+import { AppError } from '../../../src/app/engine.js';
+import type { CommandInput, Submitted } from '../../../src/app/ports.js';
 import { EmbeddedEngine } from '../../../src/adapters/sqlite/embedded-engine.js';
 import { ensureKafkaBroker, kafkaTool, uniqueTopicPrefix } from '../../support/kafka-broker.js';
 import { eventually } from '../../support/pg.js';
@@ -50,6 +52,39 @@ describe('a Debezium source on a Kafka topic', () => {
     } finally {
       await source.stop();
       await engine.close();
+    }
+  }, 120_000);
+
+  it('consumes again from the committed offset after a retryable bus failure', async () => {
+    const retryTopic = `${prefix}.retry.public.stock`;
+    await kafkaTool(['topics', '--bootstrap-server', bootstrap, '--create', '--topic', retryTopic, '--partitions', '1', '--replication-factor', '1']);
+    const engine = new EmbeddedEngine({ path: ':memory:', expiryIntervalMs: 0 });
+    let failures = 1;
+    const bus = {
+      submit: (command: CommandInput): Promise<Submitted> => engine.submit(command),
+      submitMany: (commands: CommandInput[]): Promise<Submitted[]> => {
+        if (failures > 0) {
+          failures -= 1;
+          return Promise.reject(new AppError('OVERLOADED', 'too many commands waiting; retry shortly', true));
+        }
+        return engine.submitMany(commands);
+      },
+    };
+    const source = new DebeziumKafkaSource({
+      config: { type: 'debezium', name: 'shop', table: 'public.stock', topic: retryTopic, columns: { tenant: 'tenant', sku: 'sku', location: 'location', onHand: 'qty', deletedAt: 'deleted_at' } },
+      brokers: [bootstrap], groupId: `${prefix}-debezium-retry`, bus, deadLetters: engine, random: () => 0,
+    });
+    try {
+      await source.start();
+      const lines = [change('r', 40, 100), change('u', 33, 200), change('u', 31, 300)];
+      await kafkaTool(['console-producer', '--bootstrap-server', bootstrap, '--topic', retryTopic], `${lines.join('\n')}\n`);
+      expect(await eventually(() => source.status().consumed >= lines.length, 30_000, 50), 'every record consumed').toBe(true);
+      expect(engine.tenant('acme')?.skus.get('TEE')?.locations.get('main')?.onHand).toBe(31);
+      expect(source.status()).toMatchObject({ restarts: 1, consuming: true, lastError: 'too many commands waiting; retry shortly' });
+    } finally {
+      await source.stop();
+      await engine.close();
+      await kafkaTool(['topics', '--bootstrap-server', bootstrap, '--delete', '--topic', retryTopic]).catch(() => undefined);
     }
   }, 120_000);
 });
