@@ -75,8 +75,14 @@ const closeSnapshotHeapShareMax = 0.4;
 /** Never logged: keys and signatures in request headers, connection strings with passwords. */
 const secretPaths = ['req.headers.authorization', 'req.headers["x-api-key"]', 'req.headers["x-shopify-hmac-sha256"]', 'connectionString', '*.connectionString'];
 
+/** The shortest admin key taken: it opens every tenant, and 401s are not rate-limited. */
+const adminKeyLengthMin = 24;
+
 export async function start(options: StartOptions): Promise<Running> {
   const { config, io } = options;
+  if (options.adminKey !== undefined && options.adminKey !== '' && options.adminKey.length < adminKeyLengthMin) {
+    throw new ConfigError(`STOCKLINE_ADMIN_KEY: must be at least ${adminKeyLengthMin} characters (it opens every tenant); make one with: openssl rand -hex 24`);
+  }
   mkdirSync(config.dataDir, { recursive: true });
   const logger = pino({ level: config.logLevel, redact: secretPaths });
   const metrics = new Metrics();

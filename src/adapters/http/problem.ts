@@ -201,6 +201,8 @@ export function instanceOf(request: FastifyRequest): string {
 
 export function sendProblem(reply: FastifyReply, request: FastifyRequest, error: HttpProblem): FastifyReply {
   for (const [name, value] of Object.entries(error.headers)) reply.header(name, value);
+  // Set by the auth hook, which a request refused before routing (a malformed URL) never reaches.
+  if (!reply.hasHeader('x-request-id')) reply.header('x-request-id', request.id);
   if (error.spec.retryable && error.spec.status === 503 && !reply.hasHeader('retry-after')) reply.header('retry-after', '1');
   return reply.code(error.spec.status).type(problemContentType).send(JSON.stringify(problemBody(error, instanceOf(request))));
 }

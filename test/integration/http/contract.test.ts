@@ -511,9 +511,11 @@ describe('static files', () => {
       expect(response.statusCode, path).toBe(404);
       expect(response.headers['content-type']).toBe(problemType);
     }
-    const malformed = await web.inject('GET', '/%E0%A4%A', { key: null });
+    const malformed = await web.inject('GET', '/%E0%A4%A', { key: null, headers: { 'x-request-id': 'req-bad-url' } });
     expect(malformed.statusCode).toBe(400);
     expect(json(malformed).code).toBe('MALFORMED_REQUEST');
+    // Refused before routing, where the auth hook sets it: the id is on the answer all the same.
+    expect(malformed.headers['x-request-id']).toBe('req-bad-url');
   });
 
   it('API routes still need their key beside the static files', async () => {

@@ -171,8 +171,21 @@ describe('stream', () => {
     await until(() => api.subscribers() === before);
   });
 
+  it('opens every stream with the newest durable id: a client cut off before the next change resumes from it', async () => {
+    await call('POST', `${base}/adjustments`, { sku: 'A', delta: 1 });
+    const first = await open();
+    const opening = await first.reader.next();
+    expect(opening).toMatchObject({ id: String(api.engine.committedPosition()), data: '' });
+    first.abort.abort();
+    // Changed while no stream was open: the resumed stream sends it.
+    await call('POST', `${base}/adjustments`, { sku: 'B', delta: 2 });
+    const { reader } = await open('', { 'last-event-id': String(opening?.id) });
+    expect(data(await reader.find((message) => message.event === 'availability'))).toMatchObject({ sku: 'B', onHand: 2 });
+  });
+
   it('closing the server ends open streams', async () => {
     const { reader } = await open();
+    expect(await reader.next()).toMatchObject({ id: String(api.engine.committedPosition()) });
     await until(() => api.subscribers() === 1);
     const closing = api.app.close();
     expect(await reader.next()).toBeUndefined();
@@ -182,6 +195,13 @@ describe('stream', () => {
 });
 
 describe('stream bounds', () => {
+  it('has no HEAD route, which would hold a place and never answer', async () => {
+    await start();
+    const response = await fetch(`${url}${base}/stream`, { method: 'HEAD', headers: { authorization: `Bearer ${api.keys.read}` } });
+    expect(response.status).toBe(404);
+    expect(api.subscribers()).toBe(0);
+  });
+
   it('sends a heartbeat comment', async () => {
     await start({ stream: { heartbeatMs: 20 } });
     const { reader } = await open();
@@ -229,6 +249,7 @@ describe('stream bounds', () => {
     await start({ stream: { clientBufferBytesMax: 64 * 1024 } });
     await stock(10_000);
     const { reader } = await open();
+    await reader.find((message) => message.id !== undefined);
     await call('PUT', `${base}/channels/web`, { bufferUnits: 1 });
     let sent = 0;
     const last = await reader.find((message) => {

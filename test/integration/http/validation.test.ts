@@ -111,10 +111,13 @@ describe('validation', () => {
     expect(json(response).code).toBe('MALFORMED_REQUEST');
   });
 
-  it('a body that is not JSON is 415 UNSUPPORTED_MEDIA_TYPE', async () => {
+  it('a body that is not JSON is 415 UNSUPPORTED_MEDIA_TYPE, text/plain included', async () => {
     const response = await api.inject('POST', `${base}/reservations`, { body: 'channel=web', headers: { 'content-type': 'application/x-www-form-urlencoded' } });
     expect(response.statusCode).toBe(415);
     expect(json(response).code).toBe('UNSUPPORTED_MEDIA_TYPE');
+    const text = await api.inject('POST', `${base}/adjustments`, { body: '{"sku":"A","delta":1}', headers: { 'content-type': 'text/plain' } });
+    expect(text.statusCode).toBe(415);
+    expect(json(text).code).toBe('UNSUPPORTED_MEDIA_TYPE');
   });
 });
 

@@ -217,7 +217,9 @@ async function follow(client: StreamClient, engine: Engine, tenant: string, resu
   // Committed, not decided: the log holds only what is committed, and every batch told from now on comes after it.
   const head = engine.committedPosition();
   const skus = resumeAfter === undefined ? new Set<string>() : await changedSince(engine, tenant, resumeAfter, head, options);
-  await pace(skus.size === 0 ? [].values() : availabilityMessages(tenantState, skus, head, options));
+  // Every stream starts with an id: a client that loses the connection before the tenant's next change then
+  // resumes from it and is sent what changed meanwhile, instead of starting afresh with nothing.
+  await pace(skus.size === 0 ? [`id: ${head}\n\n`].values() : availabilityMessages(tenantState, skus, head, options));
 }
 
 interface StreamRoute {
@@ -241,6 +243,8 @@ export const streamRoutes: FastifyPluginAsync<{ engine: Engine; stream?: Partial
   });
 
   app.get<StreamRoute>('/v1/tenants/:tenant/stream', {
+    // A HEAD of the stream would be hijacked like a GET and never answered, holding a place.
+    exposeHeadRoute: false,
     config: { scope: 'read', tokenInQuery: true, longLived: true },
     schema: {
       summary: 'Server-Sent Events: availability, conflict and reservation messages; resumable with Last-Event-ID',
