@@ -13,6 +13,13 @@ export interface LagSource {
   depth(): Array<{ tenant: string; channel: string; count: number }>;
 }
 
+/** The oversell label of a recount below what is sold (no channel sold it). */
+const recountChannel = 'external';
+/** The oversell label of channels past `oversellChannelsMax`. */
+const otherChannels = 'other';
+/** Channel names an oversell label takes beside the configured ones. */
+const oversellChannelsMax = 100;
+
 const latencyBucketsSeconds = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
 const propagationBucketsSeconds = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60];
 
@@ -31,6 +38,7 @@ export class Metrics {
   private readonly events: Counter<'type'>;
   private readonly conflicts: Counter<'kind'>;
   private readonly oversells: Counter<'channel'>;
+  private readonly oversellChannels = new Set<string>();
   private readonly deadLetters: Counter<'source'>;
   private readonly reservationLatency: Histogram<'outcome'>;
   private readonly propagation: Histogram<'channel'>;
@@ -150,8 +158,25 @@ export class Metrics {
     // Counters that alerts compare over time exist from the start, at zero, for every known channel.
     for (const { channel } of channels) {
       this.oversells.inc({ channel }, 0);
+      this.oversellChannels.add(channel);
       for (const outcome of ['ok', 'retry', 'failed']) this.pushes.inc({ channel, outcome }, 0);
     }
+    // Recounts and channels past the bound have their series from the start too: after a restart the first
+    // incident is an increase from 0, not a series that comes back at the value it had.
+    for (const channel of [recountChannel, otherChannels]) this.oversells.inc({ channel }, 0);
+  }
+
+  /**
+   * The label of an oversell's channel: a channel an order names is the caller's choice, so past
+   * `oversellChannelsMax` names (configured channels count apart) the rest share one label and the
+   * series stay bounded; the events name each.
+   */
+  private oversellLabel(channel: string | undefined): string {
+    if (channel === undefined) return recountChannel;
+    if (this.oversellChannels.has(channel)) return channel;
+    if (this.oversellChannels.size >= this.configuredChannels.length + oversellChannelsMax) return otherChannels;
+    this.oversellChannels.add(channel);
+    return channel;
   }
 
   /** The engine whose readiness `stockline_engine_ready` reports at each scrape. */
@@ -228,7 +253,7 @@ export class Metrics {
     cached(this.eventCounters, event.type, () => this.events.labels(event.type)).inc();
     if (event.type !== 'conflict_detected') return;
     this.conflicts.inc({ kind: event.data.kind });
-    if (event.data.kind === 'oversell') this.oversells.inc({ channel: event.data.channel ?? 'external' });
+    if (event.data.kind === 'oversell') this.oversells.inc({ channel: this.oversellLabel(event.data.channel) });
   }
 
   deadLettered(source: string): void {

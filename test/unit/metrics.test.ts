@@ -78,6 +78,29 @@ describe('metrics', () => {
     ]);
   });
 
+  it('labels oversells by channel within a bound, with the recount and overflow series there from the start', async () => {
+    const metrics = new Metrics(Date.now, { processMetrics: false });
+    metrics.watchChannels({ oldestUnsynced: () => [], depth: () => [] }, [{ tenant: 'acme', channel: 'shop' }]);
+    expect(await sample(metrics, 'stockline_oversell_incidents_total')).toEqual([
+      'stockline_oversell_incidents_total{channel="shop"} 0',
+      'stockline_oversell_incidents_total{channel="external"} 0',
+      'stockline_oversell_incidents_total{channel="other"} 0',
+    ]);
+    const oversell = (channel?: string) => ({ position: 1, event: { type: 'conflict_detected', data: { kind: 'oversell', sku: 'A', location: 'wh', shortfall: 1, ...(channel === undefined ? {} : { channel }) } } }) as never;
+    // An order names its channel freely: 150 names, of which the first 100 get a series and the rest share one.
+    const named = Array.from({ length: 150 }, (_, index) => oversell(`marketplace-${index}`));
+    metrics.batchCommitted({ events: [oversell('shop'), oversell(), ...named, oversell('marketplace-0')], touched: new Map() });
+    const lines = await sample(metrics, 'stockline_oversell_incidents_total');
+    expect(lines).toHaveLength(3 + 100);
+    expect(lines).toEqual(expect.arrayContaining([
+      'stockline_oversell_incidents_total{channel="shop"} 1',
+      'stockline_oversell_incidents_total{channel="external"} 1',
+      'stockline_oversell_incidents_total{channel="other"} 50',
+      'stockline_oversell_incidents_total{channel="marketplace-0"} 2',
+      'stockline_oversell_incidents_total{channel="marketplace-99"} 1',
+    ]));
+  });
+
   it('reports whether the engine takes commands at each scrape (no engine watched: not ready)', async () => {
     const metrics = new Metrics(Date.now, { processMetrics: false });
     expect(await sample(metrics, 'stockline_engine_ready')).toEqual(['stockline_engine_ready 0']);
