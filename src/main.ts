@@ -234,6 +234,7 @@ function startDebeziumTopics(engine: Engine, config: StocklineConfig, metrics: M
       bus: engine, deadLetters: engine, log: logger.child({ source: `debezium:${sourceConfig.name}` }),
     });
     source.start().catch((error: unknown) => logger.error({ source: `debezium:${sourceConfig.name}`, err: error }, 'the source stopped'));
+    metrics.watchSourceUp(`debezium:${sourceConfig.name}`, () => source.status().consuming);
     return source;
   });
 }
@@ -249,6 +250,7 @@ function startSources(engine: Engine, offsets: SourceOffsets, config: StocklineC
       log: logger.child({ source: `pg:${sourceConfig.slot}` }),
     });
     source.start().catch((error: unknown) => logger.error({ source: `pg:${sourceConfig.slot}`, err: error }, 'the source stopped'));
+    metrics.watchSourceUp(`pg:${sourceConfig.slot}`, () => source.status().state === 'streaming');
     return source;
   });
 }

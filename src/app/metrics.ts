@@ -44,6 +44,7 @@ export class Metrics {
   private readonly propagation: Histogram<'channel'>;
   private readonly pushes: Counter<'channel' | 'outcome'>;
   private readonly cdcLag: Gauge<'source'>;
+  private readonly sourcesUp = new Map<string, () => boolean>();
   private readonly kafkaLag: Gauge<'topic'>;
   private readonly snapshotFailures: Counter;
   /** Children per label values, so counting on every command does not hash a labels object. */
@@ -70,6 +71,15 @@ export class Metrics {
     this.propagation = new Histogram({ name: 'stockline_propagation_latency_seconds', help: 'From a change to the channel acknowledging the new quantity.', labelNames: ['channel'], buckets: propagationBucketsSeconds, registers });
     this.pushes = new Counter({ name: 'stockline_channel_pushes_total', help: 'Channel pushes by outcome (ok, retry, failed).', labelNames: ['channel', 'outcome'], registers });
     this.cdcLag = new Gauge({ name: 'stockline_cdc_lag_seconds', help: 'From the source commit to the change being applied, newest change per source.', labelNames: ['source'], registers });
+    const sourcesUp = this.sourcesUp;
+    new Gauge({
+      name: 'stockline_cdc_source_up', labelNames: ['source'], registers,
+      help: 'Whether a change-data-capture source is streaming (1) or not (0: connecting, reconnecting, failed): its lag is not measured meanwhile.',
+      collect() {
+        this.reset();
+        for (const [source, up] of sourcesUp) this.set({ source }, up() ? 1 : 0);
+      },
+    });
     this.kafkaLag = new Gauge({ name: 'stockline_kafka_consumer_lag_records', help: 'Records on the commands topic not yet processed.', labelNames: ['topic'], registers });
     this.snapshotFailures = new Counter({ name: 'stockline_snapshot_failures_total', help: 'Snapshots of the embedded engine that could not be written; until one is, a restart replays more of the log.', registers });
     const collectLag = (gauge: Gauge<'tenant' | 'channel'>): void => this.collectLag(gauge);
@@ -210,6 +220,11 @@ export class Metrics {
   /** The watch whose last full collection `stockline_heap_old_generation_live_bytes` and `stockline_heap_full` report. */
   watchHeap(heap: HeapWatch): void {
     this.heap = heap;
+  }
+
+  /** Whether a source streams, read at each scrape: the lag of a source that never connects is never set. */
+  watchSourceUp(source: string, up: () => boolean): void {
+    this.sourcesUp.set(source, up);
   }
 
   /** Dead-letter counters start at zero for every configured source. */

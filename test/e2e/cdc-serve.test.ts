@@ -48,6 +48,8 @@ describe('a PostgreSQL stock table feeding a running Stockline', () => {
     const first = await startStockline(['--data-dir', dataDir, '--config', configFile]);
     try {
       await until(async () => (await fetch(`${first.url}/readyz`)).status === 200, 'ready once the source is connected');
+      await until(async () => (await (await fetch(`${first.url}/metrics`)).text()).includes('stockline_cdc_source_up{source="pg:'), 'the source reported');
+      expect(await (await fetch(`${first.url}/metrics`)).text()).toMatch(/^stockline_cdc_source_up\{source="pg:[^"]+"\} 1$/m);
       await until(async () => (await sku(first, 'acme', 'TEE-M'))?.onHand === 40, 'the initial snapshot');
       expect((await sku(first, 'globex', 'TEE-M'))?.onHand).toBe(7);
 

@@ -101,6 +101,19 @@ describe('metrics', () => {
     ]));
   });
 
+  it('reports at each scrape whether each change-data-capture source streams', async () => {
+    const metrics = new Metrics(Date.now, { processMetrics: false });
+    let streaming = false;
+    metrics.watchSourceUp('pg:warehouse', () => streaming);
+    metrics.watchSourceUp('debezium:shop', () => true);
+    expect(await sample(metrics, 'stockline_cdc_source_up')).toEqual([
+      'stockline_cdc_source_up{source="pg:warehouse"} 0',
+      'stockline_cdc_source_up{source="debezium:shop"} 1',
+    ]);
+    streaming = true;
+    expect(await sample(metrics, 'stockline_cdc_source_up')).toContain('stockline_cdc_source_up{source="pg:warehouse"} 1');
+  });
+
   it('reports whether the engine takes commands at each scrape (no engine watched: not ready)', async () => {
     const metrics = new Metrics(Date.now, { processMetrics: false });
     expect(await sample(metrics, 'stockline_engine_ready')).toEqual(['stockline_engine_ready 0']);
