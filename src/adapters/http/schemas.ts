@@ -148,6 +148,25 @@ export const errorResponses: Record<string, Schema> = {
 
 export const bearerSecurity: Array<Record<string, string[]>> = [{ bearerAuth: [] }, { apiKeyHeader: [] }];
 
+/** In a route's schema beside `bodyDefaultsToEmpty`: the OpenAPI document then says the body may be left out. */
+export const optionalBody = { 'x-optional-body': true } as const;
+
+/** Marks the request bodies of the operations that carry `optionalBody` as not required, and drops the mark. */
+export function markOptionalBodies<T>(document: T): T {
+  const paths = (document as { paths?: Record<string, Record<string, Record<string, unknown>>> }).paths ?? {};
+  for (const operations of Object.values(paths)) {
+    for (const operation of Object.values(operations)) {
+      if (operation[optionalBodyMark] !== true) continue;
+      delete operation[optionalBodyMark];
+      const requestBody = operation.requestBody as { required?: boolean } | undefined;
+      if (requestBody !== undefined) requestBody.required = false;
+    }
+  }
+  return document;
+}
+
+const optionalBodyMark = 'x-optional-body';
+
 /** A preValidation hook for routes whose body is optional: no body reads as `{}`, so the schema and its defaults apply. */
 export async function bodyDefaultsToEmpty(request: FastifyRequest): Promise<void> {
   if (request.body === undefined || request.body === null) request.body = {};

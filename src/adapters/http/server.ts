@@ -7,6 +7,7 @@ import type { FastifyBaseLogger, FastifyInstance, FastifyPluginAsync, FastifyRep
 import pino from 'pino';
 import type { Bindings, ChildLoggerOptions, Logger, LoggerOptions } from 'pino';
 import swagger from '@fastify/swagger';
+import type { FastifyDynamicSwaggerOptions } from '@fastify/swagger';
 import { Ajv } from 'ajv';
 import type { Engine } from '../../app/engine.js';
 import { authHook, identityRoutes } from './auth.js';
@@ -23,7 +24,7 @@ import { reservationRoutes } from './routes/reservations.js';
 import { skuRoutes } from './routes/skus.js';
 import { streamRoutes } from './routes/stream.js';
 import type { StreamOptions } from './routes/stream.js';
-import { httpLimits } from './schemas.js';
+import { httpLimits, markOptionalBodies } from './schemas.js';
 import { staticFiles } from './static.js';
 
 export interface ServerOptions {
@@ -147,7 +148,9 @@ const openapi = {
       },
     },
   },
-} as const;
+  // Routes that read no body as `{}` say so: a generated client need not send one.
+  transformObject: (document) => markOptionalBodies('openapiObject' in document ? document.openapiObject : document.swaggerObject),
+} satisfies FastifyDynamicSwaggerOptions;
 
 /**
  * Many clients send `Content-Type: application/json` with no body on POSTs like commit; that reads as no body

@@ -81,6 +81,29 @@ describe('health and documentation', () => {
     ]));
     expect(document.paths['/healthz']?.get?.security).toEqual([]);
     expect(document.paths['/v1/tenants/{tenant}/reservations']?.post?.security).toEqual([{ bearerAuth: [] }, { apiKeyHeader: [] }]);
+    // Every operation that answers 2xx says what it answers; the stream is text, not JSON.
+    const operations = Object.entries(document.paths).flatMap(([path, methods]) => Object.entries(methods).map(([method, operation]) => ({ at: `${method} ${path}`, ...operation as { responses?: Record<string, unknown>; requestBody?: { required?: boolean } } })));
+    for (const { at, responses } of operations) expect(Object.keys(responses ?? {}).some((status) => /^2/.test(status)), at).toBe(true);
+    // Routes that read no body as {} do not require one; the others do.
+    const bodyRequired = Object.fromEntries(operations.filter((operation) => operation.requestBody !== undefined).map(({ at, requestBody }) => [at, requestBody?.required]));
+    expect(bodyRequired).toMatchObject({
+      'post /v1/tenants/{tenant}/reservations/{id}/commit': false, 'post /v1/tenants/{tenant}/reservations/{id}/release': false,
+      'put /v1/tenants/{tenant}/channels/{channel}': false, 'post /v1/tenants/{tenant}/reservations': true, 'post /v1/tenants/{tenant}/adjustments': true,
+    });
+    expect(JSON.stringify(document)).not.toContain('x-optional-body');
+  });
+
+  it('answers an adjustment and a batch in the shapes the OpenAPI document gives', async () => {
+    expect(expectJson(await api.inject('POST', `${base}/adjustments`, { body: { sku: 'A', delta: 3 } }), 200))
+      .toEqual({ sku: 'A', location: 'default', mode: 'delta', delta: 3, onHand: 3, conflicts: [] });
+    const batch = expectJson(await api.inject('POST', `${base}/adjustments`, { body: { adjustments: [{ sku: 'A', set: 1 }, { sku: 'A', delta: -5 }] } }), 200);
+    expect(batch).toMatchObject({
+      applied: 1, rejected: 1,
+      results: [
+        { index: 0, status: 'applied', sku: 'A', location: 'default', mode: 'set', delta: -2, onHand: 1, conflicts: [] },
+        { index: 1, status: 'rejected', error: { code: 'INVALID_QUANTITY', status: 409, onHand: 1, delta: -5 } },
+      ],
+    });
   });
 
   it('answers an unknown route with a NOT_FOUND problem', async () => {

@@ -7,7 +7,7 @@ import type { Engine } from '../../../app/engine.js';
 import type { CommandInput } from '../../../app/ports.js';
 import { problemBody, rejectionProblem, settle, validationProblem } from '../problem.js';
 import type { FieldError, Problem } from '../problem.js';
-import { bearerSecurity, errorResponses, fields, httpLimits, idempotencyHeaders, object, params } from '../schemas.js';
+import { bearerSecurity, errorResponses, fields, httpLimits, idempotencyHeaders, object, params, problemSchema } from '../schemas.js';
 
 export interface AdjustmentRequest {
   sku: string;
@@ -83,6 +83,32 @@ function batchItemOf(index: number, outcome: Outcome): BatchItem {
   return { index, status: 'rejected', error: problemBody(rejectionProblem(outcome.rejection)) };
 }
 
+const adjustmentResultProperties = {
+  sku: { type: 'string' }, location: { type: 'string' }, mode: { enum: ['delta', 'set'] }, delta: { type: 'integer' }, onHand: { type: 'integer' },
+  conflicts: { type: 'array', items: object({ kind: { type: 'string' }, shortfall: { type: 'integer' } }, ['kind']) },
+};
+const adjustmentResultRequired = ['sku', 'location', 'mode', 'delta', 'onHand', 'conflicts'];
+
+/** One adjustment's result, or a batch's: every item applied (with its result) or rejected (with its problem). */
+const adjustmentAnswer = {
+  description: 'The adjustment applied, or for a batch every item in order, applied or rejected.',
+  anyOf: [
+    object(adjustmentResultProperties, adjustmentResultRequired),
+    object({
+      applied: { type: 'integer' }, rejected: { type: 'integer' },
+      results: {
+        type: 'array',
+        items: {
+          anyOf: [
+            object({ index: { type: 'integer' }, status: { const: 'applied' }, ...adjustmentResultProperties }, ['index', 'status', ...adjustmentResultRequired]),
+            object({ index: { type: 'integer' }, status: { const: 'rejected' }, error: problemSchema }, ['index', 'status', 'error']),
+          ],
+        },
+      },
+    }, ['applied', 'rejected', 'results']),
+  ],
+};
+
 interface Route {
   Params: { tenant: string };
   Body: AdjustmentRequest | { adjustments: AdjustmentRequest[] };
@@ -96,7 +122,7 @@ export const adjustmentRoutes: FastifyPluginAsync<{ engine: Engine }> = async (a
       summary: 'Adjusts on-hand stock: one adjustment, or `adjustments` (up to 1000) applied in order',
       description: 'A batch is validated whole first (400 and nothing applied), then applied in order; each item is accepted or refused on its own and the answer lists every result. Idempotency-Key applies to single adjustments.',
       tags: ['stock'], security: bearerSecurity, params: params({ tenant: fields.tenant }), headers: idempotencyHeaders, body,
-      response: errorResponses,
+      response: { 200: adjustmentAnswer, ...errorResponses },
     },
   }, async (request, reply) => {
     const { tenant } = request.params;

@@ -5,7 +5,7 @@ import { defaultChannelPolicy, limits } from '../../../core/index.js';
 import type { ChannelPolicy, TenantState } from '../../../core/index.js';
 import type { Engine } from '../../../app/engine.js';
 import { settle } from '../problem.js';
-import { bearerSecurity, bodyDefaultsToEmpty, channelPolicyView, errorResponses, fields, object, params } from '../schemas.js';
+import { bearerSecurity, bodyDefaultsToEmpty, channelPolicyView, errorResponses, fields, object, optionalBody, params } from '../schemas.js';
 
 export interface ChannelPolicyViewBody extends ChannelPolicy {
   channel: string;
@@ -41,7 +41,7 @@ export const channelRoutes: FastifyPluginAsync<{ engine: Engine }> = async (app,
     preValidation: bodyDefaultsToEmpty,
     schema: {
       summary: "Sets a channel's policy; fields left out take their defaults", tags: ['channels'], security: bearerSecurity,
-      params: channelParams, body: policyBody, response: { 200: channelPolicyView, ...errorResponses },
+      params: channelParams, body: policyBody, ...optionalBody, response: { 200: channelPolicyView, ...errorResponses },
     },
   }, async (request, reply) => {
     const { tenant, channel } = request.params;

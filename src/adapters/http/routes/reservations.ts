@@ -9,7 +9,7 @@ import type { CommandInput } from '../../../app/ports.js';
 import { problem, refuseWhenHeapFull, settle } from '../problem.js';
 import type { HeapFullReason } from '../problem.js';
 import {
-  bearerSecurity, bodyDefaultsToEmpty, cartLines, errorResponses, fields, httpLimits, idempotencyHeaders, object, params, reservationView,
+  bearerSecurity, bodyDefaultsToEmpty, cartLines, errorResponses, fields, httpLimits, idempotencyHeaders, object, optionalBody, params, reservationView,
 } from '../schemas.js';
 
 export interface ReservationViewBody {
@@ -175,7 +175,7 @@ function transitionRoutes(app: FastifyInstance, engine: Engine): void {
     preValidation: bodyDefaultsToEmpty,
     schema: {
       summary: 'Turns a held reservation into an order (its units become committed)', tags: ['reservations'], security: bearerSecurity,
-      params: reservationParams, headers: idempotencyHeaders, body: object({ orderRef: fields.orderRef }),
+      params: reservationParams, headers: idempotencyHeaders, body: object({ orderRef: fields.orderRef }), ...optionalBody,
       response: { 200: reservationView, ...errorResponses },
     },
   }, async (request, reply) => {
@@ -193,7 +193,7 @@ function transitionRoutes(app: FastifyInstance, engine: Engine): void {
     schema: {
       summary: 'Gives back a held reservation (`released`), or cancels a committed order (`cancelled`)', tags: ['reservations'],
       security: bearerSecurity, params: reservationParams, headers: idempotencyHeaders,
-      body: object({ reason: { enum: ['released', 'cancelled'], default: 'released' } }),
+      body: object({ reason: { enum: ['released', 'cancelled'], default: 'released' } }), ...optionalBody,
       response: { 200: reservationView, ...errorResponses },
     },
   }, async (request, reply) => {
