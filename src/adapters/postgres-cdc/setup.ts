@@ -97,14 +97,16 @@ async function ensurePublication(admin: pg.Client, publication: string, name: Ta
       if ((error as { code?: string }).code !== '42710') throw asCdcError(error, `creating publication ${publication}`);
     }
   }
-  await checkPublishedOperations(admin, publication, name, partitioned);
-  await checkPublishedRows(admin, publication, name, mapping);
+  // Partitions published through the root came with PostgreSQL 13, row filters and column lists with 15.
+  const version = Number((await admin.query<{ version: string }>("SELECT current_setting('server_version_num') AS version")).rows[0]?.version ?? 0);
+  await checkPublishedOperations(admin, publication, name, partitioned, version >= 130000);
+  await checkPublishedRows(admin, publication, name, mapping, version >= 150000);
 }
 
 /** A publication that leaves out UPDATE or DELETE, or a partitioned table not published as itself, loses changes without a trace. */
-async function checkPublishedOperations(admin: pg.Client, publication: string, name: TableName, partitioned: boolean): Promise<void> {
+async function checkPublishedOperations(admin: pg.Client, publication: string, name: TableName, partitioned: boolean, hasViaRoot: boolean): Promise<void> {
   const result = await admin.query<{ pubinsert: boolean; pubupdate: boolean; pubdelete: boolean; pubviaroot: boolean }>(
-    'SELECT pubinsert, pubupdate, pubdelete, pubviaroot FROM pg_publication WHERE pubname = $1', [publication]);
+    `SELECT pubinsert, pubupdate, pubdelete, ${hasViaRoot ? 'pubviaroot' : 'false AS pubviaroot'} FROM pg_publication WHERE pubname = $1`, [publication]);
   const row = result.rows[0];
   const missing = row === undefined ? ['insert', 'update', 'delete'] : (['insert', 'update', 'delete'] as const).filter((op) => !row[`pub${op}`]);
   if (missing.length > 0) {
@@ -117,10 +119,11 @@ async function checkPublishedOperations(admin: pg.Client, publication: string, n
 }
 
 /** The publication must send every row of the table (no row filter) with every mapped column. */
-async function checkPublishedRows(admin: pg.Client, publication: string, name: TableName, mapping: ColumnMapping): Promise<void> {
+async function checkPublishedRows(admin: pg.Client, publication: string, name: TableName, mapping: ColumnMapping, hasFilters: boolean): Promise<void> {
   const table = `${name.schema}.${name.table}`;
+  const columns = hasFilters ? 'attnames::text[] AS attnames, rowfilter' : 'NULL::text[] AS attnames, NULL::text AS rowfilter';
   const covers = await admin.query<{ attnames: string[] | null; rowfilter: string | null }>(
-    'SELECT attnames::text[] AS attnames, rowfilter FROM pg_publication_tables WHERE pubname = $1 AND schemaname = $2 AND tablename = $3',
+    `SELECT ${columns} FROM pg_publication_tables WHERE pubname = $1 AND schemaname = $2 AND tablename = $3`,
     [publication, name.schema, name.table]);
   const row = covers.rows[0];
   if (row === undefined) {
