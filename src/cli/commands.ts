@@ -19,7 +19,7 @@ function fail(io: CliIo, command: string, error: unknown): number {
 
 export async function keysMain(args: string[], io: CliIo): Promise<number> {
   const { keysCommand } = await import('./keys.js');
-  return keysCommand(args, io, (dataDir) => openDatabase(dataDir ?? process.env.STOCKLINE_DATA_DIR ?? './data'));
+  return keysCommand(args, io, (dataDir, file) => openDatabase(dataDir, file));
 }
 
 export async function ingestMain(args: string[], io: CliIo): Promise<number> {

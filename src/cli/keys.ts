@@ -1,21 +1,32 @@
-// `stockline keys create|list|revoke`: API keys in the embedded engine's database; a new key is printed once.
+// `stockline keys create|list|revoke`: API keys in the file the configured engine reads them from; a new key is printed once.
 
+import { existsSync } from 'node:fs';
 import type { Database } from 'better-sqlite3';
 import type { Scope } from '../adapters/http/auth.js';
 import { scopes as knownScopes } from '../adapters/http/auth.js';
 import { ApiKeyStore, KeyRequestError } from '../adapters/sqlite/api-keys.js';
 import type { ApiKeyInfo } from '../adapters/sqlite/api-keys.js';
 import { migrate } from '../adapters/sqlite/schema.js';
+import { ConfigError } from '../app/config.js';
+import type { StocklineConfig } from '../app/config.js';
+import { contextOf, databaseFile } from './context.js';
 import { parseArgs, UsageError } from './io.js';
 import type { CliIo } from './io.js';
 
-export const keysUsage = `usage: stockline keys create (--tenant T | --admin) --scopes read,write [--data-dir DIR]
-       stockline keys list [--data-dir DIR]
-       stockline keys revoke ID [--data-dir DIR]
+export const keysUsage = `usage: stockline keys create (--tenant T | --admin) --scopes read,write [--data-dir DIR] [--config FILE]
+       stockline keys list [--data-dir DIR] [--config FILE]
+       stockline keys revoke ID [--data-dir DIR] [--config FILE]
 scopes: read (reads), write (also changes stock and reservations), admin (also imports events)
+the data folder: --data-dir, else $STOCKLINE_DATA_DIR, else dataDir of the configuration (--config, else $STOCKLINE_CONFIG), else ./data
 `;
 
 type Io = Pick<CliIo, 'stdout' | 'stderr'>;
+type Action = 'create' | 'list' | 'revoke';
+
+/** The file the server keeps its API keys in: the embedded engine's own, or a Kafka node's local one (see startEngine in main.ts). */
+export function keysFileOf(engine: StocklineConfig['engine']): string {
+  return engine === 'kafka' ? 'stockline-node.db' : 'stockline.db';
+}
 
 function parseScopes(text: string): Scope[] {
   const listed = text.split(',').map((scope) => scope.trim()).filter((scope) => scope !== '');
@@ -24,13 +35,20 @@ function parseScopes(text: string): Scope[] {
   return listed as Scope[];
 }
 
-function create(store: ApiKeyStore, options: Record<string, string | boolean>, io: Io): number {
-  const tenant = typeof options.tenant === 'string' ? options.tenant : null;
-  if ((tenant === null) === (options.admin !== true)) throw new UsageError('give exactly one of --tenant T and --admin');
+/** Checks the arguments of an action before any file is opened, so a mistake never depends on the folder. */
+function checkArguments(action: Action, options: Record<string, string | boolean>, positional: string[]): void {
+  if (action === 'revoke' && positional[0] === undefined) throw new UsageError('revoke needs the id of a key (see keys list)');
+  if (action !== 'create') return;
+  if ((typeof options.tenant === 'string') === (options.admin === true)) throw new UsageError('give exactly one of --tenant T and --admin');
   if (typeof options.scopes !== 'string') throw new UsageError('--scopes is required, e.g. --scopes read,write');
-  const created = store.create({ tenant, scopes: parseScopes(options.scopes) });
+  parseScopes(options.scopes);
+}
+
+function create(store: ApiKeyStore, options: Record<string, string | boolean>, path: string, io: Io): number {
+  const tenant = typeof options.tenant === 'string' ? options.tenant : null;
+  const created = store.create({ tenant, scopes: parseScopes(options.scopes as string) });
   io.stdout(`${created.key}\n`);
-  io.stderr(`created key ${created.id} for ${tenant === null ? 'every tenant (admin)' : `tenant ${tenant}`}; it is shown this once, store it now\n`);
+  io.stderr(`created key ${created.id} for ${tenant === null ? 'every tenant (admin)' : `tenant ${tenant}`} in ${path}; it is shown this once, store it now\n`);
   return 0;
 }
 
@@ -45,8 +63,7 @@ function list(store: ApiKeyStore, io: Io): number {
   return 0;
 }
 
-function revoke(store: ApiKeyStore, id: string | undefined, io: Io): number {
-  if (id === undefined) throw new UsageError('revoke needs the id of a key (see keys list)');
+function revoke(store: ApiKeyStore, id: string, io: Io): number {
   if (!store.revoke(id)) {
     io.stderr(`stockline keys: no key ${id}\n`);
     return 1;
@@ -55,28 +72,56 @@ function revoke(store: ApiKeyStore, id: string | undefined, io: Io): number {
   return 0;
 }
 
-/** `openDb` opens the embedded engine's database, in `--data-dir` when one is given. */
-export async function keysCommand(args: string[], io: Io, openDb: (dataDir?: string) => Database): Promise<number> {
+/**
+ * Why the keys cannot go to `file` in `dataDir`, or undefined when they can. Opening a missing file would
+ * make a database no server reads, so only the first key of a fresh embedded folder may create it (a key
+ * can be made before the first `serve`, which then opens that file).
+ */
+function refusal(action: Action, engine: StocklineConfig['engine'], dataDir: string, file: string): string | undefined {
+  if (existsSync(databaseFile(dataDir, file))) return undefined;
+  const where = 'give the data folder the server uses (--data-dir, or its configuration with --config or STOCKLINE_CONFIG)';
+  if (engine === 'kafka') return `no ${file} in ${dataDir}: a Kafka node keeps its keys there once it has served; start stockline serve with this configuration first, or ${where}`;
+  const nodeFile = keysFileOf('kafka');
+  if (existsSync(databaseFile(dataDir, nodeFile))) return `${dataDir} holds a Kafka node's ${nodeFile} but no ${file}: give the node's configuration (--config or STOCKLINE_CONFIG) so the key goes where its server reads keys`;
+  if (action !== 'create') return `no ${file} in ${dataDir}: ${where}`;
+  return undefined;
+}
+
+/** `openDb` opens (creating if need be) the database `file` in `dataDir`; the folder comes from the same options as for serve. */
+export async function keysCommand(args: string[], io: Io, openDb: (dataDir: string, file: string) => Database): Promise<number> {
   const [action, ...rest] = args;
   let parsed: ReturnType<typeof parseArgs>;
+  let context: ReturnType<typeof contextOf>;
   try {
     if (action !== 'create' && action !== 'list' && action !== 'revoke') throw new UsageError(`unknown action ${action ?? '(none)'}`);
-    parsed = parseArgs(rest, { string: ['tenant', 'scopes', 'data-dir'], boolean: ['admin'] });
+    parsed = parseArgs(rest, { string: ['tenant', 'scopes', 'data-dir', 'config'], boolean: ['admin'] });
+    checkArguments(action, parsed.options, parsed.positional);
+    context = contextOf(rest);
   } catch (error) {
+    if (error instanceof ConfigError) {
+      io.stderr(`stockline keys: ${error.message}\n`);
+      return 2;
+    }
     if (!(error instanceof UsageError)) throw error;
     io.stderr(`stockline keys: ${error.message}\n${keysUsage}`);
     return 2;
   }
   const { options, positional } = parsed;
-  const db = openDb(typeof options['data-dir'] === 'string' ? options['data-dir'] : undefined);
+  const file = keysFileOf(context.config.engine);
+  const refused = refusal(action, context.config.engine, context.dataDir, file);
+  if (refused !== undefined) {
+    io.stderr(`stockline keys: ${refused}\n`);
+    return 2;
+  }
+  const db = openDb(context.dataDir, file);
   try {
     migrate(db);
     const store = new ApiKeyStore(db);
-    if (action === 'create') return create(store, options, io);
+    if (action === 'create') return create(store, options, databaseFile(context.dataDir, file), io);
     if (action === 'list') return list(store, io);
-    return revoke(store, positional[0], io);
+    return revoke(store, positional[0] as string, io);
   } catch (error) {
-    if (!(error instanceof UsageError) && !(error instanceof KeyRequestError)) throw error;
+    if (!(error instanceof KeyRequestError)) throw error;
     io.stderr(`stockline keys: ${error.message}\n${keysUsage}`);
     return 2;
   } finally {

@@ -4,7 +4,8 @@ import { evolve, initialState, toSnapshot } from '../core/index.js';
 import type { InventoryEvent } from '../core/index.js';
 import { validateEvent } from '../app/event-validation.js';
 import { formatDiff, jsonDiff } from '../app/json-diff.js';
-import { eventsOf, InputError, readDocuments, readJson } from './input.js';
+import { InputError, inputLimits, readEvents, readJson } from './input.js';
+import type { InputLimits } from './input.js';
 import { parseArgs, UsageError } from './io.js';
 import type { CliIo } from './io.js';
 
@@ -16,7 +17,8 @@ function expectedStateOf(value: unknown): unknown {
   return value;
 }
 
-export async function replayCommand(args: string[], io: CliIo): Promise<number> {
+/** Events are folded as they are read, so NDJSON of any size is replayed without holding it. */
+export async function replayCommand(args: string[], io: CliIo, limits: InputLimits = inputLimits): Promise<number> {
   let file: string;
   let options: Record<string, string | boolean>;
   try {
@@ -28,26 +30,27 @@ export async function replayCommand(args: string[], io: CliIo): Promise<number> 
     io.stderr(`stockline replay: ${(error as Error).message}\n${replayUsage}`);
     return 2;
   }
-  let events: unknown[];
+  const state = initialState();
+  let count = 0;
   let expected: unknown;
   try {
-    events = eventsOf(await readDocuments(file, io.stdin));
-    if (typeof options.expect === 'string') expected = expectedStateOf(await readJson(options.expect, io.stdin));
+    // The expected state first: a file that cannot be read is found before any replaying.
+    if (typeof options.expect === 'string') expected = expectedStateOf(await readJson(options.expect, io.stdin, limits));
+    for await (const event of readEvents(file, io.stdin, limits)) {
+      const violations = validateEvent(event);
+      if (violations.length > 0) {
+        io.stderr(violations.map((v) => `event ${count}: ${v.pointer}: ${v.message}\n`).join(''));
+        io.stderr('stockline replay: stopped at the first invalid event; nothing was replayed past it\n');
+        return 1;
+      }
+      evolve(state, event as InventoryEvent);
+      count += 1;
+      if (options.progress === true && count % progressEveryEvents === 0) io.stderr(`replayed ${count} events\n`);
+    }
   } catch (error) {
     if (!(error instanceof InputError)) throw error;
     io.stderr(`stockline replay: ${error.message}\n`);
     return 2;
-  }
-  const state = initialState();
-  for (let index = 0; index < events.length; index += 1) {
-    const violations = validateEvent(events[index]);
-    if (violations.length > 0) {
-      io.stderr(violations.map((v) => `event ${index}: ${v.pointer}: ${v.message}\n`).join(''));
-      io.stderr('stockline replay: stopped at the first invalid event; nothing was replayed past it\n');
-      return 1;
-    }
-    evolve(state, events[index] as InventoryEvent);
-    if (options.progress === true && (index + 1) % progressEveryEvents === 0) io.stderr(`replayed ${index + 1} of ${events.length} events\n`);
   }
   const snapshot = toSnapshot(state);
   if (expected === undefined) {
@@ -56,9 +59,9 @@ export async function replayCommand(args: string[], io: CliIo): Promise<number> 
   }
   const differences = jsonDiff(expected, snapshot);
   if (differences.length === 0) {
-    io.stdout(`replayed ${events.length} events: the state matches ${String(options.expect)}\n`);
+    io.stdout(`replayed ${count} events: the state matches ${String(options.expect)}\n`);
     return 0;
   }
-  io.stdout(`replayed ${events.length} events: the state differs from ${String(options.expect)} at ${differences.length} places\n${formatDiff(differences)}`);
+  io.stdout(`replayed ${count} events: the state differs from ${String(options.expect)} at ${differences.length} places\n${formatDiff(differences)}`);
   return 1;
 }

@@ -1,11 +1,15 @@
-// `stockline keys`: create prints a working key once, list shows keys without secrets, revoke stops a key.
+// `stockline keys`: create prints a working key once, list shows keys without secrets, revoke stops a key;
+// the keys go to the file the configured server reads them from.
 
-import { mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { PassThrough } from 'node:stream';
 import Database from 'better-sqlite3';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { keysCommand } from '../../../src/cli/keys.js';
+import { keysMain } from '../../../src/cli/commands.js';
+import { openDatabase } from '../../../src/cli/context.js';
 import { ApiKeyStore } from '../../../src/adapters/sqlite/api-keys.js';
 
 let dir: string;
@@ -14,14 +18,18 @@ let opened: string[];
 beforeEach(() => {
   dir = mkdtempSync(join(tmpdir(), 'stockline-keys-'));
   opened = [];
+  // The folder of these tests, unless a test gives another; no configuration from the shell.
+  vi.stubEnv('STOCKLINE_DATA_DIR', dir);
+  vi.stubEnv('STOCKLINE_CONFIG', undefined);
 });
 
 afterEach(() => {
+  vi.unstubAllEnvs();
   rmSync(dir, { recursive: true, force: true });
 });
 
-const openDb = (dataDir?: string): Database.Database => {
-  const path = join(dataDir ?? dir, 'stockline.db');
+const openDb = (dataDir: string = dir, file = 'stockline.db'): Database.Database => {
+  const path = join(dataDir, file);
   opened.push(path);
   return new Database(path);
 };
@@ -98,5 +106,108 @@ describe('stockline keys', () => {
     expect(result.code).toBe(2);
     expect(result.stderr).toMatch(message);
     expect(result.stdout).toBe('');
+  });
+});
+
+describe('stockline keys: the folder and file the server reads', () => {
+  beforeEach(() => {
+    vi.stubEnv('STOCKLINE_DATA_DIR', undefined);
+  });
+
+  async function main(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+    let stdout = '';
+    let stderr = '';
+    const code = await keysMain(args, { stdout: (text) => { stdout += text; }, stderr: (text) => { stderr += text; }, stdin: new PassThrough() });
+    return { code, stdout, stderr };
+  }
+
+  function verifyIn(path: string, key: string): ReturnType<ApiKeyStore['verify']> {
+    const db = new Database(path, { readonly: true });
+    try {
+      return new ApiKeyStore(db).verify(key);
+    } finally {
+      db.close();
+    }
+  }
+
+  /** A configuration whose dataDir is a folder a server has already opened. */
+  function servedConfig(engine: 'embedded' | 'kafka'): { file: string; dataDir: string } {
+    const dataDir = join(dir, 'kc', 'data');
+    const kafka = engine === 'kafka' ? 'engine: kafka\nkafka: { brokers: ["127.0.0.1:19092"] }\n' : '';
+    const file = join(dir, 'kc.yaml');
+    writeFileSync(file, `${kafka}dataDir: ${JSON.stringify(dataDir)}\n`);
+    openDatabase(dataDir, engine === 'kafka' ? 'stockline-node.db' : 'stockline.db').close();
+    return { file, dataDir };
+  }
+
+  it.each([
+    ['--config', (file: string) => ['--config', file]],
+    ['STOCKLINE_CONFIG', (file: string) => { vi.stubEnv('STOCKLINE_CONFIG', file); return []; }],
+  ])('with %s and no data folder given, create writes to the dataDir of the configuration', async (_name, configure) => {
+    const config = servedConfig('embedded');
+    const created = await main('create', '--tenant', 'acme', '--scopes', 'read', ...configure(config.file));
+    expect(created.stderr).toContain(join(config.dataDir, 'stockline.db'));
+    expect(created.code).toBe(0);
+    expect(verifyIn(join(config.dataDir, 'stockline.db'), created.stdout.trim())).toMatchObject({ tenant: 'acme' });
+    expect((await main('list', ...configure(config.file))).stdout).toContain(`${created.stdout.trim().slice(3, 19)}\tacme\t`);
+  });
+
+  it('--data-dir wins over the configuration, as for serve', async () => {
+    const config = servedConfig('embedded');
+    const other = join(dir, 'other');
+    const created = await main('create', '--admin', '--scopes', 'admin', '--config', config.file, '--data-dir', other);
+    expect(created.code).toBe(0);
+    expect(verifyIn(join(other, 'stockline.db'), created.stdout.trim())).toMatchObject({ tenant: null });
+  });
+
+  it('on a Kafka node the key goes to stockline-node.db, where its server reads keys', async () => {
+    const config = servedConfig('kafka');
+    const created = await main('create', '--tenant', 'acme', '--scopes', 'read,write', '--config', config.file);
+    expect(created.stderr).toContain(join(config.dataDir, 'stockline-node.db'));
+    expect(created.code).toBe(0);
+    expect(verifyIn(join(config.dataDir, 'stockline-node.db'), created.stdout.trim())).toMatchObject({ tenant: 'acme', scopes: ['read', 'write'] });
+    expect(readdirSync(config.dataDir).filter((name) => name.endsWith('.db'))).toEqual(['stockline-node.db']);
+  });
+
+  it('refuses a Kafka node folder whose server has not run, and creates nothing', async () => {
+    const file = join(dir, 'kafka.yaml');
+    writeFileSync(file, `engine: kafka\nkafka: { brokers: ["127.0.0.1:19092"] }\ndataDir: ${JSON.stringify(join(dir, 'node'))}\n`);
+    const created = await main('create', '--tenant', 'acme', '--scopes', 'read', '--config', file);
+    expect(created.code).toBe(2);
+    expect(created.stdout).toBe('');
+    expect(created.stderr).toMatch(/no stockline-node\.db in .*node: .*start stockline serve/);
+    expect(existsSync(join(dir, 'node'))).toBe(false);
+  });
+
+  it('refuses list and revoke on a folder with no database, and creates nothing', async () => {
+    const empty = join(dir, 'empty');
+    for (const args of [['list'], ['revoke', '0000000000000000']]) {
+      const result = await main(...args, '--data-dir', empty);
+      expect(result.code).toBe(2);
+      expect(result.stderr).toMatch(/no stockline\.db in .*empty: give the data folder the server uses/);
+    }
+    expect(existsSync(empty)).toBe(false);
+  });
+
+  it('refuses to put a stockline.db beside a Kafka node\'s stockline-node.db when the configuration is missing', async () => {
+    mkdirSync(join(dir, 'node'));
+    openDatabase(join(dir, 'node'), 'stockline-node.db').close();
+    const created = await main('create', '--tenant', 'acme', '--scopes', 'read', '--data-dir', join(dir, 'node'));
+    expect(created.code).toBe(2);
+    expect(created.stderr).toMatch(/Kafka node's stockline-node\.db .*--config or STOCKLINE_CONFIG/);
+    expect(existsSync(join(dir, 'node', 'stockline.db'))).toBe(false);
+  });
+
+  it('the first key of a fresh embedded folder creates its database there, for a serve that comes later', async () => {
+    const fresh = join(dir, 'fresh');
+    const created = await main('create', '--tenant', 'acme', '--scopes', 'read', '--data-dir', fresh);
+    expect(created.code).toBe(0);
+    expect(verifyIn(join(fresh, 'stockline.db'), created.stdout.trim())).toMatchObject({ tenant: 'acme' });
+  });
+
+  it('an unreadable configuration is exit 2 with its message', async () => {
+    const result = await main('list', '--config', join(dir, 'missing.yaml'));
+    expect(result.code).toBe(2);
+    expect(result.stderr).toMatch(/^stockline keys: cannot read .*missing\.yaml/);
   });
 });
