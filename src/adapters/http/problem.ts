@@ -120,7 +120,16 @@ const partNames: Record<string, FieldError['in']> = { body: 'body', querystring:
 
 const escapePointer = (key: string): string => key.replace(/~/g, '~0').replace(/\//g, '~1');
 
+/** A batch body's item (`/adjustments/3/sku`, `/events/0`): the index of the item the pointer is in. */
+const batchItemPointer = /^\/(?:adjustments|events)\/(\d+)(?:\/|$)/;
+
 export function fieldErrorOf(where: FieldError['in'], error: ErrorObject): FieldError {
+  const found = fieldErrorFound(where, error);
+  const item = where === 'body' ? batchItemPointer.exec(found.pointer)?.[1] : undefined;
+  return item === undefined ? found : { in: found.in, index: Number(item), pointer: found.pointer, message: found.message };
+}
+
+function fieldErrorFound(where: FieldError['in'], error: ErrorObject): FieldError {
   const params = error.params as Record<string, unknown>;
   if (error.keyword === 'additionalProperties') {
     return { in: where, pointer: `${error.instancePath}/${escapePointer(String(params.additionalProperty))}`, message: 'is not allowed (unknown field)' };

@@ -54,7 +54,7 @@ const cases: Case[] = [
   { name: 'adjustment with a sequence on a delta', url: `${base}/adjustments`, body: { sku: 'A', delta: 1, sourceSeq: '5' }, error: { in: 'body', pointer: '/sourceSeq', message: 'is only allowed with set' } },
   { name: 'negative set', url: `${base}/adjustments`, body: { sku: 'A', set: -1 }, error: { in: 'body', pointer: '/set', message: 'must be >= 0' } },
   { name: 'malformed sequence', url: `${base}/adjustments`, body: { sku: 'A', set: 1, sourceSeq: '0x10' }, error: { in: 'body', pointer: '/sourceSeq', message: /must match pattern/ } },
-  { name: 'unknown field in a batch item', url: `${base}/adjustments`, body: { adjustments: [{ sku: 'A', delta: 1 }, { sku: 'A', delta: 1, why: 'x' }] }, error: { in: 'body', pointer: '/adjustments/1/why', message: 'is not allowed (unknown field)' } },
+  { name: 'unknown field in a batch item', url: `${base}/adjustments`, body: { adjustments: [{ sku: 'A', delta: 1 }, { sku: 'A', delta: 1, why: 'x' }] }, error: { in: 'body', index: 1, pointer: '/adjustments/1/why', message: 'is not allowed (unknown field)' } },
   {
     name: 'more than 1000 adjustments', url: `${base}/adjustments`, body: { adjustments: Array.from({ length: 1001 }, () => ({ sku: 'A', delta: 1 })) },
     error: { in: 'body', pointer: '/adjustments', message: 'must NOT have more than 1000 items' },
@@ -80,6 +80,8 @@ describe('validation', () => {
     expect(problem.code).toBe('VALIDATION_FAILED');
     const errors = problem.errors as Array<{ in: string; pointer: string; message: string }>;
     expect(errors[0]).toMatchObject({ in: error.in, pointer: error.pointer });
+    // A batch item's error says which item; others have no index.
+    expect((errors[0] as { index?: number }).index).toBe((error as { index?: number }).index);
     expect(errors[0]?.message).toMatch(error.message);
     expect(problem.detail).toContain(error.pointer === '' ? '(root)' : error.pointer);
   });
