@@ -26,7 +26,7 @@ interface Case {
   body?: unknown;
   headers?: Record<string, string>;
   key?: string;
-  error: { in: string; pointer: string; message: string | RegExp };
+  error: { in: string; index?: number; pointer: string; message: string | RegExp };
 }
 
 const cases: Case[] = [
@@ -81,7 +81,7 @@ describe('validation', () => {
     const errors = problem.errors as Array<{ in: string; pointer: string; message: string }>;
     expect(errors[0]).toMatchObject({ in: error.in, pointer: error.pointer });
     // A batch item's error says which item; others have no index.
-    expect((errors[0] as { index?: number }).index).toBe((error as { index?: number }).index);
+    expect((errors[0] as { index?: number }).index).toBe(error.index);
     expect(errors[0]?.message).toMatch(error.message);
     expect(problem.detail).toContain(error.pointer === '' ? '(root)' : error.pointer);
   });
