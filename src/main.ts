@@ -1,8 +1,8 @@
 // The composition root: the only place that wires the engine, the HTTP API, channels, sources and metrics together.
 
-import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { closeSync, existsSync, fchmodSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { hostname } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import type { Database as Db } from 'better-sqlite3';
 import type { FastifyInstance } from 'fastify';
 import { pino } from 'pino';
@@ -79,7 +79,7 @@ const secretPaths = ['req.headers.authorization', 'req.headers["x-api-key"]', 'r
 const adminKeyLengthMin = 24;
 
 export async function start(options: StartOptions): Promise<Running> {
-  const { config, io } = options;
+  const { config } = options;
   if (options.adminKey !== undefined && options.adminKey !== '' && options.adminKey.length < adminKeyLengthMin) {
     throw new ConfigError(`STOCKLINE_ADMIN_KEY: must be at least ${adminKeyLengthMin} characters (it opens every tenant); make one with: openssl rand -hex 24`);
   }
@@ -91,6 +91,52 @@ export async function start(options: StartOptions): Promise<Running> {
   const heapWarning = youngGenerationWarning();
   if (heapWarning !== undefined) logger.warn(heapWarning);
   const { engine, local, stopEngineExtras } = await startEngine(config, metrics, logger, recordsMax);
+  // What is started is stopped in reverse order, at close or when a later step of the start fails: a failed start
+  // leaves no engine holding the folder (its WAL unmerged), no timers and no connections behind it.
+  const stops: Array<() => unknown> = [async () => {
+    await stopEngineExtras();
+    await engine.close();
+  }];
+  try {
+    const running = await startServing(options, { engine, local, metrics, logger, oldGenerationBytes, recordsMax }, stops);
+    let closing: Promise<void> | undefined;
+    const close = (): Promise<void> => {
+      closing ??= stopAll(stops);
+      return closing;
+    };
+    return { ...running, close };
+  } catch (error) {
+    await stopAll(stops).catch((stopError: unknown) => logger.error({ err: stopError }, 'stopping what had started failed'));
+    throw error;
+  }
+}
+
+/** Runs every stop, newest first, even past one that fails; the first failure is thrown at the end. */
+async function stopAll(stops: Array<() => unknown>): Promise<void> {
+  let failure: unknown;
+  for (const stop of stops.splice(0).reverse()) {
+    try {
+      await stop();
+    } catch (error) {
+      failure ??= error;
+    }
+  }
+  if (failure !== undefined) throw failure;
+}
+
+interface Started {
+  engine: Engine;
+  local: LocalStore;
+  metrics: Metrics;
+  logger: Logger;
+  oldGenerationBytes: number;
+  recordsMax: number;
+}
+
+/** Everything after the engine: each part, once started, adds how to stop it to `stops`. */
+async function startServing(options: StartOptions, started: Started, stops: Array<() => unknown>): Promise<Omit<Running, 'close'>> {
+  const { config, io } = options;
+  const { engine, local, metrics, logger, oldGenerationBytes, recordsMax } = started;
   engine.subscribe((batch) => metrics.batchCommitted(batch));
   metrics.watchEngine(() => engine.ready());
   metrics.watchExpiry(() => engine.state().tenants);
@@ -103,13 +149,17 @@ export async function start(options: StartOptions): Promise<Running> {
       else logger.warn(`the heap has room again (${mib}): new holds and imports are taken`);
     },
   }).start();
+  stops.push(() => heap.stop());
   metrics.watchHeap(heap);
   const keys = new ApiKeyStore(local.db);
   const channelConfigs = config.channels as unknown as ChannelConfig[];
   const channels = startChannels(engine, local, channelConfigs, metrics, { reconcileIntervalMs: config.sync.reconcileIntervalMs });
+  stops.push(() => channels.stop());
   const webhookChannels = shopifyWebhookChannels(channelConfigs, process.env);
   const sources = startSources(engine, local.offsets, config, metrics, logger);
-  const topics = startDebeziumTopics(engine, config, metrics, logger);
+  let topics: DebeziumKafkaSource[] = [];
+  stops.push(() => Promise.all([...sources, ...topics].map((source) => source.stop())));
+  topics = startDebeziumTopics(engine, config, metrics, logger);
   const app = await buildServer({
     engine, keys, adminKey: options.adminKey,
     logger,
@@ -124,6 +174,7 @@ export async function start(options: StartOptions): Promise<Running> {
       return waiting.length === 0 ? undefined : `waiting for change-data-capture sources: ${waiting.map((status) => `${status.source} (${status.state})`).join(', ')}`;
     },
   });
+  stops.push(() => app.close());
   const address = await app.listen({ port: config.server.port, host: config.server.host });
   const url = address.replace('0.0.0.0', 'localhost').replace('[::]', 'localhost');
   const where = engine.kind === 'kafka' ? `brokers: ${String((config.kafka as { brokers?: string[] } | undefined)?.brokers ?? [])}, node data: ${join(config.dataDir, 'stockline-node.db')}` : `data: ${join(config.dataDir, 'stockline.db')}`;
@@ -133,19 +184,7 @@ export async function start(options: StartOptions): Promise<Running> {
     logger.warn('ledger.durability is none: changes are answered before they reach the disk; a power cut or kernel crash may lose the last ones');
   }
   if (options.demo === true) await loadDemo(engine, keys, config.dataDir, url, io);
-  let closing: Promise<void> | undefined;
-  const close = (): Promise<void> => {
-    closing ??= (async () => {
-      await app.close();
-      await Promise.all([...sources, ...topics].map((source) => source.stop()));
-      await channels.stop();
-      await stopEngineExtras();
-      await engine.close();
-      heap.stop();
-    })();
-    return closing;
-  };
-  return { url, engine, app, metrics, channels, sources, close };
+  return { url, engine, app, metrics, channels, sources };
 }
 
 /**
@@ -171,7 +210,13 @@ async function startEngine(config: StocklineConfig, metrics: Metrics, logger: Lo
       config: kafkaConfig, nodeId: process.env.STOCKLINE_NODE_ID ?? `${hostname()}-${process.pid}`.replace(/[^A-Za-z0-9._-]/g, '-').slice(0, 64),
       expiryIntervalMs: config.ledger.expiryIntervalMs, idempotencyRecordsMax, log: logger.child({ engine: 'kafka' }), ...hooks,
     });
-    const db = openDatabase(config.dataDir, 'stockline-node.db');
+    let db: Db;
+    try {
+      db = openDatabase(config.dataDir, 'stockline-node.db');
+    } catch (error) {
+      await engine.close();
+      throw error;
+    }
     const lagTimer = setInterval(() => {
       engine.consumerLag().then((lags) => {
         const byTopic = new Map<string, number>();
@@ -226,9 +271,14 @@ function sqliteOffsets(db: Db): SourceOffsets {
 function startDebeziumTopics(engine: Engine, config: StocklineConfig, metrics: Metrics, logger: Logger): DebeziumKafkaSource[] {
   const debezium = (config.sources as unknown as DebeziumSourceConfig[]).filter((source) => source.type === 'debezium' && source.topic !== undefined);
   metrics.watchSources(debezium.map((source) => `debezium:${source.name}`));
-  return debezium.map((sourceConfig) => {
+  // Every source is checked before any starts: a refused start then has none to stop.
+  const brokersOf = debezium.map((sourceConfig) => {
     const brokers = sourceConfig.brokers ?? (config.kafka as { brokers?: string[] } | undefined)?.brokers;
     if (brokers === undefined) throw new ConfigError(`sources: debezium source ${sourceConfig.name} reads topic ${String(sourceConfig.topic)} but names no brokers (brokers:, or a kafka: section)`);
+    return brokers;
+  });
+  return debezium.map((sourceConfig, index) => {
+    const brokers = brokersOf[index] as string[];
     const source = new DebeziumKafkaSource({
       config: { ...sourceConfig, topic: sourceConfig.topic as string }, brokers, groupId: sourceConfig.groupId ?? `stockline-debezium-${sourceConfig.name}`,
       bus: engine, deadLetters: engine, log: logger.child({ source: `debezium:${sourceConfig.name}` }),
@@ -297,7 +347,7 @@ export function startChannels(engine: Engine, local: LocalStore, configs: Channe
   };
 }
 
-/** First run: the demo catalogue and a key for it; later runs: the same key again, from the data folder. */
+/** First run: the demo catalogue and a key for it; later runs: the same key again, from the data folder, while it is a key of it. */
 async function loadDemo(engine: Engine, keys: ApiKeyStore, dataDir: string, url: string, io: StartOptions['io']): Promise<void> {
   const keyFile = join(dataDir, 'demo-key');
   if (engine.tenant(demoTenant) === undefined) {
@@ -307,11 +357,12 @@ async function loadDemo(engine: Engine, keys: ApiKeyStore, dataDir: string, url:
     const result = await engine.importEvents(demoTenant, document.events as InventoryEvent[]);
     if (!result.applied) throw new Error('the demo catalogue could not be loaded');
   }
-  if (!existsSync(keyFile)) {
-    writeFileSync(keyFile, `${keys.create({ tenant: demoTenant, scopes: ['read', 'write'] }).key}\n`, { mode: 0o600 });
-    chmodSync(keyFile, 0o600);
+  let key = existingDemoKey(keyFile, keys);
+  if (key === undefined) {
+    if (existsSync(keyFile)) io.stdout(`stockline: ${keyFile} holds no key of this data folder (empty, damaged, or kept from before a reset): a new one is made\n`);
+    key = keys.create({ tenant: demoTenant, scopes: ['read', 'write'] }).key;
+    writeFileWhole(keyFile, `${key}\n`, 0o600);
   }
-  const key = readFileSync(keyFile, 'utf8').trim();
   io.stdout(`
 demo tenant "${demoTenant}" is loaded. Its API key (kept in ${keyFile}):
   ${key}
@@ -321,4 +372,45 @@ try:
        -d '{"channel":"storefront","lines":[{"sku":"TEE-BLK-M","quantity":1}]}' ${url}/v1/tenants/${demoTenant}/reservations
 dashboard: ${url}/?tenant=${demoTenant}
 `);
+}
+
+/**
+ * The demo key kept in the data folder, if it is still a key of this folder's store: a key file left empty by a
+ * crash, or kept when the database was deleted to start over, would otherwise be printed and answer 401 for ever.
+ */
+function existingDemoKey(keyFile: string, keys: ApiKeyStore): string | undefined {
+  let key: string;
+  try {
+    key = readFileSync(keyFile, 'utf8').trim();
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw error;
+  }
+  // verify refuses anything not of the key shape before it looks the key up.
+  return keys.verify(key)?.tenant === demoTenant ? key : undefined;
+}
+
+/** Writes a file whole or not at all: to a temporary file, synced, then renamed over it (and the folder synced). */
+function writeFileWhole(path: string, text: string, mode: number): void {
+  const temporary = `${path}.${process.pid}.tmp`;
+  try {
+    const file = openSync(temporary, 'w', mode);
+    try {
+      fchmodSync(file, mode);
+      writeFileSync(file, text);
+      fsyncSync(file);
+    } finally {
+      closeSync(file);
+    }
+    renameSync(temporary, path);
+  } catch (error) {
+    rmSync(temporary, { force: true });
+    throw error;
+  }
+  const folder = openSync(dirname(path), 'r');
+  try {
+    fsyncSync(folder);
+  } finally {
+    closeSync(folder);
+  }
 }

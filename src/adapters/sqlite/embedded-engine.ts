@@ -2,7 +2,8 @@
 // memory on the event loop and written, with group commit, by a writer thread; a snapshot of the state is written
 // beside the file on another thread.
 
-import { readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
 import type { Database as Db, Statement } from 'better-sqlite3';
 import { execute, housekeepingDue, idempotencyRecordsMaxFor, initialState, moreDueAfterTick, tenantOf, trialState } from '../../core/index.js';
@@ -165,7 +166,7 @@ export class EmbeddedEngine implements Engine {
   private readonly listeners = new Set<(batch: CommittedBatch) => void>();
   private readonly projections: Projection[];
   private readonly clock: () => number;
-  private readonly lockFile: string | undefined;
+  private readonly lock: DataLock | undefined;
   private readonly writer: LogWriter;
   /** The last batch handed to the writer, and the last it reported written: both count up from 0. */
   private handedSeq = 0;
@@ -196,27 +197,33 @@ export class EmbeddedEngine implements Engine {
       this.stopLoadMeter = meter.stop;
     }
     this.projections = [...(options.projections ?? [])];
-    this.lockFile = options.path === ':memory:' ? undefined : acquireLock(`${options.path}.lock`);
-    this.db = new Database(options.path);
-    this.db.pragma('journal_mode = WAL');
-    this.db.pragma('synchronous = NORMAL');
-    this.db.pragma('busy_timeout = 5000');
-    migrate(this.db);
-    this.statements = {
-      page: this.db.prepare('SELECT position, json FROM events WHERE tenant = ? AND position > ? ORDER BY position LIMIT ?'),
-      deadLetter: this.db.prepare('INSERT INTO dead_letters (source, reason, payload, time_ms) VALUES (?, ?, ?, ?)'),
-      getOffset: this.db.prepare('SELECT value FROM source_offsets WHERE source = ?'),
-      setOffset: this.db.prepare('INSERT OR REPLACE INTO source_offsets (source, value) VALUES (?, ?)'),
-    };
-    if (options.path !== ':memory:') removeInterruptedWrites(options.path);
-    this.restore();
-    const onReport = (report: WriterReport): void => this.written(report);
-    if (options.path === ':memory:') {
-      this.writer = new InPlaceLogWriter(this.db, onReport);
-    } else {
-      // The writer thread checkpoints the WAL as it commits; this connection's own few writes leave that to it.
-      this.db.pragma('wal_autocheckpoint = 0');
-      this.writer = new ThreadLogWriter({ path: options.path, sync: (options.durability ?? 'background') === 'background' }, onReport);
+    this.lock = options.path === ':memory:' ? undefined : DataLock.acquire(options.path);
+    try {
+      this.db = new Database(options.path);
+      this.db.pragma('journal_mode = WAL');
+      this.db.pragma('synchronous = NORMAL');
+      this.db.pragma('busy_timeout = 5000');
+      migrate(this.db);
+      this.statements = {
+        page: this.db.prepare('SELECT position, json FROM events WHERE tenant = ? AND position > ? ORDER BY position LIMIT ?'),
+        deadLetter: this.db.prepare('INSERT INTO dead_letters (source, reason, payload, time_ms) VALUES (?, ?, ?, ?)'),
+        getOffset: this.db.prepare('SELECT value FROM source_offsets WHERE source = ?'),
+        setOffset: this.db.prepare('INSERT OR REPLACE INTO source_offsets (source, value) VALUES (?, ?)'),
+      };
+      if (options.path !== ':memory:') removeInterruptedWrites(options.path);
+      this.restore();
+      const onReport = (report: WriterReport): void => this.written(report);
+      if (options.path === ':memory:') {
+        this.writer = new InPlaceLogWriter(this.db, onReport);
+      } else {
+        // The writer thread checkpoints the WAL as it commits; this connection's own few writes leave that to it.
+        this.db.pragma('wal_autocheckpoint = 0');
+        this.writer = new ThreadLogWriter({ path: options.path, sync: (options.durability ?? 'background') === 'background' }, onReport);
+      }
+    } catch (error) {
+      // A start that failed leaves the folder free, for a retry in this process as much as for another.
+      this.lock?.release();
+      throw error;
     }
     this.isReady = true;
     const intervalMs = options.expiryIntervalMs ?? defaults.expiryIntervalMs;
@@ -680,7 +687,7 @@ export class EmbeddedEngine implements Engine {
       }
     }
     this.db.close();
-    if (this.lockFile !== undefined) rmSync(this.lockFile, { force: true });
+    this.lock?.release();
   }
 }
 
@@ -697,28 +704,64 @@ function eventLoopLoadMeter(): { load: () => number; stop: () => void } {
   return { load: () => load, stop: () => clearInterval(timer) };
 }
 
-/** One writer per file: a second engine on the same file would decide against a stale state. */
-function acquireLock(path: string): string {
-  try {
-    writeFileSync(path, String(process.pid), { flag: 'wx' });
-    return path;
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
+/**
+ * One writer per file: a second engine on the same file would decide against a stale state. The lock is SQLite's
+ * own lock on a side database (`<file>.lock.sqlite`), taken exclusively and held until close: the operating
+ * system drops it when the process ends however it ends, so neither a crash nor a reused pid keeps a folder
+ * locked, and two processes starting together cannot both take it. That file is never deleted: a process that
+ * had it open would then lock a file nobody else sees. `<file>.lock` only tells people which process holds the
+ * lock (it is the pid file older versions locked with, so they too see the folder is taken).
+ */
+class DataLock {
+  private constructor(private readonly connection: Db, private readonly ownerFile: string) {}
+
+  static acquire(path: string): DataLock {
+    const ownerFile = `${path}.lock`;
+    // No busy timeout: a lock that is held stays held, waiting would only delay the refusal.
+    const connection = new Database(`${path}.lock.sqlite`, { timeout: 0 });
+    try {
+      connection.pragma('locking_mode = EXCLUSIVE');
+      connection.pragma('journal_mode = MEMORY');
+      // In EXCLUSIVE locking mode the lock a write takes is kept after its commit, until the connection closes.
+      connection.exec('BEGIN EXCLUSIVE');
+      connection.pragma('user_version = 1');
+      connection.exec('COMMIT');
+    } catch (error) {
+      connection.close();
+      if ((error as { code?: string }).code !== 'SQLITE_BUSY') throw error;
+      const owner = readOwner(ownerFile);
+      const by = owner === undefined ? 'another process' : `process ${owner}`;
+      throw new AppError('DATA_LOCKED', `the data folder ${dirname(path)} is in use by ${by} (it holds ${path}); stop it first, or send changes to its API`, false);
+    }
+    writeOwner(ownerFile);
+    return new DataLock(connection, ownerFile);
   }
-  const holder = Number(readFileSync(path, 'utf8'));
-  if (Number.isInteger(holder) && holder > 0 && holder !== process.pid && isAlive(holder)) {
-    throw new AppError('DATA_LOCKED', `${path.replace(/\.lock$/, '')} is in use by process ${holder}; stop it first (or send changes to its API)`, false);
+
+  /** Releases this lock; the owner file goes first, while no other engine can have written it. */
+  release(): void {
+    if (!this.connection.open) return;
+    if (readOwner(this.ownerFile) === process.pid) rmSync(this.ownerFile, { force: true });
+    this.connection.close();
   }
-  writeFileSync(path, String(process.pid));
-  return path;
 }
 
-function isAlive(pid: number): boolean {
+function readOwner(ownerFile: string): number | undefined {
   try {
-    process.kill(pid, 0);
-    return true;
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code === 'EPERM';
+    const pid = Number(readFileSync(ownerFile, 'utf8'));
+    return Number.isInteger(pid) && pid > 0 ? pid : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Written whole (a reader never sees it empty), and never fatal: the lock does not depend on it. */
+function writeOwner(ownerFile: string): void {
+  const temporary = `${ownerFile}.${process.pid}.tmp`;
+  try {
+    writeFileSync(temporary, `${process.pid}\n`);
+    renameSync(temporary, ownerFile);
+  } catch {
+    rmSync(temporary, { force: true });
   }
 }
 

@@ -1,0 +1,81 @@
+// `stockline serve` refused at start by something an operator fixes (the folder or the port taken, a bad log
+// level): one line and exit status 2, not a stack trace, and nothing it had started is left behind.
+
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { createServer } from 'node:net';
+import type { Server } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { PassThrough } from 'node:stream';
+import { afterAll, afterEach, describe, expect, it } from 'vitest';
+import { EmbeddedEngine } from '../../src/adapters/sqlite/embedded-engine.js';
+import { serveCommand } from '../../src/cli/serve.js';
+import { killHolders, lockedBy } from '../support/data-lock.js';
+
+const root = mkdtempSync(join(tmpdir(), 'stockline-serve-start-'));
+const cleanups: Array<() => unknown> = [];
+
+afterEach(async () => {
+  killHolders();
+  for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
+});
+afterAll(() => rmSync(root, { recursive: true, force: true }));
+
+async function serve(args: string[]): Promise<{ status: number; stderr: string }> {
+  let stderr = '';
+  const io = { stdout: (): void => undefined, stderr: (text: string): void => { stderr += text; }, stdin: new PassThrough() };
+  const status = await serveCommand(['--host', '127.0.0.1', '--log-level', 'silent', ...args], io);
+  return { status, stderr };
+}
+
+function dataDir(): string {
+  return mkdtempSync(join(root, 'data-'));
+}
+
+/** A port something else listens on. */
+async function takenPort(): Promise<number> {
+  const server: Server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  cleanups.push(() => new Promise((resolve) => server.close(resolve)));
+  return (server.address() as { port: number }).port;
+}
+
+describe('stockline serve, refused at start', () => {
+  it('says the data folder is in use, and exits 2', async () => {
+    const dir = dataDir();
+    const held = await lockedBy(join(dir, 'stockline.db'));
+    const { status, stderr } = await serve(['--data-dir', dir, '--port', '0']);
+    expect(stderr).toBe(`stockline serve: the data folder ${dir} is in use by process ${held.child.pid} (it holds ${join(dir, 'stockline.db')}); stop it first, or send changes to its API\n`);
+    expect(status).toBe(2);
+  });
+
+  it('says the port is in use, exits 2, and closes the engine it had started', async () => {
+    const dir = dataDir();
+    const port = await takenPort();
+    const { status, stderr } = await serve(['--data-dir', dir, '--port', String(port)]);
+    expect(stderr).toBe(`stockline serve: port ${port} on 127.0.0.1 is in use by another process: stop it, or pick another port (--port, PORT)\n`);
+    expect(status).toBe(2);
+    // Closed: the log merged back into the file, and the folder free for the next start.
+    const path = join(dir, 'stockline.db');
+    expect(existsSync(`${path}-wal`)).toBe(false);
+    expect(existsSync(`${path}.lock`)).toBe(false);
+    const engine = new EmbeddedEngine({ path, expiryIntervalMs: 0 });
+    await engine.close();
+  });
+
+  it('names the log levels when given another, before anything starts', async () => {
+    const dir = join(root, 'never-made');
+    const flag = await serve(['--data-dir', dir, '--port', '0', '--log-level', 'bogus']);
+    expect(flag.stderr).toBe('stockline serve: --log-level must be one of trace, debug, info, warn, error, fatal, silent, got "bogus"\n');
+    expect(flag.status).toBe(2);
+    const before = process.env.STOCKLINE_LOG_LEVEL;
+    process.env.STOCKLINE_LOG_LEVEL = 'loud';
+    cleanups.push(() => {
+      if (before === undefined) delete process.env.STOCKLINE_LOG_LEVEL;
+      else process.env.STOCKLINE_LOG_LEVEL = before;
+    });
+    const fromEnv = await serveCommand(['--host', '127.0.0.1', '--data-dir', dir, '--port', '0'], { stdout: () => undefined, stderr: (text) => expect(text).toBe('stockline serve: STOCKLINE_LOG_LEVEL must be one of trace, debug, info, warn, error, fatal, silent, got "loud"\n'), stdin: new PassThrough() });
+    expect(fromEnv).toBe(2);
+    expect(existsSync(dir)).toBe(false);
+  });
+});
