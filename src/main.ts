@@ -221,7 +221,7 @@ async function startEngine(config: StocklineConfig, metrics: Metrics, logger: Lo
       engine.consumerLag().then((lags) => {
         const byTopic = new Map<string, number>();
         for (const { topic, lag } of lags) byTopic.set(topic, (byTopic.get(topic) ?? 0) + lag);
-        for (const [topic, lag] of byTopic) metrics.kafkaLagged(topic, lag);
+        metrics.kafkaLagged(byTopic);
       }, () => undefined);
     }, 5_000);
     lagTimer.unref();

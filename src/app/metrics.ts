@@ -80,7 +80,7 @@ export class Metrics {
         for (const [source, up] of sourcesUp) this.set({ source }, up() ? 1 : 0);
       },
     });
-    this.kafkaLag = new Gauge({ name: 'stockline_kafka_consumer_lag_records', help: 'Records on the commands topic not yet processed.', labelNames: ['topic'], registers });
+    this.kafkaLag = new Gauge({ name: 'stockline_kafka_consumer_lag_records', help: 'Records not yet processed, per topic this node reads (the commands topic, the events topic its replica follows).', labelNames: ['topic'], registers });
     this.snapshotFailures = new Counter({ name: 'stockline_snapshot_failures_total', help: 'Snapshots of the embedded engine that could not be written; until one is, a restart replays more of the log.', registers });
     const collectLag = (gauge: Gauge<'tenant' | 'channel'>): void => this.collectLag(gauge);
     const depthOf = (): Map<string, number> => this.depthPerChannel();
@@ -284,8 +284,13 @@ export class Metrics {
     this.cdcLag.set({ source }, lagMs / 1000);
   }
 
-  kafkaLagged(topic: string, records: number): void {
-    this.kafkaLag.set({ topic }, records);
+  /**
+   * Records not yet processed, per topic this node reads, as one reading: a topic the node no longer reads (its
+   * partitions moved to another node) drops out instead of keeping its last value, which could hold an alert.
+   */
+  kafkaLagged(recordsByTopic: ReadonlyMap<string, number>): void {
+    this.kafkaLag.reset();
+    for (const [topic, records] of recordsByTopic) this.kafkaLag.set({ topic }, records);
   }
 
   snapshotFailed(): void {

@@ -101,6 +101,17 @@ describe('metrics', () => {
     ]));
   });
 
+  it('reports Kafka consumer lag per topic as one reading: a topic no longer read drops out', async () => {
+    const metrics = new Metrics(Date.now, { processMetrics: false });
+    metrics.kafkaLagged(new Map([['stockline.commands', 12], ['stockline.events', 3]]));
+    expect(await sample(metrics, 'stockline_kafka_consumer_lag_records')).toEqual([
+      'stockline_kafka_consumer_lag_records{topic="stockline.commands"} 12',
+      'stockline_kafka_consumer_lag_records{topic="stockline.events"} 3',
+    ]);
+    metrics.kafkaLagged(new Map([['stockline.events', 0]]));
+    expect(await sample(metrics, 'stockline_kafka_consumer_lag_records')).toEqual(['stockline_kafka_consumer_lag_records{topic="stockline.events"} 0']);
+  });
+
   it('reports at each scrape whether each change-data-capture source streams', async () => {
     const metrics = new Metrics(Date.now, { processMetrics: false });
     let streaming = false;
