@@ -704,6 +704,9 @@ function eventLoopLoadMeter(): { load: () => number; stop: () => void } {
   return { load: () => load, stop: () => clearInterval(timer) };
 }
 
+/** How long a start tries for the folder's lock before it is refused: far longer than a contender takes to give up. */
+const dataLockWaitMs = 500;
+
 /**
  * One writer per file: a second engine on the same file would decide against a stale state. The lock is SQLite's
  * own lock on a side database (`<file>.lock.sqlite`), taken exclusively and held until close: the operating
@@ -717,8 +720,28 @@ class DataLock {
 
   static acquire(path: string): DataLock {
     const ownerFile = `${path}.lock`;
-    // No busy timeout: a lock that is held stays held, waiting would only delay the refusal.
-    const connection = new Database(`${path}.lock.sqlite`, { timeout: 0 });
+    const deadline = Date.now() + dataLockWaitMs;
+    const pause = new Int32Array(new SharedArrayBuffer(4));
+    for (;;) {
+      const connection = DataLock.tryLock(`${path}.lock.sqlite`);
+      if (connection !== undefined) {
+        writeOwner(ownerFile);
+        return new DataLock(connection, ownerFile);
+      }
+      if (Date.now() >= deadline) {
+        const owner = readOwner(ownerFile);
+        const by = owner === undefined ? 'another process' : `process ${owner}`;
+        throw new AppError('DATA_LOCKED', `the data folder ${dirname(path)} is in use by ${by} (it holds ${path}); stop it first, or send changes to its API`, false);
+      }
+      // Processes starting together can all be refused at once (each holds the shared lock the others wait on):
+      // each tries again after a pause of its own, and one of them gets it. A lock that is held stays held.
+      Atomics.wait(pause, 0, 0, 5 + Math.random() * 20);
+    }
+  }
+
+  /** The connection that holds the lock, or undefined when another holds it (or is taking it right now). */
+  private static tryLock(lockFile: string): Db | undefined {
+    const connection = new Database(lockFile, { timeout: 0 });
     try {
       connection.pragma('locking_mode = EXCLUSIVE');
       connection.pragma('journal_mode = MEMORY');
@@ -726,15 +749,12 @@ class DataLock {
       connection.exec('BEGIN EXCLUSIVE');
       connection.pragma('user_version = 1');
       connection.exec('COMMIT');
+      return connection;
     } catch (error) {
       connection.close();
       if ((error as { code?: string }).code !== 'SQLITE_BUSY') throw error;
-      const owner = readOwner(ownerFile);
-      const by = owner === undefined ? 'another process' : `process ${owner}`;
-      throw new AppError('DATA_LOCKED', `the data folder ${dirname(path)} is in use by ${by} (it holds ${path}); stop it first, or send changes to its API`, false);
+      return undefined;
     }
-    writeOwner(ownerFile);
-    return new DataLock(connection, ownerFile);
   }
 
   /** Releases this lock; the owner file goes first, while no other engine can have written it. */
