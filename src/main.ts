@@ -1,8 +1,8 @@
 // The composition root: the only place that wires the engine, the HTTP API, channels, sources and metrics together.
 
-import { closeSync, existsSync, fchmodSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
-import { dirname, join } from 'node:path';
+import { join } from 'node:path';
 import type { Database as Db } from 'better-sqlite3';
 import type { FastifyInstance } from 'fastify';
 import { pino } from 'pino';
@@ -11,6 +11,7 @@ import { idempotencyRecordsMaxFor } from './core/index.js';
 import type { Command, InventoryEvent, Outcome } from './core/index.js';
 import { ChannelSync, desiredOfState, desiredProjection } from './app/channel-sync.js';
 import { ConfigError } from './app/config.js';
+import { writeFileDurably } from './app/durable-file.js';
 import type { StocklineConfig } from './app/config.js';
 import type { Engine } from './app/engine.js';
 import { validateEvent } from './app/event-validation.js';
@@ -361,7 +362,7 @@ async function loadDemo(engine: Engine, keys: ApiKeyStore, dataDir: string, url:
   if (key === undefined) {
     if (existsSync(keyFile)) io.stdout(`stockline: ${keyFile} holds no key of this data folder (empty, damaged, or kept from before a reset): a new one is made\n`);
     key = keys.create({ tenant: demoTenant, scopes: ['read', 'write'] }).key;
-    writeFileWhole(keyFile, `${key}\n`, 0o600);
+    writeFileDurably(keyFile, `${key}\n`, 0o600);
   }
   io.stdout(`
 demo tenant "${demoTenant}" is loaded. Its API key (kept in ${keyFile}):
@@ -388,29 +389,4 @@ function existingDemoKey(keyFile: string, keys: ApiKeyStore): string | undefined
   }
   // verify refuses anything not of the key shape before it looks the key up.
   return keys.verify(key)?.tenant === demoTenant ? key : undefined;
-}
-
-/** Writes a file whole or not at all: to a temporary file, synced, then renamed over it (and the folder synced). */
-function writeFileWhole(path: string, text: string, mode: number): void {
-  const temporary = `${path}.${process.pid}.tmp`;
-  try {
-    const file = openSync(temporary, 'w', mode);
-    try {
-      fchmodSync(file, mode);
-      writeFileSync(file, text);
-      fsyncSync(file);
-    } finally {
-      closeSync(file);
-    }
-    renameSync(temporary, path);
-  } catch (error) {
-    rmSync(temporary, { force: true });
-    throw error;
-  }
-  const folder = openSync(dirname(path), 'r');
-  try {
-    fsyncSync(folder);
-  } finally {
-    closeSync(folder);
-  }
 }

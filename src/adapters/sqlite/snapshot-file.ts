@@ -1,12 +1,12 @@
 // The embedded engine's snapshot: the state as of a log position, in a file beside the database. It is a
 // cache of the log, never the only copy of anything: without it a restart replays the whole log.
 
-import { closeSync, fsyncSync, openSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { readdirSync, readFileSync, rmSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
-import { threadId } from 'node:worker_threads';
 import type { Database } from 'better-sqlite3';
 import { evolve, initialState, packState, snapshotFormat, unpackState } from '../../core/index.js';
 import type { InventoryEvent, LedgerState, PackedState } from '../../core/index.js';
+import { writeFileDurably } from '../../app/durable-file.js';
 
 /** What a snapshot file holds: `tenants` is the packed state in this version's format, what another wrote in its own. */
 export interface StoredSnapshot {
@@ -43,28 +43,8 @@ export function snapshotPathOf(databasePath: string): string {
  * so a crash leaves either the old snapshot or the new one, whole.
  */
 export function writeSnapshot(databasePath: string, state: LedgerState, position: number, createdMs: number): void {
-  const path = snapshotPathOf(databasePath);
-  const temporary = `${path}.${process.pid}-${threadId}.tmp`;
   const json = JSON.stringify({ format: snapshotFormat, position, createdMs, tenants: packState(state) });
-  try {
-    const file = openSync(temporary, 'w');
-    try {
-      writeFileSync(file, json);
-      fsyncSync(file);
-    } finally {
-      closeSync(file);
-    }
-    renameSync(temporary, path);
-  } catch (error) {
-    rmSync(temporary, { force: true });
-    throw error;
-  }
-  const directory = openSync(dirname(path), 'r');
-  try {
-    fsyncSync(directory);
-  } finally {
-    closeSync(directory);
-  }
+  writeFileDurably(snapshotPathOf(databasePath), json);
 }
 
 /** Removes temporary files of snapshot writes that a crash interrupted; only the engine that holds the file may. */
