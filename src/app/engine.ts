@@ -43,8 +43,8 @@ export interface Engine extends CommandBus, DeadLetterSink, AtomicBus {
    * to subscribers from now on comes after it.
    */
   committedPosition(): number;
-  /** Re-decides schema events all or nothing (see import-events.ts). */
-  importEvents(tenant: string, events: InventoryEvent[]): Promise<ImportResult>;
+  /** Re-decides schema events all or nothing, once under an idempotency key (see import-events.ts). */
+  importEvents(tenant: string, events: InventoryEvent[], idempotencyKey?: string): Promise<ImportResult>;
   close(): Promise<void>;
 }
 

@@ -1,5 +1,6 @@
 // Turns schema events (vendor onboarding dumps) into the commands that would have produced them.
 
+import { createHash } from 'node:crypto';
 import { parseTime } from '../core/index.js';
 import type { InventoryEvent, Outcome } from '../core/index.js';
 import type { CommandInput } from './ports.js';
@@ -58,8 +59,15 @@ export interface ImportItem {
 }
 
 export interface ImportResult {
-  /** True when every event was applied; false when none was. */
+  /** True when every event was applied (now, or before under the same key); false when none was. */
   applied: boolean;
+  /** Applied before under the same idempotency key: nothing was applied again; the items are the first outcomes. */
+  replayed?: boolean;
+  /**
+   * The idempotency key was used for another import, or the first import's records are no longer all kept:
+   * nothing was applied.
+   */
+  keyReused?: boolean;
   items: ImportItem[];
 }
 
@@ -67,18 +75,48 @@ export interface AtomicBus {
   submitAtomic(commands: CommandInput[]): Promise<{ applied: boolean; results: Array<{ outcome: Outcome }> }>;
 }
 
-/** Re-decides a dump of events all or nothing; the caller has validated them against the schema. */
-export async function importEvents(bus: AtomicBus, events: InventoryEvent[]): Promise<ImportResult> {
+/**
+ * The keys of the commands made from an import's applicable events, under the import's key: a digest of the
+ * key and the command's place. They are as short whatever the key, and a client sending its own keys does
+ * not meet them by chance.
+ */
+export function importCommandKeys(idempotencyKey: string): (index: number) => string {
+  const digest = createHash('sha256').update(idempotencyKey).digest('base64url');
+  return (index) => `import:${digest}:${index}`;
+}
+
+/**
+ * Re-decides a dump of events all or nothing; the caller has validated them against the schema.
+ *
+ * Under an idempotency key each command carries the key and its place, so the ledger remembers each one with
+ * the import's events, in the same write. A retry finds every command remembered with the same request and
+ * applies nothing (so does an import of the first events of one already applied: each was applied once).
+ * Any other mix (some remembered, some new, or one remembered with another request) is another import under
+ * the same key, refused whole. A refused import remembers nothing, as it applies nothing: the same key may
+ * carry it again.
+ */
+export async function importEvents(bus: AtomicBus, events: InventoryEvent[], idempotencyKey?: string): Promise<ImportResult> {
   const mapped = events.map(eventToCommand);
+  const keyOf = idempotencyKey === undefined ? undefined : importCommandKeys(idempotencyKey);
   const commands: CommandInput[] = [];
-  for (const mapping of mapped) if ('command' in mapping) commands.push(mapping.command);
+  for (const mapping of mapped) {
+    if (!('command' in mapping)) continue;
+    commands.push(keyOf === undefined ? mapping.command : { ...mapping.command, idempotencyKey: keyOf(commands.length) });
+  }
   const { applied, results } = await bus.submitAtomic(commands);
+  const codes = results.map((result) => result.outcome.rejection?.code);
+  const remembered = codes.filter((code) => code === 'DUPLICATE').length;
+  const replayed = commands.length > 0 && remembered === commands.length;
+  const keyReused = !replayed && (remembered > 0 || codes.includes('IDEMPOTENCY_KEY_REUSED'));
   let next = 0;
   const items = mapped.map((mapping, index): ImportItem => {
     if ('skip' in mapping) return { index, skipped: mapping.skip };
     const result = results[next];
     next += 1;
-    return result === undefined ? { index } : { index, outcome: result.outcome };
+    if (result === undefined) return { index };
+    const { rejection } = result.outcome;
+    return { index, outcome: replayed && rejection?.code === 'DUPLICATE' ? rejection.first : result.outcome };
   });
-  return { applied, items };
+  if (replayed) return { applied: true, replayed, items };
+  return keyReused ? { applied: false, keyReused, items } : { applied, items };
 }

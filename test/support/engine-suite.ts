@@ -202,6 +202,45 @@ export function engineBehaviourSuite(name: string, makeEngine: () => Promise<Eng
       expect(stockOf(engine.tenant(tenant), 'A')).toEqual({ onHand: 7, committed: 0, reserved: 5 });
     });
 
+    it('imports once under an idempotency key: a retry applies nothing, another import under the key applies nothing', async () => {
+      const tenant = freshTenant();
+      const time = formatTime(Date.now());
+      const event = (id: string, type: string, data: unknown): InventoryEvent => ({ id, type, tenant, time, source: 'import', data }) as InventoryEvent;
+      const stocked = event('i1', 'stock_adjustment', { sku: 'A', location: 'default', mode: 'delta', delta: 7, onHand: 7 });
+      const held = event('i2', 'order_reserved', { reservationId: 'r1', channel: 'web', expiresAt: formatTime(Date.now() + 600_000), lines: [{ sku: 'A', location: 'default', quantity: 5 }] });
+      const more = event('i3', 'stock_adjustment', { sku: 'B', location: 'default', mode: 'delta', delta: 1, onHand: 1 });
+      const conflict = event('i4', 'conflict_detected', { kind: 'oversell', sku: 'A', location: 'default', shortfall: 1 });
+      const first = await engine.importEvents(tenant, [stocked, conflict, held], 'dump-1');
+      expect(first).toMatchObject({ applied: true, items: [{ index: 0 }, { index: 1, skipped: expect.any(String) }, { index: 2 }] });
+      expect(first.replayed).toBeUndefined();
+      const logged = (await engine.eventsAfter(tenant, 0, 100)).events.length;
+      expect(logged).toBe(2);
+
+      const retry = await engine.importEvents(tenant, [stocked, conflict, held], 'dump-1');
+      expect(retry).toMatchObject({ applied: true, replayed: true });
+      expect(retry.items.map((item) => item.outcome)).toEqual(first.items.map((item) => item.outcome));
+      // Another import under the key: a changed event, one more, a new one in place of one applied.
+      const changed = event('i1', 'stock_adjustment', { sku: 'A', location: 'default', mode: 'delta', delta: 8, onHand: 8 });
+      for (const other of [[changed, held], [stocked, held, more], [stocked, more]]) {
+        const refused = await engine.importEvents(tenant, other, 'dump-1');
+        expect(refused).toMatchObject({ applied: false, keyReused: true });
+      }
+      // Its first events alone were each applied once already: nothing is applied again.
+      expect(await engine.importEvents(tenant, [stocked], 'dump-1')).toMatchObject({ applied: true, replayed: true });
+      expect(stockOf(engine.tenant(tenant), 'A')).toEqual({ onHand: 7, committed: 0, reserved: 5 });
+      expect(engine.tenant(tenant)?.skus.get('B')).toBeUndefined();
+      expect((await engine.eventsAfter(tenant, 0, 100)).events.length).toBe(logged);
+
+      // A refused import remembers nothing: the same key carries the corrected one.
+      const tooMuch = event('i5', 'order_reserved', { reservationId: 'r2', channel: 'web', expiresAt: formatTime(Date.now() + 600_000), lines: [{ sku: 'A', location: 'default', quantity: 9 }] });
+      expect(await engine.importEvents(tenant, [more, tooMuch], 'dump-2')).toMatchObject({ applied: false, items: [{ outcome: { rejection: { code: 'NOT_APPLIED' } } }, { outcome: { rejection: { code: 'INSUFFICIENT_STOCK' } } }] });
+      expect((await engine.importEvents(tenant, [more], 'dump-2')).applied).toBe(true);
+      expect(stockOf(engine.tenant(tenant), 'B')).toEqual({ onHand: 1, committed: 0, reserved: 0 });
+      // Without a key, every import is applied.
+      expect((await engine.importEvents(tenant, [more])).applied).toBe(true);
+      expect(stockOf(engine.tenant(tenant), 'B')).toEqual({ onHand: 2, committed: 0, reserved: 0 });
+    });
+
     it('tries an import with an expiry on a copy: refused, the holds it would expire stay held', async () => {
       const tenant = freshTenant();
       const nowMs = Date.now();

@@ -203,8 +203,8 @@ export class KafkaEngine implements Engine {
     return { applied, results };
   }
 
-  importEvents(_tenant: string, events: InventoryEvent[]): Promise<ImportResult> {
-    return importEvents(this, events);
+  importEvents(_tenant: string, events: InventoryEvent[], idempotencyKey?: string): Promise<ImportResult> {
+    return importEvents(this, events, idempotencyKey);
   }
 
   /** Turns a reply into outcomes, once this node's replica has the events (bounded: a late replica only loses the positions). */

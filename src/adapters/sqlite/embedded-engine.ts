@@ -584,8 +584,8 @@ export class EmbeddedEngine implements Engine {
     pending.reject(failure);
   }
 
-  importEvents(_tenant: string, events: InventoryEvent[]): Promise<ImportResult> {
-    return importEvents(this, events);
+  importEvents(_tenant: string, events: InventoryEvent[], idempotencyKey?: string): Promise<ImportResult> {
+    return importEvents(this, events, idempotencyKey);
   }
 
   /**

@@ -458,6 +458,25 @@ describe('events', () => {
     expect(expectJson(await api.inject('GET', `${base}/skus/A`), 200)).toMatchObject({ onHand: 12 });
   });
 
+  it('POST under an Idempotency-Key imports once: the retry answers as before, another import under the key is 422', async () => {
+    const events = [
+      event('i1', { sku: 'A', location: 'wh1', mode: 'delta', delta: 10, onHand: 10 }),
+      event('i2', { sku: 'A', location: 'wh1', mode: 'delta', delta: 2, onHand: 12 }),
+    ];
+    const send = (body: unknown, key = 'onboarding-2024-12') => api.inject('POST', `${base}/events`, { key: api.keys.tenantAdmin, body, headers: { 'idempotency-key': key } });
+    const first = await send({ events });
+    expect(expectJson(first, 200)).toMatchObject({ imported: 2, skipped: [] });
+    expect(first.headers['idempotent-replayed']).toBeUndefined();
+    const retried = await send({ events });
+    expect(retried.headers['idempotent-replayed']).toBe('true');
+    expect(expectJson(retried, 200)).toEqual(json(first));
+    const changed = expectProblem(await send({ events: [events[0], event('i2', { sku: 'A', location: 'wh1', mode: 'delta', delta: 3, onHand: 13 })] }), 422, 'IDEMPOTENCY_KEY_REUSED');
+    expect(changed).toMatchObject({ idempotencyKey: 'onboarding-2024-12', detail: expect.stringContaining('nothing was imported') });
+    expect(expectJson(await api.inject('GET', `${base}/skus/A`), 200)).toMatchObject({ onHand: 12 });
+    expect(api.engine.position()).toBe(2);
+    expectProblem(await send({ events }, 'has space'), 400, 'VALIDATION_FAILED');
+  });
+
   it('POST refuses the whole batch when the ledger refuses one event (409 IMPORT_REFUSED)', async () => {
     const events = [
       event('i1', { sku: 'A', location: 'wh1', mode: 'set', delta: 10, onHand: 10 }),

@@ -5,12 +5,13 @@ import { limits } from '../../../core/index.js';
 import type { InventoryEvent } from '../../../core/index.js';
 import type { Engine } from '../../../app/engine.js';
 import { validateEvent } from '../../../app/event-validation.js';
+import { importCommandKeys } from '../../../app/import-events.js';
 import type { ImportResult } from '../../../app/import-events.js';
 import { problem, refuseWhenHeapFull, validationProblem } from '../problem.js';
 import type { HeapFullReason } from '../problem.js';
 import type { HttpProblem } from '../problem.js';
 import type { FieldError } from '../problem.js';
-import { bearerSecurity, errorResponses, fields, httpLimits, object, params } from '../schemas.js';
+import { bearerSecurity, errorResponses, fields, httpLimits, idempotencyHeaders, object, params } from '../schemas.js';
 
 /**
  * An imported hold is re-decided as a reservation of the length its event shows, which must be one the API
@@ -73,13 +74,13 @@ export const eventRoutes: FastifyPluginAsync<{ engine: Engine; heapFullReason?: 
     },
   }, async (request) => engine.eventsAfter(request.params.tenant, request.query.after, request.query.limit));
 
-  app.post<{ Params: { tenant: string }; Body: { events: unknown[] } }>('/v1/tenants/:tenant/events', {
+  app.post<{ Params: { tenant: string }; Body: { events: unknown[] }; Headers: { 'idempotency-key'?: string } }>('/v1/tenants/:tenant/events', {
     config: { scope: 'admin' },
     bodyLimit: httpLimits.importBodyBytesMax,
     schema: {
       summary: 'Imports events (vendor onboarding, migration): all are validated first, then applied all or nothing',
-      description: 'Needs the admin scope. Each event is re-decided as the command that would have produced it, so an import cannot break the ledger rules; derived events (conflicts) are skipped and recomputed. One refusal refuses the whole batch (409 IMPORT_REFUSED; `refused` lists the events with their codes).',
-      tags: ['events'], security: bearerSecurity, params: params({ tenant: fields.tenant }),
+      description: 'Needs the admin scope. Each event is re-decided as the command that would have produced it, so an import cannot break the ledger rules; derived events (conflicts) are skipped and recomputed. One refusal refuses the whole batch (409 IMPORT_REFUSED; `refused` lists the events with their codes). Under an Idempotency-Key, a retry of an applied import applies nothing and answers as the first time, with Idempotent-Replayed: true; another import under the same key is 422 IDEMPOTENCY_KEY_REUSED.',
+      tags: ['events'], security: bearerSecurity, params: params({ tenant: fields.tenant }), headers: idempotencyHeaders,
       body: object({ events: { type: 'array', minItems: 1, maxItems: httpLimits.eventsPerImportMax, items: { type: 'object' } } }, ['events']),
       response: {
         200: object({
@@ -90,13 +91,19 @@ export const eventRoutes: FastifyPluginAsync<{ engine: Engine; heapFullReason?: 
         ...errorResponses,
       },
     },
-  }, async (request) => {
-    refuseWhenHeapFull(heapFullReason);
+  }, async (request, reply) => {
     const { tenant } = request.params;
+    const key = request.headers['idempotency-key'];
+    // The retry of an import already applied grows nothing: it is answered even while the heap is nearly full.
+    refuseWhenHeapFull(heapFullReason, () => key !== undefined && engine.tenant(tenant)?.idempotency.has(importCommandKeys(key)(0)) === true);
     const errors = eventBatchErrors(tenant, request.body.events);
     if (errors.length > 0) throw validationProblem(errors);
-    const result = await engine.importEvents(tenant, request.body.events as InventoryEvent[]);
+    const result = await engine.importEvents(tenant, request.body.events as InventoryEvent[], key);
+    if (result.keyReused === true) {
+      throw problem('IDEMPOTENCY_KEY_REUSED', `idempotency key ${key} was used for a different import, or for this one longer ago than keys are kept; nothing was imported`, { idempotencyKey: key });
+    }
     if (!result.applied) throw importRefusal(result);
+    if (result.replayed === true) reply.header('idempotent-replayed', 'true');
     const skipped = result.items.flatMap((item) => (item.skipped === undefined ? [] : [{ index: item.index, reason: item.skipped }]));
     return { imported: result.items.length - skipped.length, skipped, position: engine.position() };
   });
