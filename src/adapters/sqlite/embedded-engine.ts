@@ -75,6 +75,11 @@ export interface EmbeddedEngineOptions {
    * when the engine stops taking commands for good (not `retryable`: its log could not be made durable).
    */
   onStorageFailed?: (error: AppError) => void;
+  /**
+   * Told when a subscriber threw on a batch; the others are still told, and the engine goes on. Default: a
+   * line on stderr.
+   */
+  onSubscriberFailed?: (error: unknown) => void;
 }
 
 /**
@@ -115,6 +120,10 @@ export interface AtomicResult {
 
 /** The outcome of a group member that was fine on its own but not applied because another member was rejected. */
 const notApplied: Rejection = { code: 'NOT_APPLIED', message: 'not applied: another command of the same all-or-nothing batch was rejected' };
+
+function reportSubscriberFailure(error: unknown): void {
+  process.stderr.write(`stockline: a subscriber failed on a committed batch: ${error instanceof Error ? error.stack ?? error.message : String(error)}\n`);
+}
 
 /** A batch refused because it was not written: it was not applied, so it may be sent again. */
 function unwritten(cause: string): AppError {
@@ -509,7 +518,14 @@ export class EmbeddedEngine implements Engine {
     }
     if (batch.events.length > 0) {
       this.durablePosition = (batch.events[batch.events.length - 1] as LoggedEvent).position;
-      for (const listener of this.listeners) listener(batch);
+      for (const listener of this.listeners) {
+        try {
+          listener(batch);
+        } catch (error) {
+          // The batch is durable and answered: one subscriber's bug must not keep it from the others or stop the engine.
+          (this.options.onSubscriberFailed ?? reportSubscriberFailure)(error);
+        }
+      }
     }
     this.considerSnapshot();
   }
