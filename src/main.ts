@@ -311,7 +311,10 @@ function startSources(engine: Engine, offsets: SourceOffsets, config: StocklineC
  * Desired quantities change in the same transaction as the events that change them (embedded), or
  * right after each batch the node's replica applies (Kafka: recomputed from the state at every start, so
  * nothing is missed across a crash); the worker is kicked after each batch, so a push starts within
- * milliseconds of the change.
+ * milliseconds of the change. In Kafka mode every node keeps every tenant's rows, but only the node that owns
+ * a tenant's commands partition pushes, reconciles and reports lag for its compare-and-set channels; a node
+ * that takes a tenant over pushes what its own rows say is due, and compare-and-set corrects what it knew.
+ * Version-ordered channels (webhooks) are pushed by every node (see ChannelConnector.versionOrdered).
  */
 export function startChannels(engine: Engine, local: LocalStore, configs: ChannelConfig[], metrics: Metrics, options: { reconcileIntervalMs?: number } = {}): Channels {
   const outbox = new ChannelOutbox(local.db);
@@ -325,16 +328,30 @@ export function startChannels(engine: Engine, local: LocalStore, configs: Channe
   else if (configs.length > 0) unfollow = engine.subscribe((batch) => local.db.transaction(() => outbox.upsertDesired(desired(batch, engine.state())))());
   local.db.transaction(() => outbox.upsertDesired(desiredOfState(engine.state(), channelsOf, Date.now(), engine.position())))();
   const connectors = new Map(configs.map((config) => [config.id, createConnector(config, process.env)]));
-  metrics.watchChannels(outbox, configs.map((config) => ({ tenant: config.tenant, channel: config.id })));
+  const owns = (tenant: string, channel: string): boolean => connectors.get(channel)?.versionOrdered === true || (engine.ownsTenant?.(tenant) ?? true);
+  metrics.watchChannels(outbox, configs.map((config) => ({ tenant: config.tenant, channel: config.id })), owns);
   const sync = new ChannelSync({
-    outbox, connectors, bus: engine, clock: { nowMs: Date.now }, random: Math.random,
+    outbox, connectors, bus: engine, clock: { nowMs: Date.now }, random: Math.random, owns,
     metrics: { pushed: (channel, outcome, latencyMs) => metrics.pushed(channel, outcome, latencyMs) },
   });
   const unsubscribe = engine.subscribe(() => sync.kick());
+  // A tenant taken over: its due rows go out at once, not at the next look.
+  const unwatch = engine.onOwnershipChange?.(() => sync.kick()) ?? ((): void => undefined);
   sync.start();
   let reconcileTimer: NodeJS.Timeout | undefined;
+  let reconciling = false;
+  const reconcileOwned = async (): Promise<void> => {
+    for (const { tenant, id: channel } of configs) {
+      if (owns(tenant, channel)) await reconcile({ outbox, connectors, tenant, channel, repair: true }).catch(() => undefined);
+    }
+  };
   if ((options.reconcileIntervalMs ?? 0) > 0 && connectors.size > 0) {
-    reconcileTimer = setInterval(() => { void reconcile({ outbox, connectors, repair: true }).catch(() => undefined); }, options.reconcileIntervalMs);
+    reconcileTimer = setInterval(() => {
+      // A run slower than the interval is not overlapped by the next.
+      if (reconciling) return;
+      reconciling = true;
+      void reconcileOwned().finally(() => { reconciling = false; });
+    }, options.reconcileIntervalMs);
     reconcileTimer.unref();
   }
   return {
@@ -342,6 +359,7 @@ export function startChannels(engine: Engine, local: LocalStore, configs: Channe
     async stop() {
       if (reconcileTimer !== undefined) clearInterval(reconcileTimer);
       unsubscribe();
+      unwatch();
       unfollow();
       await sync.stop();
       await Promise.all([...connectors.values()].map((connector) => connector.close()));

@@ -92,6 +92,12 @@ export interface ChannelSyncOptions {
   timer?: SyncTimer;
   log?: SyncLogger;
   metrics?: SyncMetrics;
+  /**
+   * Whether this node pushes a tenant's channel now (Kafka: it owns the tenant's partition, or the channel is
+   * `versionOrdered`). Absent: every one. The rows of the others stay in the outbox, untouched, for when the
+   * node takes them over.
+   */
+  owns?: (tenant: string, channel: string) => boolean;
 }
 
 export const syncLimits = {
@@ -108,6 +114,11 @@ export const syncLimits = {
    * which is when a stale quantity there oversells, so it is never treated like an outage.
    */
   mismatchBackoffCapMs: 200,
+  /**
+   * How often a channel of a tenant another node pushes is looked at again. A takeover also kicks the worker,
+   * so this bounds the wait only if that kick is missed.
+   */
+  notOwnedRecheckMs: 1_000,
   /** Due rows read per channel per round. */
   dueBatchMax: 256,
   /** The worker looks at the outbox at least this often, even when nothing kicked it. */
@@ -232,7 +243,8 @@ export class ChannelSync {
     const nowMs = this.options.clock.nowMs();
     let wakeMs = nowMs + syncLimits.fallbackPollMs;
     for (const lane of this.lanes.values()) wakeMs = Math.min(wakeMs, this.pumpLane(lane, nowMs));
-    this.applyWrites();
+    // A round that could not write its set-asides would find the same rows again: no looking again at once.
+    if (!this.applyWrites()) wakeMs = Math.max(wakeMs, nowMs + syncLimits.backoffBaseMs);
     const nextDueMs = this.options.outbox.nextDueAfter(nowMs);
     if (nextDueMs !== null) wakeMs = Math.min(wakeMs, nextDueMs);
     this.arm(Math.max(0, wakeMs - nowMs));
@@ -248,6 +260,9 @@ export class ChannelSync {
     const deferred = new Set<string>();
     for (const row of rows) {
       if (lane.inflight.size >= lane.connector.maxConcurrency) break;
+      // A channel is one tenant's (the configuration refuses two with one id). While another node owns that
+      // tenant the lane waits, writing nothing: its rows stay as they are, due, for when this node takes over.
+      if (this.options.owns?.(row.tenant, row.channel) === false) return Math.min(wakeMs, nowMs + syncLimits.notOwnedRecheckMs);
       const key = keyText(row);
       if (lane.inflight.has(key)) continue;
       const pausedUntilMs = this.pausedUntil(row.tenant, row.channel, nowMs);
@@ -419,16 +434,18 @@ export class ChannelSync {
     return new Promise((resolve) => { this.timer.set(resolve, delayMs); });
   }
 
-  /** Writes the round's bookkeeping in one transaction, before the outbox is read again. */
-  private applyWrites(): void {
-    if (this.writes.length === 0) return;
+  /** Writes the round's bookkeeping in one transaction, before the outbox is read again; false when that failed. */
+  private applyWrites(): boolean {
+    if (this.writes.length === 0) return true;
     const writes = this.writes.splice(0);
     try {
       this.options.outbox.batch(() => { for (const write of writes) write(); });
+      return true;
     } catch (error) {
       // Lost bookkeeping costs at most a repeated push, which compare-and-set and idempotency keys absorb.
       this.counters.writeErrors += 1;
       this.options.log?.error({ error: errorText(error), writes: writes.length }, 'channel outbox bookkeeping could not be written');
+      return false;
     }
   }
 

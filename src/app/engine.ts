@@ -43,6 +43,13 @@ export interface Engine extends CommandBus, DeadLetterSink, AtomicBus {
    * to subscribers from now on comes after it.
    */
   committedPosition(): number;
+  /**
+   * Whether this node pushes the tenant's channels now: in Kafka mode, the node whose processor is assigned the
+   * tenant's commands partition, so each change reaches a channel once. Absent: every tenant (one process).
+   */
+  ownsTenant?(tenant: string): boolean;
+  /** Called when the tenants this node owns may have changed (a rebalance). Returns an unsubscribe function. */
+  onOwnershipChange?(listener: () => void): () => void;
   /** Re-decides schema events all or nothing, once under an idempotency key (see import-events.ts). */
   importEvents(tenant: string, events: InventoryEvent[], idempotencyKey?: string): Promise<ImportResult>;
   close(): Promise<void>;

@@ -58,6 +58,7 @@ export class Metrics {
   private stateTenants: (() => Iterable<[string, TenantState]>) | undefined;
   private recordsMax = 0;
   private configuredChannels: Array<{ tenant: string; channel: string }> = [];
+  private pushesChannel: (tenant: string, channel: string) => boolean = () => true;
 
   constructor(private readonly clock: () => number = Date.now, options: { processMetrics?: boolean } = {}) {
     const registers = [this.registry];
@@ -161,10 +162,15 @@ export class Metrics {
     });
   }
 
-  /** The channel outbox to read lag and depth from, and the channels that exist (reported at 0 when in step). */
-  watchChannels(source: LagSource, channels: Array<{ tenant: string; channel: string }>): void {
+  /**
+   * The channel outbox to read lag and depth from, and the channels that exist (reported at 0 when in step).
+   * Lag and depth are reported only for the channels `pushes` says this node pushes, so a node that does not
+   * push a channel never pages for it.
+   */
+  watchChannels(source: LagSource, channels: Array<{ tenant: string; channel: string }>, pushes: (tenant: string, channel: string) => boolean = () => true): void {
     this.lagSource = source;
     this.configuredChannels = channels;
+    this.pushesChannel = pushes;
     // Counters that alerts compare over time exist from the start, at zero, for every known channel.
     for (const { channel } of channels) {
       this.oversells.inc({ channel }, 0);
@@ -239,17 +245,22 @@ export class Metrics {
 
   private collectLag(gauge: Gauge<'tenant' | 'channel'>): void {
     gauge.reset();
-    for (const { tenant, channel } of this.configuredChannels) gauge.set({ tenant, channel }, 0);
+    const pushed = new Set<string>();
+    for (const { tenant, channel } of this.configuredChannels) {
+      if (!this.pushesChannel(tenant, channel)) continue;
+      pushed.add(`${tenant}\u0000${channel}`);
+      gauge.set({ tenant, channel }, 0);
+    }
     const nowMs = this.clock();
     for (const { tenant, channel, changedAtMs } of this.lagSource?.oldestUnsynced() ?? []) {
-      if (this.isConfigured(tenant, channel)) gauge.set({ tenant, channel }, Math.max(0, nowMs - changedAtMs) / 1000);
+      if (pushed.has(`${tenant}\u0000${channel}`)) gauge.set({ tenant, channel }, Math.max(0, nowMs - changedAtMs) / 1000);
     }
   }
 
   private depthPerChannel(): Map<string, number> {
     const perChannel = new Map<string, number>();
     for (const { tenant, channel, count } of this.lagSource?.depth() ?? []) {
-      if (this.isConfigured(tenant, channel)) perChannel.set(channel, (perChannel.get(channel) ?? 0) + count);
+      if (this.isConfigured(tenant, channel) && this.pushesChannel(tenant, channel)) perChannel.set(channel, (perChannel.get(channel) ?? 0) + count);
     }
     return perChannel;
   }

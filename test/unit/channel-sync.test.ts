@@ -132,7 +132,7 @@ afterEach(async () => {
   }
 });
 
-function harness(channels: (clock: ManualClock) => FakeChannel[], random: () => number = () => 0.5): Harness {
+function harness(channels: (clock: ManualClock) => FakeChannel[], random: () => number = () => 0.5, owns?: (tenant: string) => boolean): Harness {
   const clock = new ManualClock();
   const db = new Database(':memory:');
   const outbox = new ChannelOutbox(db);
@@ -145,7 +145,7 @@ function harness(channels: (clock: ManualClock) => FakeChannel[], random: () => 
   let sync: ChannelSync;
   try {
     sync = new ChannelSync({
-      outbox, connectors, bus, clock, random, timer: clock,
+      outbox, connectors, bus, clock, random, timer: clock, ...(owns === undefined ? {} : { owns }),
       log: { warn: (_fields, message) => warnings.push(message), error: (_fields, message) => errors.push(message) },
       metrics: { pushed: (channel, outcome, latencyMs) => pushed.push(latencyMs === undefined ? { channel, outcome } : { channel, outcome, latencyMs }) },
     });
@@ -410,6 +410,68 @@ describe('ChannelSync', () => {
     expect(idempotencyKeyOf(push)).not.toBe(idempotencyKeyOf({ ...push, previousQuantity: 2 }));
     expect(idempotencyKeyOf(push)).not.toBe(idempotencyKeyOf({ ...push, version: 3 }));
     expect(idempotencyKeyOf(push)).toMatch(/^sl-[A-Za-z0-9_-]{32}$/);
+  });
+});
+
+describe('ChannelSync on a node that owns some tenants (Kafka)', () => {
+  it('pushes only the channels of tenants it owns, and another tenant\'s once it takes that tenant over', async () => {
+    let shop!: FakeChannel;
+    let market!: FakeChannel;
+    const owned = new Set(['acme']);
+    const h = harness((clock) => [shop = new FakeChannel('shop', clock), market = new FakeChannel('market', clock)], undefined, (tenant) => owned.has(tenant));
+    h.set('sku-1', 1);
+    h.set('sku-9', 9, 'other', 'market');
+    h.sync.start();
+    await h.clock.advance(1);
+    await h.clock.advance(5 * syncLimits.notOwnedRecheckMs);
+    expect(shop.calls.map((call) => `${call.push.tenant}/${call.push.sku}`)).toEqual(['acme/sku-1']);
+    expect(market.calls).toEqual([]);
+    // Untouched: still due, as it was written, for the node that takes the tenant over.
+    expect(h.outbox.get('other', 'market', 'sku-9')).toMatchObject({ pushedVersion: null, nextAttemptMs: startMs, attempts: 0 });
+    owned.add('other');
+    h.sync.kick();
+    await h.clock.advance(1);
+    expect(market.calls.map((call) => `${call.push.tenant}/${call.push.sku}`)).toEqual(['other/sku-9']);
+    expect(h.outbox.get('other', 'market', 'sku-9')).toMatchObject({ nextAttemptMs: null, ackedQuantity: 9 });
+  });
+
+  it('looks at another node\'s channel again within a second, even when no kick tells it of the takeover', async () => {
+    let market!: FakeChannel;
+    let owned = false;
+    const h = harness((clock) => [market = new FakeChannel('market', clock)], undefined, () => owned);
+    h.set('sku-1', 4, 'other', 'market');
+    h.sync.start();
+    await h.clock.advance(1);
+    owned = true;
+    await h.clock.advance(syncLimits.notOwnedRecheckMs);
+    expect(market.calls.map((call) => call.push.quantity)).toEqual([4]);
+  });
+
+  it('settles a push against what the previous owner left on the channel, through compare-and-set', async () => {
+    let fake!: FakeChannel;
+    let owner = 'a';
+    const a = harness((clock) => [fake = new FakeChannel('shop', clock)], undefined, () => owner === 'a');
+    const b = harness(() => [fake], undefined, () => owner === 'b');
+    const setBoth = (quantity: number): void => { a.set('sku-1', quantity); b.set('sku-1', quantity); };
+    const advanceBoth = async (ms: number): Promise<void> => { await a.clock.advance(ms); await b.clock.advance(ms); };
+    a.sync.start();
+    b.sync.start();
+    setBoth(5);
+    await advanceBoth(1);
+    owner = 'b';
+    setBoth(3);
+    await advanceBoth(syncLimits.notOwnedRecheckMs);
+    expect(fake.shown.get('acme/sku-1')).toBe(3);
+    // Back to a, whose last acknowledged quantity (5) is no longer what the channel shows (3).
+    owner = 'a';
+    setBoth(8);
+    await advanceBoth(syncLimits.notOwnedRecheckMs);
+    const pushes = fake.calls.map((call) => [call.push.quantity, call.push.previousQuantity]);
+    expect(pushes).toEqual([[5, null], [3, null], [8, 5], [8, 3]]);
+    expect(fake.shown.get('acme/sku-1')).toBe(8);
+    expect(a.outbox.get('acme', 'shop', 'sku-1')).toMatchObject({ nextAttemptMs: null, ackedQuantity: 8 });
+    expect(a.pushed.map((entry) => entry.outcome)).toEqual(['ok', 'retry', 'ok']);
+    expect(b.pushed.map((entry) => entry.outcome)).toEqual(['ok']);
   });
 });
 

@@ -24,6 +24,14 @@ export interface ChannelConnector {
   readonly channel: string;
   readonly maxConcurrency: number;
   readonly ratePerSecond: number;
+  /**
+   * The channel orders pushes by their `version` (webhook receivers keep the highest). Versions count the
+   * changes seen by the node that pushes, so in a cluster every node pushes such a channel and the receiver
+   * keeps the pushes of the node furthest ahead; moving the channel to one node at a time would let a node
+   * behind it be ignored. A channel that checks the quantity it replaces (compare-and-set) leaves this unset
+   * and is pushed only by the node that owns its tenant.
+   */
+  readonly versionOrdered?: boolean;
   push(push: ChannelPush): Promise<PushResult>;
   read(tenant: string, skus: string[]): Promise<Map<string, number>>;
   close(): Promise<void>;

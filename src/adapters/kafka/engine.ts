@@ -162,6 +162,16 @@ export class KafkaEngine implements Engine {
     return this.processor.partitions();
   }
 
+  /** Whether this node's processor is assigned the tenant's commands partition now: it pushes the tenant's channels. */
+  ownsTenant(tenant: string): boolean {
+    return this.processor.ownsKey(tenant);
+  }
+
+  /** Told after each assignment of commands partitions to this node. */
+  onOwnershipChange(listener: () => void): () => void {
+    return this.processor.onAssignment(listener);
+  }
+
   async submit(input: CommandInput): Promise<Submitted> {
     this.checkOpen();
     checkCommand(input, 'input');

@@ -138,6 +138,7 @@ export class Processor {
   private joining = false;
   private readyWaiters: Array<() => void> = [];
   private everReady = false;
+  private readonly assignmentListeners = new Set<() => void>();
 
   constructor(private readonly options: ProcessorOptions) {
     const { config, nodeId } = options;
@@ -199,6 +200,21 @@ export class Processor {
     return [...this.owned.values()].filter((owned) => owned.status === 'active').map((owned) => owned.partition).sort((a, b) => a - b);
   }
 
+  /**
+   * Whether the group assigns this node the partition a key's commands go to (as submit routes them), now:
+   * restoring counts, a member that dropped out of the group does not.
+   */
+  ownsKey(key: string): boolean {
+    if (this.stopping || this.commandPartitions === 0 || !this.group.isActive()) return false;
+    return this.owned.has(partitionOfKey(key, this.commandPartitions));
+  }
+
+  /** Called after every assignment the group hands this node. Returns an unsubscribe function. */
+  onAssignment(listener: () => void): () => void {
+    this.assignmentListeners.add(listener);
+    return () => { this.assignmentListeners.delete(listener); };
+  }
+
   private assign(assignments: Array<{ topic: string; partitions: number[] }>): void {
     if (this.stopping) return;
     const mine = new Set(assignments.find((assignment) => assignment.topic === this.options.topics.commands)?.partitions ?? []);
@@ -215,6 +231,13 @@ export class Processor {
     this.options.log.info(`kafka engine: ${this.options.nodeId} owns commands partitions [${[...mine].sort((a, b) => a - b).join(', ')}]`);
     this.assigned = true;
     this.checkReady();
+    for (const listener of this.assignmentListeners) {
+      try {
+        listener();
+      } catch (error) {
+        this.options.log.error(`kafka engine: an assignment listener failed: ${messageOf(error)}`);
+      }
+    }
   }
 
   private checkReady(): void {

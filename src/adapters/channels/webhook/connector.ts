@@ -38,6 +38,7 @@ export class SignedWebhookConnector implements ChannelConnector {
   readonly channel: string;
   readonly tenant: string;
   readonly maxConcurrency: number;
+  readonly versionOrdered = true;
   readonly ratePerSecond: number;
   readonly #url: string;
   readonly #readUrl: string | undefined;
