@@ -2,7 +2,7 @@
 
 import { createHash } from 'node:crypto';
 import { availableToSell, channelPolicyOf } from '../core/index.js';
-import type { LedgerState } from '../core/index.js';
+import type { ChannelPolicy, LedgerState, SkuState } from '../core/index.js';
 import type { ChannelConnector, ChannelPush, PushResult } from '../adapters/channels/connector.js';
 import { ChannelError } from '../adapters/channels/errors.js';
 import { allSkus } from './engine.js';
@@ -26,6 +26,11 @@ export interface DesiredChange extends ChannelKey {
   changedAtMs: number;
   /** Log position of the event that caused the change. */
   position: number;
+  /**
+   * What orders this quantity among the SKU's on the channel, the same on every node: the SKU's version plus
+   * the channel policy's (desiredVersion). Absent: the row counts its own changes.
+   */
+  version?: number;
 }
 
 export interface DesiredRow extends ChannelKey {
@@ -473,9 +478,22 @@ function desiredRowsOf(
   const rows: DesiredChange[] = [];
   for (const channel of channels) {
     const policy = channelPolicyOf(tenantState, channel);
-    for (const sku of list) rows.push({ tenant, channel, sku, quantity: availableToSell(policy, tenantState.skus.get(sku)), ...cause });
+    for (const sku of list) {
+      const state = tenantState.skus.get(sku);
+      rows.push({ tenant, channel, sku, quantity: availableToSell(policy, state), version: desiredVersion(policy, state), ...cause });
+    }
   }
   return rows;
+}
+
+/**
+ * The version of a channel's quantity of a SKU, from the replicated state alone, so that every node (and a
+ * node whose outbox was lost) numbers a change alike: a webhook receiver keeps the highest version, and would
+ * ignore a node that counted from 1. The quantity depends on the SKU and the policy; each change of either
+ * raises its version, so a new quantity always has a higher version than the one before it.
+ */
+export function desiredVersion(policy: ChannelPolicy, sku: SkuState | undefined): number {
+  return (sku?.version ?? 0) + (policy.version ?? 0);
 }
 
 /**

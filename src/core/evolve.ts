@@ -132,7 +132,7 @@ export function evolve(state: LedgerState, event: InventoryEvent, forgotten?: st
     }
     case 'channel_policy_set': {
       const { channel, locations, bufferUnits, maxUnits, backorder } = event.data;
-      tenant.channels.set(channel, { locations, bufferUnits, maxUnits, backorder });
+      tenant.channels.set(channel, { locations, bufferUnits, maxUnits, backorder, version: (tenant.channels.get(channel)?.version ?? 0) + 1 });
       break;
     }
     case 'sync_complete':

@@ -48,6 +48,11 @@ export interface ChannelPolicy {
   bufferUnits: number;
   maxUnits: number | null;
   backorder: boolean;
+  /**
+   * How many times the policy was set, in the state only (commands and events leave it out). With the SKU's
+   * version it orders the quantities a channel is shown the same way on every node (channel-sync.ts).
+   */
+  version?: number;
 }
 
 export interface IdempotencyRecord {

@@ -3,6 +3,7 @@
 import Database from 'better-sqlite3';
 import { afterEach, describe, expect, it } from 'vitest';
 import { ChannelOutbox } from '../../src/adapters/sqlite/channel-outbox.js';
+import { EmbeddedEngine } from '../../src/adapters/sqlite/embedded-engine.js';
 import type { ChannelConnector, ChannelPush, PushResult } from '../../src/adapters/channels/connector.js';
 import { backoffMs, ChannelSync, desiredOfState, desiredProjection, idempotencyKeyOf, syncLimits } from '../../src/app/channel-sync.js';
 import type { PushOutcome, SyncTimer } from '../../src/app/channel-sync.js';
@@ -502,6 +503,47 @@ describe('desiredProjection', () => {
       expect(outbox.list('acme', 'market').map((row) => [row.sku, row.quantity])).toEqual([['a', 7], ['b', 4]]);
     } finally {
       db.close();
+    }
+  });
+
+  it('numbers each change alike on every outbox, one that starts late or lost its rows included, and always upward', async () => {
+    const engine = new EmbeddedEngine({ path: ':memory:' });
+    const dbs = [new Database(':memory:'), new Database(':memory:')];
+    try {
+      const [early, late] = dbs.map((db) => {
+        const outbox = new ChannelOutbox(db);
+        outbox.migrate();
+        return outbox;
+      }) as [ChannelOutbox, ChannelOutbox];
+      const channels = (): string[] => ['shop'];
+      const project = desiredProjection(channels);
+      let following = [early];
+      engine.subscribe((batch) => { for (const outbox of following) outbox.upsertDesired(project(batch, engine.state())); });
+      const version = (outbox: ChannelOutbox): number | undefined => outbox.get('acme', 'shop', 'TEE')?.version;
+      const seen: number[] = [];
+      const change = async (input: Record<string, unknown>): Promise<void> => {
+        const submitted = await engine.submit({ tenant: 'acme', ...input } as CommandInput);
+        expect(submitted.outcome.rejection).toBeUndefined();
+        seen.push(version(early) as number);
+      };
+      await change({ type: 'adjust_stock', sku: 'TEE', location: 'default', delta: 10 });
+      await change({ type: 'reserve', reservationId: 'r1', channel: 'web', lines: [{ sku: 'TEE', quantity: 2 }], ttlMs: 60_000 });
+      // An outbox that starts now (a new node, or one whose file was lost) takes every row from the state.
+      late.upsertDesired(desiredOfState(engine.state(), channels, Date.now(), engine.position()));
+      following = [early, late];
+      expect(version(late)).toBe(version(early));
+      await change({ type: 'set_channel_policy', channel: 'shop', locations: null, bufferUnits: 3, maxUnits: null, backorder: false });
+      await change({ type: 'release', reservationId: 'r1', reason: 'released' });
+      expect(version(late)).toBe(version(early));
+      expect(seen).toEqual([...seen].sort((a, b) => a - b));
+      expect(new Set(seen).size).toBe(seen.length);
+      // A row that counted its own changes past that number (an outbox from before) still only goes up.
+      dbs[1]?.prepare("UPDATE channel_desired SET version = 1000 WHERE sku = 'TEE'").run();
+      await change({ type: 'adjust_stock', sku: 'TEE', location: 'default', delta: 1 });
+      expect(version(late)).toBe(1001);
+    } finally {
+      await engine.close();
+      for (const db of dbs) db.close();
     }
   });
 

@@ -25,11 +25,11 @@ export interface ChannelConnector {
   readonly maxConcurrency: number;
   readonly ratePerSecond: number;
   /**
-   * The channel orders pushes by their `version` (webhook receivers keep the highest). Versions count the
-   * changes seen by the node that pushes, so in a cluster every node pushes such a channel and the receiver
-   * keeps the pushes of the node furthest ahead; moving the channel to one node at a time would let a node
-   * behind it be ignored. A channel that checks the quantity it replaces (compare-and-set) leaves this unset
-   * and is pushed only by the node that owns its tenant.
+   * The channel orders pushes by their `version` (webhook receivers keep the highest), so a copy of a push is
+   * ignored by it. In a cluster every node pushes such a channel: the receiver keeps the highest version any
+   * node sent, which an outbox that numbered its own changes (before versions came from the ledger) may have
+   * set above what another node would send. A channel that checks the quantity it replaces (compare-and-set)
+   * leaves this unset and is pushed only by the node that owns its tenant.
    */
   readonly versionOrdered?: boolean;
   push(push: ChannelPush): Promise<PushResult>;

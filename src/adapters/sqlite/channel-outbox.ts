@@ -116,10 +116,11 @@ const keyMatch = 'tenant = :tenant AND channel = :channel AND sku = :sku';
 const sql = {
   upsert: `
     INSERT INTO channel_desired (tenant, channel, sku, quantity, version, changed_at_ms, cause_position, next_attempt_ms)
-    VALUES (:tenant, :channel, :sku, :quantity, 1, :changedAtMs, :position, :changedAtMs)
+    VALUES (:tenant, :channel, :sku, :quantity, MAX(1, COALESCE(:version, 0)), :changedAtMs, :position, :changedAtMs)
     ON CONFLICT (tenant, channel, sku) DO UPDATE SET
       quantity = excluded.quantity,
-      version = version + 1,
+      -- The version the change has on every node; never lower than the row's own (older rows counted their changes).
+      version = MAX(version + 1, COALESCE(:version, 0)),
       -- The lag is measured from the oldest change the channel has not seen; a newer one must not hide it.
       changed_at_ms = COALESCE(changed_at_ms, excluded.changed_at_ms),
       superseded_at_ms = COALESCE(superseded_at_ms, CASE WHEN pushed_version = version THEN excluded.changed_at_ms END),
@@ -191,7 +192,7 @@ type StatementName = keyof typeof sql;
 
 function upsertParams(row: DesiredChange): ProjectedWrite['params'] {
   assertQuantity(row.quantity);
-  return { tenant: row.tenant, channel: row.channel, sku: row.sku, quantity: row.quantity, changedAtMs: row.changedAtMs, position: row.position };
+  return { tenant: row.tenant, channel: row.channel, sku: row.sku, quantity: row.quantity, changedAtMs: row.changedAtMs, position: row.position, version: row.version ?? null };
 }
 
 export class ChannelOutbox implements DesiredStore {

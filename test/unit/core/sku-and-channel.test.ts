@@ -58,7 +58,7 @@ describe('set_channel_policy', () => {
     const result = given(receive('tee-m', 'wh-1', 10), receive('tee-m', 'wh-2', 5))
       .when({ type: 'set_channel_policy', channel: 'shopify', locations: ['wh-2'], bufferUnits: 1, maxUnits: 3, backorder: false })
       .then([{ type: 'channel_policy_set', data: { channel: 'shopify', locations: ['wh-2'], bufferUnits: 1, maxUnits: 3, backorder: false } }]);
-    expect(result.tenant.channels.get('shopify')).toEqual({ locations: ['wh-2'], bufferUnits: 1, maxUnits: 3, backorder: false });
+    expect(result.tenant.channels.get('shopify')).toEqual({ locations: ['wh-2'], bufferUnits: 1, maxUnits: 3, backorder: false, version: 1 });
     expect(result.availableToSell('shopify', 'tee-m')).toBe(3);
     expect(result.availableToSell('web', 'tee-m')).toBe(15);
   });
