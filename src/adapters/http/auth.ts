@@ -4,6 +4,7 @@ import { timingSafeEqual } from 'node:crypto';
 import type { FastifyPluginAsync, FastifyRequest, onRequestHookHandler } from 'fastify';
 import type { Engine } from '../../app/engine.js';
 import { problem } from './problem.js';
+import type { HttpProblem } from './problem.js';
 import { bearerSecurity, errorResponses, httpLimits, object } from './schemas.js';
 
 /** `read` reads; `write` also changes stock and reservations; `admin` also imports raw events. */
@@ -70,22 +71,49 @@ function keyVerifier(keys: ApiKeyVerifier, adminKey: string | undefined): (prese
   };
 }
 
-function presentedKey(request: FastifyRequest, tokenInQuery: boolean): string | undefined {
-  const authorization = request.headers.authorization;
-  if (authorization !== undefined) {
-    const match = /^Bearer[ ]+(\S+)\s*$/i.exec(authorization);
-    return match?.[1] ?? '';
-  }
-  const header = request.headers['x-api-key'];
-  if (typeof header === 'string') return header;
-  if (tokenInQuery) {
-    const token = (request.query as Record<string, unknown> | undefined)?.access_token;
-    if (typeof token === 'string') return token;
-  }
-  return undefined;
+/** `Authorization: Bearer <key>`; `''` for a Bearer header that holds no single key; undefined for another scheme. */
+function bearerOf(authorization: string): string | undefined {
+  const match = /^Bearer[ ]+(\S+)\s*$/i.exec(authorization);
+  if (match !== null) return match[1];
+  return /^Bearer(?:\s|$)/i.test(authorization) ? '' : undefined;
+}
+
+/** Whether two presented keys are the same, in time that does not show where they differ. */
+function sameKey(first: string, second: string): boolean {
+  return isKey(Buffer.from(first), Buffer.from(second));
 }
 
 const challenge = 'Bearer realm="stockline"';
+
+const twoKeys = (): HttpProblem => problem('UNAUTHENTICATED', 'two different API keys were sent (in Authorization: Bearer, X-Api-Key or access_token): send one',
+  {}, { 'www-authenticate': `${challenge}, error="invalid_request"` });
+
+/**
+ * The key the request presents, from `Authorization: Bearer`, `X-Api-Key` or (the stream) `?access_token=`. Another
+ * Authorization scheme is not Stockline's (a proxy's Basic credentials, say) and gives way to a key sent another
+ * way; alone, it is a key that is not valid. Two different keys are ambiguous and refused, whichever would pass.
+ */
+function presentedKey(request: FastifyRequest, tokenInQuery: boolean): string | undefined {
+  const authorization = request.headers.authorization;
+  const header = request.headers['x-api-key'];
+  const bearer = authorization === undefined ? undefined : bearerOf(authorization);
+  const apiKey = typeof header === 'string' ? oneKey(bearer, header) : bearer;
+  const presented = tokenInQuery ? oneKey(apiKey, queryToken(request)) : apiKey;
+  // Alone, another scheme is still a key that is not valid, not a missing one.
+  return presented === undefined && authorization !== undefined ? '' : presented;
+}
+
+/** The key both ways present, when they agree; refused when they differ. */
+function oneKey(first: string | undefined, second: string | undefined): string | undefined {
+  if (first === undefined) return second;
+  if (second !== undefined && !sameKey(first, second)) throw twoKeys();
+  return first;
+}
+
+function queryToken(request: FastifyRequest): string | undefined {
+  const token = (request.query as Record<string, unknown> | undefined)?.access_token;
+  return typeof token === 'string' ? token : undefined;
+}
 
 function authenticate(request: FastifyRequest, verify: (key: string) => Principal | undefined, tokenInQuery: boolean): Principal {
   const presented = presentedKey(request, tokenInQuery);

@@ -1,5 +1,6 @@
 // RFC 9457 problem details: the one shape of every error answer, and how errors and rejections become one.
 
+import { STATUS_CODES } from 'node:http';
 import type { FastifyBaseLogger, FastifyReply, FastifyRequest } from 'fastify';
 import type { ErrorObject } from 'ajv';
 import { formatTime } from '../../core/index.js';
@@ -125,7 +126,11 @@ const batchItemPointer = /^\/(?:adjustments|events)\/(\d+)(?:\/|$)/;
 
 export function fieldErrorOf(where: FieldError['in'], error: ErrorObject): FieldError {
   const found = fieldErrorFound(where, error);
-  const item = where === 'body' ? batchItemPointer.exec(found.pointer)?.[1] : undefined;
+  return where === 'body' ? withBatchItem(found) : found;
+}
+
+function withBatchItem(found: FieldError): FieldError {
+  const item = batchItemPointer.exec(found.pointer)?.[1];
   return item === undefined ? found : { in: found.in, index: Number(item), pointer: found.pointer, message: found.message };
 }
 
@@ -152,6 +157,67 @@ export function validationProblem(errors: FieldError[]): HttpProblem {
   const first = errors[0];
   const detail = first === undefined ? 'the request is not valid' : describeField(first) + (errors.length > 1 ? ` (and ${errors.length - 1} more)` : '');
   return problem('VALIDATION_FAILED', detail, { errors });
+}
+
+/** Past this depth a reserved key is named by the object it is under, so that the answer stays small. */
+const reservedKeyDepthMax = 32;
+
+interface Found {
+  value: unknown;
+  key: string;
+  parent: Found | undefined;
+  depth: number;
+}
+
+function pointerOf(found: Found | undefined): string {
+  let pointer = '';
+  for (let at = found; at?.parent !== undefined; at = at.parent) pointer = `/${escapePointer(at.key)}${pointer}`;
+  return pointer;
+}
+
+/** The first `__proto__` key, or `constructor` holding `prototype`, breadth first: where a prototype could be set. */
+function reservedKeyOf(root: unknown): { at: Found; key: string } | undefined {
+  let level: Found[] = [{ value: root, key: '', parent: undefined, depth: 0 }];
+  while (level.length > 0) {
+    const next: Found[] = [];
+    for (const at of level) {
+      const value = at.value as Record<string, unknown>;
+      if (Object.hasOwn(value, '__proto__')) return { at, key: '__proto__' };
+      const constructor = Object.hasOwn(value, 'constructor') ? value.constructor : undefined;
+      if (typeof constructor === 'object' && constructor !== null && Object.hasOwn(constructor, 'prototype')) {
+        return { at: { value: constructor, key: 'constructor', parent: at, depth: at.depth + 1 }, key: 'prototype' };
+      }
+      for (const key of Object.keys(value)) {
+        const child = value[key];
+        if (typeof child === 'object' && child !== null) next.push({ value: child, key, parent: at, depth: at.depth + 1 });
+      }
+    }
+    level = next;
+  }
+  return undefined;
+}
+
+/**
+ * Why a JSON body the parser refused was refused, when the reason is a key that could set an object's prototype:
+ * a VALIDATION_FAILED naming where it is, instead of "invalid JSON". The body is parsed again here, on the
+ * refusal only, and that parse is dropped: the key never reaches the application.
+ */
+export function reservedKeyProblem(text: string): HttpProblem | undefined {
+  let root: unknown;
+  try {
+    root = JSON.parse(text.charCodeAt(0) === 0xfeff ? text.slice(1) : text);
+  } catch {
+    return undefined;
+  }
+  const found = typeof root === 'object' && root !== null ? reservedKeyOf(root) : undefined;
+  if (found === undefined) return undefined;
+  let named: Found = found.at;
+  while (named.depth > reservedKeyDepthMax && named.parent !== undefined) named = named.parent;
+  const message = named === found.at
+    ? 'is not allowed (a key that could set an object\'s prototype)'
+    : `holds ${found.key === '__proto__' ? '__proto__' : 'constructor.prototype'} further down, which is not allowed (it could set an object's prototype)`;
+  const pointer = named === found.at ? `${pointerOf(named)}/${found.key}` : pointerOf(named);
+  return validationProblem([withBatchItem({ in: 'body', pointer, message })]);
 }
 
 interface FastifyLikeError {
@@ -199,6 +265,32 @@ export function problemOf(error: unknown, request: FastifyRequest, log: FastifyB
   }
   log.error({ err: error }, 'unexpected error while handling a request');
   return problem('INTERNAL_ERROR', 'an unexpected error occurred; the request id identifies it in the logs');
+}
+
+/** The parser's reason for a refusal is one of its own fixed phrases; anything else is not shown. */
+const parserReasonShape = /^[A-Za-z][A-Za-z0-9 ,.'-]{0,79}$/;
+
+/**
+ * The problem for a request Node could not read (its `clientError`): headers over `headerBytesMax`, a request
+ * not received in time, or anything that is not HTTP/1.1. Nothing of the request is echoed.
+ */
+export function clientErrorProblem(error: { code?: string; reason?: unknown }, headerBytesMax: number): HttpProblem {
+  if (error.code === 'HPE_HEADER_OVERFLOW') {
+    return problem('HEADERS_TOO_LARGE', `the request line and headers exceed ${headerBytesMax} bytes`, { limitBytes: headerBytesMax });
+  }
+  if (error.code === 'ERR_HTTP_REQUEST_TIMEOUT') {
+    return problem('REQUEST_TIMEOUT', 'the request was not received in time');
+  }
+  const reason = typeof error.reason === 'string' && parserReasonShape.test(error.reason) ? `: ${error.reason.toLowerCase()}` : '';
+  return problem('MALFORMED_REQUEST', `the request is not valid HTTP/1.1${reason}`);
+}
+
+/** A whole HTTP/1.1 response for a problem, to write on a connection that has no request to answer; it closes the connection. */
+export function problemResponse(error: HttpProblem, requestId: string, date: Date): string {
+  const body = JSON.stringify(problemBody(error));
+  const status = error.spec.status;
+  return `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? error.spec.title}\r\nContent-Type: ${problemContentType}\r\n`
+    + `Content-Length: ${Buffer.byteLength(body)}\r\nX-Request-Id: ${requestId}\r\nDate: ${date.toUTCString()}\r\nConnection: close\r\n\r\n${body}`;
 }
 
 /** The request's path without its query string (which may hold an access token). */

@@ -1,9 +1,11 @@
 // The HTTP API: a Fastify server over an Engine, one plugin per route group, every error an RFC 9457 problem.
 
 import { randomUUID } from 'node:crypto';
-import type { IncomingMessage } from 'node:http';
+import { maxHeaderSize } from 'node:http';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Socket } from 'node:net';
 import Fastify, { LogController } from 'fastify';
-import type { FastifyBaseLogger, FastifyInstance, FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
+import type { ConnectionError, FastifyBaseLogger, FastifyInstance, FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
 import pino from 'pino';
 import type { Bindings, ChildLoggerOptions, Logger, LoggerOptions } from 'pino';
 import swagger from '@fastify/swagger';
@@ -12,7 +14,7 @@ import { Ajv } from 'ajv';
 import type { Engine } from '../../app/engine.js';
 import { authHook, identityRoutes } from './auth.js';
 import type { ApiKeyVerifier } from './auth.js';
-import { instanceOf, problem, problemOf, sendProblem } from './problem.js';
+import { clientErrorProblem, instanceOf, problem, problemOf, problemResponse, reservedKeyProblem, sendProblem } from './problem.js';
 import { adjustmentRoutes } from './routes/adjustments.js';
 import { availabilityRoutes } from './routes/availability.js';
 import { channelRoutes } from './routes/channels.js';
@@ -164,8 +166,29 @@ function acceptEmptyJson(app: FastifyInstance): void {
   app.addContentTypeParser('application/json', { parseAs: 'string' }, (request, body, done) => {
     const text = body.toString();
     if (text === '') done(null, undefined);
-    else parseJson(request, text, done);
+    // A refused body is looked at again only to name a key that could set a prototype; a good one is parsed once.
+    else parseJson(request, text, (error, value) => done(error === null ? null : reservedKeyProblem(text) ?? error, value));
   });
+}
+
+/** The in-flight response on a connection, if any (Node keeps it there while it is written). */
+type ServerSocket = Socket & { _httpMessage?: ServerResponse | null };
+
+/**
+ * Requests Node refuses before Fastify sees them (headers over its limit, a request that is not HTTP/1.1, one not
+ * received in time) get a problem too, written on the connection, which is then closed: nothing after a request
+ * that could not be read can be trusted to start a new one. A response already started on it is not corrupted:
+ * the connection is closed without a word.
+ */
+function clientErrorHandler(logger: Logger): (error: ConnectionError, socket: Socket) => void {
+  return (error, socket) => {
+    if (error.code === 'ECONNRESET' || socket.destroyed) return;
+    const refusal = clientErrorProblem(error, maxHeaderSize);
+    const requestId = randomUUID();
+    logger.debug({ reqId: requestId, code: error.code, status: refusal.spec.status }, 'request refused before it was read');
+    if (socket.writable && (socket as ServerSocket)._httpMessage?.headersSent !== true) socket.write(problemResponse(refusal, requestId, new Date()));
+    socket.destroy();
+  };
 }
 
 export async function buildServer(options: ServerOptions): Promise<FastifyInstance> {
@@ -188,6 +211,7 @@ export async function buildServer(options: ServerOptions): Promise<FastifyInstan
     routerOptions: { maxParamLength: httpLimits.pathParamLengthMax },
     // Malformed URLs and over-long path parameters are refused before routing; they get problems too.
     frameworkErrors: (error, request, reply) => sendProblem(reply, request, problemOf(error, request, request.log)),
+    clientErrorHandler: clientErrorHandler(logger),
   });
   app.setValidatorCompiler(compileValidator);
   acceptEmptyJson(app);

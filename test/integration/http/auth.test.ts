@@ -125,6 +125,46 @@ describe('keys', () => {
     expect((await api.inject('GET', `${base}/skus`, { key: null, headers: { 'x-api-key': api.keys.read } })).statusCode).toBe(200);
   });
 
+  it("ignores another Authorization scheme (a proxy's Basic credentials) when the key comes in X-Api-Key", async () => {
+    const basic = { authorization: 'Basic cHJveHk6c2VjcmV0' };
+    expect((await api.inject('GET', `${base}/skus`, { key: null, headers: { ...basic, 'x-api-key': api.keys.read } })).statusCode).toBe(200);
+    const alone = await api.inject('GET', `${base}/skus`, { key: null, headers: basic });
+    expect(alone.statusCode).toBe(401);
+    expect(alone.headers['www-authenticate']).toContain('error="invalid_token"');
+    // Still checked as any key: another tenant's is 403, a wrong one 401.
+    expect((await api.inject('GET', `${base}/skus`, { key: null, headers: { ...basic, 'x-api-key': api.keys.other } })).statusCode).toBe(403);
+    expect((await api.inject('GET', `${base}/skus`, { key: null, headers: { ...basic, 'x-api-key': wellFormedUnknownKey } })).statusCode).toBe(401);
+  });
+
+  it('refuses a Bearer key and an X-Api-Key that differ, even when both are valid; the same key twice is fine', async () => {
+    for (const other of [api.keys.write, wellFormedUnknownKey, flipLast(api.keys.read)]) {
+      const response = await api.inject('GET', `${base}/skus`, { key: api.keys.read, headers: { 'x-api-key': other } });
+      expect(response.statusCode).toBe(401);
+      expect(response.headers['www-authenticate']).toBe('Bearer realm="stockline", error="invalid_request"');
+      expect(json(response)).toMatchObject({ code: 'UNAUTHENTICATED', detail: expect.stringMatching(/two different API keys/) });
+    }
+    expect((await api.inject('GET', `${base}/skus`, { key: api.keys.read, headers: { 'x-api-key': api.keys.read } })).statusCode).toBe(200);
+    expect((await api.inject('GET', `${base}/skus`, { key: null, headers: { authorization: `bearer  ${api.keys.read} `, 'x-api-key': api.keys.read } })).statusCode).toBe(200);
+  });
+
+  it('applies the same rules to ?access_token= on the stream', async () => {
+    const url = `${await api.listen()}${base}/stream?access_token=${encodeURIComponent(api.keys.read)}`;
+    // Over HTTP: a stream that opens does not end, so each is dropped once its status is known.
+    const status = async (headers: Record<string, string>): Promise<{ status: number; challenge: string | null }> => {
+      const abort = new AbortController();
+      try {
+        const response = await fetch(url, { headers, signal: abort.signal });
+        return { status: response.status, challenge: response.headers.get('www-authenticate') };
+      } finally {
+        abort.abort();
+      }
+    };
+    expect(await status({ authorization: `Bearer ${api.keys.write}` })).toEqual({ status: 401, challenge: 'Bearer realm="stockline", error="invalid_request"' });
+    expect((await status({ 'x-api-key': api.keys.write })).status).toBe(401);
+    expect((await status({ authorization: `Bearer ${api.keys.read}` })).status).toBe(200);
+    expect((await status({ authorization: 'Basic cHJveHk6c2VjcmV0' })).status).toBe(200);
+  });
+
   it('accepts ?access_token= on the stream only', async () => {
     const response = await api.inject('GET', `${base}/skus?access_token=${api.keys.read}`, { key: null });
     expect(response.statusCode).toBe(401);

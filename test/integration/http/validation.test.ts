@@ -1,5 +1,6 @@
 // Input validation at the edge: unknown fields, wrong types, out-of-range values and oversized bodies are refused, named, and write nothing.
 
+import { connect } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { json, startTestApi, tenant } from '../../support/http.js';
 import type { TestApi } from '../../support/http.js';
@@ -120,6 +121,122 @@ describe('validation', () => {
     const text = await api.inject('POST', `${base}/adjustments`, { body: '{"sku":"A","delta":1}', headers: { 'content-type': 'text/plain' } });
     expect(text.statusCode).toBe(415);
     expect(json(text).code).toBe('UNSUPPORTED_MEDIA_TYPE');
+  });
+});
+
+describe('keys that could set a prototype', () => {
+  const send = (body: string, url = `${base}/reservations`): ReturnType<TestApi['inject']> =>
+    api.inject('POST', url, { body, headers: { 'content-type': 'application/json' } });
+
+  it.each([
+    { name: '__proto__ in a line', body: '{"channel":"web","lines":[{"sku":"A","quantity":1,"__proto__":{"x":1}}]}', pointer: '/lines/0/__proto__' },
+    { name: '__proto__ at the top', body: '{"__proto__":{"x":1},"channel":"web","lines":[{"sku":"A","quantity":1}]}', pointer: '/__proto__' },
+    { name: 'an escaped __proto__', body: '{"channel":"web","\\u005f_proto__":1,"lines":[{"sku":"A","quantity":1}]}', pointer: '/__proto__' },
+    { name: 'constructor.prototype', body: '{"channel":"web","constructor":{"prototype":{"x":1}},"lines":[{"sku":"A","quantity":1}]}', pointer: '/constructor/prototype' },
+    { name: 'a key with / and ~ above it', body: '{"channel":"web","lines":[{"sku":"A","quantity":1}],"a/b~c":{"__proto__":null}}', pointer: '/a~1b~0c/__proto__' },
+  ])('$name is 400 VALIDATION_FAILED naming where it is, and reaches no route', async ({ body, pointer }) => {
+    const response = await send(body);
+    expect(response.statusCode, response.body).toBe(400);
+    expect(response.headers['content-type']).toBe('application/problem+json; charset=utf-8');
+    const problem = json(response);
+    expect(problem).toMatchObject({ code: 'VALIDATION_FAILED', errors: [{ in: 'body', pointer, message: "is not allowed (a key that could set an object's prototype)" }] });
+    expect(problem.detail).toContain(pointer);
+  });
+
+  it('in a batch, names the item', async () => {
+    const response = await send('{"adjustments":[{"sku":"A","delta":1},{"sku":"A","delta":1,"__proto__":{}}]}', `${base}/adjustments`);
+    expect(json(response)).toMatchObject({ code: 'VALIDATION_FAILED', errors: [{ in: 'body', index: 1, pointer: '/adjustments/1/__proto__' }] });
+  });
+
+  it('deep down, names the object it is under, so that the answer stays small', async () => {
+    const depth = 10_000;
+    const response = await send(`${'{"a":'.repeat(depth)}{"__proto__":1}${'}'.repeat(depth)}`);
+    const errors = json(response).errors as Array<{ pointer: string; message: string }>;
+    expect(errors[0]?.pointer).toBe('/a'.repeat(32));
+    expect(errors[0]?.message).toMatch(/holds __proto__ further down/);
+    expect(response.body.length).toBeLessThan(1_000);
+  });
+
+  it('a constructor that is not an object, and invalid JSON, are what they were', async () => {
+    const unknown = await send('{"channel":"web","lines":[{"sku":"A","quantity":1}],"constructor":"x"}');
+    expect(json(unknown)).toMatchObject({ code: 'VALIDATION_FAILED', errors: [{ pointer: '/constructor', message: 'is not allowed (unknown field)' }] });
+    expect(json(await send('{"__proto__":'))).toMatchObject({ code: 'MALFORMED_REQUEST' });
+  });
+});
+
+/** What the server answers on a connection, and that it closed it. */
+function exchange(port: number, request: string, then?: (answer: string, write: (more: string) => void) => void): Promise<{ status: number; headers: Record<string, string>; body: string; raw: string }> {
+  return new Promise((resolve, reject) => {
+    const socket = connect(port, '127.0.0.1');
+    let raw = '';
+    const timer = setTimeout(() => { socket.destroy(); reject(new Error(`the connection stayed open; read so far: ${raw.slice(0, 300)}`)); }, 5_000);
+    socket.on('data', (chunk: Buffer) => { raw += chunk.toString('latin1'); then?.(raw, (more) => socket.write(more)); });
+    socket.on('error', () => {});
+    socket.on('close', () => {
+      clearTimeout(timer);
+      const end = raw.indexOf('\r\n\r\n');
+      const [statusLine = '', ...lines] = raw.slice(0, end).split('\r\n');
+      const headers = Object.fromEntries(lines.map((line) => [line.slice(0, line.indexOf(':')).toLowerCase(), line.slice(line.indexOf(':') + 1).trim()]));
+      resolve({ status: Number(statusLine.split(' ')[1]), headers, body: raw.slice(end + 4), raw });
+    });
+    socket.write(request);
+  });
+}
+
+describe('requests the server cannot read', () => {
+  let port: number;
+
+  beforeAll(async () => {
+    port = Number(new URL(await api.listen()).port);
+  });
+
+  const expectProblem = (answer: Awaited<ReturnType<typeof exchange>>, status: number, code: string): Record<string, unknown> => {
+    expect(answer.status, answer.raw.slice(0, 300)).toBe(status);
+    expect(answer.headers['content-type']).toBe('application/problem+json; charset=utf-8');
+    expect(answer.headers.connection).toBe('close');
+    expect(answer.headers['x-request-id']).toMatch(/^[0-9a-f-]{36}$/);
+    expect(Number(answer.headers['content-length'])).toBe(Buffer.byteLength(answer.body));
+    const problem = JSON.parse(answer.body) as Record<string, unknown>;
+    expect(problem).toMatchObject({ type: `https://stockline.dev/problems/${code.toLowerCase().replaceAll('_', '-')}`, status, code });
+    return problem;
+  };
+
+  it('headers over the limit are 431 HEADERS_TOO_LARGE with the limit, and the connection is closed', async () => {
+    const answer = await exchange(port, `GET ${base}/skus HTTP/1.1\r\nHost: x\r\nX-Padding: ${'secret'.repeat(4_000)}\r\n\r\n`);
+    expect(expectProblem(answer, 431, 'HEADERS_TOO_LARGE')).toMatchObject({ title: 'The request headers are too large', limitBytes: 16_384 });
+    expect(answer.body).not.toContain('secret');
+  });
+
+  it.each([
+    { name: 'a malformed header', request: 'GET /healthz HTTP/1.1\r\nHost: x\r\nBad Header: secret\r\n\r\n' },
+    { name: 'a malformed request line', request: 'GET /healthz?secret HTTP/9\r\nHost: x\r\n\r\n' },
+    { name: 'an unknown method', request: 'SECRET /healthz HTTP/1.1\r\nHost: x\r\n\r\n' },
+    { name: 'a malformed chunk size', request: `POST ${base}/adjustments HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer KEY\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\nsecret\r\n` },
+  ])('$name is 400 MALFORMED_REQUEST, and the connection is closed', async ({ request }) => {
+    const answer = await exchange(port, request.replace('KEY', api.keys.write));
+    expect(expectProblem(answer, 400, 'MALFORMED_REQUEST').detail).toMatch(/^the request is not valid HTTP\/1\.1/);
+    expect(answer.body).not.toContain('secret');
+  });
+
+  it('a request not received in time is 408 REQUEST_TIMEOUT', async () => {
+    // Node gives up on headers after 60 s; the error it then raises is raised here at once, on a real connection.
+    api.app.server.once('connection', (socket) => {
+      setImmediate(() => api.app.server.emit('clientError', Object.assign(new Error('Request timeout'), { code: 'ERR_HTTP_REQUEST_TIMEOUT' }), socket));
+    });
+    const answer = await exchange(port, 'GET /healthz HTTP/1.1\r\nHost: x\r\n');
+    expectProblem(answer, 408, 'REQUEST_TIMEOUT');
+  });
+
+  it('a bad request behind one whose answer has begun closes the connection without writing into that answer', async () => {
+    let sent = false;
+    const answer = await exchange(port, `GET ${base}/stream HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${api.keys.read}\r\n\r\n`, (raw, write) => {
+      if (sent || !raw.includes('\r\n\r\n')) return;
+      sent = true;
+      write('SECRET / HTTP/1.1\r\n\r\n');
+    });
+    expect(answer.status).toBe(200);
+    expect(answer.headers['content-type']).toMatch(/^text\/event-stream/);
+    expect(answer.body).not.toContain('HTTP/1.1');
   });
 });
 
