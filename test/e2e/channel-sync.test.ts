@@ -324,6 +324,20 @@ describe('Shopify order webhooks', () => {
     expect(await target.converge(['WH-1'])).toEqual([]);
     expect(target.shown('storefront', 'WH-1')).toBe(17);
   }, 60_000);
+
+  it('keeps an order whose cancellation arrived first from holding stock', async () => {
+    const target = await open({ tenant: 'early', skus: ['EC-1'], webhooks: [{ id: 'storefront' }] });
+    await setStock(target, [{ sku: 'EC-1', set: 10 }]);
+    const order = shopifyOrder(6001, [{ sku: 'EC-1', quantity: 4 }]);
+    const cancel = await sendShopifyWebhook(webhookUrl(target), 'orders/cancelled', { ...order, cancelled_at: '2026-12-07T10:00:00Z' }, shopifyAppSecret, 'evt-cancel-6001', { shopDomain });
+    expect(cancel.status, cancel.body).toBe(200);
+    expect(JSON.parse(cancel.body)).toMatchObject({ results: ['CANCELLED_BEFORE_SALE'] });
+    const create = await sendShopifyWebhook(webhookUrl(target), 'orders/create', order, shopifyAppSecret, 'evt-order-6001', { shopDomain });
+    expect(create.status, create.body).toBe(200);
+    expect(JSON.parse(create.body)).toMatchObject({ results: ['CANCELLED_BEFORE_SALE'] });
+    expect(await expectCall(target, 200, 'GET', tenantPath(target, '/skus/EC-1'))).toMatchObject({ onHand: 10, committed: 0, available: 10 });
+    expect((await ledgerEvents(target)).filter((event) => event.type === 'order_committed')).toHaveLength(0);
+  }, 60_000);
 });
 
 describe('catalogue changes', () => {

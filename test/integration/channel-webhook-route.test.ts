@@ -80,13 +80,13 @@ function expectProblem(response: Awaited<ReturnType<typeof deliver>>, status: nu
 }
 
 describe('POST /v1/webhooks/shopify/:channel', () => {
-  it('submits the commands of a signed order with the event id as idempotency key', async () => {
+  it('submits the commands of a signed order, keyed by the order', async () => {
     const response = await deliver();
     expect(response.statusCode).toBe(200);
     expect(response.json()).toMatchObject({ status: 'applied', commands: 1, results: ['accepted'], skipped: [{ index: 1, sku: null }] });
     expect(bus.submitted).toEqual([[{
       type: 'record_sale', tenant: 'acme', source: 'shopify', reservationId: 'shopify:820982911', channel: 'shop', orderRef: '#1001',
-      lines: [{ sku: 'tee-m', quantity: 2 }], idempotencyKey: 'shopify:evt-100',
+      lines: [{ sku: 'tee-m', quantity: 2 }], idempotencyKey: 'shopify-order:shopify:820982911',
     }]]);
   });
 

@@ -2,9 +2,9 @@
 
 import { createHmac } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
-import { shopifyWebhookToCommands, verifyShopifyHmac } from '../../src/adapters/channels/shopify/webhooks.js';
+import { cancelledBeforeSale, settleShopifyCommands, shopifyWebhookToCommands, verifyShopifyHmac } from '../../src/adapters/channels/shopify/webhooks.js';
 import type { ShopifyWebhookContext } from '../../src/adapters/channels/shopify/webhooks.js';
-import type { CommandInput } from '../../src/app/ports.js';
+import type { CommandBus, CommandInput, Submitted } from '../../src/app/ports.js';
 import type { Command, LedgerState } from '../../src/core/index.js';
 import { execute, initialState, limits, stockAt } from '../../src/core/index.js';
 
@@ -68,13 +68,13 @@ describe('verifyShopifyHmac', () => {
 });
 
 describe('orders/create', () => {
-  it('records the order as a sale of its SKU lines, keyed by the event id', () => {
+  it('records the order as a sale of its SKU lines, keyed by the order', () => {
     const commands = commandsOf('orders/create', order([
       { sku: 'tee-m', quantity: 2 }, { sku: 'mug', quantity: 1 }, { sku: 'tee-m', quantity: 1 },
     ]));
     expect(commands).toEqual([{
       type: 'record_sale', tenant: 'acme', source: 'shopify', reservationId: 'shopify:5012345678901234567', channel: 'shop', orderRef: '#1001',
-      lines: [{ sku: 'tee-m', quantity: 3 }, { sku: 'mug', quantity: 1 }], idempotencyKey: 'shopify:evt-1',
+      lines: [{ sku: 'tee-m', quantity: 3 }, { sku: 'mug', quantity: 1 }], idempotencyKey: 'shopify-order:shopify:5012345678901234567',
     }]);
   });
 
@@ -99,7 +99,7 @@ describe('orders/create', () => {
     const lines = Array.from({ length: limits.cartLinesMax + 5 }, (_, index) => ({ sku: `sku-${index}`, quantity: 1 }));
     const commands = commandsOf('orders/create', order(lines, '77'));
     expect(commands.map((command) => [command.type === 'record_sale' && command.reservationId, command.idempotencyKey])).toEqual([
-      ['shopify:77', 'shopify:evt-1:0'], ['shopify:77:2', 'shopify:evt-1:1'],
+      ['shopify:77', 'shopify-order:shopify:77'], ['shopify:77:2', 'shopify-order:shopify:77:2'],
     ]);
     expect(commands.map((command) => (command.type === 'record_sale' ? command.lines.length : 0))).toEqual([limits.cartLinesMax, 5]);
   });
@@ -120,8 +120,8 @@ describe('orders/create', () => {
     const commands = commandsOf('orders/create', order([{ sku: 'tee-m', quantity: 3 }]));
     expect(run(state, commands)).toEqual(['accepted']);
     expect(run(state, commandsOf('orders/create', order([{ sku: 'tee-m', quantity: 3 }])))).toEqual(['DUPLICATE']);
-    // Another event about the same order (a second subscription, a replay) is stopped by the reservation id.
-    expect(run(state, commandsOf('orders/create', order([{ sku: 'tee-m', quantity: 3 }]), { ...context, eventId: 'evt-2' }))).toEqual(['RESERVATION_EXISTS']);
+    // Another event about the same order (a second subscription, a replay) is the same sale.
+    expect(run(state, commandsOf('orders/create', order([{ sku: 'tee-m', quantity: 3 }]), { ...context, eventId: 'evt-2' }))).toEqual(['DUPLICATE']);
     expect(stockAt(state.tenants.get('acme')?.skus.get('tee-m'), 'main')).toMatchObject({ onHand: 10, committed: 3 });
   });
 });
@@ -141,6 +141,58 @@ describe('orders/cancelled', () => {
   it('cancels every part of an order that was split', () => {
     const lines = Array.from({ length: limits.cartLinesMax + 1 }, (_, index) => ({ sku: `sku-${index}`, quantity: 1 }));
     expect(commandsOf('orders/cancelled', order(lines, '77')).map((command) => command.type === 'release' && command.reservationId)).toEqual(['shopify:77', 'shopify:77:2']);
+  });
+});
+
+describe('a cancellation delivered before its order', () => {
+  /** The ledger as a command bus, on `state`; `before` runs ahead of a command the test picks (a delivery landing in between). */
+  function busOn(state: LedgerState, before?: { when: (input: CommandInput) => boolean; run: () => void }): CommandBus {
+    const submit = async (input: CommandInput): Promise<Submitted> => {
+      if (before?.when(input) === true) before.run();
+      commandCounter += 1;
+      return { outcome: execute(state, { ...input, id: `cmd-${commandCounter}`, timeMs: 1_700_000_000_000 + commandCounter } as Command).outcome };
+    };
+    return { submit, submitMany: async (inputs) => Promise.all(inputs.map(submit)) };
+  }
+
+  async function deliver(bus: CommandBus, topic: string, payload: unknown, eventId: string): Promise<string[]> {
+    const mapping = shopifyWebhookToCommands(topic, payload, { ...context, eventId });
+    if (mapping.kind !== 'commands') throw new Error('expected commands');
+    return settleShopifyCommands(bus, mapping, await bus.submitMany(mapping.commands));
+  }
+
+  const placed = order([{ sku: 'tee-m', quantity: 3 }]);
+
+  it('keeps the order from being recorded when it arrives, however often either is delivered', async () => {
+    const state = stocked();
+    const bus = busOn(state);
+    expect(await deliver(bus, 'orders/cancelled', placed, 'evt-cancel')).toEqual([cancelledBeforeSale]);
+    expect(await deliver(bus, 'orders/cancelled', placed, 'evt-cancel')).toEqual([cancelledBeforeSale]);
+    expect(await deliver(bus, 'orders/create', placed, 'evt-create')).toEqual([cancelledBeforeSale]);
+    expect(await deliver(bus, 'orders/create', placed, 'evt-create')).toEqual([cancelledBeforeSale]);
+    expect(stockAt(state.tenants.get('acme')?.skus.get('tee-m'), 'main')).toMatchObject({ onHand: 10, committed: 0, reserved: 0 });
+    expect(state.tenants.get('acme')?.reservations.has('shopify:5012345678901234567')).toBe(false);
+  });
+
+  it('releases the order when it landed between the cancellation\'s two steps', async () => {
+    const state = stocked();
+    const bus = busOn(state, {
+      when: (input) => input.type === 'release' && input.idempotencyKey?.startsWith('shopify-order:') === true,
+      run: () => { run(state, commandsOf('orders/create', placed, { ...context, eventId: 'evt-create' })); },
+    });
+    expect(await deliver(bus, 'orders/cancelled', placed, 'evt-cancel')).toEqual(['accepted']);
+    expect(stockAt(state.tenants.get('acme')?.skus.get('tee-m'), 'main')).toMatchObject({ onHand: 10, committed: 0 });
+    expect(state.tenants.get('acme')?.reservations.get('shopify:5012345678901234567')?.status).toBe('cancelled');
+    // Delivered again, it changes nothing more.
+    expect(await deliver(busOn(state), 'orders/cancelled', placed, 'evt-cancel')).toEqual(['DUPLICATE']);
+  });
+
+  it('leaves the usual order (created, then cancelled) to the plain release', async () => {
+    const state = stocked();
+    const bus = busOn(state);
+    expect(await deliver(bus, 'orders/create', placed, 'evt-create')).toEqual(['accepted']);
+    expect(await deliver(bus, 'orders/cancelled', placed, 'evt-cancel')).toEqual(['accepted']);
+    expect(stockAt(state.tenants.get('acme')?.skus.get('tee-m'), 'main')).toMatchObject({ onHand: 10, committed: 0 });
   });
 });
 

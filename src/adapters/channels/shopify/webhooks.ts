@@ -1,7 +1,7 @@
 // Shopify webhooks: check their signature, and turn orders, cancellations and refunds into ledger commands.
 
 import { createHmac, timingSafeEqual } from 'node:crypto';
-import type { CommandInput } from '../../../app/ports.js';
+import type { CommandBus, CommandInput, Submitted } from '../../../app/ports.js';
 import type { CartLine } from '../../../core/index.js';
 import { limits, skuPattern, tokenPattern } from '../../../core/index.js';
 import { channelLimits } from '../limits.js';
@@ -56,8 +56,18 @@ export interface SkippedLine {
   reason: string;
 }
 
+/**
+ * For a cancellation's release of an order Stockline has not recorded (yet): what to submit instead. `claim`
+ * takes the key the order's sale will carry, so that sale is refused when it arrives; if the sale came first
+ * after all (it landed in between), `release` gives its units back.
+ */
+export interface EarlyCancel {
+  claim: CommandInput;
+  release: CommandInput;
+}
+
 export type ShopifyWebhookMapping =
-  | { kind: 'commands'; commands: CommandInput[]; skipped: SkippedLine[] }
+  | { kind: 'commands'; commands: CommandInput[]; skipped: SkippedLine[]; earlyCancels?: EarlyCancel[] }
   | { kind: 'unsupported'; topic: string }
   | { kind: 'invalid'; error: string };
 
@@ -147,6 +157,14 @@ function reservationIds(orderId: string, lineCount: number): string[] {
   return Array.from({ length: count }, (_, index) => (index === 0 ? `shopify:${orderId}` : `shopify:${orderId}:${index + 1}`));
 }
 
+/**
+ * The idempotency key of an order's sale: from its reservation id, not the delivery's event id, so that a
+ * cancellation delivered first can take it (see EarlyCancel).
+ */
+export function orderSaleKey(reservationId: string): string {
+  return `shopify-order:${reservationId}`;
+}
+
 function keyed(commands: CommandInput[], eventId: string): CommandInput[] {
   return commands.map((command, index) => ({ ...command, idempotencyKey: commands.length === 1 ? `shopify:${eventId}` : `shopify:${eventId}:${index}` }));
 }
@@ -171,8 +189,9 @@ function orderCreated(payload: Json, context: ShopifyWebhookContext): ShopifyWeb
     channel: context.channel,
     lines: parsed.lines.slice(index * limits.cartLinesMax, (index + 1) * limits.cartLinesMax) satisfies CartLine[],
     ...(orderRef === undefined ? {} : { orderRef }),
+    idempotencyKey: orderSaleKey(reservationId),
   }));
-  return { kind: 'commands', commands: keyed(commands, context.eventId), skipped: parsed.skipped };
+  return { kind: 'commands', commands, skipped: parsed.skipped };
 }
 
 /** Cancels every sale the order was recorded as; the ledger gives their committed units back. */
@@ -180,10 +199,55 @@ function orderCancelled(payload: Json, context: ShopifyWebhookContext): ShopifyW
   const orderId = shopifyIdOf(payload, 'Order');
   if (orderId === undefined) return invalid('the order has no usable id');
   const ids = reservationIds(orderId, orderLines(payload)?.lines.length ?? 0);
-  const commands: CommandInput[] = ids.map((reservationId) => ({
-    type: 'release', tenant: context.tenant, source: 'shopify', reservationId, reason: 'cancelled',
+  const release = (reservationId: string): CommandInput => ({ type: 'release', tenant: context.tenant, source: 'shopify', reservationId, reason: 'cancelled' });
+  const commands = keyed(ids.map(release), context.eventId);
+  const earlyCancels = ids.map((reservationId, index): EarlyCancel => ({
+    claim: { ...release(reservationId), idempotencyKey: orderSaleKey(reservationId) },
+    release: { ...release(reservationId), idempotencyKey: `${commands[index]?.idempotencyKey ?? ''}:after-sale` },
   }));
-  return { kind: 'commands', commands: keyed(commands, context.eventId), skipped: [] };
+  return { kind: 'commands', commands, skipped: [], earlyCancels };
+}
+
+/** An outcome, or the first one a DUPLICATE repeats. */
+function firstOutcome(submitted: Submitted): Submitted['outcome'] {
+  const { rejection } = submitted.outcome;
+  return rejection?.code === 'DUPLICATE' ? rejection.first : submitted.outcome;
+}
+
+/**
+ * The result reported for a cancellation of an order not recorded yet (its sale will be refused), and for
+ * that sale when it arrives.
+ */
+export const cancelledBeforeSale = 'CANCELLED_BEFORE_SALE';
+
+/**
+ * Shopify does not promise to deliver an order's creation before its cancellation. A release that finds no
+ * order takes the key of the order's sale instead (EarlyCancel.claim), remembered for as long as the ledger
+ * keeps keys (24 hours): the sale, when it arrives, is refused as a reuse of that key, and no units stay
+ * committed for an order that was cancelled. If the sale landed between the two, it is released. Returns
+ * the result of each command, `cancelledBeforeSale` where a claim held and for a sale it refused. Every step
+ * is keyed, so a repeated delivery repeats nothing.
+ */
+export async function settleShopifyCommands(
+  bus: CommandBus, mapping: { commands: readonly CommandInput[]; earlyCancels?: readonly EarlyCancel[] }, submitted: readonly Submitted[],
+): Promise<string[]> {
+  const results = submitted.map((item, index) => {
+    const code = item.outcome.rejection?.code;
+    const sale = mapping.commands[index]?.type === 'record_sale';
+    return code === undefined ? 'accepted' : sale && code === 'IDEMPOTENCY_KEY_REUSED' ? cancelledBeforeSale : code;
+  });
+  for (const [index, early] of (mapping.earlyCancels ?? []).entries()) {
+    const first = submitted[index];
+    if (first === undefined || firstOutcome(first).rejection?.code !== 'UNKNOWN_RESERVATION') continue;
+    const claim = firstOutcome(await bus.submit(early.claim));
+    if (claim.rejection?.code === 'UNKNOWN_RESERVATION') {
+      results[index] = cancelledBeforeSale;
+    } else if (claim.rejection?.code === 'IDEMPOTENCY_KEY_REUSED') {
+      const released = await bus.submit(early.release);
+      results[index] = released.outcome.rejection?.code ?? 'accepted';
+    }
+  }
+  return results;
 }
 
 /** Why a refund line is not restocked by Stockline, by its restock_type; undefined for returns, which are. */

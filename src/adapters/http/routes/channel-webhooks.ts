@@ -6,7 +6,7 @@ import type { CommandBus, DeadLetterSink, Submitted } from '../../../app/ports.j
 import type { ErrorCode } from '../../../errors.js';
 import { channelLimits } from '../../channels/limits.js';
 import type { ShopifyWebhookChannel, ShopifyWebhookMapping } from '../../channels/shopify/webhooks.js';
-import { shopifyWebhookToCommands, verifyShopifyHmac } from '../../channels/shopify/webhooks.js';
+import { settleShopifyCommands, shopifyWebhookToCommands, verifyShopifyHmac } from '../../channels/shopify/webhooks.js';
 import { HttpProblem, problemOf, sendProblem } from '../problem.js';
 
 export type { ShopifyWebhookChannel };
@@ -112,7 +112,13 @@ async function apply(request: FastifyRequest, reply: FastifyReply, handling: Han
     request.log.error({ ...where, err: error }, 'shopify webhook not applied');
     return sendProblem(reply, request, problemOf(error, request, request.log));
   }
-  const results = submitted.map((item) => item.outcome.rejection?.code ?? 'accepted');
+  let results: string[];
+  try {
+    results = await settleShopifyCommands(handling.bus, mapping, submitted);
+  } catch (error) {
+    request.log.error({ ...where, err: error }, 'shopify webhook not applied');
+    return sendProblem(reply, request, problemOf(error, request, request.log));
+  }
   request.log.info({ ...where, commands: mapping.commands.length, results }, 'shopify webhook applied');
   return reply.code(200).send({ status: 'applied', topic, eventId, commands: mapping.commands.length, results, skipped: mapping.skipped });
 }
