@@ -231,7 +231,15 @@ export function engineBehaviourSuite(name: string, makeEngine: () => Promise<Eng
       expect(engine.tenant(tenant)?.skus.get('B')).toBeUndefined();
       expect((await engine.eventsAfter(tenant, 0, 100)).events.length).toBe(logged);
 
-      // A refused import remembers nothing: the same key carries the corrected one.
+      // A refused import remembers nothing, one of a single event too: the same key carries the corrected one.
+      const lone = event('i6', 'order_reserved', { reservationId: 'r3', channel: 'web', expiresAt: formatTime(Date.now() + 600_000), lines: [{ sku: 'C', location: 'default', quantity: 1 }] });
+      for (let attempt = 0; attempt < 2; attempt += 1) {
+        expect(await engine.importEvents(tenant, [lone], 'dump-3')).toMatchObject({ applied: false, items: [{ outcome: { rejection: { code: 'INSUFFICIENT_STOCK' } } }] });
+      }
+      const cStocked = event('i7', 'stock_adjustment', { sku: 'C', location: 'default', mode: 'delta', delta: 1, onHand: 1 });
+      expect((await engine.importEvents(tenant, [cStocked], 'dump-3')).applied).toBe(true);
+      expect(stockOf(engine.tenant(tenant), 'C')).toEqual({ onHand: 1, committed: 0, reserved: 0 });
+
       const tooMuch = event('i5', 'order_reserved', { reservationId: 'r2', channel: 'web', expiresAt: formatTime(Date.now() + 600_000), lines: [{ sku: 'A', location: 'default', quantity: 9 }] });
       expect(await engine.importEvents(tenant, [more, tooMuch], 'dump-2')).toMatchObject({ applied: false, items: [{ outcome: { rejection: { code: 'NOT_APPLIED' } } }, { outcome: { rejection: { code: 'INSUFFICIENT_STOCK' } } }] });
       expect((await engine.importEvents(tenant, [more], 'dump-2')).applied).toBe(true);

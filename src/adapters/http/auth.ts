@@ -103,10 +103,10 @@ function presentedKey(request: FastifyRequest, tokenInQuery: boolean): string | 
   return presented === undefined && authorization !== undefined ? '' : presented;
 }
 
-/** The key both ways present, when they agree; refused when they differ. */
+/** The key both ways present, when they agree; refused when they differ. An empty one gives way to the other. */
 function oneKey(first: string | undefined, second: string | undefined): string | undefined {
-  if (first === undefined) return second;
-  if (second !== undefined && !sameKey(first, second)) throw twoKeys();
+  if (first === undefined || (first === '' && second !== undefined)) return second;
+  if (second !== undefined && second !== '' && !sameKey(first, second)) throw twoKeys();
   return first;
 }
 

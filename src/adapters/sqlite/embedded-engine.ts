@@ -397,7 +397,8 @@ export class EmbeddedEngine implements Engine {
     const firstPosition = this.nextPosition;
     for (let index = 0; index < batch.length; index += 1) {
       const pending = batch[index] as Pending;
-      if (pending.groupSize !== undefined && pending.groupSize > 1) {
+      // A group of one is tried first too: refused, it must leave nothing behind, an idempotency record included.
+      if (pending.groupSize !== undefined) {
         const group = batch.slice(index, index + pending.groupSize);
         const refusal = this.tryGroup(group);
         if (refusal !== undefined) {

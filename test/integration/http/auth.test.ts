@@ -145,6 +145,10 @@ describe('keys', () => {
     }
     expect((await api.inject('GET', `${base}/skus`, { key: api.keys.read, headers: { 'x-api-key': api.keys.read } })).statusCode).toBe(200);
     expect((await api.inject('GET', `${base}/skus`, { key: null, headers: { authorization: `bearer  ${api.keys.read} `, 'x-api-key': api.keys.read } })).statusCode).toBe(200);
+    // An empty header is no second key: the other one stands.
+    expect((await api.inject('GET', `${base}/skus`, { key: api.keys.read, headers: { 'x-api-key': '' } })).statusCode).toBe(200);
+    expect((await api.inject('GET', `${base}/skus`, { key: null, headers: { authorization: 'Bearer', 'x-api-key': api.keys.read } })).statusCode).toBe(200);
+    expect((await api.inject('GET', `${base}/skus`, { key: null, headers: { 'x-api-key': '' } })).statusCode).toBe(401);
   });
 
   it('applies the same rules to ?access_token= on the stream', async () => {
@@ -163,6 +167,13 @@ describe('keys', () => {
     expect((await status({ 'x-api-key': api.keys.write })).status).toBe(401);
     expect((await status({ authorization: `Bearer ${api.keys.read}` })).status).toBe(200);
     expect((await status({ authorization: 'Basic cHJveHk6c2VjcmV0' })).status).toBe(200);
+    const emptyToken = `${url.split('?')[0] as string}?access_token=`;
+    const abort = new AbortController();
+    try {
+      expect((await fetch(emptyToken, { headers: { authorization: `Bearer ${api.keys.read}` }, signal: abort.signal })).status).toBe(200);
+    } finally {
+      abort.abort();
+    }
   });
 
   it('accepts ?access_token= on the stream only', async () => {
