@@ -53,6 +53,7 @@ function payloads(): Record<string, Schema> {
       bufferUnits: ref('nonNegativeQuantity'),
       maxUnits: { oneOf: [{ type: 'null' }, ref('nonNegativeQuantity')] },
       backorder: { type: 'boolean' },
+      version: { type: 'integer', minimum: 1, maximum: Number.MAX_SAFE_INTEGER, description: 'How many times the policy has been set, this time included.' },
     }, ['channel', 'locations', 'bufferUnits', 'maxUnits', 'backorder']),
     sync_complete: object({
       channel: ref('channel'), sku: ref('sku'), quantity: ref('nonNegativeQuantity'),

@@ -42,8 +42,11 @@ export function eventToCommand(event: InventoryEvent): ImportMapping {
       return { command: { ...base, type: 'delete_sku', sku: event.data.sku } };
     case 'sku_restored':
       return { command: { ...base, type: 'restore_sku', sku: event.data.sku } };
-    case 'channel_policy_set':
-      return { command: { ...base, type: 'set_channel_policy', ...event.data } };
+    case 'channel_policy_set': {
+      // The version is the ledger's count, decided again: the dump's own is not kept.
+      const { version: _version, ...policy } = event.data;
+      return { command: { ...base, type: 'set_channel_policy', ...policy } };
+    }
     case 'sync_complete':
       return { command: { ...base, type: 'record_sync', ...event.data } };
     case 'conflict_detected':

@@ -51,7 +51,7 @@ export function decide(state: TenantState | undefined, command: Command): Outcom
     case 'expire_due': return decideExpireDue(tenant, command);
     case 'delete_sku': return decideDeleteSku(tenant, command);
     case 'restore_sku': return decideRestoreSku(tenant, command);
-    case 'set_channel_policy': return decideChannelPolicy(command);
+    case 'set_channel_policy': return decideChannelPolicy(tenant, command);
     case 'record_sync': return decideRecordSync(command);
   }
 }
@@ -411,12 +411,13 @@ function decideRestoreSku(tenant: TenantState, command: RestoreSku): Outcome {
   return sku.deleted ? accept(command, [{ type: 'sku_restored', data: { sku: command.sku } }]) : accept(command, []);
 }
 
-function decideChannelPolicy(command: SetChannelPolicy): Outcome {
+function decideChannelPolicy(tenant: TenantState, command: SetChannelPolicy): Outcome {
   // A location named twice would be counted twice: keep the first of each, in order.
   const locations = command.locations === null ? null : [...new Set(command.locations)];
+  const version = (tenant.channels.get(command.channel)?.version ?? 0) + 1;
   return accept(command, [{
     type: 'channel_policy_set',
-    data: { channel: command.channel, locations, bufferUnits: command.bufferUnits, maxUnits: command.maxUnits, backorder: command.backorder },
+    data: { channel: command.channel, locations, bufferUnits: command.bufferUnits, maxUnits: command.maxUnits, backorder: command.backorder, version },
   }]);
 }
 

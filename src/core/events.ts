@@ -65,6 +65,11 @@ export type ChannelPolicySet = EventEnvelope<'channel_policy_set', {
   bufferUnits: number;
   maxUnits: number | null;
   backorder: boolean;
+  /**
+   * How many times the channel's policy has been set, this time included. Every replica takes it from the
+   * event rather than counting, so all agree; events written before it existed carry none.
+   */
+  version?: number;
 }>;
 
 export type SyncComplete = EventEnvelope<'sync_complete', {

@@ -131,8 +131,8 @@ export function evolve(state: LedgerState, event: InventoryEvent, forgotten?: st
       break;
     }
     case 'channel_policy_set': {
-      const { channel, locations, bufferUnits, maxUnits, backorder } = event.data;
-      tenant.channels.set(channel, { locations, bufferUnits, maxUnits, backorder, version: (tenant.channels.get(channel)?.version ?? 0) + 1 });
+      const { channel, locations, bufferUnits, maxUnits, backorder, version } = event.data;
+      tenant.channels.set(channel, { locations, bufferUnits, maxUnits, backorder, ...(version === undefined ? {} : { version }) });
       break;
     }
     case 'sync_complete':

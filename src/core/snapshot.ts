@@ -11,10 +11,9 @@ import type { ChannelPolicy, IdempotencyRecord, LedgerState, Reservation, Tenant
  * form (`packState`) of a state whose finished reservations are forgotten at most
  * `limits.reservationForgetsPerEventMax` an event. Formats 2 (the plain-data form below) and 3 (packed) were
  * derived forgetting them all at once, so their states can differ from what this version derives from the
- * same log: it replays the log instead. Format 5 adds each channel policy's version; a format 4 snapshot has
- * none, so the log is replayed to count them.
+ * same log: it replays the log instead.
  */
-export const snapshotFormat = 5;
+export const snapshotFormat = 4;
 
 export interface ReservationSnapshot {
   channel: string;

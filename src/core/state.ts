@@ -49,8 +49,9 @@ export interface ChannelPolicy {
   maxUnits: number | null;
   backorder: boolean;
   /**
-   * How many times the policy was set, in the state only (commands and events leave it out). With the SKU's
-   * version it orders the quantities a channel is shown the same way on every node (channel-sync.ts).
+   * How many times the policy was set, as its last `channel_policy_set` event says (absent when that event was
+   * written before events carried it; commands leave it out). With the SKU's version it orders the quantities a
+   * channel is shown the same way on every node (channel-sync.ts).
    */
   version?: number;
 }

@@ -5,12 +5,13 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { ChannelOutbox } from '../../src/adapters/sqlite/channel-outbox.js';
 import { EmbeddedEngine } from '../../src/adapters/sqlite/embedded-engine.js';
 import type { ChannelConnector, ChannelPush, PushResult } from '../../src/adapters/channels/connector.js';
-import { backoffMs, ChannelSync, desiredOfState, desiredProjection, idempotencyKeyOf, syncLimits } from '../../src/app/channel-sync.js';
+import { backoffMs, ChannelSync, desiredOfState, desiredProjection, desiredVersion, idempotencyKeyOf, syncLimits } from '../../src/app/channel-sync.js';
 import type { PushOutcome, SyncTimer } from '../../src/app/channel-sync.js';
 import { allSkus } from '../../src/app/engine.js';
 import { Metrics } from '../../src/app/metrics.js';
 import type { CommandBus, CommandInput, Submitted } from '../../src/app/ports.js';
-import { emptyTenant, initialState } from '../../src/core/index.js';
+import { channelPolicyOf, emptyTenant, evolve, execute, fromSnapshot, initialState, toSnapshot } from '../../src/core/index.js';
+import type { Command, InventoryEvent } from '../../src/core/index.js';
 
 const startMs = 1_700_000_000_000;
 
@@ -545,6 +546,30 @@ describe('desiredProjection', () => {
       await engine.close();
       for (const db of dbs) db.close();
     }
+  });
+
+  it('numbers alike after policies set before events carried their version: replayed, or restored from a copy of the state', () => {
+    // A log written before: the policy set three times, events without a version.
+    const replayed = initialState();
+    const at = (n: number): string => new Date(Date.UTC(2026, 0, 1, 0, 0, n)).toISOString();
+    const old = (n: number, data: Record<string, unknown>, type = 'channel_policy_set'): InventoryEvent => ({ id: `old-${n}`, type, tenant: 'acme', time: at(n), source: 'api', data }) as InventoryEvent;
+    evolve(replayed, old(0, { sku: 'TEE', location: 'main', mode: 'delta', delta: 9, onHand: 9 }, 'stock_adjustment'));
+    for (let n = 1; n <= 3; n += 1) evolve(replayed, old(n, { channel: 'shop', locations: null, bufferUnits: n, maxUnits: null, backorder: false }));
+    // Another node's state came from a copy written by that earlier release (the Kafka changelog), which had no version.
+    const copy = toSnapshot(replayed);
+    for (const tenant of Object.values(copy.tenants)) for (const policy of Object.values(tenant.channels)) delete policy.version;
+    const restored = fromSnapshot(copy);
+    const versionOn = (state: typeof replayed): number => {
+      const tenant = state.tenants.get('acme');
+      if (tenant === undefined) throw new Error('no tenant');
+      return desiredVersion(channelPolicyOf(tenant, 'shop'), tenant.skus.get('TEE'));
+    };
+    expect(versionOn(restored)).toBe(versionOn(replayed));
+    // The owner decides the next policy; every other node applies its event.
+    const decided = execute(restored, { type: 'set_channel_policy', tenant: 'acme', channel: 'shop', locations: null, bufferUnits: 0, maxUnits: null, backorder: false, id: 'c1', timeMs: Date.UTC(2026, 0, 2) } as Command);
+    for (const event of decided.outcome.events) evolve(replayed, event);
+    expect(versionOn(restored)).toBe(versionOn(replayed));
+    expect(versionOn(replayed)).toBe(1 + 1);
   });
 
   it('dates a change from when it is projected, not from its event\'s time: an import of old events is not 30 days late', async () => {

@@ -57,7 +57,7 @@ describe('set_channel_policy', () => {
   it('records the policy and the channel sees stock through it', () => {
     const result = given(receive('tee-m', 'wh-1', 10), receive('tee-m', 'wh-2', 5))
       .when({ type: 'set_channel_policy', channel: 'shopify', locations: ['wh-2'], bufferUnits: 1, maxUnits: 3, backorder: false })
-      .then([{ type: 'channel_policy_set', data: { channel: 'shopify', locations: ['wh-2'], bufferUnits: 1, maxUnits: 3, backorder: false } }]);
+      .then([{ type: 'channel_policy_set', data: { channel: 'shopify', locations: ['wh-2'], bufferUnits: 1, maxUnits: 3, backorder: false, version: 1 } }]);
     expect(result.tenant.channels.get('shopify')).toEqual({ locations: ['wh-2'], bufferUnits: 1, maxUnits: 3, backorder: false, version: 1 });
     expect(result.availableToSell('shopify', 'tee-m')).toBe(3);
     expect(result.availableToSell('web', 'tee-m')).toBe(15);
@@ -66,8 +66,9 @@ describe('set_channel_policy', () => {
   it('replaces an earlier policy of the same channel', () => {
     const result = given(receive('tee-m', 'wh-1', 10), { type: 'set_channel_policy', channel: 'shopify', locations: ['wh-2'], bufferUnits: 1, maxUnits: 3, backorder: false })
       .when({ type: 'set_channel_policy', channel: 'shopify', locations: null, bufferUnits: 2, maxUnits: null, backorder: true })
-      .then([{ type: 'channel_policy_set', data: { channel: 'shopify', locations: null, bufferUnits: 2, maxUnits: null, backorder: true } }]);
+      .then([{ type: 'channel_policy_set', data: { channel: 'shopify', locations: null, bufferUnits: 2, maxUnits: null, backorder: true, version: 2 } }]);
     expect(result.availableToSell('shopify', 'tee-m')).toBe(8);
+    expect(result.tenant.channels.get('shopify')?.version).toBe(2);
   });
 });
 
