@@ -553,6 +553,21 @@ describe('PostgreSQL change data capture', () => {
     await retire(h);
   });
 
+  it('reads a boolean soft-delete column as deleted when true, in the snapshot and the stream', async () => {
+    const h = await harness('tenant text, sku text, location text, qty integer, is_deleted boolean NOT NULL DEFAULT false, PRIMARY KEY (tenant, sku, location)',
+      { tenant: 'tenant', sku: 'sku', location: 'location', onHand: 'qty', deletedAt: 'is_deleted' }, false);
+    await sql(`INSERT INTO ${h.table} VALUES ('acme', 'LIVE-1', 'main', 4, false), ('acme', 'GONE-1', 'main', 1, true)`);
+    await h.source.start();
+    await sql(`INSERT INTO ${h.table} VALUES ('acme', 'LIVE-2', 'main', 5, false)`);
+    await sql(`UPDATE ${h.table} SET is_deleted = true WHERE sku = 'LIVE-1'`);
+    await sql(`UPDATE ${h.table} SET is_deleted = false WHERE sku = 'GONE-1'`);
+    const deleted = (sku: string): boolean | undefined => h.bus.state.tenants.get('acme')?.skus.get(sku)?.deleted;
+    expect(await eventually(() => deleted('LIVE-1') === true && deleted('GONE-1') === false)).toBe(true);
+    expect(deleted('LIVE-2')).toBe(false);
+    expect(h.letters).toEqual([]);
+    await retire(h);
+  });
+
   it('runs as a role with only REPLICATION, SELECT on the table and a publication made for it', async () => {
     role = await createThrowawayRole('stockline_cdc_reader', 'REPLICATION');
     const limited = await harness(stockColumns, mapping, true, role.connectionStringFor(database.connectionString));

@@ -89,7 +89,8 @@ export function mapImage(row: Row, mapping: ColumnMapping): Mapped<RowImage> {
   if (mapping.deletedAt !== undefined) {
     const raw = row[mapping.deletedAt];
     if (raw === undefined) return { ok: false, reason: `deletedAt (column ${mapping.deletedAt}) is missing from the row image` };
-    image.deleted = raw !== null;
+    // A timestamp (or any value) marks a deleted row, NULL a live one; a boolean column says it outright.
+    image.deleted = raw !== null && raw !== false;
   }
   return { ok: true, value: image };
 }
