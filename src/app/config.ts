@@ -96,6 +96,16 @@ export function resolveConfig(document: unknown, file?: string): StocklineConfig
     if (first !== undefined) throw new ConfigError(`channels[${index}].id: ${id} is the id of channels[${first}] too; every channel needs an id of its own`);
     firstWithId.set(id, index);
   });
+  // A source is known to the ledger by its slot (PostgreSQL) or name (Debezium): its offsets and the sequences
+  // its changes carry are kept under it. Two sources under one would refuse each other's changes as stale.
+  const firstOfSource = new Map<string, number>();
+  (raw.sources ?? []).forEach((source, index) => {
+    const { type, slot, name } = source as { type: string; slot?: string; name: string };
+    const identity = type === 'postgres' ? `slot ${String(slot)}` : `name ${name}`;
+    const first = firstOfSource.get(identity);
+    if (first !== undefined) throw new ConfigError(`sources[${index}]: its ${identity} is that of sources[${first}] too; every ${type} source needs a ${type === 'postgres' ? 'slot' : 'name'} of its own`);
+    firstOfSource.set(identity, index);
+  });
   const config: StocklineConfig = {
     ...defaultConfig,
     ...raw,

@@ -20,4 +20,17 @@ describe('ledger settings', () => {
     expect(() => resolveConfig({ channels: [channel('acme'), channel('beta')] }))
       .toThrow('channels[1].id: storefront is the id of channels[0] too; every channel needs an id of its own');
   });
+
+  it('refuses two sources the ledger would know by one slot or name, even on two servers', () => {
+    const postgres = (server: string, slot: string): Record<string, unknown> => ({
+      type: 'postgres', name: `warehouse-${server}`, connectionString: `postgres://cdc@${server}:5432/erp`, table: 'inventory.stock',
+      columns: { tenant: 'tenant', sku: 'sku', location: 'location', onHand: 'qty' }, slot, publication: 'stockline_wh',
+    });
+    const debezium = (name: string): Record<string, unknown> => ({ type: 'debezium', name, columns: { tenant: 'tenant', sku: 'sku', location: 'location', onHand: 'qty' }, topic: 'erp.inventory.stock' });
+    expect(() => resolveConfig({ sources: [postgres('db1', 'stockline_a'), postgres('db2', 'stockline_b'), debezium('erp'), debezium('wms')] })).not.toThrow();
+    expect(() => resolveConfig({ sources: [postgres('db1', 'stockline_a'), postgres('db2', 'stockline_a')] }))
+      .toThrow('sources[1]: its slot stockline_a is that of sources[0] too; every postgres source needs a slot of its own');
+    expect(() => resolveConfig({ sources: [debezium('erp'), postgres('db1', 'erp'), debezium('erp')] }))
+      .toThrow('sources[2]: its name erp is that of sources[0] too; every debezium source needs a name of its own');
+  });
 });
