@@ -131,7 +131,9 @@ export function evolve(state: LedgerState, event: InventoryEvent, forgotten?: st
       break;
     }
     case 'channel_policy_set': {
-      const { channel, locations, bufferUnits, maxUnits, backorder, version } = event.data;
+      const { channel, locations, bufferUnits, maxUnits, backorder } = event.data;
+      // An event without a version (written before events carried it) keeps the one the policy had: never lower.
+      const version = event.data.version ?? tenant.channels.get(channel)?.version;
       tenant.channels.set(channel, { locations, bufferUnits, maxUnits, backorder, ...(version === undefined ? {} : { version }) });
       break;
     }

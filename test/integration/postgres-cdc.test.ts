@@ -556,7 +556,7 @@ describe('PostgreSQL change data capture', () => {
   it('reads a boolean soft-delete column as deleted when true, in the snapshot and the stream', async () => {
     const h = await harness('tenant text, sku text, location text, qty integer, is_deleted boolean NOT NULL DEFAULT false, PRIMARY KEY (tenant, sku, location)',
       { tenant: 'tenant', sku: 'sku', location: 'location', onHand: 'qty', deletedAt: 'is_deleted' }, false);
-    await sql(`INSERT INTO ${h.table} VALUES ('acme', 'LIVE-1', 'main', 4, false), ('acme', 'GONE-1', 'main', 1, true)`);
+    await sql(`INSERT INTO ${h.table} VALUES ('acme', 'LIVE-1', 'main', 4, false), ('acme', 'GONE-1', 'main', 1, true), ('acme', 'STAYS-1', 'main', 2, false)`);
     await h.source.start();
     await sql(`INSERT INTO ${h.table} VALUES ('acme', 'LIVE-2', 'main', 5, false)`);
     await sql(`UPDATE ${h.table} SET is_deleted = true WHERE sku = 'LIVE-1'`);
@@ -564,6 +564,7 @@ describe('PostgreSQL change data capture', () => {
     const deleted = (sku: string): boolean | undefined => h.bus.state.tenants.get('acme')?.skus.get(sku)?.deleted;
     expect(await eventually(() => deleted('LIVE-1') === true && deleted('GONE-1') === false)).toBe(true);
     expect(deleted('LIVE-2')).toBe(false);
+    expect(deleted('STAYS-1')).toBe(false);
     expect(h.letters).toEqual([]);
     await retire(h);
   });

@@ -89,8 +89,9 @@ export function mapImage(row: Row, mapping: ColumnMapping): Mapped<RowImage> {
   if (mapping.deletedAt !== undefined) {
     const raw = row[mapping.deletedAt];
     if (raw === undefined) return { ok: false, reason: `deletedAt (column ${mapping.deletedAt}) is missing from the row image` };
-    // A timestamp (or any value) marks a deleted row, NULL a live one; a boolean column says it outright.
-    image.deleted = raw !== null && raw !== false;
+    // A timestamp (or any value) marks a deleted row, NULL a live one; a boolean column says it outright, typed
+    // in the stream and Debezium's events, as text in the snapshot (which reads every mapped column as text).
+    image.deleted = raw !== null && raw !== false && raw !== 'false';
   }
   return { ok: true, value: image };
 }
