@@ -1,7 +1,7 @@
 // Turns schema events (vendor onboarding dumps) into the commands that would have produced them.
 
 import { createHash } from 'node:crypto';
-import { parseTime } from '../core/index.js';
+import { firstOutcome, parseTime } from '../core/index.js';
 import type { InventoryEvent, Outcome } from '../core/index.js';
 import type { CommandInput } from './ports.js';
 
@@ -118,8 +118,7 @@ export async function importEvents(bus: AtomicBus, events: InventoryEvent[], ide
     const result = results[next];
     next += 1;
     if (result === undefined) return { index };
-    const { rejection } = result.outcome;
-    return { index, outcome: replayed && rejection?.code === 'DUPLICATE' ? rejection.first : result.outcome };
+    return { index, outcome: replayed ? firstOutcome(result.outcome) : result.outcome };
   });
   if (replayed) return { applied: true, replayed, items };
   return keyReused ? { applied: false, keyReused, items } : { applied, items };

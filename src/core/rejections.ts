@@ -39,4 +39,9 @@ export interface Outcome {
   rejection?: Rejection;
 }
 
+/** The outcome itself, or, for a retry under a known idempotency key (DUPLICATE), the first outcome it repeats. */
+export function firstOutcome(outcome: Outcome): Outcome {
+  return outcome.rejection?.code === 'DUPLICATE' ? outcome.rejection.first : outcome;
+}
+
 export type { AllocatedLine };

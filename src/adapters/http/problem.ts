@@ -3,7 +3,7 @@
 import { STATUS_CODES } from 'node:http';
 import type { FastifyBaseLogger, FastifyReply, FastifyRequest } from 'fastify';
 import type { ErrorObject } from 'ajv';
-import { formatTime } from '../../core/index.js';
+import { firstOutcome, formatTime } from '../../core/index.js';
 import type { Outcome, Rejection } from '../../core/index.js';
 import { AppError } from '../../app/engine.js';
 import type { Submitted } from '../../app/ports.js';
@@ -103,13 +103,9 @@ export function rejectionProblem(rejection: Rejection): HttpProblem {
  * says so in `Idempotent-Replayed`; a refusal is thrown as its problem.
  */
 export function settle(reply: FastifyReply, submitted: Submitted): Outcome {
-  let outcome = submitted.outcome;
-  let replayed = false;
-  if (outcome.rejection?.code === 'DUPLICATE') {
-    outcome = outcome.rejection.first;
-    replayed = true;
-    reply.header('idempotent-replayed', 'true');
-  }
+  const outcome = firstOutcome(submitted.outcome);
+  const replayed = outcome !== submitted.outcome;
+  if (replayed) reply.header('idempotent-replayed', 'true');
   if (outcome.rejection !== undefined) {
     const refusal = rejectionProblem(outcome.rejection);
     throw replayed ? new HttpProblem(refusal.code, refusal.message, refusal.extensions, { 'idempotent-replayed': 'true' }) : refusal;

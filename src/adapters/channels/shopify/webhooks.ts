@@ -3,7 +3,7 @@
 import { createHmac, timingSafeEqual } from 'node:crypto';
 import type { CommandBus, CommandInput, Submitted } from '../../../app/ports.js';
 import type { CartLine } from '../../../core/index.js';
-import { limits, skuPattern, tokenPattern } from '../../../core/index.js';
+import { firstOutcome, limits, skuPattern, tokenPattern } from '../../../core/index.js';
 import { channelLimits } from '../limits.js';
 
 export const shopifyTopics = ['orders/create', 'orders/cancelled', 'refunds/create'] as const;
@@ -161,7 +161,7 @@ function reservationIds(orderId: string, lineCount: number): string[] {
  * The idempotency key of an order's sale: from its reservation id, not the delivery's event id, so that a
  * cancellation delivered first can take it (see EarlyCancel).
  */
-export function orderSaleKey(reservationId: string): string {
+function orderSaleKey(reservationId: string): string {
   return `shopify-order:${reservationId}`;
 }
 
@@ -208,12 +208,6 @@ function orderCancelled(payload: Json, context: ShopifyWebhookContext): ShopifyW
   return { kind: 'commands', commands, skipped: [], earlyCancels };
 }
 
-/** An outcome, or the first one a DUPLICATE repeats. */
-function firstOutcome(submitted: Submitted): Submitted['outcome'] {
-  const { rejection } = submitted.outcome;
-  return rejection?.code === 'DUPLICATE' ? rejection.first : submitted.outcome;
-}
-
 /**
  * The result reported for a cancellation of an order not recorded yet (its sale will be refused), and for
  * that sale when it arrives.
@@ -238,8 +232,8 @@ export async function settleShopifyCommands(
   });
   for (const [index, early] of (mapping.earlyCancels ?? []).entries()) {
     const first = submitted[index];
-    if (first === undefined || firstOutcome(first).rejection?.code !== 'UNKNOWN_RESERVATION') continue;
-    const claim = firstOutcome(await bus.submit(early.claim));
+    if (first === undefined || firstOutcome(first.outcome).rejection?.code !== 'UNKNOWN_RESERVATION') continue;
+    const claim = firstOutcome((await bus.submit(early.claim)).outcome);
     if (claim.rejection?.code === 'UNKNOWN_RESERVATION') {
       results[index] = cancelledBeforeSale;
     } else if (claim.rejection?.code === 'IDEMPOTENCY_KEY_REUSED') {
