@@ -240,6 +240,7 @@ async function startEngine(config: StocklineConfig, metrics: Metrics, logger: Lo
       else logger.error({ err: error }, 'the engine takes no more commands: its log could not be made durable; restart the process once the disk is fixed');
     },
     onSubscriberFailed: (error) => logger.error({ err: error }, 'a subscriber failed on a committed batch; the others were told and the engine goes on'),
+    onSnapshotPassedOver: (reason) => logger.warn(`the snapshot file was passed over (${reason}); the whole log was replayed`),
     onSnapshotFailed: (error) => {
       metrics.snapshotFailed();
       logger.warn({ err: error }, 'a snapshot could not be written; the next is tried an interval later, and a restart replays the log since the last one');

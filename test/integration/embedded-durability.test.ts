@@ -1,7 +1,7 @@
 // With the WAL synced in the background, no answer may overtake the sync of what it rests on; a restart
 // restores from a snapshot of its own format that the log reaches; snapshots are written beside the traffic.
 
-import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import Database from 'better-sqlite3';
@@ -273,10 +273,11 @@ describe('restore', () => {
     return toSnapshot(replay(events));
   }
 
-  async function onHandAfterOpen(path: string): Promise<{ onHand: number | undefined; state: StateSnapshot }> {
-    const engine = new EmbeddedEngine({ path, expiryIntervalMs: 0 });
+  async function onHandAfterOpen(path: string): Promise<{ onHand: number | undefined; state: StateSnapshot; passedOver: string[] }> {
+    const passedOver: string[] = [];
+    const engine = new EmbeddedEngine({ path, expiryIntervalMs: 0, onSnapshotPassedOver: (reason) => passedOver.push(reason) });
     try {
-      return { onHand: engine.tenant('t')?.skus.get('A')?.locations.get('wh')?.onHand, state: toSnapshot(engine.state()) };
+      return { onHand: engine.tenant('t')?.skus.get('A')?.locations.get('wh')?.onHand, state: toSnapshot(engine.state()), passedOver };
     } finally {
       await engine.close();
     }
@@ -285,7 +286,35 @@ describe('restore', () => {
   it('starts from a snapshot of its own format', async () => {
     const path = await fileWithSnapshot();
     tamperFile(path, (snapshot) => withOnHand(snapshot, 999));
-    expect((await onHandAfterOpen(path)).onHand, 'what the snapshot says, not the log').toBe(999);
+    const opened = await onHandAfterOpen(path);
+    expect(opened.onHand, 'what the snapshot says, not the log').toBe(999);
+    expect(opened.passedOver).toEqual([]);
+  });
+
+  it('passes over a snapshot whose state is not what its digest was made of, and says why', async () => {
+    const path = await fileWithSnapshot();
+    const digestOf = (text: string): string => (JSON.parse(text) as { sha256: string }).sha256;
+    const whole = readFileSync(snapshotPathOf(path), 'utf8');
+    // The same layout with one number changed, as a bit flipped on the disk leaves it: it parses and fits the format.
+    tamperFile(path, (snapshot) => withOnHand(snapshot, 999));
+    const changed = readFileSync(snapshotPathOf(path), 'utf8');
+    expect(digestOf(changed)).not.toBe(digestOf(whole));
+    writeFileSync(snapshotPathOf(path), changed.replace(digestOf(changed), digestOf(whole)));
+    const opened = await onHandAfterOpen(path);
+    expect(opened.onHand, 'the log, not the damaged snapshot').toBe(5);
+    expect(opened.state).toEqual(replayOf(path));
+    expect(opened.passedOver).toEqual(['its state does not match its SHA-256 digest']);
+  });
+
+  it('starts from a snapshot written before snapshots had a digest', async () => {
+    const path = await fileWithSnapshot();
+    tamperFile(path, (snapshot) => withOnHand(snapshot, 999));
+    const { sha256, ...undigested } = JSON.parse(readFileSync(snapshotPathOf(path), 'utf8')) as { sha256: string };
+    expect(sha256).toMatch(/^[\w-]{43}$/);
+    writeFileSync(snapshotPathOf(path), JSON.stringify(undigested));
+    const opened = await onHandAfterOpen(path);
+    expect(opened.onHand, 'what the snapshot says').toBe(999);
+    expect(opened.passedOver).toEqual([]);
   });
 
   it('passes over snapshots of formats 2 and 3, derived by versions that forgot finished reservations all at once', async () => {
@@ -312,12 +341,15 @@ describe('restore', () => {
     writeFileSync(snapshotPathOf(path), JSON.stringify({ format: snapshotFormat + 1, position: 3, tenants: [] }));
     opened = await onHandAfterOpen(path);
     expect(opened.state).toEqual(replayOf(path));
+    expect(opened.passedOver).toEqual([`it is of format ${snapshotFormat + 1}, which this version does not start from (${snapshotFormat})`]);
   });
 
   it('passes over a snapshot that cannot be read', async () => {
     const path = await fileWithSnapshot();
     writeFileSync(snapshotPathOf(path), '{"format":2,"position":3,"tenants":{"t":');
-    expect((await onHandAfterOpen(path)).state).toEqual(replayOf(path));
+    const opened = await onHandAfterOpen(path);
+    expect(opened.state).toEqual(replayOf(path));
+    expect(opened.passedOver).toEqual([expect.stringMatching(/^it is not JSON: /) as unknown]);
   });
 
   it('passes over a snapshot that parses but does not fit its format', async () => {

@@ -59,6 +59,8 @@ export interface EmbeddedEngineOptions {
   onDeadLetter?: (letter: DeadLetter) => void;
   /** Told when a snapshot written in the background fails; the next is tried an interval later. */
   onSnapshotFailed?: (error: Error) => void;
+  /** Told at start when the snapshot file is there but not started from (damaged, another format, past the log), and why. */
+  onSnapshotPassedOver?: (reason: string) => void;
   /**
    * Whether close writes a snapshot of memory (default: always). Building it takes about one and a half times
    * as much heap again as the state; a process whose heap is too full for that stops with "JavaScript heap out
@@ -244,11 +246,12 @@ export class EmbeddedEngine implements Engine {
 
   /**
    * Rebuilds the in-memory state: the newest snapshot, then the log after it, then idempotency records. A
-   * snapshot of another format (written by an older or newer Stockline) is passed over: the whole log is
-   * replayed instead, which gives exactly the state this version derives from it.
+   * snapshot of another format (written by an older or newer Stockline), or a damaged one, is passed over: the
+   * whole log is replayed instead, which gives exactly the state this version derives from it.
    */
   private restore(): void {
     const loaded = loadState(this.db, this.options.path);
+    if (loaded.passedOver !== undefined) this.options.onSnapshotPassedOver?.(loaded.passedOver);
     if (loaded.snapshotAheadOfLog) rmSync(snapshotPathOf(this.options.path), { force: true });
     this.memory = loaded.state;
     this.snapshotPosition = loaded.snapshotPosition;
