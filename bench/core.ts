@@ -4,6 +4,7 @@ import type { Command } from '../src/core/commands.js';
 import { decide } from '../src/core/decide.js';
 import { evolve } from '../src/core/evolve.js';
 import { execute } from '../src/core/ledger.js';
+import { limits } from '../src/core/limits.js';
 import { initialState } from '../src/core/state.js';
 import type { LedgerState } from '../src/core/state.js';
 
@@ -84,7 +85,8 @@ function reserveCommands(round: number, lines: (index: number) => Array<{ sku: s
   return commands;
 }
 
-const holdsPerTick = 1_000;
+/** A tick releases at most this many due holds; each tick of the expiry case has exactly this many due. */
+const holdsPerTick = limits.expirationsPerTickMax;
 
 const cases: Case[] = [
   {
@@ -146,7 +148,7 @@ const cases: Case[] = [
     unit: 'tick',
     perOp: { count: holdsPerTick, unit: 'expirations' },
     prepare: (round) => {
-      // Holds expiring one per millisecond, in shuffled order; each tick then releases the next thousand.
+      // Holds expiring one per millisecond, in shuffled order; each tick then releases the next holdsPerTick.
       const state = stockedState();
       runAll(state, reserveCommands(round, (index) => [{ sku: skuName(index * 7), quantity: 1 }], (index) => 1_000 + ((index * 7_919) % roundOps) - index));
       const ticks: Command[] = [];
@@ -154,6 +156,12 @@ const cases: Case[] = [
         ticks.push({ type: 'expire_due', id: `t-${round}-${tick}`, tenant, timeMs: startMs + 1_000_000, nowMs: startMs + 1_000 + tick * holdsPerTick - 1 });
       }
       return { state, commands: ticks };
+    },
+    run: (state, commands) => {
+      let released = 0;
+      for (const command of commands) released += execute(state, command).outcome.events.length;
+      // The figure per expiration holds only if every tick released as many as it is counted for.
+      if (released !== commands.length * holdsPerTick) throw new Error(`${commands.length} ticks released ${released} holds, not ${holdsPerTick} each`);
     },
   },
 ];
