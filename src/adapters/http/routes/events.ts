@@ -25,8 +25,24 @@ function holdLengthError(candidate: unknown): string | undefined {
   return `must be ${limits.ttlMsMin / 1_000} s to ${limits.ttlMsMax / 86_400_000} days after the event's time, as a hold's ttlSeconds is; it is ${lengthMs / 1_000} s after it`;
 }
 
+/**
+ * How far ahead of this server's clock an imported event may be dated: the clocks of the system that exported
+ * it and of this one may differ by this much. Later is a date the ledger has not reached: a hold dated next
+ * year would hold its stock until then, and its time would make the tenant forget finished reservations and
+ * idempotency records by a clock that is not the ledger's.
+ */
+export const importClockSkewMs = 5 * 60_000;
+
+function futureTimeError(candidate: unknown, nowMs: number): string | undefined {
+  const time = (candidate as { time?: unknown } | null)?.time;
+  if (typeof time !== 'string') return undefined;
+  const timeMs = Date.parse(time);
+  if (!Number.isFinite(timeMs) || timeMs <= nowMs + importClockSkewMs) return undefined;
+  return `must not be later than this server's clock (${new Date(nowMs).toISOString()}, allowing ${importClockSkewMs / 60_000} minutes for clocks that differ)`;
+}
+
 /** Every violation of every event (up to the reporting bound), with its index; empty when all are valid. */
-export function eventBatchErrors(tenant: string, events: unknown[]): FieldError[] {
+export function eventBatchErrors(tenant: string, events: unknown[], nowMs = Date.now()): FieldError[] {
   const errors: FieldError[] = [];
   for (let index = 0; index < events.length && errors.length < httpLimits.fieldErrorsReportedMax; index += 1) {
     const candidate = events[index];
@@ -37,6 +53,8 @@ export function eventBatchErrors(tenant: string, events: unknown[]): FieldError[
     if (typeof eventTenant === 'string' && eventTenant !== tenant) {
       errors.push({ in: 'body', index, pointer: `/events/${index}/tenant`, message: `must be ${tenant}, the tenant in the path` });
     }
+    const future = futureTimeError(candidate, nowMs);
+    if (future !== undefined) errors.push({ in: 'body', index, pointer: `/events/${index}/time`, message: future });
     const holdLength = holdLengthError(candidate);
     if (holdLength !== undefined) errors.push({ in: 'body', index, pointer: `/events/${index}/data/expiresAt`, message: holdLength });
   }
