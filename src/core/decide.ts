@@ -353,7 +353,32 @@ function decideFulfil(tenant: TenantState, command: Fulfil): Outcome {
   if (reservation.status !== 'committed') {
     return reject({ code: 'RESERVATION_NOT_COMMITTED', reservationId: reservation.id, status: reservation.status, message: `reservation ${reservation.id} is ${reservation.status}; only a committed order can be fulfilled` });
   }
+  const short = shippedBeyondOnHand(tenant, reservation.lines);
+  if (short !== undefined) {
+    const { sku, location, onHand, quantity } = short;
+    return reject({
+      code: 'INVALID_QUANTITY', sku, location, onHand, delta: -quantity,
+      message: `fulfilling ${reservation.id} ships ${quantity} of ${sku} from ${location}, which has ${onHand} on hand; record the stock that arrived there first`,
+    });
+  }
   return accept(command, [{ type: 'order_fulfilled', data: { reservationId: reservation.id, lines: reservation.lines } }]);
+}
+
+/**
+ * The first SKU and location an order ships more of than is on hand there. An order sold beyond the stock (a
+ * marketplace sale, a backorder) ships only once the stock has arrived: shipped first, on hand would stop at 0
+ * and the units still to come would later read as free to sell.
+ */
+function shippedBeyondOnHand(tenant: TenantState, lines: readonly AllocatedLine[]): { sku: string; location: string; onHand: number; quantity: number } | undefined {
+  const shipped = new Map<string, number>();
+  for (const { sku, location, quantity } of lines) {
+    const key = `${sku}\u0000${location}`;
+    const total = (shipped.get(key) ?? 0) + quantity;
+    shipped.set(key, total);
+    const onHand = stockAt(tenant.skus.get(sku), location).onHand;
+    if (total > onHand) return { sku, location, onHand, quantity: total };
+  }
+  return undefined;
 }
 
 /**

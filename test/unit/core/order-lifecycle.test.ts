@@ -190,11 +190,19 @@ describe('fulfil', () => {
     expect(result.reservation('cart-1')?.status).toBe('fulfilled');
   });
 
-  it('never takes on hand below zero when an oversold order ships', () => {
-    const result = given(receive('tee-m', 'wh-1', 2), sale('cart-1', [{ sku: 'tee-m', quantity: 5 }])).when(fulfil).then([
+  it('refuses to ship an oversold order before its stock arrived (INVALID_QUANTITY), and ships it once it has', () => {
+    // Shipped first, on hand would stop at 0 and the 3 units still to come would read as free to sell.
+    given(receive('tee-m', 'wh-1', 2), sale('cart-1', [{ sku: 'tee-m', quantity: 5 }])).when(fulfil)
+      .thenRejects('INVALID_QUANTITY', { sku: 'tee-m', location: 'wh-1', onHand: 2, delta: -5 });
+    const result = given(receive('tee-m', 'wh-1', 2), sale('cart-1', [{ sku: 'tee-m', quantity: 5 }]), receive('tee-m', 'wh-1', 3)).when(fulfil).then([
       { type: 'order_fulfilled', data: { reservationId: 'cart-1', lines: [{ sku: 'tee-m', location: 'wh-1', quantity: 5 }] } },
     ]);
     expect(result.stock('tee-m', 'wh-1')).toEqual({ onHand: 0, committed: 0, reserved: 0 });
+  });
+
+  it('counts every line of a SKU at one location against what is on hand there', () => {
+    const twoLines = sale('cart-1', [{ sku: 'tee-m', quantity: 2 }, { sku: 'tee-m', quantity: 2 }]);
+    given(receive('tee-m', 'wh-1', 3), twoLines).when(fulfil).thenRejects('INVALID_QUANTITY', { sku: 'tee-m', location: 'wh-1', onHand: 3, delta: -4 });
   });
 
   it('refuses a hold, a fulfilled order and a cancelled one with RESERVATION_NOT_COMMITTED', () => {
