@@ -69,8 +69,11 @@ export function canonicalJson(value: unknown): string {
  * Decides a command and applies its events to the state. A retry under a known idempotency key
  * returns DUPLICATE with the first outcome and changes nothing. A tenant keeps `recordsMax` records at
  * most (an engine sets it from its heap: `idempotencyRecordsMaxFor`); past it the oldest is forgotten.
+ * `recordedAtMs` is the engine's clock as it decides: a record is kept for its retention from then, or from
+ * the command's time when that is later. An imported event keeps its own, earlier time; a record timed by it
+ * would be forgotten at the next tick, and a retry of the import applied again.
  */
-export function execute(state: LedgerState, command: Command, recordsMax: number = limits.idempotencyRecordsMax): Execution {
+export function execute(state: LedgerState, command: Command, recordsMax: number = limits.idempotencyRecordsMax, recordedAtMs = command.timeMs): Execution {
   const key = command.idempotencyKey;
   const existing = state.tenants.get(command.tenant);
   let fingerprint = '';
@@ -96,7 +99,7 @@ export function execute(state: LedgerState, command: Command, recordsMax: number
   if (forgotten !== undefined && forgotten.length > 0) execution.forgotten = forgotten;
   if (forgottenReservations.length > 0) execution.forgottenReservations = forgottenReservations;
   if (key !== undefined) {
-    const record: IdempotencyRecord = { fingerprint, outcome, timeMs: command.timeMs };
+    const record: IdempotencyRecord = { fingerprint, outcome, timeMs: recordedAtMs > command.timeMs ? recordedAtMs : command.timeMs };
     const early = remember(tenantOf(state, command.tenant).idempotency, key, record, recordsMax);
     if (early.length > 0) (execution.forgotten ??= []).push(...early);
     execution.remembered = { key, record };

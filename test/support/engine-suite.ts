@@ -249,6 +249,36 @@ export function engineBehaviourSuite(name: string, makeEngine: () => Promise<Eng
       expect(stockOf(engine.tenant(tenant), 'B')).toEqual({ onHand: 2, committed: 0, reserved: 0 });
     });
 
+    it('keeps an import\'s key from the import, not from its events\' dates: a month-old dump retried after a tick applies nothing', async () => {
+      const tenant = freshTenant();
+      const monthAgo = formatTime(Date.now() - 30 * 86_400_000);
+      const receipt = { id: 'v1', type: 'stock_adjustment', tenant, time: monthAgo, source: 'import', data: { sku: 'A', location: 'default', mode: 'delta', delta: 10, onHand: 10 } } as InventoryEvent;
+      expect((await engine.importEvents(tenant, [receipt], 'onboarding')).applied).toBe(true);
+      // Past two expiry ticks (one a second): timed by the event, the record would be 30 days old and forgotten.
+      await sleep(2_500);
+      expect(await engine.importEvents(tenant, [receipt], 'onboarding')).toMatchObject({ applied: true, replayed: true });
+      expect(stockOf(engine.tenant(tenant), 'A')).toEqual({ onHand: 10, committed: 0, reserved: 0 });
+    });
+
+    it('decides an all-or-nothing group at one instant: a hold falling due meanwhile never leaves it half applied', async () => {
+      const tenant = freshTenant();
+      accepted(await adjust(tenant, 'A', { set: 50 }));
+      for (let attempt = 0; attempt < 6; attempt += 1) {
+        const id = `r${attempt}`;
+        accepted(await reserve(tenant, id, [{ sku: 'A', quantity: 1 }], { ttlMs: 1_000 }));
+        const expiresAtMs = engine.tenant(tenant)?.reservations.get(id)?.expiresAtMs as number;
+        // Many commands before the commit, sent just before the hold falls due: deciding them takes milliseconds.
+        const group: CommandInput[] = [
+          ...Array.from({ length: 1_000 }, (): CommandInput => ({ type: 'adjust_stock', tenant, sku: `B${attempt}`, location: 'default', delta: 1 })),
+          { type: 'commit', tenant, reservationId: id },
+        ];
+        while (Date.now() < expiresAtMs - 1 - (attempt % 3) * 2) await sleep(1);
+        const result = await engine.submitAtomic(group);
+        const onHandB = stockOf(engine.tenant(tenant), `B${attempt}`).onHand;
+        expect({ applied: result.applied, onHandB }, `attempt ${attempt}`).toEqual(result.applied ? { applied: true, onHandB: 1_000 } : { applied: false, onHandB: 0 });
+      }
+    });
+
     it('tries an import with an expiry on a copy: refused, the holds it would expire stay held', async () => {
       const tenant = freshTenant();
       const nowMs = Date.now();

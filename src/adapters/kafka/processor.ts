@@ -535,17 +535,23 @@ export class Processor {
   }
 
   private decideOne(owned: Owned, input: CommandInput, id: string, changed: Set<string>): { command: Command; outcome: Outcome } {
-    const command = { ...input, id, timeMs: input.timeMs ?? this.nowMs(owned) } as Command;
-    const execution: Execution = execute(owned.state, command, this.options.idempotencyRecordsMax);
+    const nowMs = this.nowMs(owned);
+    const command = { ...input, id, timeMs: input.timeMs ?? nowMs } as Command;
+    // A command that came with its time (an import) is recorded at the processor's: its retention runs from now.
+    const execution: Execution = execute(owned.state, command, this.options.idempotencyRecordsMax, nowMs);
     noteChangedEntities(changed, command.tenant, execution);
     return { command, outcome: execution.outcome };
   }
 
   /** All or nothing, as the embedded engine does: decided on a trial copy of the tenant first, applied only if every command is accepted. */
   private decideGroup(owned: Owned, inputs: CommandInput[], offset: bigint, changed: Set<string>): { results: Array<{ command: Command; outcome: Outcome }>; applied: boolean } {
-    const trials = inputs.map((input) => ({ ...input, id: 'trial', timeMs: input.timeMs ?? this.nowMs(owned) }) as Command);
+    // One instant for the group, in the trial and for real: a hold falling due in between would refuse a member
+    // the trial accepted, after those before it were applied.
+    const nowMs = this.nowMs(owned);
+    const timed = inputs.map((input) => (input.timeMs === undefined ? { ...input, timeMs: nowMs } : input));
+    const trials = timed.map((input) => ({ ...input, id: 'trial' }) as Command);
     const scratch = trialState(owned.state, trials);
-    const outcomes = trials.map((command) => execute(scratch, command, this.options.idempotencyRecordsMax).outcome);
+    const outcomes = trials.map((command) => execute(scratch, command, this.options.idempotencyRecordsMax, nowMs).outcome);
     if (outcomes.some((outcome) => outcome.rejection !== undefined)) {
       const results = trials.map((command, index) => {
         const outcome = outcomes[index] as Outcome;
@@ -553,7 +559,7 @@ export class Processor {
       });
       return { results, applied: false };
     }
-    return { results: inputs.map((input, index) => this.decideOne(owned, input, `k${owned.partition}-${offset}.${index}`, changed)), applied: true };
+    return { results: timed.map((input, index) => this.decideOne(owned, input, `k${owned.partition}-${offset}.${index}`, changed)), applied: true };
   }
 
   private nowMs(owned: Owned): number {

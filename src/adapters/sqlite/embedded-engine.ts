@@ -411,7 +411,8 @@ export class EmbeddedEngine implements Engine {
         }
       }
       const command = this.stamp(pending);
-      const execution = execute(this.memory, command, this.recordsMax);
+      // A command that came with its time (an import) is recorded at the engine's: its retention runs from now.
+      const execution = execute(this.memory, command, this.recordsMax, pending.stampedTime ? command.timeMs : this.nowMs());
       const { outcome } = execution;
       const firstEvent = logged.length;
       for (const event of outcome.events) {
@@ -614,9 +615,17 @@ export class EmbeddedEngine implements Engine {
    * of the tenant.
    */
   private tryGroup(group: Pending[]): { commands: Command[]; outcomes: Outcome[] } | undefined {
-    const commands = group.map(({ input }) => ({ ...input, id: 'trial', timeMs: input.timeMs ?? this.nowMs() }) as Command);
+    // One instant for the group, stamped on its members before the trial: decided for real at another, a hold
+    // could fall due in between, and a member the trial accepted be refused after those before it were applied.
+    const nowMs = this.nowMs();
+    for (const pending of group) {
+      if (pending.input.timeMs !== undefined) continue;
+      pending.input.timeMs = nowMs;
+      pending.stampedTime = true;
+    }
+    const commands = group.map(({ input }) => ({ ...input, id: 'trial' }) as Command);
     const scratch = trialState(this.memory, commands);
-    const outcomes = commands.map((command) => execute(scratch, command, this.recordsMax).outcome);
+    const outcomes = commands.map((command) => execute(scratch, command, this.recordsMax, nowMs).outcome);
     if (outcomes.every((outcome) => outcome.rejection === undefined)) return undefined;
     return { commands, outcomes: outcomes.map((outcome) => (outcome.rejection === undefined ? { events: [], rejection: notApplied } : outcome)) };
   }
