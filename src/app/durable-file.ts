@@ -24,6 +24,14 @@ export function writeFileDurably(path: string, text: string, mode?: number): voi
     rmSync(temporary, { force: true });
     throw error;
   }
+  syncFolderOf(path);
+}
+
+/**
+ * Syncs the folder that holds `path`, so that the file's creation, renaming or removal survives a power cut:
+ * syncing a file makes its content durable, not its name in the folder.
+ */
+export function syncFolderOf(path: string): void {
   const folder = openSync(dirname(path), 'r');
   try {
     fsyncSync(folder);

@@ -10,6 +10,7 @@ import { execute, housekeepingDue, idempotencyRecordsMaxFor, initialState, moreD
 import type { Command, IdempotencyRecord, InventoryEvent, LedgerState, Outcome, Rejection, TenantState } from '../../core/index.js';
 import { AppError, noteTouched } from '../../app/engine.js';
 import type { CommittedBatch, Engine, EventPage, LoggedEvent } from '../../app/engine.js';
+import { syncFolderOf } from '../../app/durable-file.js';
 import { oldGenerationLimitBytes } from '../../app/heap.js';
 import type { CommandInput, DeadLetter, SourceOffsets, Submitted } from '../../app/ports.js';
 import { importEvents } from '../../app/import-events.js';
@@ -252,7 +253,11 @@ export class EmbeddedEngine implements Engine {
   private restore(): void {
     const loaded = loadState(this.db, this.options.path);
     if (loaded.passedOver !== undefined) this.options.onSnapshotPassedOver?.(loaded.passedOver);
-    if (loaded.snapshotAheadOfLog) rmSync(snapshotPathOf(this.options.path), { force: true });
+    if (loaded.snapshotAheadOfLog) {
+      rmSync(snapshotPathOf(this.options.path), { force: true });
+      // Gone for good before new events take the positions it claims: back after a power cut, it would pass for them.
+      syncFolderOf(this.options.path);
+    }
     this.memory = loaded.state;
     this.snapshotPosition = loaded.snapshotPosition;
     this.tableSnapshots = loaded.tableSnapshots;

@@ -4,6 +4,7 @@
 import { closeSync, fdatasyncSync, openSync } from 'node:fs';
 import { parentPort, workerData } from 'node:worker_threads';
 import Database from 'better-sqlite3';
+import { syncFolderOf } from '../../app/durable-file.js';
 import { batchWriter } from './batch-sql.js';
 import type { WriterJob, WriterMessage, WriterReport } from './log-writer.js';
 
@@ -71,8 +72,12 @@ function commit(): void {
   }
   if (job.sync) {
     try {
+      const opening = walFd === undefined;
       walFd ??= openSync(`${job.path}-wal`, 'r');
       fdatasyncSync(walFd);
+      // SQLite makes the WAL file when the database opens (and removes it at the last close): its name in the
+      // folder is made durable once, with the first commit, or a power cut could take the whole WAL with it.
+      if (opening) syncFolderOf(job.path);
     } catch (error) {
       broken = true;
       report({ epoch, failedFrom: from, stage: 'sync', message: (error as Error).message });
