@@ -9,6 +9,7 @@ import { AppError } from '../../app/engine.js';
 import type { Submitted } from '../../app/ports.js';
 import { errorCatalogue, isErrorCode, problemTypeOf } from '../../errors.js';
 import type { ErrorCode, ErrorSpec } from '../../errors.js';
+import { httpLimits } from './schemas.js';
 
 export const problemContentType = 'application/problem+json; charset=utf-8';
 
@@ -69,12 +70,12 @@ export function refuseWhenHeapFull(heapFullReason: HeapFullReason, isReplay?: ()
 }
 
 /** The JSON body of a problem; extension members never override the standard ones. */
-export function problemBody(error: HttpProblem, instance?: string): Problem {
+export function problemBody(error: HttpProblem, instance?: string, detail = error.message): Problem {
   const body: Problem = {
     type: problemTypeOf(error.code),
     title: error.spec.title,
     status: error.spec.status,
-    detail: error.message,
+    detail,
     ...(instance === undefined ? {} : { instance }),
     code: error.code,
   };
@@ -233,14 +234,24 @@ function fromFastify(error: FastifyLikeError, request: FastifyRequest): HttpProb
     const limitBytes = request.routeOptions.bodyLimit;
     return problem('PAYLOAD_TOO_LARGE', `the request body exceeds ${limitBytes} bytes`, { limitBytes });
   }
-  if (error.code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE') {
-    return problem('UNSUPPORTED_MEDIA_TYPE', `content type ${String(request.headers['content-type'])} is not accepted; send application/json`);
+  if (error.code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE') return unsupportedMediaType(request.headers['content-type']);
+  // Both errors quote the whole URL, query string and all (it may hold an access token): say what is wrong instead.
+  if (error.code === 'FST_ERR_BAD_URL') return problem('MALFORMED_REQUEST', 'the URL path holds a malformed percent-encoding: % must begin two hex digits, and the bytes must be UTF-8');
+  if (error.code === 'FST_ERR_MAX_PARAM_LENGTH') {
+    return problem('MALFORMED_REQUEST', `a path segment of the URL is longer than ${httpLimits.pathParamLengthMax} characters`);
   }
   if (error.statusCode === 404) return problem('NOT_FOUND', 'no such resource');
   if (error.statusCode !== undefined && error.statusCode >= 400 && error.statusCode < 500) {
     return problem('MALFORMED_REQUEST', error.message ?? 'the request could not be read');
   }
   return undefined;
+}
+
+function unsupportedMediaType(contentType: string | undefined): HttpProblem {
+  if (contentType === undefined || contentType.trim() === '') {
+    return problem('UNSUPPORTED_MEDIA_TYPE', 'no Content-Type was sent with the body; send Content-Type: application/json');
+  }
+  return problem('UNSUPPORTED_MEDIA_TYPE', `content type ${contentType} is not accepted; send application/json`);
 }
 
 function fromAppError(error: AppError): HttpProblem {
@@ -296,10 +307,20 @@ export function instanceOf(request: FastifyRequest): string {
   return query === -1 ? url : url.slice(0, query);
 }
 
+/**
+ * The detail without the request's query string, should it quote it (an error of Fastify's or of a plugin that
+ * echoes the URL): the query may hold an access token, and problems are shown and logged by clients.
+ */
+function detailOf(error: HttpProblem, request: FastifyRequest): string {
+  const url = request.raw.url ?? request.url;
+  const query = url.indexOf('?');
+  return query === -1 ? error.message : error.message.replaceAll(url.slice(query), '');
+}
+
 export function sendProblem(reply: FastifyReply, request: FastifyRequest, error: HttpProblem): FastifyReply {
   for (const [name, value] of Object.entries(error.headers)) reply.header(name, value);
   // Set by the auth hook, which a request refused before routing (a malformed URL) never reaches.
   if (!reply.hasHeader('x-request-id')) reply.header('x-request-id', request.id);
   if (error.spec.retryable && error.spec.status === 503 && !reply.hasHeader('retry-after')) reply.header('retry-after', '1');
-  return reply.code(error.spec.status).type(problemContentType).send(JSON.stringify(problemBody(error, instanceOf(request))));
+  return reply.code(error.spec.status).type(problemContentType).send(JSON.stringify(problemBody(error, instanceOf(request), detailOf(error, request))));
 }

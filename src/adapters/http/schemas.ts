@@ -138,13 +138,57 @@ export const problemSchema: Schema = {
   },
 };
 
-const problemResponse = (description: string): Schema => ({ description, content: { 'application/problem+json': { schema: problemSchema } } });
+/**
+ * Response headers, for the OpenAPI document: @fastify/swagger reads `headers` beside a response schema, and the
+ * serialiser of the body does not (it is not a keyword of the body's schema). X-Request-Id is on every answer, so
+ * `documentRequestIds` adds it to the whole document rather than each route to its own.
+ */
+export const responseHeaders = {
+  location: { Location: { type: 'string', description: 'The path of the reservation or order.' } },
+  idempotentReplayed: {
+    'Idempotent-Replayed': { type: 'string', enum: ['true'], description: 'Sent with the first answer, replayed, to a retry under a known Idempotency-Key.' },
+  },
+  retryAfter: { 'Retry-After': { type: 'string', description: 'Seconds to wait before retrying; sent with every 503 that a retry can mend.' } },
+} as const satisfies Record<string, Record<string, Schema>>;
+
+/** A response schema with the headers sent beside its body. */
+export function withHeaders(schema: Schema, ...headers: Array<Record<string, Schema>>): Schema {
+  return { ...schema, headers: Object.assign({}, schema.headers, ...headers) as Schema };
+}
+
+/** A problem answer for the OpenAPI document: `description` says when it is sent and with which codes. */
+export function problemAnswer(description: string, ...headers: Array<Record<string, Schema>>): Schema {
+  const answer: Schema = { description, content: { 'application/problem+json': { schema: problemSchema } } };
+  return headers.length === 0 ? answer : withHeaders(answer, ...headers);
+}
 
 /** Error responses every authenticated route can give, for the OpenAPI document. */
 export const errorResponses: Record<string, Schema> = {
-  '4xx': problemResponse('A problem (RFC 9457): validation, authentication, a business refusal; see `code`.'),
-  '5xx': problemResponse('A problem (RFC 9457): the engine is unavailable; retry when `Retry-After` is sent.'),
+  '4xx': problemAnswer('A problem (RFC 9457): validation, authentication, a business refusal; see `code`.'),
+  '5xx': problemAnswer('A problem (RFC 9457): the engine is unavailable; retry when `Retry-After` is sent.', responseHeaders.retryAfter),
 };
+
+/** The error responses of a route that takes an Idempotency-Key: the retry of a refused request is answered with the refusal, replayed. */
+export const idempotentErrorResponses: Record<string, Schema> = {
+  ...errorResponses,
+  '4xx': withHeaders(errorResponses['4xx'] as Schema, responseHeaders.idempotentReplayed),
+};
+
+const requestIdHeader = {
+  description: 'Your X-Request-Id when it is 1 to 128 printable ASCII characters, else a new UUID: it finds the request in the logs.',
+  schema: { type: 'string' },
+};
+
+/** Adds X-Request-Id to every response of the document: the auth hook sets it on every answer (the stream writes its own). */
+export function documentRequestIds<T>(document: T): T {
+  const paths = (document as { paths?: Record<string, Record<string, { responses?: Record<string, { headers?: Record<string, unknown> }> }>> }).paths ?? {};
+  for (const operations of Object.values(paths)) {
+    for (const operation of Object.values(operations)) {
+      for (const response of Object.values(operation.responses ?? {})) response.headers = { 'X-Request-Id': requestIdHeader, ...response.headers };
+    }
+  }
+  return document;
+}
 
 export const bearerSecurity: Array<Record<string, string[]>> = [{ bearerAuth: [] }, { apiKeyHeader: [] }];
 
@@ -167,7 +211,11 @@ export function markOptionalBodies<T>(document: T): T {
 
 const optionalBodyMark = 'x-optional-body';
 
-/** A preValidation hook for routes whose body is optional: no body reads as `{}`, so the schema and its defaults apply. */
+/**
+ * A preValidation hook for routes whose body is optional: no body reads as `{}`, so the schema and its defaults apply.
+ * Only an absent or empty body is no body; JSON `null` is a body, and the schema refuses it as it refuses `[]`
+ * (read as `{}`, it would reset a channel's policy to its defaults).
+ */
 export async function bodyDefaultsToEmpty(request: FastifyRequest): Promise<void> {
-  if (request.body === undefined || request.body === null) request.body = {};
+  if (request.body === undefined) request.body = {};
 }

@@ -26,7 +26,7 @@ import { reservationRoutes } from './routes/reservations.js';
 import { skuRoutes } from './routes/skus.js';
 import { streamRoutes } from './routes/stream.js';
 import type { StreamOptions } from './routes/stream.js';
-import { httpLimits, markOptionalBodies } from './schemas.js';
+import { documentRequestIds, httpLimits, markOptionalBodies } from './schemas.js';
 import { staticFiles } from './static.js';
 
 export interface ServerOptions {
@@ -150,8 +150,8 @@ const openapi = {
       },
     },
   },
-  // Routes that read no body as `{}` say so: a generated client need not send one.
-  transformObject: (document) => markOptionalBodies('openapiObject' in document ? document.openapiObject : document.swaggerObject),
+  // Routes that read no body as `{}` say so: a generated client need not send one. Every answer names its request id.
+  transformObject: (document) => documentRequestIds(markOptionalBodies('openapiObject' in document ? document.openapiObject : document.swaggerObject)),
 } satisfies FastifyDynamicSwaggerOptions;
 
 /**

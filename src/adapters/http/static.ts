@@ -1,4 +1,4 @@
-// Static files (the dashboard) from one folder at `/`, streamed with their content type; nothing outside the folder.
+// Static files (the dashboard) from one folder at `/`, streamed with their content type; nothing outside the folder, nothing under /v1/.
 
 import { createReadStream } from 'node:fs';
 import { stat } from 'node:fs/promises';
@@ -44,9 +44,16 @@ async function fileAt(path: string): Promise<{ path: string; size: number } | un
   return index?.isFile() === true ? { path: join(path, 'index.html'), size: index.size } : undefined;
 }
 
+/** The API's own paths: an unknown one is an unknown route, whatever the folder holds. */
+const isApiPath = (path: string): boolean => path === '/v1' || path.startsWith('/v1/');
+
 export const staticFiles: FastifyPluginAsync<{ root: string }> = async (app, { root }) => {
   app.get('/*', { config: { public: true }, schema: { hide: true } }, async (request, reply) => {
     const path = request.url.split('?')[0] ?? '/';
+    if (isApiPath(path)) {
+      reply.callNotFound();
+      return reply;
+    }
     const target = resolveUnder(root, path);
     const file = target === undefined ? undefined : await fileAt(target);
     if (file === undefined) throw problem('NOT_FOUND', `no file ${path}`);

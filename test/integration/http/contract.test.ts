@@ -1,10 +1,14 @@
 // Contract of every HTTP route through app.inject(): statuses, body shapes, content types, problems on errors.
 
+import { createHmac } from 'node:crypto';
 import { mkdtempSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { LightMyRequestResponse } from 'fastify';
+import { channelWebhookRoutes } from '../../../src/adapters/http/routes/channel-webhooks.js';
+import type { CommandBus } from '../../../src/app/ports.js';
+import { errorCatalogue } from '../../../src/errors.js';
 import { json, otherTenant, startTestApi, tenant } from '../../support/http.js';
 import type { TestApi } from '../../support/http.js';
 
@@ -28,6 +32,33 @@ function expectJson(response: LightMyRequestResponse, status: number): Record<st
   expect(response.headers['content-type']).toBe(jsonType);
   return json(response);
 }
+
+const shopifySecret = 'shopify-app-secret';
+
+/** The API with the Shopify webhook route beside it, as `stockline serve` mounts it, its commands going to the API's own engine. */
+async function startWithShopifyWebhooks(): Promise<TestApi> {
+  const started: { api?: TestApi } = {};
+  const engine = (): TestApi['engine'] => (started.api as TestApi).engine;
+  const bus: CommandBus = { submit: (command) => engine().submit(command), submitMany: (commands) => engine().submitMany(commands) };
+  const channels = [{ channel: 'shop', tenant, type: 'shopify' as const, webhookSecret: shopifySecret }];
+  started.api = await startTestApi({ plugins: [async (scope) => channelWebhookRoutes(scope, { bus, channels })] });
+  return started.api;
+}
+
+interface DocumentedResponse {
+  description?: string;
+  headers?: Record<string, { description?: string; schema?: unknown }>;
+  content?: Record<string, unknown>;
+}
+
+interface DocumentedOperation {
+  security?: unknown[];
+  parameters?: Array<{ in: string; name: string; required?: boolean }>;
+  requestBody?: { required?: boolean; description?: string; content?: Record<string, unknown> };
+  responses?: Record<string, DocumentedResponse>;
+}
+
+type OpenApiDocument = { openapi: string; paths: Record<string, Record<string, DocumentedOperation>>; components: { securitySchemes: Record<string, unknown> } };
 
 let api: TestApi;
 let nowMs = Date.UTC(2025, 0, 1);
@@ -91,6 +122,76 @@ describe('health and documentation', () => {
       'put /v1/tenants/{tenant}/channels/{channel}': false, 'post /v1/tenants/{tenant}/reservations': true, 'post /v1/tenants/{tenant}/adjustments': true,
     });
     expect(JSON.stringify(document)).not.toContain('x-optional-body');
+  });
+
+  it('GET /openapi.json documents the problems and the response headers of every route', async () => {
+    const hooked = await startWithShopifyWebhooks();
+    try {
+      const document = expectJson(await hooked.inject('GET', '/openapi.json', { key: null }), 200) as unknown as OpenApiDocument;
+      const operations = Object.entries(document.paths).flatMap(([path, methods]) => Object.entries(methods).map(([method, operation]) => ({ at: `${method} ${path}`, path, ...operation })));
+      expect(operations.map(({ at }) => at)).toContain('post /v1/webhooks/shopify/{channel}');
+      for (const { at, path, responses = {}, parameters = [] } of operations) {
+        // Probes answer 200 or 503 only; every other route can refuse a request, with a problem.
+        const problems = Object.entries(responses).filter(([status, response]) => /^4/.test(status) && response.content?.['application/problem+json'] !== undefined);
+        if (path !== '/healthz' && path !== '/readyz') expect(problems.length, at).toBeGreaterThan(0);
+        const idempotent = parameters.some((parameter) => parameter.in === 'header' && parameter.name === 'idempotency-key');
+        // A refusal is replayed too, except an import's: a refused import is remembered by nothing.
+        if (idempotent && path !== '/v1/tenants/{tenant}/events') expect(Object.keys(responses['4XX']?.headers ?? {}), at).toContain('Idempotent-Replayed');
+        for (const [status, response] of Object.entries(responses)) {
+          const headers = Object.keys(response.headers ?? {});
+          expect(headers, `${at} ${status}`).toContain('X-Request-Id');
+          if (status === '201') expect(headers, `${at} ${status}`).toContain('Location');
+          if (/^5/.test(status)) expect(headers, `${at} ${status}`).toContain('Retry-After');
+          if (idempotent && /^2/.test(status)) expect(headers, `${at} ${status}`).toContain('Idempotent-Replayed');
+          if (!idempotent) expect(headers, `${at} ${status}`).not.toContain('Idempotent-Replayed');
+        }
+      }
+    } finally {
+      await hooked.close();
+    }
+  });
+
+  it('GET /openapi.json documents the Shopify webhook route: the headers it reads, its body, and every answer with its codes', async () => {
+    const hooked = await startWithShopifyWebhooks();
+    try {
+      const document = expectJson(await hooked.inject('GET', '/openapi.json', { key: null }), 200) as unknown as OpenApiDocument;
+      const operation = document.paths['/v1/webhooks/shopify/{channel}']?.post;
+      expect(operation?.security).toEqual([]);
+      const parameters = operation?.parameters ?? [];
+      expect(parameters.filter((parameter) => parameter.in === 'path').map((parameter) => parameter.name)).toEqual(['channel']);
+      expect(parameters.filter((parameter) => parameter.in === 'header').map((parameter) => parameter.name.toLowerCase())).toEqual(expect.arrayContaining([
+        'x-shopify-hmac-sha256', 'x-shopify-topic', 'x-shopify-shop-domain', 'x-shopify-event-id', 'x-shopify-webhook-id',
+      ]));
+      // The route answers a missing header itself (401, 400 with a WEBHOOK_* code): the document requires none.
+      expect(parameters.filter((parameter) => parameter.in === 'header' && parameter.required === true)).toEqual([]);
+      expect(operation?.requestBody?.content?.['application/json']).toBeDefined();
+      expect(operation?.requestBody?.description).toMatch(/HMAC/);
+      const responses = operation?.responses ?? {};
+      expect(Object.keys(responses)).toEqual(expect.arrayContaining(['200', '202', '400', '401', '403', '404', '413', '422', '5XX']));
+      expect(responses['200']?.content?.['application/json']).toBeDefined();
+      expect(responses['202']?.content?.['application/json']).toBeDefined();
+      const webhookCodes = Object.entries(errorCatalogue).filter(([code]) => code.startsWith('WEBHOOK_'));
+      expect(webhookCodes.length).toBe(7);
+      for (const [code, spec] of webhookCodes) {
+        const response = responses[String(spec.status)];
+        expect(response?.content?.['application/problem+json'], code).toBeDefined();
+        expect(response?.description, code).toContain(code);
+      }
+    } finally {
+      await hooked.close();
+    }
+  });
+
+  it('documented response headers leave the bodies serialised as they were', async () => {
+    const adjusted = await api.inject('POST', `${base}/adjustments`, { body: { sku: 'A', delta: 3 }, headers: { 'idempotency-key': 'k1' } });
+    expect(adjusted.body).toBe('{"sku":"A","location":"default","mode":"delta","delta":3,"onHand":3,"conflicts":[]}');
+    const replayed = await api.inject('POST', `${base}/adjustments`, { body: { sku: 'A', delta: 3 }, headers: { 'idempotency-key': 'k1' } });
+    expect(replayed.headers['idempotent-replayed']).toBe('true');
+    expect(replayed.body).toBe(adjusted.body);
+    const held = await reserve({ channel: 'web', lines: [{ sku: 'A', quantity: 1 }], reservationId: 'r1' });
+    expect(held.statusCode).toBe(201);
+    // The read's schema has no headers: the same reservation is the same bytes.
+    expect(held.body).toBe((await api.inject('GET', `${base}/reservations/r1`)).body);
   });
 
   it('answers an adjustment and a batch in the shapes the OpenAPI document gives', async () => {
@@ -425,6 +526,13 @@ describe('channels', () => {
     });
   });
 
+  it('PUT with a body of null is refused and keeps the policy: only an empty body reads as no body', async () => {
+    const put = expectJson(await api.inject('PUT', `${base}/channels/market`, { body: { locations: ['wh1'], bufferUnits: 3, maxUnits: 10 } }), 200);
+    const refused = expectProblem(await api.inject('PUT', `${base}/channels/market`, { body: 'null', headers: { 'content-type': 'application/json' } }), 400, 'VALIDATION_FAILED');
+    expect(refused.errors).toEqual([{ in: 'body', pointer: '', message: 'must be object' }]);
+    expect(expectJson(await api.inject('GET', `${base}/channels/market`), 200)).toEqual(put);
+  });
+
   it('a backorder channel may hold beyond stock', async () => {
     await api.inject('PUT', `${base}/channels/pre`, { body: { backorder: true } });
     expectJson(await reserve({ channel: 'pre', lines: [{ sku: 'NEW', quantity: 5 }] }), 201);
@@ -520,6 +628,38 @@ describe('events', () => {
   });
 });
 
+describe('the Shopify webhook route beside the API', () => {
+  let hooked: TestApi;
+
+  beforeEach(async () => {
+    hooked = await startWithShopifyWebhooks();
+  });
+
+  afterEach(async () => {
+    await hooked.close();
+  });
+
+  const deliver = (body: string, headers: Record<string, string | string[]>, signed = true): Promise<LightMyRequestResponse> => hooked.app.inject({
+    method: 'POST', url: '/v1/webhooks/shopify/shop', payload: body,
+    headers: { ...headers, ...(signed ? { 'x-shopify-hmac-sha256': createHmac('sha256', shopifySecret).update(body).digest('base64') } : {}) },
+  });
+
+  it('its documentation leaves what it takes and answers as it was: raw bytes checked by signature, any header shape', async () => {
+    const order = JSON.stringify({ id: 7, line_items: [{ sku: 'TEE-M', quantity: 2 }] });
+    const shopify = { 'content-type': 'application/json', 'x-shopify-topic': 'orders/create', 'x-shopify-event-id': 'evt-1' };
+    expect(expectJson(await deliver(order, shopify), 200)).toMatchObject({ status: 'applied', topic: 'orders/create', eventId: 'evt-1', commands: 1 });
+    expect(expectJson(await deliver('[1]', { ...shopify, 'x-shopify-topic': 'products/update' }), 202)).toEqual({ status: 'ignored', topic: 'products/update', reason: 'topic not handled by Stockline' });
+    expectProblem(await deliver(order, { 'content-type': 'text/plain', 'x-shopify-topic': 'orders/create' }, false), 401, 'WEBHOOK_SIGNATURE_INVALID');
+    expectProblem(await hooked.app.inject({ method: 'POST', url: '/v1/webhooks/shopify/shop' }), 401, 'WEBHOOK_SIGNATURE_INVALID');
+    expectProblem(await deliver('not json', shopify), 400, 'WEBHOOK_PAYLOAD_INVALID');
+    // Node joins a repeated header into one value: a topic no one handles, not a header a schema could refuse.
+    expect(expectJson(await deliver(order, { ...shopify, 'x-shopify-topic': ['orders/create', 'orders/create'] }), 202)).toMatchObject({ status: 'ignored' });
+    expectProblem(await deliver(order, { 'content-type': 'application/json', 'x-shopify-topic': 'orders/create' }), 400, 'WEBHOOK_EVENT_ID_MISSING');
+    expectProblem(await deliver('null', shopify), 422, 'WEBHOOK_PAYLOAD_UNUSABLE');
+    expectProblem(await hooked.app.inject({ method: 'POST', url: `/v1/webhooks/shopify/${'x'.repeat(300)}` }), 404, 'WEBHOOK_CHANNEL_UNKNOWN');
+  });
+});
+
 describe('static files', () => {
   let root: string;
   let web: TestApi;
@@ -558,6 +698,16 @@ describe('static files', () => {
     expect(json(malformed).code).toBe('MALFORMED_REQUEST');
     // Refused before routing, where the auth hook sets it: the id is on the answer all the same.
     expect(malformed.headers['x-request-id']).toBe('req-bad-url');
+  });
+
+  it('a path under /v1/ is never a file: an unknown one is 404 no route, as without static files', async () => {
+    mkdirSync(join(root, 'v1'));
+    writeFileSync(join(root, 'v1', 'index.html'), 'not the API');
+    for (const path of ['/v1/nothing-here', '/v1/', '/v1', '/v1/index.html']) {
+      const response = await web.inject('GET', `${path}?access_token=SECRET123`, { key: null });
+      expect(expectProblem(response, 404, 'NOT_FOUND').detail, path).toBe(`no route GET ${path}`);
+    }
+    expect(expectProblem(await web.inject('GET', '/missing.html?access_token=SECRET123', { key: null }), 404, 'NOT_FOUND').detail).toBe('no file /missing.html');
   });
 
   it('API routes still need their key beside the static files', async () => {

@@ -122,6 +122,13 @@ describe('validation', () => {
     expect(text.statusCode).toBe(415);
     expect(json(text).code).toBe('UNSUPPORTED_MEDIA_TYPE');
   });
+
+  it('a body sent without a Content-Type is 415, saying that none was sent and which one is accepted', async () => {
+    const response = await api.inject('POST', `${base}/adjustments`, { body: '{"sku":"A","delta":1}' });
+    expect(response.raw.req.headers['content-type']).toBeUndefined();
+    expect(response.statusCode).toBe(415);
+    expect(json(response)).toMatchObject({ code: 'UNSUPPORTED_MEDIA_TYPE', detail: 'no Content-Type was sent with the body; send Content-Type: application/json' });
+  });
 });
 
 describe('keys that could set a prototype', () => {
@@ -246,5 +253,34 @@ describe('optional bodies', () => {
     expect(json(commit).code).toBe('UNKNOWN_RESERVATION');
     const reserve = await api.inject('POST', `${base}/reservations`, { headers: { 'content-type': 'application/json' } });
     expect(json(reserve)).toMatchObject({ code: 'VALIDATION_FAILED', errors: [{ in: 'body', pointer: '', message: 'must be object' }] });
+  });
+
+  it.each([
+    { method: 'PUT', url: `${base}/channels/web` },
+    { method: 'POST', url: `${base}/reservations/r1/commit` },
+    { method: 'POST', url: `${base}/reservations/r1/release` },
+    { method: 'POST', url: `${base}/adjustments` },
+  ])('a body of JSON null is a body, not an empty one: $method $url is 400 VALIDATION_FAILED', async ({ method, url }) => {
+    const response = await api.inject(method, url, { body: 'null', headers: { 'content-type': 'application/json' } });
+    expect(response.statusCode, response.body).toBe(400);
+    expect(json(response)).toMatchObject({ code: 'VALIDATION_FAILED', detail: 'body (root) must be object', errors: [{ in: 'body', pointer: '', message: 'must be object' }] });
+  });
+});
+
+describe('the query string stays out of problems (it may hold ?access_token=)', () => {
+  it.each([
+    { name: 'a malformed URL', path: `${base}/skus/%ZZ`, status: 400, code: 'MALFORMED_REQUEST', detail: /percent-encoding/ },
+    { name: 'a path segment over the length bound', path: `${base}/skus/${'a'.repeat(600)}`, status: 400, code: 'MALFORMED_REQUEST', detail: /longer than 512 characters/ },
+    { name: 'an unknown route', path: '/v1/nothing-here', status: 404, code: 'NOT_FOUND', detail: /^no route GET \/v1\/nothing-here$/ },
+    { name: 'a stream key that is not valid', path: `${base}/stream`, status: 401, code: 'UNAUTHENTICATED', detail: /not valid/ },
+  ])('$name: $status $code, the query string in neither detail nor instance', async ({ path, status, code, detail }) => {
+    const response = await api.inject('GET', `${path}?access_token=SECRET123`, { key: null });
+    expect(response.statusCode, response.body).toBe(status);
+    expect(response.headers['content-type']).toBe('application/problem+json; charset=utf-8');
+    const problem = json(response);
+    expect(problem).toMatchObject({ code, instance: path });
+    expect(problem.detail).toMatch(detail);
+    expect(response.body).not.toContain('SECRET123');
+    expect(response.body).not.toContain('access_token');
   });
 });

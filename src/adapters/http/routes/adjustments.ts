@@ -7,7 +7,9 @@ import type { Engine } from '../../../app/engine.js';
 import type { CommandInput } from '../../../app/ports.js';
 import { problemBody, rejectionProblem, settle, validationProblem } from '../problem.js';
 import type { FieldError, Problem } from '../problem.js';
-import { bearerSecurity, errorResponses, fields, httpLimits, idempotencyHeaders, object, params, problemSchema } from '../schemas.js';
+import {
+  bearerSecurity, fields, httpLimits, idempotencyHeaders, idempotentErrorResponses, object, params, problemSchema, responseHeaders, withHeaders,
+} from '../schemas.js';
 
 export interface AdjustmentRequest {
   sku: string;
@@ -122,7 +124,7 @@ export const adjustmentRoutes: FastifyPluginAsync<{ engine: Engine }> = async (a
       summary: 'Adjusts on-hand stock: one adjustment, or `adjustments` (up to 1000) applied in order',
       description: 'A batch is validated whole first (400 and nothing applied), then applied in order; each item is accepted or refused on its own and the answer lists every result. Idempotency-Key applies to single adjustments.',
       tags: ['stock'], security: bearerSecurity, params: params({ tenant: fields.tenant }), headers: idempotencyHeaders, body,
-      response: { 200: adjustmentAnswer, ...errorResponses },
+      response: { 200: withHeaders(adjustmentAnswer, responseHeaders.idempotentReplayed), ...idempotentErrorResponses },
     },
   }, async (request, reply) => {
     const { tenant } = request.params;

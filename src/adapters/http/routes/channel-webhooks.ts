@@ -1,6 +1,7 @@
 // POST /v1/webhooks/shopify/:channel: a signed Shopify order webhook becomes ledger commands, or is refused untouched.
 
-import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { FastifyInstance, FastifyReply, FastifyRequest, FastifySchema } from 'fastify';
+import type { SwaggerTransform } from '@fastify/swagger';
 import { AppError } from '../../../app/engine.js';
 import type { CommandBus, DeadLetterSink, Submitted } from '../../../app/ports.js';
 import type { ErrorCode } from '../../../errors.js';
@@ -8,6 +9,8 @@ import { channelLimits } from '../../channels/limits.js';
 import type { ShopifyWebhookChannel, ShopifyWebhookMapping } from '../../channels/shopify/webhooks.js';
 import { settleShopifyCommands, shopifyWebhookToCommands, verifyShopifyHmac } from '../../channels/shopify/webhooks.js';
 import { HttpProblem, problemOf, sendProblem } from '../problem.js';
+import { errorResponses, object, problemAnswer } from '../schemas.js';
+import type { Schema } from '../schemas.js';
 
 export type { ShopifyWebhookChannel };
 
@@ -43,6 +46,79 @@ function header(request: FastifyRequest, name: string): string | undefined {
   return typeof value === 'string' ? value : undefined;
 }
 
+const shopifyHeaders: Schema = {
+  type: 'object',
+  properties: {
+    'X-Shopify-Hmac-Sha256': { type: 'string', description: "Base64 HMAC-SHA256 of the raw body, keyed with the channel's app secret. Missing or wrong: 401 WEBHOOK_SIGNATURE_INVALID." },
+    'X-Shopify-Shop-Domain': { type: 'string', description: "The shop that sent it; when the channel names a `shop`, it must be that one (else 403 WEBHOOK_SHOP_MISMATCH)." },
+    'X-Shopify-Topic': { type: 'string', description: '`orders/create`, `orders/cancelled` or `refunds/create`; another topic is answered 202 and changes nothing. Missing: 400 WEBHOOK_TOPIC_MISSING.' },
+    'X-Shopify-Event-Id': { type: 'string', description: 'The same on every retry of a delivery: commands are de-duplicated by it. Missing, with no X-Shopify-Webhook-Id: 400 WEBHOOK_EVENT_ID_MISSING.' },
+    'X-Shopify-Webhook-Id': { type: 'string', description: 'Read instead of X-Shopify-Event-Id when that is absent (older deliveries).' },
+  },
+};
+
+const shopifyLine = { type: 'object', additionalProperties: true, properties: { sku: { type: ['string', 'null'] }, quantity: { type: 'integer' } } };
+
+const shopifyPayload: Schema = {
+  type: 'object',
+  additionalProperties: true,
+  description: 'The JSON Shopify sends for the topic, taken as raw bytes whatever its Content-Type: the HMAC is checked over them before '
+    + 'they are parsed, and only the fields below are read. A body that is not JSON is 400 WEBHOOK_PAYLOAD_INVALID; one no command can be made of is 422.',
+  properties: {
+    id: { type: ['integer', 'string'], description: 'The order (orders/create, orders/cancelled) or refund id.' },
+    admin_graphql_api_id: { type: 'string', description: 'Read before `id`: a GID keeps every digit.' },
+    name: { type: 'string', description: "The order's name (`#1001`), kept as the order reference." },
+    line_items: { type: 'array', items: shopifyLine, description: 'orders/create: one line per SKU and quantity.' },
+    order_id: { type: ['integer', 'string'], description: 'refunds/create: the refunded order.' },
+    refund_line_items: {
+      type: 'array', description: 'refunds/create: lines with `restock_type` `return` go back on hand at the restock location.',
+      items: { type: 'object', additionalProperties: true, properties: { quantity: { type: 'integer' }, restock_type: { type: 'string' }, line_item: shopifyLine } },
+    },
+  },
+};
+
+const skippedLine = object({
+  index: { type: 'integer' }, sku: { type: ['string', 'null'] }, quantity: { type: ['integer', 'null'] }, reason: { type: 'string' },
+}, ['index', 'sku', 'quantity', 'reason']);
+
+/**
+ * The route as the OpenAPI document shows it. Only the document gets it (through `swaggerTransform`): on the route
+ * a schema would be enforced, and Shopify's deliveries must reach the HMAC check as sent, then be answered as built.
+ */
+function webhookDocumentation(bodyLimit: number): FastifySchema {
+  return {
+    summary: 'Receives a Shopify webhook (orders/create, orders/cancelled, refunds/create), verified by its HMAC signature',
+    description: 'Needs no API key: the signature over the raw body is the authentication. Nothing is applied when a delivery is refused; a '
+      + 'repeated delivery (same X-Shopify-Event-Id) changes nothing again. See docs/channels.md.',
+    tags: ['channels'],
+    security: [],
+    params: { type: 'object', properties: { channel: { type: 'string', description: 'The id of a configured Shopify channel.' } }, required: ['channel'] },
+    headers: shopifyHeaders,
+    body: shopifyPayload,
+    response: {
+      200: {
+        ...object({
+          status: { const: 'applied' }, topic: { type: 'string' }, eventId: { type: 'string' }, commands: { type: 'integer' },
+          results: { type: 'array', items: { type: 'string' }, description: "Each command's result: `accepted`, `DUPLICATE`, `RESERVATION_EXISTS`, `CANCELLED_BEFORE_SALE`, ..." },
+          skipped: { type: 'array', items: skippedLine, description: 'Lines that could not become part of a command, and why.' },
+        }, ['status', 'topic', 'eventId', 'commands', 'results', 'skipped']),
+        description: 'The commands were submitted (a repeated delivery is answered from the ledger and changes nothing).',
+      },
+      202: {
+        ...object({ status: { const: 'ignored' }, topic: { type: 'string' }, reason: { type: 'string' } }, ['status', 'topic', 'reason']),
+        description: 'A topic Stockline does not handle: nothing applied.',
+      },
+      400: problemAnswer('WEBHOOK_TOPIC_MISSING, WEBHOOK_EVENT_ID_MISSING (signed, but without the header), or WEBHOOK_PAYLOAD_INVALID (the body is not JSON).'),
+      401: problemAnswer('WEBHOOK_SIGNATURE_INVALID: X-Shopify-Hmac-Sha256 is missing or does not match the body.'),
+      403: problemAnswer('WEBHOOK_SHOP_MISMATCH: signed for another shop than the channel\'s.'),
+      404: problemAnswer('WEBHOOK_CHANNEL_UNKNOWN: no Shopify channel with this id is configured.'),
+      413: problemAnswer(`PAYLOAD_TOO_LARGE: the body is over ${bodyLimit} bytes (\`limitBytes\`).`),
+      422: problemAnswer('WEBHOOK_PAYLOAD_UNUSABLE: signed, but no ledger command can be made of it, or the ledger refused its commands for good; kept as a dead letter.'),
+      '5xx': errorResponses['5xx'] as Schema,
+    },
+  };
+}
+
 export async function channelWebhookRoutes(app: FastifyInstance, options: ChannelWebhookOptions): Promise<void> {
   const bodyLimit = options.bodyBytesMax ?? channelLimits.webhookBodyBytesMax;
   const handling: Handling = {
@@ -57,7 +133,9 @@ export async function channelWebhookRoutes(app: FastifyInstance, options: Channe
   // Scoped like the parser, so the plugin answers problems (413 above all) even outside Stockline's server.
   app.setErrorHandler((error, request, reply) => sendProblem(reply, request, problemOf(error, request, request.log)));
   // Public: Shopify sends no API key; the HMAC signature is the authentication.
-  app.post('/v1/webhooks/shopify/:channel', { bodyLimit, config: { public: true } }, (request: WebhookRequest, reply) => receive(request, reply, handling));
+  const documentation = webhookDocumentation(bodyLimit);
+  const swaggerTransform: SwaggerTransform = ({ url }) => ({ schema: documentation, url });
+  app.post('/v1/webhooks/shopify/:channel', { bodyLimit, config: { public: true, swaggerTransform } }, (request: WebhookRequest, reply) => receive(request, reply, handling));
 }
 
 async function receive(request: WebhookRequest, reply: FastifyReply, handling: Handling): Promise<FastifyReply> {

@@ -11,7 +11,7 @@ import { problem, refuseWhenHeapFull, validationProblem } from '../problem.js';
 import type { HeapFullReason } from '../problem.js';
 import type { HttpProblem } from '../problem.js';
 import type { FieldError } from '../problem.js';
-import { bearerSecurity, errorResponses, fields, httpLimits, idempotencyHeaders, object, params } from '../schemas.js';
+import { bearerSecurity, errorResponses, fields, httpLimits, idempotencyHeaders, object, params, responseHeaders, withHeaders } from '../schemas.js';
 
 /**
  * An imported hold is re-decided as a reservation of the length its event shows, which must be one the API
@@ -101,11 +101,12 @@ export const eventRoutes: FastifyPluginAsync<{ engine: Engine; heapFullReason?: 
       tags: ['events'], security: bearerSecurity, params: params({ tenant: fields.tenant }), headers: idempotencyHeaders,
       body: object({ events: { type: 'array', minItems: 1, maxItems: httpLimits.eventsPerImportMax, items: { type: 'object' } } }, ['events']),
       response: {
-        200: object({
+        // A refused import is remembered by nothing, so only the answer to an applied one is ever replayed.
+        200: withHeaders(object({
           imported: { type: 'integer' },
           skipped: { type: 'array', items: object({ index: { type: 'integer' }, reason: { type: 'string' } }, ['index', 'reason']) },
           position: { type: 'integer', description: 'The log position after the import.' },
-        }, ['imported', 'skipped', 'position']),
+        }, ['imported', 'skipped', 'position']), responseHeaders.idempotentReplayed),
         ...errorResponses,
       },
     },

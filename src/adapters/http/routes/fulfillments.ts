@@ -3,7 +3,9 @@
 import type { FastifyPluginAsync } from 'fastify';
 import type { Engine } from '../../../app/engine.js';
 import { settle } from '../problem.js';
-import { bearerSecurity, errorResponses, fields, idempotencyHeaders, object, params, reservationView } from '../schemas.js';
+import {
+  bearerSecurity, fields, idempotencyHeaders, idempotentErrorResponses, object, params, responseHeaders, reservationView, withHeaders,
+} from '../schemas.js';
 import { idempotencyKeyOf, locationOf, reservationAfter } from './reservations.js';
 
 interface Route {
@@ -18,7 +20,7 @@ export const fulfillmentRoutes: FastifyPluginAsync<{ engine: Engine }> = async (
     schema: {
       summary: 'Marks a committed order as shipped', tags: ['reservations'], security: bearerSecurity,
       params: params({ tenant: fields.tenant }), headers: idempotencyHeaders, body: object({ reservationId: fields.reservationId }, ['reservationId']),
-      response: { 201: reservationView, ...errorResponses },
+      response: { 201: withHeaders(reservationView, responseHeaders.location, responseHeaders.idempotentReplayed), ...idempotentErrorResponses },
     },
   }, async (request, reply) => {
     const { tenant } = request.params;

@@ -5,7 +5,7 @@ import type { CartLine, Outcome } from '../../../core/index.js';
 import type { Engine } from '../../../app/engine.js';
 import { settle } from '../problem.js';
 import {
-  bearerSecurity, cartLines, errorResponses, fields, idempotencyHeaders, object, params, reservationView,
+  bearerSecurity, cartLines, fields, idempotencyHeaders, idempotentErrorResponses, object, params, responseHeaders, reservationView, withHeaders,
 } from '../schemas.js';
 import { idempotencyKeyOf, locationOf, newReservationId, reservationAfter } from './reservations.js';
 
@@ -52,7 +52,7 @@ export const orderRoutes: FastifyPluginAsync<{ engine: Engine }> = async (app, {
     schema: {
       summary: 'Records a sale a channel already made, without a hold; stock it lacked is reported as oversell conflicts',
       tags: ['reservations'], security: bearerSecurity, params: params({ tenant: fields.tenant }), headers: idempotencyHeaders, body: orderBody,
-      response: { 201: orderView, ...errorResponses },
+      response: { 201: withHeaders(orderView, responseHeaders.location, responseHeaders.idempotentReplayed), ...idempotentErrorResponses },
     },
   }, async (request, reply) => {
     const { tenant } = request.params;

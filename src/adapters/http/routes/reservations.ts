@@ -9,7 +9,8 @@ import type { CommandInput } from '../../../app/ports.js';
 import { problem, refuseWhenHeapFull, settle } from '../problem.js';
 import type { HeapFullReason } from '../problem.js';
 import {
-  bearerSecurity, bodyDefaultsToEmpty, cartLines, errorResponses, fields, httpLimits, idempotencyHeaders, object, optionalBody, params, reservationView,
+  bearerSecurity, bodyDefaultsToEmpty, cartLines, errorResponses, fields, httpLimits, idempotencyHeaders, idempotentErrorResponses, object, optionalBody, params,
+  responseHeaders, reservationView, withHeaders,
 } from '../schemas.js';
 
 export interface ReservationViewBody {
@@ -136,7 +137,7 @@ function holdRoutes(app: FastifyInstance, engine: Engine, heapFullReason: HeapFu
     schema: {
       summary: 'Holds stock for a cart; all lines or none', tags: ['reservations'], security: bearerSecurity,
       params: params({ tenant: fields.tenant }), headers: idempotencyHeaders, body: reserveBody,
-      response: { 201: reservationView, ...errorResponses },
+      response: { 201: withHeaders(reservationView, responseHeaders.location, responseHeaders.idempotentReplayed), ...idempotentErrorResponses },
     },
   }, async (request, reply) => {
     const { tenant } = request.params;
@@ -168,6 +169,8 @@ function holdRoutes(app: FastifyInstance, engine: Engine, heapFullReason: HeapFu
 
 }
 
+const replayable = withHeaders(reservationView, responseHeaders.idempotentReplayed);
+
 /** Moving a hold on: to an order, or back to stock. */
 function transitionRoutes(app: FastifyInstance, engine: Engine): void {
   app.post<IdempotentRoute & { Params: { tenant: string; id: string }; Body: { orderRef?: string } }>('/v1/tenants/:tenant/reservations/:id/commit', {
@@ -176,7 +179,7 @@ function transitionRoutes(app: FastifyInstance, engine: Engine): void {
     schema: {
       summary: 'Turns a held reservation into an order (its units become committed)', tags: ['reservations'], security: bearerSecurity,
       params: reservationParams, headers: idempotencyHeaders, body: object({ orderRef: fields.orderRef }), ...optionalBody,
-      response: { 200: reservationView, ...errorResponses },
+      response: { 200: replayable, ...idempotentErrorResponses },
     },
   }, async (request, reply) => {
     const { tenant, id } = request.params;
@@ -194,7 +197,7 @@ function transitionRoutes(app: FastifyInstance, engine: Engine): void {
       summary: 'Gives back a held reservation (`released`), or cancels a committed order (`cancelled`)', tags: ['reservations'],
       security: bearerSecurity, params: reservationParams, headers: idempotencyHeaders,
       body: object({ reason: { enum: ['released', 'cancelled'], default: 'released' } }), ...optionalBody,
-      response: { 200: reservationView, ...errorResponses },
+      response: { 200: replayable, ...idempotentErrorResponses },
     },
   }, async (request, reply) => {
     const { tenant, id } = request.params;
