@@ -22,31 +22,39 @@ export async function keysMain(args: string[], io: CliIo): Promise<number> {
   return keysCommand(args, io, (dataDir, file) => openDatabase(dataDir, file));
 }
 
+/** Opens the ledger only once every argument is checked: a mistake, or `--help`, leaves the folder as it was. */
 export async function ingestMain(args: string[], io: CliIo): Promise<number> {
-  const { ingestCommand } = await import('./ingest.js');
+  const { ingestRequestOf, runIngest } = await import('./ingest.js');
+  const request = ingestRequestOf(args, io);
+  if (typeof request === 'number') return request;
   let engine;
-  let rest: string[];
   try {
-    const context = contextOf(args, true);
-    rest = context.rest;
-    engine = openEngine(context.dataDir);
+    engine = openEngine(request.dataDir);
   } catch (error) {
     return fail(io, 'ingest', error);
   }
   try {
-    return await ingestCommand(rest, io, engine, engine);
+    return await runIngest(request, io, engine, engine);
   } finally {
     await engine.close();
   }
 }
 
 export async function reconcileMain(args: string[], io: CliIo): Promise<number> {
-  const { reconcileCommand } = await import('./reconcile.js');
+  const { reconcileRequestOf, runReconcile, unknownChannel, usageFailure } = await import('./reconcile.js');
+  let request;
   let context;
   try {
-    context = contextOf(args);
+    request = reconcileRequestOf(args);
+    context = contextOf(request.options);
   } catch (error) {
-    return fail(io, 'reconcile', error);
+    return error instanceof ConfigError ? fail(io, 'reconcile', error) : usageFailure(io, error);
+  }
+  const configs = context.config.channels as unknown as ChannelConfig[];
+  const refused = unknownChannel(request.channel, configs.map((config) => config.id));
+  if (refused !== undefined) {
+    io.stderr(`stockline reconcile: ${refused}\n`);
+    return 2;
   }
   // The outbox lives beside the ledger in the embedded engine, in the node's own file on a Kafka node.
   const file = context.config.engine === 'kafka' ? 'stockline-node.db' : 'stockline.db';
@@ -55,22 +63,21 @@ export async function reconcileMain(args: string[], io: CliIo): Promise<number> 
     io.stderr(`stockline reconcile: no ${file} in ${context.dataDir}: give the data folder of a node that has run (--data-dir)\n`);
     return 2;
   }
-  const db = openDatabase(context.dataDir, file);
-  const outbox = new ChannelOutbox(db);
-  outbox.migrate();
-  const configs = context.config.channels as unknown as ChannelConfig[];
   let connectors;
   try {
     connectors = new Map(configs.map((config) => [config.id, createConnector(config, process.env)]));
   } catch (error) {
-    db.close();
     io.stderr(`stockline reconcile: ${(error as Error).message}\n`);
     return 2;
   }
+  let db;
   try {
-    return await reconcileCommand(context.rest, io, { outbox, connectors });
+    db = openDatabase(context.dataDir, file);
+    const outbox = new ChannelOutbox(db);
+    outbox.migrate();
+    return await runReconcile(request, io, { outbox, connectors });
   } finally {
     await Promise.all([...connectors.values()].map((connector) => connector.close()));
-    db.close();
+    db?.close();
   }
 }

@@ -8,32 +8,16 @@ import { loadConfig } from '../app/config.js';
 import type { StocklineConfig } from '../app/config.js';
 import { migrate } from '../adapters/sqlite/schema.js';
 import { EmbeddedEngine } from '../adapters/sqlite/embedded-engine.js';
+import { stringOption } from './io.js';
 
-/** Removes `--name value` (or `--name=value`) from the arguments and returns its value. */
-export function takeOption(args: string[], name: string): { value: string | undefined; rest: string[] } {
-  const rest: string[] = [];
-  let value: string | undefined;
-  for (let index = 0; index < args.length; index += 1) {
-    const arg = args[index] as string;
-    if (arg === `--${name}`) {
-      value = args[index + 1];
-      index += 1;
-    } else if (arg.startsWith(`--${name}=`)) {
-      value = arg.slice(name.length + 3);
-    } else {
-      rest.push(arg);
-    }
-  }
-  return { value, rest };
-}
-
-/** The configuration and data folder: --data-dir, then STOCKLINE_DATA_DIR, then the config file, then ./data. */
-export function contextOf(args: string[], keepConfigOption = false): { config: StocklineConfig; dataDir: string; rest: string[] } {
-  const dataDirOption = takeOption(args, 'data-dir');
-  const configOption = takeOption(dataDirOption.rest, 'config');
-  const config = loadConfig(configOption.value ?? process.env.STOCKLINE_CONFIG);
-  const dataDir = dataDirOption.value ?? process.env.STOCKLINE_DATA_DIR ?? config.dataDir;
-  return { config, dataDir, rest: keepConfigOption ? dataDirOption.rest : configOption.rest };
+/**
+ * The configuration and data folder of a command's parsed options: the data folder is --data-dir, then
+ * STOCKLINE_DATA_DIR, then the config file's (--config, then STOCKLINE_CONFIG), then ./data. Reads the config only.
+ */
+export function contextOf(options: Record<string, string | boolean>): { config: StocklineConfig; dataDir: string } {
+  const config = loadConfig(stringOption(options.config) ?? process.env.STOCKLINE_CONFIG);
+  const dataDir = stringOption(options['data-dir']) ?? process.env.STOCKLINE_DATA_DIR ?? config.dataDir;
+  return { config, dataDir };
 }
 
 export function databaseFile(dataDir: string, file = 'stockline.db'): string {

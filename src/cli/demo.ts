@@ -27,7 +27,7 @@ import { ApiKeyStore } from '../adapters/sqlite/api-keys.js';
 import type { EmbeddedEngine } from '../adapters/sqlite/embedded-engine.js';
 import { start } from '../main.js';
 import type { Running } from '../main.js';
-import { parseArgs, UsageError } from './io.js';
+import { parseArgs, refuseExtraArguments, UsageError } from './io.js';
 import type { CliIo } from './io.js';
 
 export const demoUsage = `usage: stockline demo [--duration S] [--shoppers N] [--seed N] [--port N] [--compare-polling] [--exit]
@@ -82,7 +82,7 @@ function integerOption(value: string | boolean | undefined, name: string, min: n
 
 function parseDemoArgs(args: string[]): DemoOptions {
   const { options, positional } = parseArgs(args, { string: ['duration', 'shoppers', 'seed', 'port'], boolean: ['compare-polling', 'exit'] });
-  if (positional.length > 0) throw new UsageError(`unexpected argument ${positional[0] as string}`);
+  refuseExtraArguments(positional);
   return {
     durationSeconds: integerOption(options.duration, 'duration', demoLimits.durationSecondsMin, demoLimits.durationSecondsMax, demoLimits.durationSecondsDefault),
     shoppers: integerOption(options.shoppers, 'shoppers', demoLimits.shoppersMin, demoLimits.shoppersMax, demoLimits.shoppersDefault),

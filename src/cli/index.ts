@@ -1,9 +1,9 @@
 // The `stockline` command dispatcher: one file per command beside this one.
 
-import { processIo } from './io.js';
+import { asksForHelp, processIo } from './io.js';
 import type { CliIo } from './io.js';
-import { replayCommand } from './replay.js';
-import { validateCommand } from './validate.js';
+import { replayCommand, replayUsage } from './replay.js';
+import { validateCommand, validateUsage } from './validate.js';
 
 const usage = `usage: stockline <command> [options]
 
@@ -16,31 +16,39 @@ commands:
   reconcile [--tenant T] [--channel C] [--repair] [--json]   compare channels with the desired state
   topics scaffold [--config FILE] [--dry-run]   create or check the Kafka topics and ACLs
   demo [--compare-polling] [--duration S] [--shoppers N] [--exit]   a flash sale on your laptop
+
+stockline <command> --help (or -h) prints a command's options.
 `;
 
 type Handler = (args: string[], io: CliIo) => Promise<number>;
 
-const commands: Record<string, () => Promise<Handler>> = {
-  serve: async () => (await import('./serve.js')).serveCommand,
-  validate: async () => validateCommand,
-  topics: async () => (await import('./topics.js')).topicsCommand,
-  keys: async () => (await import('./commands.js')).keysMain,
-  ingest: async () => (await import('./commands.js')).ingestMain,
-  reconcile: async () => (await import('./commands.js')).reconcileMain,
-  demo: async () => (await import('./demo.js')).demoCommand,
-  replay: async () => replayCommand,
+/** Each command, and its usage text; both are loaded only for the command that runs. */
+const commands: Record<string, { run: () => Promise<Handler>; usage: () => Promise<string> }> = {
+  serve: { run: async () => (await import('./serve.js')).serveCommand, usage: async () => (await import('./serve.js')).serveUsage },
+  validate: { run: async () => validateCommand, usage: async () => validateUsage },
+  topics: { run: async () => (await import('./topics.js')).topicsCommand, usage: async () => (await import('./topics.js')).topicsUsage },
+  keys: { run: async () => (await import('./commands.js')).keysMain, usage: async () => (await import('./keys.js')).keysUsage },
+  ingest: { run: async () => (await import('./commands.js')).ingestMain, usage: async () => (await import('./ingest.js')).ingestUsage },
+  reconcile: { run: async () => (await import('./commands.js')).reconcileMain, usage: async () => (await import('./reconcile.js')).reconcileUsage },
+  demo: { run: async () => (await import('./demo.js')).demoCommand, usage: async () => (await import('./demo.js')).demoUsage },
+  replay: { run: async () => replayCommand, usage: async () => replayUsage },
 };
 
 export async function main(argv: string[], io: CliIo = processIo): Promise<number> {
   const [name, ...rest] = argv;
-  if (name === undefined || name === '--help' || name === 'help') {
+  if (name === undefined || name === '--help' || name === '-h' || name === 'help') {
     io.stdout(usage);
     return name === undefined ? 2 : 0;
   }
-  const load = commands[name];
-  if (load === undefined) {
+  const command = commands[name];
+  if (command === undefined) {
     io.stderr(`stockline: unknown command ${name}\n${usage}`);
     return 2;
   }
-  return (await load())(rest, io);
+  // Help is answered here, before a command reads its arguments, so it never opens or creates anything.
+  if (asksForHelp(rest)) {
+    io.stdout(await command.usage());
+    return 0;
+  }
+  return (await command.run())(rest, io);
 }

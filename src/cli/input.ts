@@ -17,6 +17,9 @@ export interface InputLimits {
 
 export const inputLimits: InputLimits = { documentBytesMax: 256 * 1_048_576 };
 
+/** The forms `readEvents` reads, for the usage texts of the commands that read events. */
+export const eventsFileForms = 'events as NDJSON (one per line), one event, a JSON array, {"events": [...]}, or the body of\n  GET /v1/tenants/{t}/events ({"events": [{"position": …, "event": {…}}], "next": …}; its events, in order)';
+
 const newlineByte = 0x0a;
 const byteOrderMark = '\uFEFF';
 
@@ -108,7 +111,8 @@ async function wholeDocument(first: Line, firstError: unknown, lines: AsyncItera
  * The events of an events file (one, an array, NDJSON, or an object with an `events` array), streamed: NDJSON
  * a line at a time, so its size is not bounded by one string. A first non-blank line that is JSON on its own
  * makes the input NDJSON (a JSON value cannot go on past a complete one); otherwise the input must be one JSON
- * value, read whole and bounded. A lone document is spread (see `spread`). Errors are `InputError`s.
+ * value, read whole and bounded. A lone document is spread (see `spread`), and every document unwrapped (see
+ * `eventsOf`). Errors are `InputError`s.
  */
 export async function* readEvents(path: string, stdin: NodeJS.ReadableStream, limits: InputLimits = inputLimits): AsyncGenerator<unknown> {
   const name = nameOf(path);
@@ -132,8 +136,8 @@ export async function* readEvents(path: string, stdin: NodeJS.ReadableStream, li
         first = value;
         continue;
       }
-      if (count === 2) yield first;
-      yield value;
+      if (count === 2) yield* eventsOf([first]);
+      yield* eventsOf([value]);
     }
   } finally {
     await lines.return(undefined);
@@ -142,10 +146,9 @@ export async function* readEvents(path: string, stdin: NodeJS.ReadableStream, li
   if (count === 1) yield* spread(first);
 }
 
-/** One document alone: an array gives its items, and a single `{"events": [...]}` (a worked example) its events. */
+/** One document alone: an array gives its items, and a single `{"events": [...]}` its events. */
 function* spread(value: unknown): Generator<unknown> {
-  const documents = Array.isArray(value) ? value : [value];
-  yield* eventsOf(documents);
+  yield* eventsOf(Array.isArray(value) ? value : [value]);
 }
 
 /** One JSON value (an expected state), read whole up to the limit. */
@@ -166,11 +169,25 @@ export async function readJson(path: string, stdin: NodeJS.ReadableStream, limit
   }
 }
 
-/** An events file is events (one, an array, NDJSON) or an object with an `events` array (a worked example). */
+/** An event as the log lists it (`GET /v1/tenants/{t}/events`): its position and the event, nothing else. */
+function isLoggedEvent(value: unknown): value is { position: number; event: object } {
+  if (value === null || typeof value !== 'object' || Array.isArray(value) || Object.keys(value).length !== 2) return false;
+  const { position, event } = value as { position?: unknown; event?: unknown };
+  return Number.isInteger(position) && event !== null && typeof event === 'object' && !Array.isArray(event);
+}
+
+function eventOf(document: unknown): unknown {
+  return isLoggedEvent(document) ? document.event : document;
+}
+
+/**
+ * An events file is events (one, an array, NDJSON) or an object with an `events` array: a worked example, or a
+ * page of the events API, whose logged events give their `event`s (a page per NDJSON line reads as well).
+ */
 export function eventsOf(documents: unknown[]): unknown[] {
   const [first] = documents;
   if (documents.length === 1 && first !== null && typeof first === 'object' && Array.isArray((first as { events?: unknown }).events)) {
-    return (first as { events: unknown[] }).events;
+    return (first as { events: unknown[] }).events.map(eventOf);
   }
-  return documents;
+  return documents.map(eventOf);
 }

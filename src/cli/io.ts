@@ -16,22 +16,35 @@ export class UsageError extends Error {
   readonly code = 'USAGE';
 }
 
-/** Splits `--flag value` and `--flag` options from positional arguments. */
+/** `--help` or `-h` anywhere: every command then prints its usage instead of running (see main in index.ts). */
+export function asksForHelp(args: readonly string[]): boolean {
+  return args.some((arg) => arg === '--help' || arg === '-h');
+}
+
+/**
+ * Splits `--flag value` and `--flag` options from positional arguments. An unknown option, an option with no
+ * value (last, empty, or followed by another `--option`) and a flag given a value are `UsageError`s, so a typo
+ * never falls back to a default; `-` alone is a positional (stdin).
+ */
 export function parseArgs(args: string[], flags: { boolean?: string[]; string?: string[] }): { options: Record<string, string | boolean>; positional: string[] } {
   const options: Record<string, string | boolean> = {};
   const positional: string[] = [];
   for (let index = 0; index < args.length; index += 1) {
     const arg = args[index] as string;
-    if (!arg.startsWith('--') || arg === '-') {
+    if (!arg.startsWith('-') || arg === '-') {
       positional.push(arg);
       continue;
     }
-    const [name, inline] = arg.slice(2).split('=', 2) as [string, string | undefined];
+    if (!arg.startsWith('--')) throw new UsageError(`unknown option ${arg}`);
+    const equals = arg.indexOf('=');
+    const name = equals < 0 ? arg.slice(2) : arg.slice(2, equals);
+    const inline = equals < 0 ? undefined : arg.slice(equals + 1);
     if (flags.boolean?.includes(name)) {
+      if (inline !== undefined) throw new UsageError(`--${name} takes no value`);
       options[name] = true;
     } else if (flags.string?.includes(name)) {
       const value = inline ?? args[index + 1];
-      if (value === undefined) throw new UsageError(`--${name} needs a value`);
+      if (value === undefined || value === '' || (inline === undefined && value.startsWith('--'))) throw new UsageError(`--${name} needs a value`);
       if (inline === undefined) index += 1;
       options[name] = value;
     } else {
@@ -39,4 +52,15 @@ export function parseArgs(args: string[], flags: { boolean?: string[]; string?: 
     }
   }
   return { options, positional };
+}
+
+/** Refuses positional arguments beyond the first `allowed`. */
+export function refuseExtraArguments(positional: readonly string[], allowed = 0): void {
+  const extra = positional[allowed];
+  if (extra !== undefined) throw new UsageError(`unknown argument ${extra}`);
+}
+
+/** An option's value when it was given one (see `parseArgs`). */
+export function stringOption(value: string | boolean | undefined): string | undefined {
+  return typeof value === 'string' ? value : undefined;
 }

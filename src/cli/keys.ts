@@ -7,10 +7,11 @@ import { scopes as knownScopes } from '../adapters/http/auth.js';
 import { ApiKeyStore, KeyRequestError } from '../adapters/sqlite/api-keys.js';
 import type { ApiKeyInfo } from '../adapters/sqlite/api-keys.js';
 import { migrate } from '../adapters/sqlite/schema.js';
+import { tenantIdPattern } from '../core/index.js';
 import { ConfigError } from '../app/config.js';
 import type { StocklineConfig } from '../app/config.js';
 import { contextOf, databaseFile } from './context.js';
-import { parseArgs, UsageError } from './io.js';
+import { parseArgs, refuseExtraArguments, UsageError } from './io.js';
 import type { CliIo } from './io.js';
 
 export const keysUsage = `usage: stockline keys create (--tenant T | --admin) --scopes read,write [--data-dir DIR] [--config FILE]
@@ -38,8 +39,12 @@ function parseScopes(text: string): Scope[] {
 /** Checks the arguments of an action before any file is opened, so a mistake never depends on the folder. */
 function checkArguments(action: Action, options: Record<string, string | boolean>, positional: string[]): void {
   if (action === 'revoke' && positional[0] === undefined) throw new UsageError('revoke needs the id of a key (see keys list)');
+  refuseExtraArguments(positional, action === 'revoke' ? 1 : 0);
   if (action !== 'create') return;
   if ((typeof options.tenant === 'string') === (options.admin === true)) throw new UsageError('give exactly one of --tenant T and --admin');
+  if (typeof options.tenant === 'string' && !new RegExp(tenantIdPattern).test(options.tenant)) {
+    throw new UsageError(`invalid tenant id ${JSON.stringify(options.tenant)}: lower-case letters, digits, _ and -`);
+  }
   if (typeof options.scopes !== 'string') throw new UsageError('--scopes is required, e.g. --scopes read,write');
   parseScopes(options.scopes);
 }
@@ -96,7 +101,7 @@ export async function keysCommand(args: string[], io: Io, openDb: (dataDir: stri
     if (action !== 'create' && action !== 'list' && action !== 'revoke') throw new UsageError(`unknown action ${action ?? '(none)'}`);
     parsed = parseArgs(rest, { string: ['tenant', 'scopes', 'data-dir', 'config'], boolean: ['admin'] });
     checkArguments(action, parsed.options, parsed.positional);
-    context = contextOf(rest);
+    context = contextOf(parsed.options);
   } catch (error) {
     if (error instanceof ConfigError) {
       io.stderr(`stockline keys: ${error.message}\n`);

@@ -4,16 +4,20 @@ import { namePattern, tenantIdPattern } from '../core/index.js';
 import type { ChannelConnector } from '../adapters/channels/connector.js';
 import { reconcile } from '../app/reconcile.js';
 import type { ReconcileProgress, ReconcileReport, ReconcileStore } from '../app/reconcile.js';
-import { parseArgs, UsageError } from './io.js';
+import { parseArgs, refuseExtraArguments, stringOption, UsageError } from './io.js';
 import type { CliIo } from './io.js';
 
-export const reconcileUsage = `usage: stockline reconcile [--tenant T] [--channel C] [--repair] [--json]
+export const reconcileUsage = `usage: stockline reconcile [--tenant T] [--channel C] [--repair] [--json] [--data-dir DIR] [--config FILE]
 
 Reads what each channel shows and compares it with the quantity Stockline wants it to show.
+  --tenant   only this tenant's SKUs; it must have some on a channel
+  --channel  only this channel, one of the channels: of the configuration
   --repair   push the desired quantity again wherever they differ
   --json     print the report as JSON instead of a table
-exit status: 0 no drift (or all of it repaired), 1 drift found without --repair, 2 usage,
-             3 some SKUs could not be read (see "unchecked")
+the data folder: --data-dir, else $STOCKLINE_DATA_DIR, else dataDir of the configuration (--config, else
+$STOCKLINE_CONFIG), else ./data; it must hold the file of a node that has run
+exit status: 0 no drift (or all of it repaired), 1 drift found without --repair, 2 usage, a channel not
+             in the configuration, or a tenant with no SKUs to check, 3 some SKUs could not be read (see "unchecked")
 `;
 
 /** Catalogues at least this large get progress lines on stderr, one per tenth checked. */
@@ -27,21 +31,38 @@ export interface ReconcileDeps {
   clock?: { nowMs(): number };
 }
 
-interface Parsed {
+/** The checked arguments; `options` keeps --data-dir and --config for opening the data folder. */
+export interface ReconcileRequest {
   tenant?: string;
   channel?: string;
   repair: boolean;
   json: boolean;
+  options: Record<string, string | boolean>;
 }
 
-function parse(args: string[]): Parsed {
-  const { options, positional } = parseArgs(args, { string: ['tenant', 'channel'], boolean: ['repair', 'json'] });
-  if (positional.length > 0) throw new UsageError(`unexpected argument ${positional[0]}`);
-  const tenant = options.tenant as string | undefined;
-  const channel = options.channel as string | undefined;
+/** Throws `UsageError` on anything but the options of the usage text. */
+export function reconcileRequestOf(args: string[]): ReconcileRequest {
+  const { options, positional } = parseArgs(args, { string: ['tenant', 'channel', 'data-dir', 'config'], boolean: ['repair', 'json'] });
+  refuseExtraArguments(positional);
+  const tenant = stringOption(options.tenant);
+  const channel = stringOption(options.channel);
   if (tenant !== undefined && !new RegExp(tenantIdPattern).test(tenant)) throw new UsageError(`--tenant ${tenant} is not a tenant id`);
   if (channel !== undefined && !new RegExp(namePattern).test(channel)) throw new UsageError(`--channel ${channel} is not a channel id`);
-  return { tenant, channel, repair: options.repair === true, json: options.json === true };
+  return { tenant, channel, repair: options.repair === true, json: options.json === true, options };
+}
+
+/** Why `channel` cannot be reconciled, or undefined: it must be one of the configured channels. */
+export function unknownChannel(channel: string | undefined, configured: readonly string[]): string | undefined {
+  if (channel === undefined || configured.includes(channel)) return undefined;
+  const names = configured.length === 0 ? 'none are configured (channels: in --config or $STOCKLINE_CONFIG)' : `the configured channels are ${configured.join(', ')}`;
+  return `no channel ${channel} in the configuration: ${names}`;
+}
+
+/** Why there is nothing to check for the tenant, or undefined: a tenant the outbox holds no SKU of is most often a typo. */
+function emptyTenant(request: ReconcileRequest, outbox: ReconcileStore): string | undefined {
+  const { tenant, channel } = request;
+  if (tenant === undefined || outbox.count({ tenant, channel }) > 0) return undefined;
+  return `tenant ${tenant} has no SKUs ${channel === undefined ? 'on any channel' : `on channel ${channel}`}: nothing to check (is the tenant id right?)`;
 }
 
 function progressReporter(io: Pick<CliIo, 'stderr'>): (progress: ReconcileProgress) => void {
@@ -81,19 +102,34 @@ function exitCodeOf(report: ReconcileReport, repair: boolean): number {
   return report.unchecked.length > 0 ? 3 : 0;
 }
 
-export async function reconcileCommand(args: string[], io: Pick<CliIo, 'stdout' | 'stderr'>, deps: ReconcileDeps): Promise<number> {
-  let parsed: Parsed;
-  try {
-    parsed = parse(args);
-  } catch (error) {
-    if (!(error instanceof UsageError)) throw error;
-    io.stderr(`stockline reconcile: ${error.message}\n${reconcileUsage}`);
+/** The exit status of bad usage, with the usage text; rethrows anything else. */
+export function usageFailure(io: Pick<CliIo, 'stderr'>, error: unknown): number {
+  if (!(error instanceof UsageError)) throw error;
+  io.stderr(`stockline reconcile: ${error.message}\n${reconcileUsage}`);
+  return 2;
+}
+
+/** Reconciles a checked request; the connectors are those of every configured channel. */
+export async function runReconcile(request: ReconcileRequest, io: Pick<CliIo, 'stdout' | 'stderr'>, deps: ReconcileDeps): Promise<number> {
+  const refused = unknownChannel(request.channel, [...deps.connectors.keys()]) ?? emptyTenant(request, deps.outbox);
+  if (refused !== undefined) {
+    io.stderr(`stockline reconcile: ${refused}\n`);
     return 2;
   }
   const report = await reconcile({
-    outbox: deps.outbox, connectors: deps.connectors, tenant: parsed.tenant, channel: parsed.channel,
-    repair: parsed.repair, sync: deps.sync, clock: deps.clock, onProgress: progressReporter(io),
+    outbox: deps.outbox, connectors: deps.connectors, tenant: request.tenant, channel: request.channel,
+    repair: request.repair, sync: deps.sync, clock: deps.clock, onProgress: progressReporter(io),
   });
-  io.stdout(parsed.json ? `${JSON.stringify(report, null, 2)}\n` : formatReport(report, parsed.repair));
-  return exitCodeOf(report, parsed.repair);
+  io.stdout(request.json ? `${JSON.stringify(report, null, 2)}\n` : formatReport(report, request.repair));
+  return exitCodeOf(report, request.repair);
+}
+
+export async function reconcileCommand(args: string[], io: Pick<CliIo, 'stdout' | 'stderr'>, deps: ReconcileDeps): Promise<number> {
+  let request: ReconcileRequest;
+  try {
+    request = reconcileRequestOf(args);
+  } catch (error) {
+    return usageFailure(io, error);
+  }
+  return runReconcile(request, io, deps);
 }

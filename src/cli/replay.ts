@@ -4,13 +4,19 @@ import { evolve, initialState, toSnapshot } from '../core/index.js';
 import type { InventoryEvent } from '../core/index.js';
 import { validateEvent } from '../app/event-validation.js';
 import { formatDiff, jsonDiff } from '../app/json-diff.js';
-import { InputError, inputLimits, readEvents, readJson } from './input.js';
+import { eventsFileForms, InputError, inputLimits, readEvents, readJson } from './input.js';
 import type { InputLimits } from './input.js';
-import { parseArgs, UsageError } from './io.js';
+import { parseArgs, refuseExtraArguments, UsageError } from './io.js';
 import type { CliIo } from './io.js';
 
-export const replayUsage = 'usage: stockline replay <events file|-> [--expect <state file>] [--progress]\n';
 const progressEveryEvents = 100_000;
+
+export const replayUsage = `usage: stockline replay <events file|-> [--expect <state file>] [--progress]
+  ${eventsFileForms}
+  --expect    compare the state with this one (or with the expectedState of a worked example)
+  --progress  a line on stderr every ${progressEveryEvents} events
+  exit status: 0 replayed (and the state matches), 1 an invalid event or a state that differs, 2 unreadable input or bad usage
+`;
 
 function expectedStateOf(value: unknown): unknown {
   if (value !== null && typeof value === 'object' && 'expectedState' in value) return (value as { expectedState: unknown }).expectedState;
@@ -23,11 +29,13 @@ export async function replayCommand(args: string[], io: CliIo, limits: InputLimi
   let options: Record<string, string | boolean>;
   try {
     const parsed = parseArgs(args, { string: ['expect'], boolean: ['progress'] });
-    if (parsed.positional.length !== 1) throw new UsageError('one events file is needed');
+    if (parsed.positional.length === 0) throw new UsageError('one events file is needed (- reads stdin)');
+    refuseExtraArguments(parsed.positional, 1);
     file = parsed.positional[0] as string;
     options = parsed.options;
   } catch (error) {
-    io.stderr(`stockline replay: ${(error as Error).message}\n${replayUsage}`);
+    if (!(error instanceof UsageError)) throw error;
+    io.stderr(`stockline replay: ${error.message}\n${replayUsage}`);
     return 2;
   }
   const state = initialState();

@@ -1,19 +1,39 @@
 // `stockline serve`: the HTTP API on the configured engine, until SIGTERM or SIGINT.
 
+import { performance } from 'node:perf_hooks';
 import { pino } from 'pino';
 import { ConfigError, loadConfig } from '../app/config.js';
 import type { StocklineConfig } from '../app/config.js';
 import { AppError } from '../app/engine.js';
 import { start } from '../main.js';
-import { parseArgs, UsageError } from './io.js';
+import { parseArgs, refuseExtraArguments, stringOption, UsageError } from './io.js';
 import type { CliIo } from './io.js';
 
-export const serveUsage = 'usage: stockline serve [--port N] [--host H] [--data-dir DIR] [--config FILE] [--demo]\n';
+/** pino's level names, and `silent`. */
+const logLevels = [...Object.keys(pino.levels.values), 'silent'];
+
+/**
+ * A signal this soon after the one that began the shutdown is its echo and is ignored: under `npm start` a
+ * Ctrl-C reaches the server twice, from the terminal and forwarded by npm. A later one stops at once.
+ */
+const signalEchoMs = 1_000;
+
+export const serveUsage = `usage: stockline serve [--port N] [--host H] [--data-dir DIR] [--config FILE] [--log-level L] [--demo]
+  --port N        port of the API and dashboard (else $PORT, else server.port of FILE, else 8080)
+  --host H        address to listen on (else $HOST, else server.host of FILE, else 0.0.0.0)
+  --data-dir DIR  the data folder (else $STOCKLINE_DATA_DIR, else dataDir of FILE, else ./data)
+  --config FILE   the configuration (else $STOCKLINE_CONFIG)
+  --log-level L   one of ${logLevels.join(', ')} (else $STOCKLINE_LOG_LEVEL, else info)
+  --demo          load the demo tenant on first run and print its key
+runs until SIGTERM or SIGINT; exit status 2 when it cannot start for a reason an operator fixes
+`;
 
 export async function serveCommand(args: string[], io: CliIo): Promise<number> {
   let options: Record<string, string | boolean>;
   try {
-    ({ options } = parseArgs(args, { string: ['port', 'host', 'data-dir', 'config', 'log-level'], boolean: ['demo'] }));
+    const parsed = parseArgs(args, { string: ['port', 'host', 'data-dir', 'config', 'log-level'], boolean: ['demo'] });
+    refuseExtraArguments(parsed.positional);
+    options = parsed.options;
   } catch (error) {
     if (!(error instanceof UsageError)) throw error;
     io.stderr(`stockline serve: ${error.message}\n${serveUsage}`);
@@ -47,31 +67,57 @@ export async function serveCommand(args: string[], io: CliIo): Promise<number> {
     }
     config.logLevel = level as StocklineConfig['logLevel'];
   }
+  // Listening from before the start: a signal while it starts (the demo loading, say) is kept for when it is done.
+  const stop = stopRequests(io);
   let running;
   try {
     running = await start({ config, adminKey: process.env.STOCKLINE_ADMIN_KEY, demo: options.demo === true, io });
   } catch (error) {
+    stop.forget();
     const reason = operatorError(error, config.server);
     if (reason === undefined) throw error;
     io.stderr(`stockline serve: ${reason}\n`);
     return 2;
   }
-  await new Promise<void>((resolve) => {
-    const stop = (signal: string): void => {
-      io.stderr(`stockline: ${signal} received, finishing in-flight work\n`);
-      running.close().then(resolve, (error: unknown) => {
-        io.stderr(`stockline: shutdown failed: ${(error as Error).message}\n`);
-        resolve();
-      });
-    };
-    process.once('SIGTERM', () => stop('SIGTERM'));
-    process.once('SIGINT', () => stop('SIGINT'));
-  });
+  await stop.requested;
+  try {
+    await running.close();
+  } catch (error) {
+    io.stderr(`stockline: shutdown failed: ${(error as Error).message}\n`);
+  }
+  stop.forget();
   return 0;
 }
 
-/** pino's level names, and `silent`. */
-const logLevels = [...Object.keys(pino.levels.values), 'silent'];
+/**
+ * Resolves `requested` at the first SIGTERM or SIGINT. An echo of that signal (see `signalEchoMs`) is ignored;
+ * a signal after it ends the process at once, as Node's default does, for a shutdown that hangs (the ledger
+ * is safe against that, as against a crash).
+ */
+function stopRequests(io: CliIo): { requested: Promise<void>; forget: () => void } {
+  let firstAtMs: number | undefined;
+  let request = (): void => undefined;
+  const requested = new Promise<void>((resolve) => { request = resolve; });
+  const forget = (): void => {
+    process.off('SIGTERM', onSignal);
+    process.off('SIGINT', onSignal);
+  };
+  const onSignal = (signal: NodeJS.Signals): void => {
+    if (firstAtMs === undefined) {
+      firstAtMs = performance.now();
+      io.stderr(`stockline: ${signal} received, finishing in-flight work\n`);
+      request();
+      return;
+    }
+    if (performance.now() - firstAtMs < signalEchoMs) return;
+    io.stderr(`stockline: ${signal} received again, stopping at once\n`);
+    forget();
+    process.kill(process.pid, signal);
+  };
+  process.on('SIGTERM', onSignal);
+  process.on('SIGINT', onSignal);
+  return { requested, forget };
+}
 
 /**
  * What an operator can fix (the configuration, a folder or port another process holds, a host that does not
@@ -84,8 +130,4 @@ function operatorError(error: unknown, server: { host: string; port: number }): 
   if (code === 'EADDRINUSE') return `port ${server.port} on ${server.host} is in use by another process: stop it, or pick another port (--port, PORT)`;
   if (syscall === 'listen' || syscall === 'getaddrinfo') return `cannot listen on ${server.host}:${server.port}: ${message}`;
   return undefined;
-}
-
-function stringOption(value: string | boolean | undefined): string | undefined {
-  return typeof value === 'string' ? value : undefined;
 }

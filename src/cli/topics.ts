@@ -1,5 +1,5 @@
 // `stockline topics scaffold [--config FILE] [--dry-run] [--json]`: creates or checks the Kafka topics and ACLs.
-// Exit 0: everything is as configured (now). 1: a topic was refused, or the brokers or the config failed. 2: bad usage.
+// Exit 0: everything is as configured (now). 1: a topic was refused, or the brokers failed. 2: bad usage or configuration.
 
 import { brokerErrorText, isUnavailable } from '../adapters/kafka/admin.js';
 import { KafkaConfigError, loadKafkaConfig } from '../adapters/kafka/config.js';
@@ -16,6 +16,7 @@ export const topicsUsage = `usage: stockline topics scaffold [--config FILE] [--
 
   --dry-run   report what would change, change nothing
   --json      print the report as JSON
+exit status: 0 as configured, 1 a topic refused or the brokers failed, 2 bad usage or an invalid configuration
 `;
 
 export async function topicsCommand(args: string[], io: Pick<CliIo, 'stdout' | 'stderr'>): Promise<number> {
@@ -55,7 +56,7 @@ async function scaffold(file: string, dryRun: boolean, json: boolean, io: Pick<C
   } catch (error) {
     if (error instanceof KafkaConfigError) {
       io.stderr(`stockline topics: invalid configuration: ${error.message}\n`);
-      return 1;
+      return 2;
     }
     if (isUnavailable(error)) {
       io.stderr(`stockline topics: Kafka is unavailable: ${brokerErrorText(error)}\n`);

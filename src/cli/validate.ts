@@ -1,22 +1,33 @@
 // `stockline validate <file|->`: checks events against the contract; exit 0 valid, 1 invalid, 2 unreadable or bad usage.
 
 import { validateEvent } from '../app/event-validation.js';
-import { InputError, inputLimits, readEvents } from './input.js';
+import { eventsFileForms, InputError, inputLimits, readEvents } from './input.js';
 import type { InputLimits } from './input.js';
+import { parseArgs, refuseExtraArguments, UsageError } from './io.js';
 import type { CliIo } from './io.js';
 
-export const validateUsage = 'usage: stockline validate <file|->   (one event, a JSON array of events, NDJSON, or {"events": [...]})\n';
+export const validateUsage = `usage: stockline validate <file|->
+  ${eventsFileForms}
+  exit status: 0 all valid, 1 some invalid, 2 unreadable input or bad usage
+`;
 
 /** Events are checked as they are read, so NDJSON of any size is checked in bounded memory. */
 export async function validateCommand(args: string[], io: CliIo, limits: InputLimits = inputLimits): Promise<number> {
-  if (args.length !== 1 || args[0] === '--help') {
-    io.stderr(validateUsage);
+  let file: string;
+  try {
+    const { positional } = parseArgs(args, {});
+    if (positional.length === 0) throw new UsageError('one events file is needed (- reads stdin)');
+    refuseExtraArguments(positional, 1);
+    file = positional[0] as string;
+  } catch (error) {
+    if (!(error instanceof UsageError)) throw error;
+    io.stderr(`stockline validate: ${error.message}\n${validateUsage}`);
     return 2;
   }
   let count = 0;
   let invalid = 0;
   try {
-    for await (const document of readEvents(args[0] as string, io.stdin, limits)) {
+    for await (const document of readEvents(file, io.stdin, limits)) {
       const violations = validateEvent(document);
       if (violations.length > 0) {
         invalid += 1;

@@ -1,5 +1,5 @@
 // How `stockline validate` and `stockline replay` read their input, in process: line numbers, BOM, CRLF,
-// the {"events": [...]} wrapping, and input larger than one string may hold.
+// the {"events": [...]} wrapping, the events API's pages, and input larger than one string may hold.
 
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -68,6 +68,34 @@ describe('the forms an events file may take', () => {
     const result = await both(validateCommand, text);
     expect(result.stdout).toContain(`${validLines.length} valid, 0 invalid`);
     expect(result.code).toBe(0);
+  });
+
+  /** The body of GET /v1/tenants/{t}/events: the logged events, each with its position, and where to read on. */
+  const page = (lines: string[]): string => JSON.stringify({ events: lines.map((line, index) => ({ position: index + 1, event: JSON.parse(line) as object })), next: lines.length });
+
+  it.each([
+    ['the body of GET /v1/tenants/{t}/events', page(validLines)],
+    ['that body pretty-printed', `${JSON.stringify(JSON.parse(page(validLines)), null, 2)}\n`],
+    ['a page of that body per NDJSON line', `${page(validLines.slice(0, 2))}\n${page(validLines.slice(2))}\n`],
+  ])('%s is valid: its events are checked', async (_name, text) => {
+    const result = await both(validateCommand, text);
+    expect(result.stdout).toContain(`${validLines.length} valid, 0 invalid`);
+    expect(result.code).toBe(0);
+  });
+
+  it('an invalid event in an exported page is reported at its index, as in NDJSON', async () => {
+    const lines = [...validLines];
+    lines[1] = JSON.stringify({ ...JSON.parse(lines[1] as string) as object, tenant: 'Not A Tenant' });
+    const result = await both(validateCommand, page(lines));
+    expect(result.stdout).toContain('event 1: /tenant: must match pattern');
+    expect(result.code).toBe(1);
+  });
+
+  it('replay folds an exported page, in order, to the state NDJSON folds to', async () => {
+    const fromPage = await both(replayCommand, page(validLines));
+    const fromNdjson = await both(replayCommand, `${validLines.join('\n')}\n`);
+    expect(fromPage.code).toBe(0);
+    expect(fromPage.stdout).toBe(fromNdjson.stdout);
   });
 
   it('one event on one line is one event', async () => {

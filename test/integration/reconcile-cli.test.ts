@@ -61,4 +61,28 @@ describe('stockline reconcile on a data folder', () => {
     expect(await reconcileMain(['--data-dir', join(directory, 'typo'), '--config', config('embedded')], io())).toBe(2);
     expect(existsSync(join(directory, 'typo'))).toBe(false);
   });
+
+  it('refuses a channel that is not in the configuration, naming those that are', async () => {
+    process.env.RECONCILE_CLI_SECRET = 'secret-0123456789abcdef';
+    desired('stockline.db');
+    const streams = io();
+    expect(await reconcileMain(['--data-dir', directory, '--config', config('embedded'), '--channel', 'nope'], streams)).toBe(2);
+    expect(streams.err).toEqual(['stockline reconcile: no channel nope in the configuration: the configured channels are portal\n']);
+    expect(streams.out).toEqual([]);
+  });
+
+  it('says a tenant has no SKUs to check, and exits 2, instead of reporting none drifted', async () => {
+    process.env.RECONCILE_CLI_SECRET = 'secret-0123456789abcdef';
+    desired('stockline.db');
+    for (const args of [['--tenant', 'nope'], ['--tenant', 'nope', '--channel', 'portal']]) {
+      const streams = io();
+      expect(await reconcileMain(['--data-dir', directory, '--config', config('embedded'), ...args], streams)).toBe(2);
+      expect(streams.err.join('')).toMatch(/^stockline reconcile: tenant nope has no SKUs on (any channel|channel portal): nothing to check/);
+      expect(streams.out).toEqual([]);
+    }
+    // The tenant that has some is checked as before (a webhook cannot be read back: exit 3).
+    const streams = io();
+    expect(await reconcileMain(['--data-dir', directory, '--config', config('embedded'), '--tenant', 'acme'], streams)).toBe(3);
+    expect(streams.out.join('')).toContain('checked 0 SKUs, 0 drifted');
+  });
 });

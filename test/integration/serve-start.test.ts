@@ -78,4 +78,19 @@ describe('stockline serve, refused at start', () => {
     expect(fromEnv).toBe(2);
     expect(existsSync(dir)).toBe(false);
   });
+
+  it.each([
+    [['-p', '18383']],
+    [['extra']],
+    [['--bogus']],
+    [['--demo=false']],
+  ])('refuses the stray argument in %j with one line and the usage, before anything starts', async (stray) => {
+    const dir = join(root, 'never-made');
+    // Were the argument ignored, the server would start and this would not settle; the test would time out.
+    const started = serve(['--data-dir', dir, '--port', '0', ...stray]);
+    const { status, stderr } = await Promise.race([started, new Promise<never>((_, reject) => setTimeout(() => reject(new Error('serve started')), 10_000))]);
+    expect(stderr).toMatch(/^stockline serve: (unknown option -p|unknown argument extra|unknown option --bogus|--demo takes no value)\nusage: stockline serve /);
+    expect(status).toBe(2);
+    expect(existsSync(dir)).toBe(false);
+  });
 });

@@ -205,6 +205,14 @@ describe('stockline keys: the folder and file the server reads', () => {
     expect(verifyIn(join(fresh, 'stockline.db'), created.stdout.trim())).toMatchObject({ tenant: 'acme' });
   });
 
+  it('refuses a bad tenant id before it opens anything, so no database is left behind', async () => {
+    const fresh = join(dir, 'kd');
+    const created = await main('create', '--tenant', 'Bad', '--scopes', 'read', '--data-dir', fresh);
+    expect(created.code).toBe(2);
+    expect(created.stderr).toMatch(/^stockline keys: invalid tenant id "Bad"/);
+    expect(existsSync(fresh)).toBe(false);
+  });
+
   it('an unreadable configuration is exit 2 with its message', async () => {
     const result = await main('list', '--config', join(dir, 'missing.yaml'));
     expect(result.code).toBe(2);

@@ -232,13 +232,16 @@ describe.sequential('topics scaffold', { timeout: kafkaTestLimits.caseTimeoutMs 
 });
 
 describe('stockline topics usage', () => {
-  it('exits 2 on bad usage and 1 on an invalid configuration, naming the key', async () => {
+  it('exits 2 on bad usage and on an invalid or empty configuration, naming the key', async () => {
     expect((await cli([])).code).toBe(2);
     expect((await cli(['scaffold', '--bogus'])).code).toBe(2);
     const file = join(directory, 'bad.yaml');
     writeFileSync(file, 'engine: kafka\nkafka:\n  brokers: [127.0.0.1:1]\n  topics:\n    replicationFactor: 0\n');
     const result = await cli(['scaffold', '--config', file]);
-    expect(result.code).toBe(1);
+    expect(result.code).toBe(2);
     expect(result.stderr).toContain('kafka.topics.replicationFactor: must be >= 1');
+    const empty = join(directory, 'empty.yaml');
+    writeFileSync(empty, '');
+    expect((await cli(['scaffold', '--config', empty])).code).toBe(2);
   });
 });
