@@ -1,6 +1,6 @@
 // The composition root: the only place that wires the engine, the HTTP API, channels, sources and metrics together.
 
-import { existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { constants, accessSync, existsSync, mkdirSync, readFileSync, statSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import type { Database as Db } from 'better-sqlite3';
@@ -10,6 +10,7 @@ import type { Logger } from 'pino';
 import { idempotencyRecordsMaxFor } from './core/index.js';
 import type { Command, InventoryEvent, Outcome } from './core/index.js';
 import { ChannelSync, desiredOfState, desiredProjection } from './app/channel-sync.js';
+import type { SyncLogger } from './app/channel-sync.js';
 import { ConfigError } from './app/config.js';
 import { writeFileDurably } from './app/durable-file.js';
 import type { StocklineConfig } from './app/config.js';
@@ -79,12 +80,20 @@ const secretPaths = ['req.headers.authorization', 'req.headers["x-api-key"]', 'r
 /** The shortest admin key taken: it opens every tenant, and 401s are not rate-limited. */
 const adminKeyLengthMin = 24;
 
+/** Dead letters logged per source a minute: a mapping that refuses a whole table logs this many, and counts the rest. */
+const deadLetterLinesPerMinuteMax = 100;
+const deadLetterLogWindowMs = 60_000;
+/** The start of a dead letter's payload that is logged; the `dead_letters` table keeps all of it. */
+const deadLetterPayloadCharsMax = 500;
+/** Sources whose dead-letter counts are kept for that bound; past it they start again (sources are few). */
+const deadLetterSourcesMax = 1_000;
+
 export async function start(options: StartOptions): Promise<Running> {
   const { config } = options;
   if (options.adminKey !== undefined && options.adminKey !== '' && options.adminKey.length < adminKeyLengthMin) {
     throw new ConfigError(`STOCKLINE_ADMIN_KEY: must be at least ${adminKeyLengthMin} characters (it opens every tenant); make one with: openssl rand -hex 24`);
   }
-  mkdirSync(config.dataDir, { recursive: true });
+  prepareDataFolder(config.dataDir);
   const logger = pino({ level: config.logLevel, redact: secretPaths });
   const metrics = new Metrics();
   const oldGenerationBytes = oldGenerationLimitBytes();
@@ -154,7 +163,7 @@ async function startServing(options: StartOptions, started: Started, stops: Arra
   metrics.watchHeap(heap);
   const keys = new ApiKeyStore(local.db);
   const channelConfigs = config.channels as unknown as ChannelConfig[];
-  const channels = startChannels(engine, local, channelConfigs, metrics, { reconcileIntervalMs: config.sync.reconcileIntervalMs });
+  const channels = startChannels(engine, local, channelConfigs, metrics, { reconcileIntervalMs: config.sync.reconcileIntervalMs, log: logger });
   stops.push(() => channels.stop());
   const webhookChannels = shopifyWebhookChannels(channelConfigs, process.env);
   const sources = startSources(engine, local.offsets, config, metrics, logger);
@@ -163,7 +172,7 @@ async function startServing(options: StartOptions, started: Started, stops: Arra
   topics = startDebeziumTopics(engine, config, metrics, logger);
   const app = await buildServer({
     engine, keys, adminKey: options.adminKey,
-    logger,
+    logger, bodyBytesMax: config.server.bodyLimitBytes,
     plugins: [
       metricsRoutes(metrics),
       async (scope) => channelWebhookRoutes(scope, { bus: engine, channels: webhookChannels, deadLetters: engine }),
@@ -201,9 +210,13 @@ interface LocalStore {
 }
 
 async function startEngine(config: StocklineConfig, metrics: Metrics, logger: Logger, idempotencyRecordsMax: number): Promise<{ engine: Engine; local: LocalStore; stopEngineExtras: () => Promise<void> }> {
+  const logDeadLetter = deadLetterLog(logger);
   const hooks = {
     onDecided: (command: Command, outcome: Outcome, latencyMs: number) => metrics.commandDecided(command, outcome, latencyMs),
-    onDeadLetter: (letter: DeadLetter) => metrics.deadLettered(letter.source),
+    onDeadLetter: (letter: DeadLetter) => {
+      metrics.deadLettered(letter.source);
+      logDeadLetter(letter);
+    },
   };
   if (config.engine === 'kafka') {
     const kafkaConfig = loadKafkaConfig({ kafka: config.kafka });
@@ -213,7 +226,7 @@ async function startEngine(config: StocklineConfig, metrics: Metrics, logger: Lo
     });
     let db: Db;
     try {
-      db = openDatabase(config.dataDir, 'stockline-node.db');
+      db = openDataFile(join(config.dataDir, 'stockline-node.db'), () => openDatabase(config.dataDir, 'stockline-node.db'));
     } catch (error) {
       await engine.close();
       throw error;
@@ -228,8 +241,9 @@ async function startEngine(config: StocklineConfig, metrics: Metrics, logger: Lo
     lagTimer.unref();
     return { engine, local: { db, offsets: sqliteOffsets(db) }, stopEngineExtras: async () => { clearInterval(lagTimer); db.close(); } };
   }
-  const engine = new EmbeddedEngine({
-    path: join(config.dataDir, 'stockline.db'),
+  const path = join(config.dataDir, 'stockline.db');
+  const engine = openDataFile(path, () => new EmbeddedEngine({
+    path,
     expiryIntervalMs: config.ledger.expiryIntervalMs,
     snapshotEveryEvents: config.ledger.snapshotEveryEvents,
     batchCommandsMax: config.ledger.batchCommandsMax,
@@ -253,12 +267,122 @@ async function startEngine(config: StocklineConfig, metrics: Metrics, logger: Lo
       return false;
     },
     ...hooks,
-  });
+  }));
   return {
     engine,
     local: { db: engine.db, offsets: engine.offsets(), addProjection: (projection) => engine.addProjection(projection) },
     stopEngineExtras: async () => undefined,
   };
+}
+
+/** Why the operating system refused a path, in words. */
+const pathCauses: Record<string, string> = {
+  ENOTDIR: 'a part of its path is a file, not a folder',
+  EEXIST: 'it is a file, not a folder',
+  EISDIR: 'it is a folder, not a file',
+  ENOENT: 'a part of its path does not exist',
+  EACCES: 'permission denied',
+  EPERM: 'operation not permitted',
+  EROFS: 'the file system is read-only',
+  ENOSPC: 'no space left on the device',
+  EDQUOT: 'the disk quota is used up',
+  EIO: 'an input/output error',
+  ELOOP: 'too many symbolic links',
+  ENAMETOOLONG: 'the path is too long',
+};
+
+/** Why SQLite refused the database file, and what to do, by primary result code (SQLITE_IOERR_WRITE is SQLITE_IOERR). */
+const databaseCauses: Record<string, [cause: string, remedy?: string]> = {
+  SQLITE_CANTOPEN: ['it cannot be opened', 'can this user write to its folder?'],
+  SQLITE_NOTADB: ['it is not a SQLite database', 'move it away, or restore it from a backup'],
+  SQLITE_CORRUPT: ['it is damaged', 'restore it from a backup'],
+  SQLITE_READONLY: ['it is read-only'],
+  SQLITE_PERM: ['permission denied'],
+  SQLITE_FULL: ['the disk is full'],
+  SQLITE_IOERR: ['an input/output error'],
+};
+
+/** The cause of a refused path or database, with its code, or undefined for any other error (a bug keeps its trace). */
+function storageCause(error: unknown): string | undefined {
+  const code = (error as { code?: unknown } | undefined)?.code;
+  if (typeof code !== 'string') return undefined;
+  const [cause, remedy] = databaseCauses[code.split('_').slice(0, 2).join('_')] ?? [pathCauses[code]];
+  if (cause === undefined) return undefined;
+  return `${cause} (${code})${remedy === undefined ? '' : `; ${remedy}`}`;
+}
+
+/**
+ * Makes the data folder, or says in one line why it cannot be used. An empty name is refused rather than read as
+ * unset: it comes from a variable left empty (STOCKLINE_DATA_DIR=), and a Stockline started on ./data instead would
+ * serve an empty ledger beside the real one.
+ */
+function prepareDataFolder(dir: string): void {
+  if (dir === '') {
+    throw new ConfigError('the data folder is empty (--data-dir or STOCKLINE_DATA_DIR given as ""): name a folder, or unset STOCKLINE_DATA_DIR to use the configuration\'s dataDir (./data by default)');
+  }
+  try {
+    mkdirSync(dir, { recursive: true });
+    accessSync(dir, constants.W_OK);
+  } catch (error) {
+    const cause = storageCause(error);
+    if (cause === undefined) throw error;
+    throw new ConfigError(`the data folder ${dir} cannot be used: ${cause}`);
+  }
+}
+
+/** Opens a database of the data folder, or says in one line why `file` cannot be used (a folder in its place, not a database). */
+function openDataFile<T>(file: string, open: () => T): T {
+  let kind: 'file' | 'folder' | 'other' = 'file';
+  try {
+    const stats = statSync(file);
+    kind = stats.isFile() ? 'file' : stats.isDirectory() ? 'folder' : 'other';
+  } catch {
+    // Missing (it is made) or unreadable (the open says why).
+  }
+  if (kind !== 'file') throw new ConfigError(`the database ${file} cannot be used: it is ${kind === 'folder' ? 'a folder' : 'not a regular file'}; move it away`);
+  try {
+    return open();
+  } catch (error) {
+    const cause = storageCause(error);
+    if (cause === undefined) throw error;
+    throw new ConfigError(`the database ${file} cannot be used: ${cause}`);
+  }
+}
+
+/**
+ * Logs each dead letter at warn with its source, reason and the start of its payload, at most
+ * `deadLetterLinesPerMinuteMax` a source a minute; the rest are counted (`stockline_dead_letters_total`) and kept
+ * (the `dead_letters` table, or the Kafka dead-letter topic), and how many were not logged is logged with the next
+ * line. A channel webhook's payload (a marketplace order) holds the buyer's details, so it is left out.
+ */
+export function deadLetterLog(logger: { warn(fields: object, message: string): void }, nowMs: () => number = Date.now): (letter: DeadLetter) => void {
+  const minutes = new Map<string, { startMs: number; lines: number; unlogged: number }>();
+  return (letter) => {
+    const now = nowMs();
+    let minute = minutes.get(letter.source);
+    if (minute === undefined || now - minute.startMs >= deadLetterLogWindowMs) {
+      if (minute === undefined && minutes.size >= deadLetterSourcesMax) minutes.clear();
+      const unlogged = minute?.unlogged ?? 0;
+      if (unlogged > 0) logger.warn({ source: letter.source, unlogged }, 'dead letters were not logged (more than the lines logged a minute); all are kept');
+      minute = { startMs: now, lines: 0, unlogged: 0 };
+      minutes.set(letter.source, minute);
+    }
+    if (minute.lines >= deadLetterLinesPerMinuteMax) {
+      minute.unlogged += 1;
+      return;
+    }
+    minute.lines += 1;
+    const fields: Record<string, unknown> = { source: letter.source, reason: letter.reason };
+    if (!letter.source.startsWith('shopify:')) fields.payload = payloadStart(letter.payload);
+    logger.warn(fields, minute.lines === deadLetterLinesPerMinuteMax
+      ? `input set aside as a dead letter; more from ${letter.source} this minute are counted and kept, not logged`
+      : 'input set aside as a dead letter');
+  };
+}
+
+function payloadStart(payload: unknown): string {
+  const text = (typeof payload === 'string' ? payload : JSON.stringify(payload)) ?? String(payload);
+  return text.length > deadLetterPayloadCharsMax ? `${text.slice(0, deadLetterPayloadCharsMax)}…` : text;
 }
 
 function sqliteOffsets(db: Db): SourceOffsets {
@@ -284,7 +408,8 @@ function startDebeziumTopics(engine: Engine, config: StocklineConfig, metrics: M
     const brokers = brokersOf[index] as string[];
     const source = new DebeziumKafkaSource({
       config: { ...sourceConfig, topic: sourceConfig.topic as string }, brokers, groupId: sourceConfig.groupId ?? `stockline-debezium-${sourceConfig.name}`,
-      bus: engine, deadLetters: engine, log: logger.child({ source: `debezium:${sourceConfig.name}` }),
+      // The source names itself (`source`) on each line it logs: a child bound to it would log the key twice.
+      bus: engine, deadLetters: engine, log: logger,
     });
     source.start().catch((error: unknown) => logger.error({ source: `debezium:${sourceConfig.name}`, err: error }, 'the source stopped'));
     metrics.watchSourceUp(`debezium:${sourceConfig.name}`, () => source.status().consuming);
@@ -300,7 +425,8 @@ function startSources(engine: Engine, offsets: SourceOffsets, config: StocklineC
     const source = new PostgresCdcSource({
       config: sourceConfig, bus: engine, deadLetters: engine, offsets,
       onLag: (name, lagMs) => metrics.cdcLagged(name, lagMs),
-      log: logger.child({ source: `pg:${sourceConfig.slot}` }),
+      // The source names itself (`source`) on each line it logs: a child bound to it would log the key twice.
+      log: logger,
     });
     source.start().catch((error: unknown) => logger.error({ source: `pg:${sourceConfig.slot}`, err: error }, 'the source stopped'));
     metrics.watchSourceUp(`pg:${sourceConfig.slot}`, () => source.status().state === 'streaming');
@@ -317,7 +443,7 @@ function startSources(engine: Engine, offsets: SourceOffsets, config: StocklineC
  * that takes a tenant over pushes what its own rows say is due, and compare-and-set corrects what it knew.
  * Version-ordered channels (webhooks) are pushed by every node (see ChannelConnector.versionOrdered).
  */
-export function startChannels(engine: Engine, local: LocalStore, configs: ChannelConfig[], metrics: Metrics, options: { reconcileIntervalMs?: number } = {}): Channels {
+export function startChannels(engine: Engine, local: LocalStore, configs: ChannelConfig[], metrics: Metrics, options: { reconcileIntervalMs?: number; log?: SyncLogger } = {}): Channels {
   const outbox = new ChannelOutbox(local.db);
   outbox.migrate();
   const byTenant = new Map<string, string[]>();
@@ -334,6 +460,7 @@ export function startChannels(engine: Engine, local: LocalStore, configs: Channe
   const sync = new ChannelSync({
     outbox, connectors, bus: engine, clock: { nowMs: Date.now }, random: Math.random, owns,
     metrics: { pushed: (channel, outcome, latencyMs) => metrics.pushed(channel, outcome, latencyMs) },
+    ...(options.log === undefined ? {} : { log: options.log }),
   });
   const unsubscribe = engine.subscribe(() => sync.kick());
   // A tenant taken over: its due rows go out at once, not at the next look.

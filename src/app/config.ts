@@ -10,14 +10,15 @@ export interface StocklineConfig {
   engine: 'embedded' | 'kafka';
   dataDir: string;
   logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
+  /** `bodyLimitBytes`: the largest request body taken, but on the routes with bounds of their own (event imports, channel webhooks). */
   server: { host: string; port: number; bodyLimitBytes: number };
   ledger: {
+    /** How often holds past their expiry are released (and old idempotency records forgotten): at least `expiryIntervalMsMin`. */
     expiryIntervalMs: number; snapshotEveryEvents: number; batchCommandsMax: number;
     /** `fsync`: answers wait for the disk. `none`: for throwaway environments and for measuring what the disk costs. */
     durability: 'fsync' | 'none';
   };
   sync: { reconcileIntervalMs: number };
-  alerts: { reconciliationLagSeconds: number };
   kafka?: Record<string, unknown>;
   sources: Array<Record<string, unknown>>;
   channels: Array<Record<string, unknown>>;
@@ -29,6 +30,12 @@ export class ConfigError extends Error {
   readonly code = 'CONFIG_INVALID';
 }
 
+/**
+ * The shortest expiry interval taken. The same ticks release expired holds and forget idempotency records past
+ * their day, so 0 (which would stop both, silently) is refused; `stockline demo` ticks every 100 ms.
+ */
+export const expiryIntervalMsMin = 100;
+
 export const defaultConfig: StocklineConfig = {
   engine: 'embedded',
   dataDir: './data',
@@ -36,7 +43,6 @@ export const defaultConfig: StocklineConfig = {
   server: { host: '0.0.0.0', port: 8080, bodyLimitBytes: 1_048_576 },
   ledger: { expiryIntervalMs: 1000, snapshotEveryEvents: 200_000, batchCommandsMax: 4096, durability: 'fsync' },
   sync: { reconcileIntervalMs: 300_000 },
-  alerts: { reconciliationLagSeconds: 5 },
   sources: [],
   channels: [],
 };
@@ -78,9 +84,29 @@ function check(file: string, value: unknown, prefix: string): void {
   throw new ConfigError(describe(prefix, error));
 }
 
+/**
+ * Settings that were accepted once and never did anything: refused with what to do instead, not taken in
+ * silence. The reconciliation lag's threshold is the alert rule's (deploy/prometheus/alerts.yaml).
+ */
+function refuseRetired(document: unknown): void {
+  if (typeof document !== 'object' || document === null || !('alerts' in document)) return;
+  const alerts = (document as { alerts?: unknown }).alerts;
+  const key = typeof alerts === 'object' && alerts !== null && 'reconciliationLagSeconds' in alerts ? 'alerts.reconciliationLagSeconds' : 'alerts';
+  throw new ConfigError(`${key}: is not a setting (it never changed anything): the reconciliation lag alert's threshold is in deploy/prometheus/alerts.yaml (StocklineReconciliationLagHigh); remove it from this file`);
+}
+
+/** Said before the schema's bounds, so the line says why: a tick interval of 0 reads as "off", and would be. */
+function refuseExpiryOff(document: unknown): void {
+  const intervalMs = (document as { ledger?: { expiryIntervalMs?: unknown } } | null)?.ledger?.expiryIntervalMs;
+  if (typeof intervalMs !== 'number' || intervalMs >= expiryIntervalMsMin) return;
+  throw new ConfigError(`ledger.expiryIntervalMs: must be at least ${expiryIntervalMsMin} (ms), got ${intervalMs}; the expiry ticks release expired holds and forget old idempotency records, so they cannot be turned off`);
+}
+
 /** Validates a parsed document and fills in defaults. */
 export function resolveConfig(document: unknown, file?: string): StocklineConfig {
   const value = document ?? {};
+  refuseRetired(value);
+  refuseExpiryOff(value);
   check('config.schema.json', value, '');
   const raw = value as Partial<StocklineConfig>;
   (raw.sources ?? []).forEach((source, index) => check('source-config.schema.json', source, `sources[${index}]`));
@@ -112,7 +138,6 @@ export function resolveConfig(document: unknown, file?: string): StocklineConfig
     server: { ...defaultConfig.server, ...raw.server },
     ledger: { ...defaultConfig.ledger, ...raw.ledger },
     sync: { ...defaultConfig.sync, ...raw.sync },
-    alerts: { ...defaultConfig.alerts, ...raw.alerts },
     sources: raw.sources ?? [],
     channels: raw.channels ?? [],
   };

@@ -5,6 +5,7 @@ import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
+import { Metrics } from '../../src/app/metrics.js';
 import type { PrometheusRuleFile } from '../support/prometheus.js';
 
 const root = fileURLToPath(new URL('../../', import.meta.url));
@@ -39,6 +40,7 @@ const exportedMetrics: Record<string, { kind: 'gauge' | 'counter' | 'histogram';
   stockline_heap_old_generation_live_bytes: { kind: 'gauge', labels: [] },
   stockline_heap_full: { kind: 'gauge', labels: [] },
   stockline_reservations: { kind: 'gauge', labels: ['tenant'] },
+  stockline_process_process_start_time_seconds: { kind: 'gauge', labels: [] },
   up: { kind: 'gauge', labels: [] },
 };
 /** Labels Prometheus attaches to every scraped series. */
@@ -170,6 +172,14 @@ describe('the Prometheus alert rules', () => {
         const known = [...(exportedMetrics[exported ?? '']?.labels ?? []), ...targetLabels, 'le'];
         for (const label of labels) expect(known, `${metric} has no label ${label}`).toContain(label);
       }
+    }
+  });
+
+  it('read the process start time from what a server exports, so a count after a restart is seen as new', async () => {
+    const exposition = await new Metrics().registry.metrics();
+    expect(exposition).toMatch(/^stockline_process_process_start_time_seconds \d+$/m);
+    for (const alert of ['StocklineOversellIncident', 'StocklineDeadLettersIncreasing']) {
+      expect(alertRules.find((rule) => rule.alert === alert)?.expr, alert).toContain('stockline_process_process_start_time_seconds');
     }
   });
 

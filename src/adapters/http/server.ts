@@ -47,6 +47,8 @@ export interface ServerOptions {
   webRoot?: string;
   /** Stream tuning, for tests: heartbeat, buffer and catch-up bounds. */
   stream?: Partial<StreamOptions>;
+  /** The largest request body taken (`server.bodyLimitBytes`); routes with bounds of their own (imports, webhooks) keep them. */
+  bodyBytesMax?: number;
 }
 
 const requestIdShape = new RegExp(`^[\\x21-\\x7e]{1,${httpLimits.requestIdLengthMax}}$`);
@@ -205,7 +207,7 @@ export async function buildServer(options: ServerOptions): Promise<FastifyInstan
       return new LazyRequestLogger(requestParent, bindings, childOptions);
     },
     logController: new RequestLog(logger),
-    bodyLimit: httpLimits.bodyBytesMax,
+    bodyLimit: options.bodyBytesMax ?? httpLimits.bodyBytesMax,
     requestIdHeader: false,
     genReqId: requestIdOf,
     routerOptions: { maxParamLength: httpLimits.pathParamLengthMax },
