@@ -4,7 +4,7 @@ import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import type { Database as Db } from 'better-sqlite3';
-import { loadConfig } from '../app/config.js';
+import { ConfigError, loadConfig } from '../app/config.js';
 import type { StocklineConfig } from '../app/config.js';
 import { migrate } from '../adapters/sqlite/schema.js';
 import { EmbeddedEngine } from '../adapters/sqlite/embedded-engine.js';
@@ -16,8 +16,17 @@ import { stringOption } from './io.js';
  */
 export function contextOf(options: Record<string, string | boolean>): { config: StocklineConfig; dataDir: string } {
   const config = loadConfig(stringOption(options.config) ?? process.env.STOCKLINE_CONFIG);
-  const dataDir = stringOption(options['data-dir']) ?? process.env.STOCKLINE_DATA_DIR ?? config.dataDir;
-  return { config, dataDir };
+  return { config, dataDir: dataDirOf(options['data-dir'], config.dataDir) };
+}
+
+/**
+ * The data folder: --data-dir, then STOCKLINE_DATA_DIR, then the configuration's. An empty one is refused rather
+ * than read as the default: it comes from a variable left empty, and the command would act on another ledger.
+ */
+export function dataDirOf(option: string | boolean | undefined, configured: string): string {
+  const dataDir = stringOption(option) ?? process.env.STOCKLINE_DATA_DIR ?? configured;
+  if (dataDir === '') throw new ConfigError('the data folder is empty (--data-dir or STOCKLINE_DATA_DIR given as ""): name a folder, or unset STOCKLINE_DATA_DIR');
+  return dataDir;
 }
 
 export function databaseFile(dataDir: string, file = 'stockline.db'): string {

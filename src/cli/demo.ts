@@ -27,7 +27,7 @@ import { ApiKeyStore } from '../adapters/sqlite/api-keys.js';
 import type { EmbeddedEngine } from '../adapters/sqlite/embedded-engine.js';
 import { start } from '../main.js';
 import type { Running } from '../main.js';
-import { parseArgs, refuseExtraArguments, UsageError } from './io.js';
+import { decimalInteger, parseArgs, refuseExtraArguments, UsageError } from './io.js';
 import type { CliIo } from './io.js';
 
 export const demoUsage = `usage: stockline demo [--duration S] [--shoppers N] [--seed N] [--port N] [--compare-polling] [--exit]
@@ -75,8 +75,8 @@ interface Stage {
 
 function integerOption(value: string | boolean | undefined, name: string, min: number, max: number, fallback: number): number {
   if (value === undefined) return fallback;
-  const parsed = Number(value);
-  if (typeof value !== 'string' || !Number.isInteger(parsed) || parsed < min || parsed > max) throw new UsageError(`--${name} must be an integer ${min}..${max}`);
+  const parsed = typeof value === 'string' ? decimalInteger(value, min, max) : undefined;
+  if (parsed === undefined) throw new UsageError(`--${name} must be a decimal integer ${min}..${max}`);
   return parsed;
 }
 

@@ -12,6 +12,7 @@ import type { DebeziumSourceConfig } from '../adapters/postgres-cdc/config.js';
 import { CdcError } from '../adapters/postgres-cdc/errors.js';
 import type { CliIo } from './io.js';
 import { parseArgs, stringOption, UsageError } from './io.js';
+import { dataDirOf } from './context.js';
 
 export const ingestUsage = `usage: stockline ingest debezium <file|-> [--config FILE] [--source NAME] [--data-dir DIR]
 
@@ -83,7 +84,7 @@ export function ingestRequestOf(args: string[], io: Pick<CliIo, 'stdout' | 'stde
     const { options, positional } = parseArgs(args, { string: ['config', 'source', 'data-dir'] });
     if (positional.length !== 2 || positional[0] !== 'debezium') throw new IngestUsageError('expected: ingest debezium <file|->');
     const picked = pickSource(stringOption(options.config) ?? process.env.STOCKLINE_CONFIG, stringOption(options.source));
-    const dataDir = stringOption(options['data-dir']) ?? process.env.STOCKLINE_DATA_DIR ?? picked.config.dataDir;
+    const dataDir = dataDirOf(options['data-dir'], picked.config.dataDir);
     request = { path: positional[1] as string, source: picked.source, dataDir };
   } catch (error) {
     if (error instanceof UsageError || error instanceof IngestUsageError) {

@@ -60,6 +60,16 @@ export function refuseExtraArguments(positional: readonly string[], allowed = 0)
   if (extra !== undefined) throw new UsageError(`unknown argument ${extra}`);
 }
 
+/**
+ * A decimal integer in `min..max` written as digits only, else undefined: `Number` would take '' as 0, '0x4789' as
+ * 18313 and '1e4' as 10000.
+ */
+export function decimalInteger(text: string, min: number, max: number): number | undefined {
+  if (!/^\d{1,16}$/.test(text)) return undefined;
+  const value = Number(text);
+  return value >= min && value <= max ? value : undefined;
+}
+
 /** An option's value when it was given one (see `parseArgs`). */
 export function stringOption(value: string | boolean | undefined): string | undefined {
   return typeof value === 'string' ? value : undefined;

@@ -6,7 +6,7 @@ import { ConfigError, loadConfig } from '../app/config.js';
 import type { StocklineConfig } from '../app/config.js';
 import { AppError } from '../app/engine.js';
 import { start } from '../main.js';
-import { parseArgs, refuseExtraArguments, stringOption, UsageError } from './io.js';
+import { decimalInteger, parseArgs, refuseExtraArguments, stringOption, UsageError } from './io.js';
 import type { CliIo } from './io.js';
 
 /** pino's level names, and `silent`. */
@@ -49,9 +49,9 @@ export async function serveCommand(args: string[], io: CliIo): Promise<number> {
   }
   const port = stringOption(options.port) ?? process.env.PORT;
   if (port !== undefined) {
-    const parsed = Number(port);
-    if (!Number.isInteger(parsed) || parsed < 0 || parsed > 65_535) {
-      io.stderr(`stockline serve: --port must be an integer 0..65535, got ${port}\n`);
+    const parsed = decimalInteger(port, 0, 65_535);
+    if (parsed === undefined) {
+      io.stderr(`stockline serve: ${stringOption(options.port) === undefined ? 'PORT' : '--port'} must be a decimal integer 0..65535 (0: any free port), got ${JSON.stringify(port)}\n`);
       return 2;
     }
     config.server.port = parsed;

@@ -166,3 +166,19 @@ describe('ingest', () => {
     expect(existsSync(join(cwd, 'data'))).toBe(false);
   });
 });
+
+describe('an empty STOCKLINE_DATA_DIR', () => {
+  it.each([
+    [['keys', 'create', '--tenant', 'demo', '--scopes', 'read']],
+    [['keys', 'list']],
+    [['reconcile']],
+    [['ingest', 'debezium', 'CHANGES', '--config', 'CONFIG']],
+  ])('is refused with one line, exit 2, and nothing made in ./data: %j', async (argv) => {
+    const { config, changes } = debeziumInput();
+    vi.stubEnv('STOCKLINE_DATA_DIR', '');
+    const result = await stockline(...argv.map((arg) => (arg === 'CHANGES' ? changes : arg === 'CONFIG' ? config : arg)));
+    expect(result.stderr).toMatch(/^stockline \w+: .*the data folder is empty \(--data-dir or STOCKLINE_DATA_DIR given as ""\)/);
+    expect(result.code).toBe(2);
+    expect(existsSync(join(cwd, 'data'))).toBe(false);
+  });
+});

@@ -7,7 +7,7 @@ import type { Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
-import { afterAll, afterEach, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, describe, expect, it, vi } from 'vitest';
 import { EmbeddedEngine } from '../../src/adapters/sqlite/embedded-engine.js';
 import { serveCommand } from '../../src/cli/serve.js';
 import { killHolders, lockedBy } from '../support/data-lock.js';
@@ -78,6 +78,21 @@ describe('stockline serve, refused at start', () => {
     expect(fromEnv).toBe(2);
     expect(existsSync(dir)).toBe(false);
   });
+
+  it.each([['--port', ''], ['--port', '0x4789'], ['--port', '1e4'], ['--port', '65536'], ['--port', ' 80'], ['PORT', ''], ['PORT', '0x4789']])(
+    'refuses %s %j as a port: decimal digits only, 0..65535', async (where, value) => {
+      const dir = join(root, 'never-made');
+      vi.stubEnv('PORT', where === 'PORT' ? value : undefined);
+      try {
+        const { status, stderr } = await serve(['--data-dir', dir, ...(where === 'PORT' ? [] : [`--port=${value}`])]);
+        expect(stderr.split('\n')[0]).toMatch(where === 'PORT' && value === '' ? /^stockline serve: PORT must be a decimal integer 0\.\.65535/ : /must be a decimal integer 0\.\.65535|needs a value/);
+        expect(status).toBe(2);
+        expect(existsSync(dir)).toBe(false);
+      } finally {
+        vi.unstubAllEnvs();
+      }
+    },
+  );
 
   it.each([
     [['-p', '18383']],
