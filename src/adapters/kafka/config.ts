@@ -26,7 +26,6 @@ export interface KafkaConfig {
   processing: { commitIntervalMs: number; maxBatch: number; transactionalIdPrefix: string };
   stateStore: { dir: string };
   principals: { processor: string; api: string; connector: string };
-  alerts: { reconciliationLagSeconds: number };
   timeouts: { connectTimeoutMs: number; adminTimeoutMs: number; shutdownTimeoutMs: number };
 }
 
@@ -148,6 +147,13 @@ export function loadKafkaConfig(fileOrDocument: string | Record<string, unknown>
   }
   const section = (document as Record<string, unknown>).kafka;
   if (section === undefined || section === null) throw new KafkaConfigError([{ path: 'kafka', message: 'is required' }], file);
+  // Accepted once and never used: refused with where the threshold is, not taken in silence.
+  if (typeof section === 'object' && 'alerts' in section) {
+    throw new KafkaConfigError([{
+      path: 'kafka.alerts',
+      message: "is not a setting (it never changed anything): the reconciliation lag alert's threshold is in deploy/prometheus/alerts.yaml (StocklineReconciliationLagHigh); remove it from this file",
+    }], file);
+  }
   // Defaults are filled into a copy, so the caller's document is never changed.
   const candidate: unknown = structuredClone(section);
   const validate = validator();
