@@ -27,10 +27,11 @@ function row(sku: string | null, qty: unknown, extra: RowValues = {}): RowValues
   return { id: 1, tenant: 'acme', sku, location: 'main', qty, deleted_at: null, ...extra };
 }
 
-function event(op: string, before: RowValues | null, after: RowValues | null, lsn: unknown, table = 'stock'): Record<string, unknown> {
+/** Each event is its own transaction unless `txId` says otherwise (as autocommitted statements are). */
+function event(op: string, before: RowValues | null, after: RowValues | null, lsn: unknown, table = 'stock', txId: number = typeof lsn === 'number' ? 700_000 + lsn : 750): Record<string, unknown> {
   return {
     before, after, op, ts_ms: 1_700_000_000_100, transaction: null,
-    source: { version: '2.7.0.Final', connector: 'postgresql', name: 'shop', ts_ms: 1_700_000_000_000, snapshot: op === 'r' ? 'true' : 'false', db: 'shop', schema: 'public', table, txId: 750, lsn, xmin: null },
+    source: { version: '2.7.0.Final', connector: 'postgresql', name: 'shop', ts_ms: 1_700_000_000_000, snapshot: op === 'r' ? 'true' : 'false', db: 'shop', schema: 'public', table, txId, lsn, xmin: null },
   };
 }
 
@@ -166,6 +167,48 @@ describe('Debezium redelivery through the ledger', () => {
     const bus = new LedgerBus();
     await applyEvents(bus, [event('c', null, row('SKU-3', 4), 10), event('d', row('SKU-3', 4), null, 20), event('c', null, row('SKU-3', 4), 10)]);
     expect(bus.onHand('SKU-3')).toBe(0);
+  });
+});
+
+describe('Debezium transactions in which a place changes hands', () => {
+  const inTx = (op: string, before: RowValues | null, after: RowValues | null, lsn: number): Record<string, unknown> => event(op, before, after, lsn, 'stock', 900);
+  const at = (id: number, location: string, qty: number, sku = 'X'): RowValues => row(sku, qty, { id, location });
+
+  async function ingest(values: unknown[]): Promise<{ bus: LedgerBus; letters: DeadLetter[]; summary: Awaited<ReturnType<typeof ingestDebeziumFile>> }> {
+    const bus = new LedgerBus();
+    const letters: DeadLetter[] = [];
+    const summary = await ingestDebeziumFile({ path: '-', stdin: Readable.from([`${ndjson(values)}\n`]), config, bus, deadLetters: { deadLetter: (letter) => letters.push(letter) } });
+    return { bus, letters, summary };
+  }
+
+  it('two rows swapping locations in one transaction leave both locations their new stock', async () => {
+    const swap = [inTx('u', at(1, 'main', 5), at(1, 'north', 5), 2000), inTx('u', at(2, 'north', 7), at(2, 'main', 7), 2100)];
+    const { bus, summary } = await ingest([event('c', null, at(1, 'main', 5), 1000), event('c', null, at(2, 'north', 7), 1100), ...swap]);
+    expect(summary.deadLetters).toBe(0);
+    expect({ main: bus.onHand('X', 'main'), north: bus.onHand('X', 'north') }).toEqual({ main: 7, north: 5 });
+  });
+
+  it('new counts inserted before the old rows are deleted, in one transaction, stay; the transaction redelivered changes nothing', async () => {
+    const reload = [inTx('c', null, at(3, 'main', 9, 'A'), 2000), inTx('c', null, at(4, 'main', 4, 'B'), 2010), inTx('d', at(1, 'main', 5, 'A'), null, 2020), inTx('d', at(2, 'main', 3, 'B'), null, 2030)];
+    const { bus, summary } = await ingest([event('c', null, at(1, 'main', 5, 'A'), 1000), event('c', null, at(2, 'main', 3, 'B'), 1100), ...reload, ...reload]);
+    expect({ A: bus.onHand('A'), B: bus.onHand('B') }).toEqual({ A: 9, B: 4 });
+    expect(summary).toMatchObject({ applied: 4, stale: 2, deadLetters: 0 });
+  });
+
+  it('a transaction that goes on past a full batch is still reduced as one', async () => {
+    const filler = Array.from({ length: 497 }, (_, index) => event('c', null, at(100 + index, 'main', 1, `F-${index}`), 10 + index));
+    const swap = [inTx('u', at(1, 'main', 5), at(1, 'north', 5), 2000), inTx('u', at(2, 'north', 7), at(2, 'main', 7), 2100)];
+    const { bus } = await ingest([event('c', null, at(1, 'main', 5), 1000), event('c', null, at(2, 'north', 7), 1100), ...filler, ...swap]);
+    expect({ main: bus.onHand('X', 'main'), north: bus.onHand('X', 'north') }).toEqual({ main: 7, north: 5 });
+  });
+
+  it('a row moved to a place that cannot be mapped empties its old place and goes to dead letters', async () => {
+    const result = parseDebeziumEvent(event('u', row('TEE-1', 5), row('TEE 1', 5), 3000), config);
+    expect(result).toMatchObject({ kind: 'changes', dead: { reason: expect.stringMatching(/does not match/) as unknown } });
+    const { bus, letters, summary } = await ingest([event('c', null, row('TEE-1', 5), 1000), event('u', row('TEE-1', 5), row('TEE 1', 5), 3000)]);
+    expect(bus.onHand('TEE-1')).toBe(0);
+    expect(summary.deadLetters).toBe(1);
+    expect(letters[0]?.reason).toMatch(/event 2: .*does not match/);
   });
 });
 

@@ -2,10 +2,23 @@
 
 import type { DebeziumSourceConfig } from '../postgres-cdc/config.js';
 import { imageChange, jsonSafe, keyString, mapImage, mapKey, removalChange } from '../postgres-cdc/row-mapping.js';
-import type { Row, RowChange } from '../postgres-cdc/row-mapping.js';
+import type { Row, RowChange, RowImage, RowKey } from '../postgres-cdc/row-mapping.js';
+import { RowPlaces, sameRow } from '../postgres-cdc/transaction.js';
+
+/** What one event did to its row: left a place (`before`), arrived at one (`after`), or both; `seq` is its source.lsn. */
+export interface RowEffect {
+  txId: string | null;
+  seq: string;
+  left?: { key: RowKey; row: Row };
+  arrived?: { image: RowImage; row: Row; previous: Row | null };
+}
 
 export type EnvelopeResult =
-  | { kind: 'changes'; changes: RowChange[] }
+  /**
+   * `changes` are the event's own; `effect` lets a reader reduce the events of one transaction together
+   * (see reduceEffects); `dead` is a row the event also carried that could not be mapped.
+   */
+  | { kind: 'changes'; changes: RowChange[]; effect: RowEffect; dead?: { reason: string; payload: unknown } }
   /** Nothing to do: a tombstone, another table's event, a logical decoding message. */
   | { kind: 'skip'; reason: string }
   | { kind: 'dead'; reason: string; payload: unknown };
@@ -44,12 +57,13 @@ function sameTable(source: Json, wanted: string): boolean {
   return source.schema === schema && source.table === table;
 }
 
-function dead(reason: string, payload: Json): EnvelopeResult {
+function deadPayload(payload: Json): unknown {
   const source = isObject(payload.source) ? payload.source : {};
-  return {
-    kind: 'dead', reason,
-    payload: { op: payload.op ?? null, lsn: source.lsn ?? null, before: isObject(payload.before) ? jsonSafe(payload.before) : null, after: isObject(payload.after) ? jsonSafe(payload.after) : null },
-  };
+  return { op: payload.op ?? null, lsn: source.lsn ?? null, before: isObject(payload.before) ? jsonSafe(payload.before) : null, after: isObject(payload.after) ? jsonSafe(payload.after) : null };
+}
+
+function dead(reason: string, payload: Json): EnvelopeResult {
+  return { kind: 'dead', reason, payload: deadPayload(payload) };
 }
 
 /** Maps one event. Every change carries sourceSeq = source.lsn, so a redelivered or older event is refused as stale. */
@@ -68,22 +82,53 @@ export function parseDebeziumEvent(value: unknown, config: DebeziumSourceConfig)
   return op === 'd' ? mapDelete(payload, config, seq) : mapUpsert(payload, config, seq);
 }
 
+function txIdOf(source: Json): string | null {
+  const txId = source.txId;
+  return typeof txId === 'number' || (typeof txId === 'string' && txId !== '') ? String(txId) : null;
+}
+
+/**
+ * The changes of events of one transaction, together: a place that changed hands inside it (two rows
+ * swapping locations, new counts inserted before the old rows are deleted) keeps the row that is there
+ * at the end, where event by event "row R left K" would empty K after another row arrived. Each place
+ * carries the sequence of the last event that changed it.
+ */
+export function reduceEffects(effects: RowEffect[], source: string): RowChange[] {
+  const places = new RowPlaces<string>((a, b) => sameRow(a, b));
+  for (const effect of effects) {
+    if (effect.left !== undefined) places.leave(effect.left.key, effect.left.row, effect.seq);
+    if (effect.arrived !== undefined) places.arrive(effect.arrived.image, effect.arrived.row, effect.arrived.previous, effect.seq);
+  }
+  return places.results().map((place) => place.image === undefined ? removalChange(place.key, source, place.tag) : imageChange(place.image, source, place.tag));
+}
+
+function changesOf(effect: RowEffect, config: DebeziumSourceConfig, dead?: { reason: string; payload: unknown }): EnvelopeResult {
+  const result: EnvelopeResult = { kind: 'changes', changes: reduceEffects([effect], debeziumSourceId(config)), effect };
+  if (dead !== undefined) result.dead = dead;
+  return result;
+}
+
 function mapUpsert(payload: Json, config: DebeziumSourceConfig, seq: string): EnvelopeResult {
   if (!isObject(payload.after)) return dead(`op ${String(payload.op)} without an after image`, payload);
-  const image = mapImage(payload.after as Row, config.columns);
-  if (!image.ok) return dead(image.reason, payload);
-  const source = debeziumSourceId(config);
-  const changes: RowChange[] = [];
-  // With REPLICA IDENTITY FULL the before image shows a row that moved: its old place holds nothing now.
-  // Without `before` (the default identity) a move cannot be seen from the event: only the new place is
-  // set. A key over the mapped columns is safe (Debezium sends a change of it as `d` then `c`); with any
-  // other key the source table needs REPLICA IDENTITY FULL, and that is not knowable here.
-  if (isObject(payload.before)) {
-    const before = mapKey(payload.before as Row, config.columns);
-    if (before.ok && keyString(before.value) !== keyString(image.value)) changes.push(removalChange(before.value, source, seq));
+  const after = payload.after as Row;
+  const image = mapImage(after, config.columns);
+  const effect: RowEffect = { txId: txIdOf(payload.source as Json), seq };
+  // With REPLICA IDENTITY FULL the before image shows a row that moved: its old place holds nothing now,
+  // even when its new place cannot be mapped. Without `before` (the default identity) a move cannot be
+  // seen from the event: only the new place is set. A key over the mapped columns is safe (Debezium sends
+  // a change of it as `d` then `c`); with any other key the source table needs REPLICA IDENTITY FULL,
+  // and that is not knowable here.
+  const before = isObject(payload.before) ? payload.before as Row : null;
+  const beforeKey = before === null ? undefined : mapKey(before, config.columns);
+  const afterKey = mapKey(after, config.columns);
+  const moved = beforeKey?.ok === true && (!afterKey.ok || keyString(beforeKey.value) !== keyString(afterKey.value));
+  if (moved && before !== null && beforeKey?.ok === true) effect.left = { key: beforeKey.value, row: before };
+  if (!image.ok) {
+    if (effect.left === undefined) return dead(image.reason, payload);
+    return changesOf(effect, config, { reason: image.reason, payload: deadPayload(payload) });
   }
-  changes.push(imageChange(image.value, source, seq));
-  return { kind: 'changes', changes };
+  effect.arrived = { image: image.value, row: after, previous: moved ? null : before };
+  return changesOf(effect, config);
 }
 
 function mapDelete(payload: Json, config: DebeziumSourceConfig, seq: string): EnvelopeResult {
@@ -91,5 +136,5 @@ function mapDelete(payload: Json, config: DebeziumSourceConfig, seq: string): En
   if (!isObject(payload.before)) return dead(`delete without a before image: ${hint}`, payload);
   const key = mapKey(payload.before as Row, config.columns);
   if (!key.ok) return dead(`${key.reason}; ${hint}`, payload);
-  return { kind: 'changes', changes: [removalChange(key.value, debeziumSourceId(config), seq)] };
+  return changesOf({ txId: txIdOf(payload.source as Json), seq, left: { key: key.value, row: payload.before as Row } }, config);
 }

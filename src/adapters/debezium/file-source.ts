@@ -8,7 +8,8 @@ import type { DebeziumSourceConfig } from '../postgres-cdc/config.js';
 import { CdcError } from '../postgres-cdc/errors.js';
 import { cdcLimits } from '../postgres-cdc/limits.js';
 import type { RowChange } from '../postgres-cdc/row-mapping.js';
-import { debeziumSourceId, parseDebeziumEvent } from './envelope.js';
+import { debeziumSourceId, parseDebeziumEvent, reduceEffects } from './envelope.js';
+import type { RowEffect } from './envelope.js';
 
 export interface IngestSummary {
   events: number;
@@ -94,11 +95,18 @@ async function* itemsOf(stream: NodeJS.ReadableStream): AsyncGenerator<Item> {
   if (!skipping && buffer.trim() !== '') yield parseLine(line + 1, buffer.trim());
 }
 
+/**
+ * Events of one transaction (consecutive events with the same source.txId and rising LSNs) are reduced together, so a
+ * place that changed hands inside it keeps its last row; a transaction still open when the batch is
+ * full goes on into the next batch, up to debeziumTransactionEventsMax events.
+ */
 class Batch {
   changes: RowChange[] = [];
   letters: Array<{ reason: string; payload: unknown }> = [];
   events = 0;
   skipped = 0;
+
+  constructor(private readonly source: string, private open: RowEffect[] = []) {}
 
   add(item: Item, config: DebeziumSourceConfig): void {
     this.events += 1;
@@ -107,9 +115,30 @@ class Batch {
       return;
     }
     const result = parseDebeziumEvent(item.value, config);
-    if (result.kind === 'changes') this.changes.push(...result.changes);
+    if (result.kind === 'changes') this.addEffect(result.effect);
     else if (result.kind === 'skip') this.skipped += 1;
-    else this.letters.push({ reason: `event ${item.line}: ${result.reason}`, payload: result.payload });
+    if (result.kind === 'dead') this.letters.push({ reason: `event ${item.line}: ${result.reason}`, payload: result.payload });
+    if (result.kind === 'changes' && result.dead !== undefined) this.letters.push({ reason: `event ${item.line}: ${result.dead.reason}`, payload: result.dead.payload });
+  }
+
+  /** The transaction still open, taken out of this batch for the next one. */
+  takeOpen(): RowEffect[] {
+    const open = this.open;
+    this.open = [];
+    return open;
+  }
+
+  closeTransaction(): void {
+    if (this.open.length > 0) this.changes.push(...reduceEffects(this.open, this.source));
+    this.open = [];
+  }
+
+  /** A transaction's change LSNs rise, so an event that does not is a redelivery starting again: a new group. */
+  private addEffect(effect: RowEffect): void {
+    const last = this.open[this.open.length - 1];
+    const sameTransaction = last !== undefined && effect.txId !== null && effect.txId === last.txId && BigInt(effect.seq) > BigInt(last.seq);
+    if (!sameTransaction || this.open.length >= cdcLimits.debeziumTransactionEventsMax) this.closeTransaction();
+    this.open.push(effect);
   }
 }
 
@@ -128,14 +157,16 @@ export async function ingestDebeziumFile(options: IngestOptions): Promise<Ingest
     summary.skipped += batch.skipped;
     summary.deadLetters += batch.letters.length;
   };
-  let batch = new Batch();
+  let batch = new Batch(source);
   for await (const item of itemsOf(stream)) {
     batch.add(item, options.config);
     if (batch.events >= cdcLimits.debeziumBatchEvents) {
+      const open = batch.takeOpen();
       await flush(batch);
-      batch = new Batch();
+      batch = new Batch(source, open);
     }
   }
+  batch.closeTransaction();
   await flush(batch);
   return { ...summary, applied: counts.applied, stale: counts.stale, rejected: counts.rejected };
 }

@@ -179,7 +179,8 @@ export class DebeziumKafkaSource {
     }
     const result = parseDebeziumEvent(value, this.options.config);
     if (result.kind === 'changes') addCounts(this.state.counts, await applyChanges(this.options.bus, result.changes));
-    else if (result.kind === 'dead') this.letter(result.reason, result.payload);
+    if (result.kind === 'dead') this.letter(result.reason, result.payload);
+    else if (result.kind === 'changes' && result.dead !== undefined) this.letter(result.dead.reason, result.dead.payload);
   }
 
   private letter(reason: string, payload: unknown): void {

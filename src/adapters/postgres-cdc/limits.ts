@@ -12,6 +12,8 @@ export const cdcLimits = {
   /** A standby status update is sent at least this often, well inside PostgreSQL's wal_sender_timeout (60 s by default). */
   statusIntervalMs: 10_000,
   connectTimeoutMs: 10_000,
+  /** How often, while streaming, the catalogue is read to see that the table is still the one set up, and published. */
+  tableCheckIntervalMs: 2_000,
   reconnectDelayMsBase: 250,
   reconnectDelayMsMax: 30_000,
   /** Failed attempts in a row (without progress in between) before the source gives up and reports `failed`. */
@@ -26,4 +28,6 @@ export const cdcLimits = {
   debeziumArrayFileBytesMax: 256 * 1_048_576,
   /** Change events parsed before they are submitted together. */
   debeziumBatchEvents: 500,
+  /** Events of one transaction reduced together (a longer one is reduced in parts of this many). */
+  debeziumTransactionEventsMax: 10_000,
 } as const;

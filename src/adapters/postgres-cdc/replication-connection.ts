@@ -11,6 +11,13 @@ export type StreamMessage =
   /** The server's keepalive: how far it has sent, and whether it wants an answer now. */
   | { kind: 'keepalive'; walEnd: bigint; replyRequested: boolean };
 
+/** What IDENTIFY_SYSTEM says: which cluster this is (kept by physical replicas, new after initdb), its timeline and WAL position. */
+export interface ServerIdentity {
+  systemId: string;
+  timeline: number;
+  walPosition: bigint;
+}
+
 export interface SlotCreated {
   consistentPoint: bigint;
   /** Name of the exported snapshot, valid until this connection runs its next command. */
@@ -55,6 +62,17 @@ export class ReplicationConnection {
       throw asCdcError(error, 'opening the replication connection');
     }
     return new ReplicationConnection(client, publication);
+  }
+
+  async identifySystem(): Promise<ServerIdentity> {
+    try {
+      const result = await this.client.query<{ systemid: string; timeline: number | string; xlogpos: string }>('IDENTIFY_SYSTEM');
+      const row = result.rows[0];
+      if (row === undefined) throw new CdcError('PG_PROTOCOL', 'IDENTIFY_SYSTEM returned no row', true);
+      return { systemId: String(row.systemid), timeline: Number(row.timeline), walPosition: parseLsn(row.xlogpos) };
+    } catch (error) {
+      throw asCdcError(error, 'identifying the server');
+    }
   }
 
   async createSlot(slot: string, options: { temporary: boolean; exportSnapshot: boolean }): Promise<SlotCreated> {

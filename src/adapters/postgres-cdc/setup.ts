@@ -31,8 +31,8 @@ async function checkWalLevel(admin: pg.Client): Promise<void> {
   }
 }
 
-/** Checks the table, its columns and replica identity; returns whether it is partitioned. */
-async function checkTable(admin: pg.Client, name: TableName, mapping: ColumnMapping): Promise<{ partitioned: boolean }> {
+/** Checks the table, its columns and replica identity; returns its OID and whether it is partitioned. */
+async function checkTable(admin: pg.Client, name: TableName, mapping: ColumnMapping): Promise<{ partitioned: boolean; oid: number }> {
   const table = await admin.query<{ oid: number; relkind: string }>(
     `SELECT c.oid, c.relkind FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
       WHERE n.nspname = $1 AND c.relname = $2 AND c.relkind IN ('r', 'p')`, [name.schema, name.table]);
@@ -45,7 +45,7 @@ async function checkTable(admin: pg.Client, name: TableName, mapping: ColumnMapp
     throw new CdcError('PG_COLUMN_MISSING', `table ${name.schema}.${name.table} has no column ${missing.join(', ')} (names are matched exactly, case included)`, false);
   }
   await checkReplicaIdentity(admin, oid, name, mapping);
-  return { partitioned: table.rows[0]?.relkind === 'p' };
+  return { partitioned: table.rows[0]?.relkind === 'p', oid: Number(oid) };
 }
 
 /** The mapped columns that say where stock is (tenant, SKU, location); constants are not columns. */
@@ -152,14 +152,14 @@ async function inspectSlot(admin: pg.Client, slot: string): Promise<boolean> {
   return true;
 }
 
-/** Everything a source needs before it opens a replication connection; returns whether the slot exists. */
-export async function prepareDatabase(admin: pg.Client, config: PostgresSourceConfig): Promise<{ slotExists: boolean }> {
+/** Everything a source needs before it opens a replication connection; returns whether the slot exists, and the table's OID. */
+export async function prepareDatabase(admin: pg.Client, config: PostgresSourceConfig): Promise<{ slotExists: boolean; tableOid: number }> {
   try {
     const name = tableNameOf(config);
     await checkWalLevel(admin);
-    const { partitioned } = await checkTable(admin, name, config.columns);
+    const { partitioned, oid } = await checkTable(admin, name, config.columns);
     await ensurePublication(admin, config.publication, name, config.columns, partitioned);
-    return { slotExists: await inspectSlot(admin, config.slot) };
+    return { slotExists: await inspectSlot(admin, config.slot), tableOid: oid };
   } catch (error) {
     throw asCdcError(error, `preparing source ${config.name}`);
   }

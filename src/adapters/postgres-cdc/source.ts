@@ -8,8 +8,10 @@ import type { PostgresSourceConfig } from './config.js';
 import { CdcError, asCdcError } from './errors.js';
 import { cdcLimits } from './limits.js';
 import { lsnSeq } from './lsn.js';
+import { checkServer, parseOffset } from './offset.js';
+import type { SnapshotOffset } from './offset.js';
 import { ReplicationConnection } from './replication-connection.js';
-import type { SlotCreated } from './replication-connection.js';
+import type { ServerIdentity, SlotCreated } from './replication-connection.js';
 import { imageChange, jsonSafe, mapImage } from './row-mapping.js';
 import type { Row, RowChange } from './row-mapping.js';
 import { prepareDatabase, tableNameOf } from './setup.js';
@@ -55,9 +57,10 @@ export interface PostgresCdcStatus {
   lastError: { code: string; message: string } | null;
 }
 
-interface SnapshotOffset {
-  snapshotDone: boolean;
-  consistentPoint: string;
+/** The server and table a snapshot is read from, recorded with it. */
+interface SnapshotOrigin {
+  server: ServerIdentity;
+  tableOid: number;
 }
 
 const silentLog: CdcLogger = { info: () => undefined, warn: () => undefined, error: () => undefined };
@@ -184,12 +187,14 @@ export class PostgresCdcSource {
     admin.on('error', () => undefined);
     try {
       await admin.connect();
-      const { slotExists } = await prepareDatabase(admin, config);
+      const { slotExists, tableOid } = await prepareDatabase(admin, config);
       const replication = await this.openReplication(config.slot);
       try {
-        await this.ensureSnapshot(admin, replication, slotExists);
+        const origin: SnapshotOrigin = { server: await replication.identifySystem(), tableOid };
+        this.checkOffset(origin, slotExists);
+        await this.ensureSnapshot(admin, replication, slotExists, origin);
         if (this.stopping) throw new CdcError('SOURCE_STOPPED', `${this.source} was stopped`, false);
-        this.startSession(replication);
+        this.startSession(replication, tableOid);
       } catch (error) {
         await replication.close();
         throw error;
@@ -206,10 +211,10 @@ export class PostgresCdcSource {
     return ReplicationConnection.open(config.connectionString, config.publication, cdcLimits.connectTimeoutMs, `stockline ${purpose}`);
   }
 
-  private startSession(replication: ReplicationConnection): void {
+  private startSession(replication: ReplicationConnection, tableOid: number): void {
     const { config, bus, deadLetters } = this.options;
     const session = new StreamSession(replication, {
-      slot: config.slot, publication: config.publication, table: tableNameOf(config), mapping: config.columns,
+      slot: config.slot, publication: config.publication, table: tableNameOf(config), tableOid, connectionString: config.connectionString, mapping: config.columns,
       source: this.source, bus, deadLetters, nowMs: this.nowMs,
     }, {
       applied: (batch) => this.onApplied(batch),
@@ -226,33 +231,45 @@ export class PostgresCdcSource {
    * exactly at its consistent point. A slot that exists without a finished snapshot (a crash part way)
    * keeps its position, and the snapshot is read again from a temporary slot's newer snapshot: changes
    * in between are streamed from the kept slot, older than that snapshot's sequence where it saw them.
+   * So is a table swapped for a copy (another OID): the copy's changes were never published.
    */
-  private async ensureSnapshot(admin: pg.Client, replication: ReplicationConnection, slotExists: boolean): Promise<void> {
+  private async ensureSnapshot(admin: pg.Client, replication: ReplicationConnection, slotExists: boolean, origin: SnapshotOrigin): Promise<void> {
     const { config } = this.options;
     if (!slotExists) {
       if (this.readOffset()?.snapshotDone === true) this.log.warn({ source: this.source, slot: config.slot }, 'slot is gone: changes since it was dropped are lost; taking a new snapshot');
       const created = await replication.createSlot(config.slot, { temporary: false, exportSnapshot: true });
       this.log.info({ source: this.source, slot: config.slot, consistentPoint: lsnSeq(created.consistentPoint) }, 'created replication slot');
-      await this.takeSnapshot(admin, created);
+      await this.takeSnapshot(admin, created, origin);
       return;
     }
-    if (this.readOffset()?.snapshotDone === true) return;
+    const offset = this.readOffset();
+    if (offset?.snapshotDone === true && offset.tableOid !== undefined && offset.tableOid !== origin.tableOid) {
+      this.log.warn({ source: this.source, slot: config.slot }, 'the table was swapped for another (a new OID) whose changes were not published: reading the snapshot again');
+      return this.snapshotAgain(admin, origin);
+    }
+    if (offset?.snapshotDone === true) return;
     this.log.warn({ source: this.source, slot: config.slot }, 'slot exists but the snapshot did not finish: reading it again');
+    await this.snapshotAgain(admin, origin);
+  }
+
+  /** From a temporary slot's newer snapshot, while the kept slot keeps its position. */
+  private async snapshotAgain(admin: pg.Client, origin: SnapshotOrigin): Promise<void> {
+    const { config } = this.options;
     const helper = await this.openReplication(`${config.slot} snapshot`);
     try {
       const created = await helper.createSlot(`${config.slot}_snapshot`, { temporary: true, exportSnapshot: true });
-      await this.takeSnapshot(admin, created);
+      await this.takeSnapshot(admin, created, origin);
     } finally {
       await helper.close();
     }
   }
 
-  private async takeSnapshot(admin: pg.Client, created: SlotCreated): Promise<void> {
+  private async takeSnapshot(admin: pg.Client, created: SlotCreated, origin: SnapshotOrigin): Promise<void> {
     const { config } = this.options;
     if (created.snapshotName === null) throw new CdcError('PG_PROTOCOL', `slot ${config.slot} exported no snapshot`, true);
     const seq = lsnSeq(created.consistentPoint);
     const rows = await readSnapshot(admin, created.snapshotName, config, (batch) => this.applySnapshotRows(batch, seq));
-    const offset: SnapshotOffset = { snapshotDone: true, consistentPoint: seq };
+    const offset: SnapshotOffset = { snapshotDone: true, consistentPoint: seq, systemId: origin.server.systemId, timeline: origin.server.timeline, tableOid: origin.tableOid };
     this.options.offsets.set(this.source, JSON.stringify(offset));
     this.lastLsn = created.consistentPoint;
     this.log.info({ source: this.source, rows, consistentPoint: seq }, 'snapshot done');
@@ -325,12 +342,20 @@ export class PostgresCdcSource {
   }
 
   private readOffset(): SnapshotOffset | undefined {
-    const text = this.options.offsets.get(this.source);
-    if (text === undefined) return undefined;
-    try {
-      return JSON.parse(text) as SnapshotOffset;
-    } catch {
-      return undefined;
-    }
+    return parseOffset(this.options.offsets.get(this.source));
+  }
+
+  /**
+   * Refuses a server whose positions the ledger cannot compare. An offset of an earlier version whose
+   * slot is here gets the server (the slot proves it) and the table's OID, so that later changes show.
+   */
+  private checkOffset(origin: SnapshotOrigin, slotExists: boolean): void {
+    const offset = this.readOffset();
+    checkServer(offset, origin.server, slotExists, this.source, this.options.config.slot);
+    if (!slotExists || offset?.snapshotDone !== true || (offset.systemId !== undefined && offset.tableOid !== undefined)) return;
+    const recorded: SnapshotOffset = {
+      ...offset, systemId: offset.systemId ?? origin.server.systemId, timeline: offset.timeline ?? origin.server.timeline, tableOid: offset.tableOid ?? origin.tableOid,
+    };
+    this.options.offsets.set(this.source, JSON.stringify(recorded));
   }
 }

@@ -12,6 +12,7 @@ import type { ReplicationConnection, StreamMessage } from './replication-connect
 import type { Row, RowChange } from './row-mapping.js';
 import { mappedKeyColumns } from './setup.js';
 import type { TableName } from './setup.js';
+import { TableWatch } from './table-watch.js';
 import { TransactionChanges } from './transaction.js';
 import type { DeadLetterDraft } from './transaction.js';
 
@@ -34,6 +35,10 @@ export interface SessionContext {
   slot: string;
   publication: string;
   table: TableName;
+  /** The table's OID at setup: a relation of that name with another OID is another table. */
+  tableOid: number;
+  /** Where the table watch reads the catalogue. */
+  connectionString: string;
   mapping: ColumnMapping;
   /** The ledger source: `pg:<slot>`. */
   source: string;
@@ -75,11 +80,15 @@ export class StreamSession {
   private over = false;
   private paused = false;
   private timer: NodeJS.Timeout | undefined;
+  private readonly watch: TableWatch;
 
-  constructor(private readonly connection: ReplicationConnection, private readonly context: SessionContext, private readonly hooks: SessionHooks) {}
+  constructor(private readonly connection: ReplicationConnection, private readonly context: SessionContext, private readonly hooks: SessionHooks) {
+    this.watch = new TableWatch(context.connectionString, context.publication, context.table, context.tableOid, (error) => this.fail(error));
+  }
 
   start(): void {
     this.connection.startStreaming(this.context.slot, this.context.publication, (message) => this.receive(message), (error) => this.fail(error));
+    this.watch.start();
     this.timer = setInterval(() => this.connection.sendStatus(this.confirmed, this.context.nowMs()), cdcLimits.statusIntervalMs);
     this.timer.unref();
   }
@@ -107,12 +116,21 @@ export class StreamSession {
       if (message.kind === 'keepalive') this.keepalive(message.walEnd, message.replyRequested);
       else this.data(message.message);
     } catch (error) {
-      this.fail(new CdcError('PG_PROTOCOL', `cannot handle replication message: ${(error as Error).message}`, true, { cause: error }));
+      this.fail(error instanceof CdcError ? error : new CdcError('PG_PROTOCOL', `cannot handle replication message: ${(error as Error).message}`, true, { cause: error }));
     }
   }
 
+  /**
+   * Our table is known by its OID: a relation of another OID is another table of the publication (or
+   * the table this one replaced, whose changes the snapshot taken since supersedes). Our table under
+   * another name was renamed: its changes are no longer the configured table's, so the session fails
+   * before the transaction is acknowledged.
+   */
   private isOurs(relation: Pgoutput.MessageRelation): boolean {
-    return relation.schema === this.context.table.schema && relation.name === this.context.table.table;
+    if (relation.relationOid >>> 0 !== this.context.tableOid) return false;
+    const { schema, table } = this.context.table;
+    if (relation.schema === schema && relation.name === table) return true;
+    throw new CdcError('PG_TABLE_CHANGED', `table ${schema}.${table} was renamed to ${relation.schema}.${relation.name}, so its changes are no longer the configured table's; nothing after this point is acknowledged. Point the source at the table it should follow; a start then takes a new snapshot of it`, true);
   }
 
   /** Whether every UPDATE of the relation shows a move: checked at setup, but the table may have changed since. */
@@ -129,17 +147,20 @@ export class StreamSession {
         this.open = { changes: new TransactionChanges(this.context.mapping), commitTimeMs: Number((message.commitTime as unknown as bigint) / 1000n) };
         return;
       case 'insert':
-        if (this.isOurs(message.relation)) open?.changes.add({ op: 'insert', row: rowOf(message.relation, message.new) });
+        if (this.isOurs(message.relation)) open?.changes.add({ op: 'insert', row: rowOf(message.relation, message.new), identity: message.relation.keyColumns });
         return;
       case 'update':
         if (this.isOurs(message.relation)) {
           const old = message.old ?? message.key;
-          open?.changes.add({ op: 'update', row: rowOf(message.relation, message.new), old: old === null ? null : rowOf(message.relation, old), identityCoversKey: this.identityCoversKey(message.relation) });
+          open?.changes.add({
+            op: 'update', row: rowOf(message.relation, message.new), old: old === null ? null : rowOf(message.relation, old),
+            identityCoversKey: this.identityCoversKey(message.relation), identity: message.relation.keyColumns,
+          });
         }
         return;
       case 'delete': {
         const old = message.old ?? message.key;
-        if (this.isOurs(message.relation)) open?.changes.add({ op: 'delete', old: old === null ? null : rowOf(message.relation, old) });
+        if (this.isOurs(message.relation)) open?.changes.add({ op: 'delete', old: old === null ? null : rowOf(message.relation, old), identity: message.relation.keyColumns });
         return;
       }
       case 'truncate':
@@ -242,6 +263,7 @@ export class StreamSession {
 
   private async shutdown(): Promise<void> {
     clearInterval(this.timer);
+    await this.watch.stop();
     this.ready = [];
     this.readyChanges = 0;
     await this.connection.close();
