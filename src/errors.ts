@@ -37,6 +37,8 @@ const webhookErrors = {
   WEBHOOK_EVENT_ID_MISSING: { status: 400, title: 'The webhook has no event id header', retryable: false },
   WEBHOOK_PAYLOAD_INVALID: { status: 400, title: 'The webhook body is not JSON', retryable: false },
   WEBHOOK_PAYLOAD_UNUSABLE: { status: 422, title: 'No ledger command can be made of the webhook', retryable: false },
+  WEBHOOK_ITEMS_UNAVAILABLE: { status: 503, title: 'Shopify could not be asked which inventory items the order lines are', retryable: true },
+  WEBHOOK_ITEMS_REFUSED: { status: 502, title: 'Shopify refused to say which inventory items the order lines are', retryable: false },
 } as const satisfies Record<string, ErrorSpec>;
 
 /** Business refusals decided by the ledger (src/core/rejections.ts): data, until this catalogue gives them a status. */

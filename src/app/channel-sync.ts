@@ -3,7 +3,7 @@
 import { createHash } from 'node:crypto';
 import { availableToSell, channelPolicyOf } from '../core/index.js';
 import type { ChannelPolicy, LedgerState, SkuState } from '../core/index.js';
-import type { ChannelConnector, ChannelPush, PushResult } from '../adapters/channels/connector.js';
+import type { ChannelConnector, ChannelPush, PushApplied, PushResult } from '../adapters/channels/connector.js';
 import { ChannelError } from '../adapters/channels/errors.js';
 import { allSkus } from './engine.js';
 import type { CommittedBatch } from './engine.js';
@@ -52,6 +52,23 @@ export interface DesiredRow extends ChannelKey {
   lastError: string | null;
   /** Set when the last push failed for good (not by retrying); cleared by the next acknowledgement. */
   failedAtMs: number | null;
+  /**
+   * A push of a compare-and-set channel whose answer is in doubt (it may still land): it is sent again, exactly,
+   * before any newer quantity, until the channel answers it for good. Null when no answer is in doubt.
+   */
+  inDoubt: InDoubtPush | null;
+}
+
+/**
+ * What a push in doubt asked, so it can be sent again as it was: the same fields make the same idempotency key
+ * (idempotencyKeyOf). Kept in the outbox, not in memory: a restart (a deploy, a crash) is when pushes are most
+ * often left unanswered, and a request sent before it can still be applied after it; pushing the newer quantity
+ * under a new key against the same compare base would let that late request overwrite it (A-B-A).
+ */
+export interface InDoubtPush {
+  version: number;
+  quantity: number;
+  previousQuantity: number | null;
 }
 
 /** What the worker needs from the desired-state store (the SQLite channel outbox implements it). */
@@ -60,8 +77,9 @@ export interface DesiredStore {
   nextDueAfter(afterMs: number): number | null;
   markPushed(key: ChannelKey, version: number, quantity: number): void;
   markAcked(key: ChannelKey, version: number, quantity: number, ackedAtMs: number): boolean;
-  markRetry(key: ChannelKey, nextAttemptMs: number, error: string): void;
-  markFailed(key: ChannelKey, nextAttemptMs: number, error: string, failedAtMs: number): void;
+  /** `inDoubt`: the push to send again (or null: none) from now on; undefined leaves the row's as it is. */
+  markRetry(key: ChannelKey, nextAttemptMs: number, error: string, inDoubt?: InDoubtPush | null): void;
+  markFailed(key: ChannelKey, nextAttemptMs: number, error: string, failedAtMs: number, inDoubt?: InDoubtPush | null): void;
   markMismatch(key: ChannelKey, actual: number, nextAttemptMs: number, error: string): void;
   defer(tenant: string, channel: string, untilMs: number): number;
   /** Runs `work` in one transaction: the worker's bookkeeping costs one commit per round, not one per push. */
@@ -79,6 +97,8 @@ export interface SyncMetrics {
 export interface SyncLogger {
   warn(fields: object, message: string): void;
   error(fields: object, message: string): void;
+  /** When a channel that was refusing pushes acknowledges one again; not logged when absent. */
+  info?(fields: object, message: string): void;
 }
 
 export interface SyncTimer {
@@ -135,11 +155,26 @@ export const syncLimits = {
   recordBatchMax: 512,
   /** The schema's bound on `sync_complete.latencyMs`. */
   latencyMsMax: 2_678_400_000,
+  /**
+   * A channel's retried pushes, and its failed ones, are each logged at most once in this long (the first at
+   * once): a channel that is down logs a line a minute with the count since the last, not a line a push.
+   */
+  refusalLogIntervalMs: 60_000,
 } as const;
+
+/** What a lane has logged of its refused pushes of one kind, and what it has counted since. */
+interface RefusalLog {
+  loggedAtMs: number;
+  /** Pushes of this kind refused since the last line about them. */
+  unlogged: number;
+}
 
 interface Lane {
   channel: string;
   connector: ChannelConnector;
+  refusals: { retry: RefusalLog; failed: RefusalLog };
+  /** A refusal was logged since the last acknowledgement: the next one is logged too, as the channel's recovery. */
+  troubled: boolean;
   inflight: Map<string, Promise<void>>;
   /** The token bucket of the channel's rate limit; unlimited when the rate is not finite. */
   tokens: number;
@@ -160,6 +195,28 @@ function keyText(key: ChannelKey): string {
 export function idempotencyKeyOf(push: Omit<ChannelPush, 'idempotencyKey'>): string {
   const text = [push.tenant, push.channel, push.sku, push.version, push.quantity, push.previousQuantity ?? '-'].join('\u0000');
   return `sl-${createHash('sha256').update(text).digest('base64url').slice(0, 32)}`;
+}
+
+/**
+ * The row as it is pushed now. A compare-and-set channel gets the push in doubt again, exactly (same quantity,
+ * compare base and version, so the same idempotency key), until it answers it for good: a request that timed out
+ * may still be applied later, and a newer push compared against the same base would be overwritten by it. Only
+ * then is the newest quantity pushed. A version-ordered channel ignores a late older push by itself.
+ */
+export function pushedRowOf(connector: ChannelConnector, row: DesiredRow): DesiredRow {
+  const doubt = row.inDoubt;
+  if (doubt === null || connector.versionOrdered === true) return row;
+  return { ...row, version: doubt.version, quantity: doubt.quantity, ackedQuantity: doubt.previousQuantity };
+}
+
+/**
+ * What the row keeps in doubt after a refused push: that push when it may have been applied, nothing when the
+ * channel said it was not, and what it had when the answer says neither (throttled, never sent).
+ */
+function inDoubtAfter(connector: ChannelConnector, pushed: DesiredRow, applied: PushApplied | undefined): InDoubtPush | null | undefined {
+  if (connector.versionOrdered === true) return null;
+  if (applied === 'unknown') return { version: pushed.version, quantity: pushed.quantity, previousQuantity: pushed.ackedQuantity };
+  return applied === 'no' ? null : undefined;
 }
 
 /** Full jitter: uniform in [0, min(cap, base * 2^(attempts-1))), so retries of many rows spread out. */
@@ -197,7 +254,8 @@ export class ChannelSync {
       }
       if (!(connector.ratePerSecond > 0)) throw new ChannelError('CHANNEL_CONFIG_INVALID', `channel ${channel}: ratePerSecond must be positive`);
       const tokensMax = Math.max(1, connector.ratePerSecond * syncLimits.burstSeconds);
-      this.lanes.set(channel, { channel, connector, inflight: new Map(), tokens: tokensMax, tokensMax, refilledAtMs: options.clock.nowMs() });
+      const refusals = { retry: { loggedAtMs: Number.NEGATIVE_INFINITY, unlogged: 0 }, failed: { loggedAtMs: Number.NEGATIVE_INFINITY, unlogged: 0 } };
+      this.lanes.set(channel, { channel, connector, refusals, troubled: false, inflight: new Map(), tokens: tokensMax, tokensMax, refilledAtMs: options.clock.nowMs() });
     }
   }
 
@@ -308,8 +366,9 @@ export class ChannelSync {
     return undefined;
   }
 
-  private startPush(lane: Lane, row: DesiredRow): void {
-    const key = keyText(row);
+  private startPush(lane: Lane, due: DesiredRow): void {
+    const key = keyText(due);
+    const row = pushedRowOf(lane.connector, due);
     this.writes.push(() => this.options.outbox.markPushed(row, row.version, row.quantity));
     const task = this.push(lane, row).finally(() => {
       lane.inflight.delete(key);
@@ -320,6 +379,7 @@ export class ChannelSync {
     lane.inflight.set(key, task);
   }
 
+  /** Sends the row as `pushedRowOf` made it; every answer below is about that push, not the row's newest quantity. */
   private async push(lane: Lane, row: DesiredRow): Promise<void> {
     const request = {
       tenant: row.tenant, channel: row.channel, sku: row.sku, quantity: row.quantity,
@@ -329,24 +389,26 @@ export class ChannelSync {
     try {
       result = await lane.connector.push({ ...request, idempotencyKey: idempotencyKeyOf(request) });
     } catch (error) {
-      // A connector should answer `retry` itself; a throw is treated the same, so no row is ever stuck.
-      result = { kind: 'retry', reason: `connector threw: ${errorText(error)}` };
+      // A connector should answer `retry` itself; a throw is treated the same, so no row is ever stuck. It may
+      // have thrown after sending, so the push is in doubt.
+      result = { kind: 'retry', reason: `connector threw: ${errorText(error)}`, applied: 'unknown' };
     }
-    this.settle(row, result);
+    this.settle(lane, row, result);
   }
 
-  private settle(row: DesiredRow, result: PushResult): void {
+  private settle(lane: Lane, row: DesiredRow, result: PushResult): void {
     switch (result.kind) {
-      case 'ok': return this.onAcknowledged(row);
+      case 'ok': return this.onAcknowledged(lane, row);
       // The channel already shows what we want: as good as an acknowledgement.
-      case 'mismatch': return result.actual === row.quantity ? this.onAcknowledged(row) : this.onMismatch(row, result.actual);
-      case 'retry': return this.onRetry(row, result.reason, result.retryAfterMs);
-      case 'failed': return this.onFailed(row, result.reason);
+      case 'mismatch': return result.actual === row.quantity ? this.onAcknowledged(lane, row) : this.onMismatch(row, result.actual);
+      case 'retry': return this.onRetry(lane, row, result.reason, result.retryAfterMs, result.applied);
+      case 'failed': return this.onFailed(lane, row, result.reason, result.applied);
     }
   }
 
-  private onAcknowledged(row: DesiredRow): void {
+  private onAcknowledged(lane: Lane, row: DesiredRow): void {
     const ackedAtMs = this.options.clock.nowMs();
+    if (lane.troubled) this.logRecovery(lane, row);
     this.writes.push(() => { this.options.outbox.markAcked(row, row.version, row.quantity, ackedAtMs); });
     const latencyMs = Math.min(syncLimits.latencyMsMax, Math.max(0, Math.round(ackedAtMs - (row.changedAtMs ?? ackedAtMs))));
     this.options.metrics?.pushed(row.channel, 'ok', latencyMs);
@@ -364,29 +426,53 @@ export class ChannelSync {
     this.options.metrics?.pushed(row.channel, 'retry');
   }
 
-  private onRetry(row: DesiredRow, reason: string, retryAfterMs: number | undefined): void {
+  private onRetry(lane: Lane, row: DesiredRow, reason: string, retryAfterMs: number | undefined, applied?: PushApplied): void {
     const nowMs = this.options.clock.nowMs();
     const attempts = row.attempts + 1;
     let delayMs = backoffMs(attempts, this.options.random);
-    if (retryAfterMs !== undefined) {
-      delayMs = Math.min(syncLimits.retryAfterMsMax, Math.max(0, retryAfterMs));
+    // An answer in doubt (the same request still running, a 5xx after the work) is about this push alone: it waits,
+    // the channel's other SKUs do not.
+    if (retryAfterMs !== undefined) delayMs = Math.min(syncLimits.retryAfterMsMax, Math.max(0, retryAfterMs));
+    if (retryAfterMs !== undefined && applied !== 'unknown') {
       // Throttling is per shop, not per SKU: hold every push of this tenant on this channel.
       const name = `${row.tenant}\u0000${row.channel}`;
       this.pausedUntilMs.set(name, Math.max(this.pausedUntilMs.get(name) ?? 0, nowMs + delayMs));
     }
-    this.writes.push(() => this.options.outbox.markRetry(row, nowMs + delayMs, reason));
+    const inDoubt = inDoubtAfter(lane.connector, row, applied);
+    this.writes.push(() => this.options.outbox.markRetry(row, nowMs + delayMs, reason, inDoubt));
     this.options.metrics?.pushed(row.channel, 'retry');
-    // One line per doubling of attempts: an outage is visible without flooding the log.
-    if (isPowerOfTwo(attempts)) {
-      this.options.log?.warn({ tenant: row.tenant, channel: row.channel, sku: row.sku, attempts, reason, delayMs }, 'channel push will be retried');
-    }
+    this.logRefusal(lane, 'retry', nowMs, { tenant: row.tenant, channel: row.channel, sku: row.sku, attempts, reason, delayMs }, 'channel push will be retried');
   }
 
-  private onFailed(row: DesiredRow, reason: string): void {
+  private onFailed(lane: Lane, row: DesiredRow, reason: string, applied?: PushApplied): void {
     const nowMs = this.options.clock.nowMs();
-    this.writes.push(() => this.options.outbox.markFailed(row, nowMs + syncLimits.failedRetryDelayMs, reason, nowMs));
+    const inDoubt = inDoubtAfter(lane.connector, row, applied);
+    this.writes.push(() => this.options.outbox.markFailed(row, nowMs + syncLimits.failedRetryDelayMs, reason, nowMs, inDoubt));
     this.options.metrics?.pushed(row.channel, 'failed');
-    this.options.log?.warn({ tenant: row.tenant, channel: row.channel, sku: row.sku, reason }, 'channel push failed; it will be tried again later');
+    this.logRefusal(lane, 'failed', nowMs, { tenant: row.tenant, channel: row.channel, sku: row.sku, reason }, 'channel push failed; it will be tried again later');
+  }
+
+  /**
+   * Logs a refused push (with the channel's answer) if none of its kind was logged on this channel within
+   * `refusalLogIntervalMs`, with how many were refused since that line (`retried` or `failed`); else counts it.
+   */
+  private logRefusal(lane: Lane, kind: 'retry' | 'failed', nowMs: number, fields: Record<string, unknown>, message: string): void {
+    const refusals = lane.refusals[kind];
+    refusals.unlogged += 1;
+    if (nowMs - refusals.loggedAtMs < syncLimits.refusalLogIntervalMs) return;
+    this.options.log?.warn({ ...fields, [kind === 'retry' ? 'retried' : 'failed']: refusals.unlogged }, message);
+    refusals.loggedAtMs = nowMs;
+    refusals.unlogged = 0;
+    lane.troubled = true;
+  }
+
+  /** The first acknowledgement after a refusal was logged, with the refusals counted since the last lines. */
+  private logRecovery(lane: Lane, row: DesiredRow): void {
+    const { retry, failed } = lane.refusals;
+    this.options.log?.info?.({ tenant: row.tenant, channel: row.channel, retried: retry.unlogged, failed: failed.unlogged }, 'channel acknowledges pushes again');
+    retry.unlogged = 0;
+    failed.unlogged = 0;
+    lane.troubled = false;
   }
 
   /** Queues a `record_sync`; pushes never wait for the log, and records are sent in batches. */

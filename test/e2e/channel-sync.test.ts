@@ -268,6 +268,41 @@ describe('Shopify failures', () => {
     expect(arrivalViolations(target.receivers.get('storefront')?.received ?? [])).toEqual([]);
   }, 90_000);
 
+  it('never lets a push that timed out and lands late overwrite a newer quantity, and counts it in the lag until it is answered', async () => {
+    const target = await open({ tenant: 'late', skus: ['LT-1', 'LT-2'], shopify: { timeoutMs: 1_000 } });
+    await setStock(target, [{ sku: 'LT-1', set: 10 }, { sku: 'LT-2', set: 10 }]);
+    expect(await target.converge(['LT-1', 'LT-2'])).toEqual([]);
+    const item = target.itemOf('LT-1');
+    const mark = target.fake.requests.length;
+
+    // Shopify is slow: 10 -> 8 outlives the connector's 1 s timeout, and Shopify applies it 3 s after it was sent.
+    target.fake.setLatencyMs(3_000);
+    await adjust(target, 'LT-1', -2);
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    target.fake.setLatencyMs(0);
+    // The ledger wants 10 again: the compare base of that slow push.
+    await adjust(target, 'LT-1', 2);
+    await adjust(target, 'LT-2', -1);
+    await new Promise((resolve) => setTimeout(resolve, 1_500));
+    // The slow push may still land: LT-1 is not in step yet, and the lag says so; the channel's other SKUs go on.
+    expect(target.shown('shop', 'LT-2')).toBe(9);
+    expect(await metricValue(target.url(), 'stockline_outbox_depth', { channel: 'shop' })).toBe(1);
+    expect(await metricValue(target.url(), 'stockline_reconciliation_lag_seconds', { tenant: 'late', channel: 'shop' })).toBeGreaterThan(0);
+
+    const sets = (): string[] => target.fake.requests.slice(mark)
+      .filter((request) => request.operation === 'inventorySetQuantities' && JSON.stringify(request.variables).includes(item))
+      .map((request) => {
+        const [entry] = (request.variables as { input: { quantities: Array<{ quantity: number; changeFromQuantity: number }> } }).input.quantities;
+        return `${request.outcome}:${entry?.quantity}<-${entry?.changeFromQuantity}`;
+      });
+    await pollUntil('the slow push to land', async () => (sets().includes('ok:8<-10') ? true : undefined), 20_000);
+    expect(await target.converge(['LT-1', 'LT-2'])).toEqual([]);
+    expect(target.shown('shop', 'LT-1')).toBe(10);
+    // Sent again under its key until answered, then the newer quantity compared against what it left.
+    expect(sets().filter((text) => !text.endsWith(':8<-10'))).toEqual(['ok:10<-8']);
+    expect(await metricValue(target.url(), 'stockline_channel_pushes_total', { channel: 'shop', outcome: 'failed' })).toBe(0);
+  }, 60_000);
+
   it('resolves a compare-and-set mismatch when someone changed the level in Shopify', async () => {
     const target = await open({ tenant: 'cas', skus: ['CAS-1', 'CAS-2'] });
     await setStock(target, [{ sku: 'CAS-1', set: 30 }, { sku: 'CAS-2', set: 30 }]);
@@ -337,6 +372,38 @@ describe('Shopify order webhooks', () => {
     expect(JSON.parse(create.body)).toMatchObject({ results: ['CANCELLED_BEFORE_SALE'] });
     expect(await expectCall(target, 200, 'GET', tenantPath(target, '/skus/EC-1'))).toMatchObject({ onHand: 10, committed: 0, available: 10 });
     expect((await ledgerEvents(target)).filter((event) => event.type === 'order_committed')).toHaveLength(0);
+  }, 60_000);
+});
+
+describe('Shopify orders of items mapped under inventoryItems', () => {
+  it('sells them as the mapped SKUs, whatever SKU their variants carry in Shopify, and pushes no other SKU to those items', async () => {
+    const target = await open({ tenant: 'mapped', skus: ['TEE-M', 'MUG-1'] });
+    await setStock(target, [{ sku: 'TEE-M', set: 10 }, { sku: 'MUG-1', set: 10 }]);
+    expect(await target.converge(['TEE-M', 'MUG-1'])).toEqual([]);
+    // In Shopify the T-shirt's variant carries another SKU, and the mug's none: the configuration maps both by item.
+    const tee = target.itemOf('TEE-M');
+    const mug = target.itemOf('MUG-1');
+    target.fake.inventoryItems.set(tee, 'SHOP-TEE-M-BLUE');
+    target.fake.inventoryItems.set(mug, null);
+    // A buyer orders 2 of each in Shopify, which takes them off its own levels and sends orders/create.
+    target.fake.setLevel(tee, 8);
+    target.fake.setLevel(mug, 8);
+    const order = {
+      id: 820982911946154500, admin_graphql_api_id: 'gid://shopify/Order/820982911946154500', name: '#1001',
+      line_items: [target.fake.lineItemOf(tee, 2), target.fake.lineItemOf(mug, 2)],
+    };
+    const delivered = await sendShopifyWebhook(webhookUrl(target), 'orders/create', order, shopifyAppSecret, 'evt-mapped-1', { shopDomain });
+    expect(delivered.status, delivered.body).toBe(200);
+    expect(JSON.parse(delivered.body)).toMatchObject({ results: ['accepted'], skipped: [] });
+
+    for (const sku of ['TEE-M', 'MUG-1']) {
+      expect(await expectCall(target, 200, 'GET', tenantPath(target, `/skus/${sku}`))).toMatchObject({ onHand: 10, committed: 2, available: 8 });
+    }
+    expect(await target.converge(['TEE-M', 'MUG-1'])).toEqual([]);
+    const skus = (await expectCall(target, 200, 'GET', tenantPath(target, '/skus'))) as { skus: Array<{ sku: string }> };
+    expect(skus.skus.map((entry) => entry.sku).sort()).toEqual(['MUG-1', 'TEE-M']);
+    expect(target.shown('shop', 'TEE-M')).toBe(8);
+    expect((await ledgerEvents(target)).filter((event) => event.type === 'conflict_detected')).toEqual([]);
   }, 60_000);
 });
 

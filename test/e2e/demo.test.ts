@@ -98,7 +98,7 @@ describe('stockline demo', () => {
   it('refuses bad options with exit 2 and the usage', async () => {
     const run = await demo(['--shoppers', '0']);
     expect(run.status).toBe(2);
-    expect(run.stderr).toContain('--shoppers must be an integer');
+    expect(run.stderr).toContain('--shoppers must be a decimal integer');
     expect(run.stderr).toContain('usage: stockline demo');
   });
 });

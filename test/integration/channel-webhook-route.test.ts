@@ -6,6 +6,9 @@ import type { FastifyInstance } from 'fastify';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { channelWebhookRoutes } from '../../src/adapters/http/routes/channel-webhooks.js';
 import type { ChannelWebhookOptions } from '../../src/adapters/http/routes/channel-webhooks.js';
+import { ChannelError } from '../../src/adapters/channels/errors.js';
+import type { VariantItemLookup } from '../../src/adapters/channels/shopify/variant-items.js';
+import type { ShopifyWebhookChannel } from '../../src/adapters/channels/shopify/webhooks.js';
 import { AppError } from '../../src/app/engine.js';
 import type { CommandBus, CommandInput, DeadLetter, Submitted } from '../../src/app/ports.js';
 import { problemTypeOf } from '../../src/errors.js';
@@ -162,5 +165,90 @@ describe('POST /v1/webhooks/shopify/:channel', () => {
   it('leaves JSON parsing of the other routes alone', async () => {
     const response = await app.inject({ method: 'POST', url: '/echo', payload: { a: 1 } });
     expect(response.json()).toEqual({ body: { a: 1 } });
+  });
+});
+
+describe('order lines of items mapped under inventoryItems', () => {
+  const items: Record<string, string> = { 'TEE-M': 'gid://shopify/InventoryItem/1001', 'MUG-1': 'gid://shopify/InventoryItem/1002' };
+  // Variant 11 is TEE-M's item (its own Shopify SKU is another), 12 MUG-1's (no SKU in Shopify), 13 an item no SKU is
+  // mapped to, 14 another item that carries the SKU TEE-M in Shopify but is not the one TEE-M is shown on.
+  const itemOfVariant = new Map([
+    ['11', items['TEE-M'] as string], ['12', items['MUG-1'] as string], ['13', 'gid://shopify/InventoryItem/1003'], ['14', 'gid://shopify/InventoryItem/1004'],
+  ]);
+  let asked: string[][];
+  let lookupError: Error | undefined;
+  const variants: VariantItemLookup = {
+    async itemsOf(ids) {
+      asked.push([...ids]);
+      if (lookupError !== undefined) throw lookupError;
+      return new Map(ids.flatMap((id): Array<[string, string]> => (itemOfVariant.has(id) ? [[id, itemOfVariant.get(id) as string]] : [])));
+    },
+  };
+  const channel: ShopifyWebhookChannel = {
+    channel: 'shop', tenant: 'acme', type: 'shopify', webhookSecret: secret, shopDomain: shop, restockLocation: 'main',
+    mappedItems: { itemOfSku: new Map(Object.entries(items)), skuOfItem: new Map(Object.entries(items).map(([sku, item]) => [item, sku])), variants },
+  };
+  const order = {
+    id: 4401, admin_graphql_api_id: 'gid://shopify/Order/4401', name: '#4401',
+    line_items: [
+      { id: 1, variant_id: 11, sku: 'SHOP-TEE-M-BLUE', quantity: 2, gift_card: false },
+      { id: 2, variant_id: 12, sku: null, quantity: 2, gift_card: false },
+      { id: 3, variant_id: 13, sku: 'mug', quantity: 1, gift_card: false },
+      { id: 4, variant_id: 14, sku: 'TEE-M', quantity: 1, gift_card: false },
+      { id: 5, variant_id: null, sku: 'custom', quantity: 1, gift_card: false },
+      { id: 6, variant_id: 11, sku: 'SHOP-TEE-M-BLUE', quantity: 1, gift_card: false },
+    ],
+  };
+
+  beforeEach(async () => {
+    asked = [];
+    lookupError = undefined;
+    await app.close();
+    await build({ channels: [channel] });
+  });
+
+  it('sells a line of a mapped item as the mapped SKU, whatever SKU its variant carries, and no other item as that SKU', async () => {
+    const response = await deliver({ body: JSON.stringify(order) });
+    expect(response.statusCode, response.body).toBe(200);
+    expect(asked).toEqual([['11', '12', '13', '14']]);
+    expect(bus.submitted).toEqual([[{
+      type: 'record_sale', tenant: 'acme', source: 'shopify', reservationId: 'shopify:4401', channel: 'shop', orderRef: '#4401',
+      lines: [{ sku: 'TEE-M', quantity: 3 }, { sku: 'MUG-1', quantity: 2 }, { sku: 'mug', quantity: 1 }, { sku: 'custom', quantity: 1 }],
+      idempotencyKey: 'shopify-order:shopify:4401',
+    }]]);
+    expect(response.json().skipped).toEqual([
+      { index: 3, sku: 'TEE-M', quantity: 1, reason: expect.stringContaining('TEE-M is mapped under inventoryItems to another Shopify inventory item') },
+    ]);
+  });
+
+  it('returns the units of a mapped item to the mapped SKU, and asks Shopify only about lines it uses', async () => {
+    const refund = {
+      id: 77, order_id: 4401, refund_line_items: [
+        { quantity: 1, restock_type: 'return', line_item: { variant_id: 12, sku: null } },
+        { quantity: 1, restock_type: 'no_restock', line_item: { variant_id: 13, sku: 'mug' } },
+      ],
+    };
+    expect((await deliver({ topic: 'refunds/create', eventId: 'evt-300', body: JSON.stringify(refund) })).statusCode).toBe(200);
+    // Only the count of an order's lines matters to its cancellation: an order of one cart needs no lookup.
+    expect((await deliver({ topic: 'orders/cancelled', eventId: 'evt-301', body: JSON.stringify(order) })).statusCode).toBe(200);
+    expect(asked).toEqual([['12']]);
+    expect(bus.submitted).toEqual([
+      [{ type: 'adjust_stock', tenant: 'acme', source: 'shopify', sku: 'MUG-1', location: 'main', delta: 1, reason: 'returned (Shopify refund 77)', idempotencyKey: 'shopify:evt-300' }],
+      [{ type: 'release', tenant: 'acme', source: 'shopify', reservationId: 'shopify:4401', reason: 'cancelled', idempotencyKey: 'shopify:evt-301' }],
+    ]);
+  });
+
+  it('applies nothing and makes Shopify deliver again when Shopify cannot say which items the lines are', async () => {
+    lookupError = new ChannelError('CHANNEL_UNAVAILABLE', 'Shopify answered 503', { retryAfterMs: 2_500 });
+    const unavailable = await deliver({ body: JSON.stringify(order) });
+    expect(unavailable.statusCode).toBe(503);
+    expect(unavailable.headers['retry-after']).toBe('3');
+    expect(unavailable.json()).toMatchObject({ code: 'WEBHOOK_ITEMS_UNAVAILABLE', detail: expect.stringContaining('Shopify answered 503') });
+    lookupError = new ChannelError('CHANNEL_REJECTED', 'Shopify answered 401 (check the access token)');
+    const refused = await deliver({ body: JSON.stringify(order) });
+    expect(refused.statusCode).toBe(502);
+    expect(refused.json()).toMatchObject({ code: 'WEBHOOK_ITEMS_REFUSED', detail: expect.stringContaining('401') });
+    expect(bus.submitted).toHaveLength(0);
+    expect(deadLetters).toHaveLength(0);
   });
 });

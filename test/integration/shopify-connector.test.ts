@@ -156,6 +156,21 @@ describe('SKU lookup', () => {
     expect(await connect({ inventoryItems: { 'sku-1': itemId('sku-1') } }).push(pushOf('sku-1', 6, 5))).toEqual({ kind: 'ok' });
     expect(operations()).toEqual(['inventorySetQuantities']);
   });
+
+  it('never takes a searched SKU to an item mapped to another SKU, and says why', async () => {
+    // The item that carries the SKU sku-1 in Shopify shows TEE-M's quantity: a Stockline SKU sku-1 must not overwrite it.
+    const mapped = itemId('sku-1');
+    const connector = connect({ inventoryItems: { 'TEE-M': mapped } });
+    const result = await connector.push(pushOf('sku-1', 0, 5));
+    expect(result).toMatchObject({ kind: 'failed', reason: expect.stringContaining(`is mapped to TEE-M under the channel's inventoryItems`) });
+    expect(fake.levels.get(mapped)).toBe(5);
+    expect(await connector.read('acme', ['sku-1', 'TEE-M'])).toEqual(new Map([['TEE-M', 5]]));
+    // An item of its own with that SKU is found (the mapped one is left out, so the SKU is not ambiguous).
+    const own = fake.addItem('sku-1', 3);
+    expect(await connector.push(pushOf('sku-1', 2, 3))).toEqual({ kind: 'ok' });
+    expect(fake.levels.get(own)).toBe(2);
+    expect(fake.levels.get(mapped)).toBe(5);
+  });
 });
 
 describe('throttling', () => {
@@ -214,8 +229,8 @@ describe('failures', () => {
     const connector = connect({ inventoryItems: { 'sku-1': itemId('sku-1') } });
     const push = pushOf('sku-1', 6, 5);
     fake.failNext(2, 500);
-    expect(await connector.push(push)).toEqual({ kind: 'retry', reason: 'Shopify answered 500' });
-    expect(await connector.push(push)).toEqual({ kind: 'retry', reason: 'Shopify answered 500' });
+    expect(await connector.push(push)).toEqual({ kind: 'retry', reason: 'Shopify answered 500', applied: 'unknown' });
+    expect(await connector.push(push)).toEqual({ kind: 'retry', reason: 'Shopify answered 500', applied: 'unknown' });
     expect(await connector.push(push)).toEqual({ kind: 'ok' });
   });
 
@@ -223,7 +238,7 @@ describe('failures', () => {
     const connector = connect({ inventoryItems: { 'sku-1': itemId('sku-1') }, timeoutMs: 150 });
     const push = pushOf('sku-1', 6, 5);
     fake.setLatencyMs(1_000);
-    expect(await connector.push(push)).toEqual({ kind: 'retry', reason: 'Shopify: no answer within 150 ms' });
+    expect(await connector.push(push)).toEqual({ kind: 'retry', reason: 'Shopify: no answer within 150 ms', applied: 'unknown' });
     await until(() => fake.requests.some((request) => request.operation === 'inventorySetQuantities'));
     expect(fake.levels.get(itemId('sku-1'))).toBe(6);
     fake.setLatencyMs(0);
@@ -234,7 +249,46 @@ describe('failures', () => {
   it('retries when Shopify cannot be reached', async () => {
     fake.setReachable(false);
     const result = await connect({ inventoryItems: { 'sku-1': itemId('sku-1') } }).push(pushOf('sku-1', 6, 5));
-    expect(result).toMatchObject({ kind: 'retry', reason: expect.stringContaining('network error') });
+    // The connection was taken, then dropped: the request may have been read.
+    expect(result).toMatchObject({ kind: 'retry', reason: expect.stringContaining('network error'), applied: 'unknown' });
+  });
+
+  it('says whether a refused push may have been applied: in doubt only when it was sent and its answer says nothing', async () => {
+    const items = { 'sku-1': itemId('sku-1'), unstocked: itemId('unstocked') };
+    const connector = connect({ inventoryItems: items });
+    // The same request again while the first still runs: Shopify answers IDEMPOTENCY_CONCURRENT_REQUEST.
+    fake.setLatencyMs(500);
+    const push = pushOf('sku-1', 6, 5);
+    const first = connector.push(push);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    expect(await connector.push(push)).toEqual({ kind: 'retry', reason: 'Shopify is still processing the same request', retryAfterMs: 1_000, applied: 'unknown' });
+    expect(await first).toEqual({ kind: 'ok' });
+    fake.setLatencyMs(0);
+    // Refused before it ran: nothing is said about the push being applied.
+    fake.throttle('http429');
+    expect(await connector.push(pushOf('sku-1', 7, 6))).not.toHaveProperty('applied');
+    fake.throttle('graphql');
+    expect(await connector.push(pushOf('sku-1', 7, 6))).not.toHaveProperty('applied');
+    fake.throttle(false);
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    // Processed and refused: definitely not applied.
+    expect(await connector.push(pushOf('unstocked', 1, 0))).toMatchObject({ kind: 'failed', applied: 'no' });
+    // Never connected: nothing was sent.
+    const gone = await startFakeShopify({ accessToken });
+    await gone.stop();
+    const nowhere = await connect({ baseUrl: gone.url, inventoryItems: items }).push(pushOf('sku-1', 7, 6));
+    expect(nowhere).toMatchObject({ kind: 'retry', reason: expect.stringContaining('ECONNREFUSED') });
+    expect(nowhere).not.toHaveProperty('applied');
+  });
+
+  it('says a stale answer replayed under a key applied nothing, even to a connector that never sent that key', async () => {
+    const push = pushOf('sku-1', 8, 5);
+    fake.setLevel(itemId('sku-1'), 6);
+    expect(await connect().push(push)).toEqual({ kind: 'mismatch', actual: 6 });
+    fake.setLevel(itemId('sku-1'), 5);
+    // A restarted process: Shopify replays the stale answer of the first key; the level shows it was not applied.
+    expect(await connect().push(push)).toMatchObject({ kind: 'retry', retryAfterMs: 0, applied: 'no' });
+    expect(fake.levels.get(itemId('sku-1'))).toBe(5);
   });
 
   it('retries once closed, so the push is not lost', async () => {
@@ -293,6 +347,27 @@ describe('createConnector', () => {
       { channel: 'shop', tenant: 'acme', type: 'shopify', webhookSecret: 'whsec', shopDomain: 'acme.myshopify.com', restockLocation: 'main' },
     ]);
     expect(() => shopifyWebhookChannels([config], {})).toThrow(/SHOP_SECRET/);
+  });
+
+  it('gives the webhook route the mapped items, and each variant\'s inventory item from the Admin API, remembered', async () => {
+    const item = itemId('sku-1');
+    const mapped = { ...config, shopify: { ...config.shopify!, baseUrl: fake.url, inventoryItems: { 'TEE-M': item } } };
+    const [channel] = shopifyWebhookChannels([mapped], { SHOP_SECRET: 'whsec', SHOP_TOKEN: accessToken });
+    expect(channel?.mappedItems?.itemOfSku).toEqual(new Map([['TEE-M', item]]));
+    expect(channel?.mappedItems?.skuOfItem).toEqual(new Map([[item, 'TEE-M']]));
+    const variant = (fake.variantOf(item) as string).split('/').pop() as string;
+    expect(await channel?.mappedItems?.variants.itemsOf([variant, '999999'])).toEqual(new Map([[variant, item]]));
+    expect(await channel?.mappedItems?.variants.itemsOf([variant])).toEqual(new Map([[variant, item]]));
+    expect(operations()).toEqual(['nodes']);
+    expect(fake.requests[0]?.variables).toEqual({ ids: [fake.variantOf(item), 'gid://shopify/ProductVariant/999999'] });
+    expect(() => shopifyWebhookChannels([mapped], { SHOP_SECRET: 'whsec' })).toThrow(/SHOP_TOKEN/);
+  });
+
+  it('refuses two SKUs mapped to one inventory item', () => {
+    const shared = { ...config, shopify: { ...config.shopify!, inventoryItems: { 'TEE-M': 'gid://shopify/InventoryItem/7', 'TEE-M-2': 'gid://shopify/InventoryItem/7' } } };
+    const env = { SHOP_TOKEN: accessToken, SHOP_SECRET: 'whsec' };
+    expect(() => createConnector(shared, env)).toThrow(expect.objectContaining({ code: 'CHANNEL_CONFIG_INVALID', message: expect.stringContaining('TEE-M and TEE-M-2') }));
+    expect(() => shopifyWebhookChannels([shared], env)).toThrow(/TEE-M and TEE-M-2/);
   });
 
   it('refuses configurations outside the schema, with the reason', () => {

@@ -6,8 +6,10 @@ import { createAjv } from '../../app/ajv.js';
 import { packagePath } from '../../app/paths.js';
 import type { ChannelConnector } from './connector.js';
 import { ChannelError } from './errors.js';
+import { channelLimits } from './limits.js';
 import { ShopifyConnector } from './shopify/connector.js';
-import type { ShopifyWebhookChannel } from './shopify/webhooks.js';
+import { ShopifyVariantItems } from './shopify/variant-items.js';
+import type { MappedItems, ShopifyWebhookChannel } from './shopify/webhooks.js';
 import { SignedWebhookConnector } from './webhook/connector.js';
 
 export interface ShopifyChannelSettings {
@@ -72,9 +74,24 @@ export function validateChannelConfig(candidate: unknown): string[] {
 
 function assertValid(config: unknown): asserts config is ChannelConfig {
   const violations = validateChannelConfig(config);
-  if (violations.length === 0) return;
   const id = typeof config === 'object' && config !== null && typeof (config as { id?: unknown }).id === 'string' ? (config as { id: string }).id : '?';
-  throw new ChannelError('CHANNEL_CONFIG_INVALID', `channel ${id}: ${violations.join('; ')}`);
+  if (violations.length > 0) throw new ChannelError('CHANNEL_CONFIG_INVALID', `channel ${id}: ${violations.join('; ')}`);
+  const shared = sharedItemOf((config as ChannelConfig).shopify?.inventoryItems ?? {});
+  if (shared !== undefined) {
+    // Both SKUs would be pushed to one item, each overwriting the other, and its orders could be neither's.
+    throw new ChannelError('CHANNEL_CONFIG_INVALID', `channel ${id}: /shopify/inventoryItems maps ${shared.skus.join(' and ')} to one inventory item (${shared.item})`);
+  }
+}
+
+/** The first inventory item two SKUs are mapped to, if any. */
+function sharedItemOf(inventoryItems: Record<string, string>): { item: string; skus: [string, string] } | undefined {
+  const skuOfItem = new Map<string, string>();
+  for (const [sku, item] of Object.entries(inventoryItems)) {
+    const other = skuOfItem.get(item);
+    if (other !== undefined) return { item, skus: [other, sku] };
+    skuOfItem.set(item, sku);
+  }
+  return undefined;
 }
 
 /** A secret from the environment; the error names the variable and what it is for, never a value. */
@@ -118,6 +135,7 @@ export function shopifyWebhookChannels(configs: ChannelConfig[], env: Environmen
   return configs.filter((config) => config.type === 'shopify').map((config) => {
     assertValid(config);
     const settings = config.shopify as ShopifyChannelSettings;
+    const mappedItems = mappedItemsOf(config, settings, env);
     return {
       channel: config.id,
       tenant: config.tenant,
@@ -125,8 +143,26 @@ export function shopifyWebhookChannels(configs: ChannelConfig[], env: Environmen
       webhookSecret: secretFrom(env, settings.webhookSecretEnv, 'the Shopify app secret that signs webhooks', config.id),
       shopDomain: settings.shop,
       ...(settings.restockLocation === undefined ? {} : { restockLocation: settings.restockLocation }),
+      ...(mappedItems === undefined ? {} : { mappedItems }),
     };
   });
+}
+
+/**
+ * With SKUs mapped under `inventoryItems`, order lines are matched by the inventory item of their variant, which
+ * the webhook route asks the Admin API for (with the channel's access token). Without, a line sells its own SKU.
+ */
+function mappedItemsOf(config: ChannelConfig, settings: ShopifyChannelSettings, env: Environment): MappedItems | undefined {
+  const entries = Object.entries(settings.inventoryItems ?? {});
+  if (entries.length === 0) return undefined;
+  const variants = new ShopifyVariantItems({
+    shop: settings.shop,
+    accessToken: secretFrom(env, settings.accessTokenEnv, 'the Shopify Admin API access token', config.id),
+    ...optional(settings, ['apiVersion', 'baseUrl']),
+    timeoutMs: Math.min(settings.timeoutMs ?? channelLimits.requestTimeoutMsDefault, channelLimits.webhookLookupTimeoutMsMax),
+    throttleWaitMsMax: channelLimits.webhookLookupThrottleWaitMsMax,
+  });
+  return { itemOfSku: new Map(entries), skuOfItem: new Map(entries.map(([sku, item]) => [item, sku])), variants };
 }
 
 function optional<T extends object, K extends keyof T>(source: T, keys: K[]): Partial<Pick<T, K>> {

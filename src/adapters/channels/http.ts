@@ -13,7 +13,8 @@ export interface ExchangeRequest {
 
 export type Exchange =
   | { kind: 'response'; status: number; headers: Headers; body: string }
-  | { kind: 'unreachable'; reason: string };
+  /** `maybeSent`: the request may have reached the channel (false only when the connection was never made). */
+  | { kind: 'unreachable'; reason: string; maybeSent: boolean };
 
 /** How a status is handled by every connector: retry what may pass later, fail what never will. */
 export type StatusClass = 'success' | 'retry' | 'failed';
@@ -32,8 +33,24 @@ export async function exchange(request: ExchangeRequest): Promise<Exchange> {
     const body = await readCapped(response, request.bodyBytesMax);
     return { kind: 'response', status: response.status, headers: response.headers, body };
   } catch (error) {
-    return { kind: 'unreachable', reason: signal.aborted ? `no answer within ${request.timeoutMs} ms` : describeNetworkError(error) };
+    if (signal.aborted) return { kind: 'unreachable', reason: `no answer within ${request.timeoutMs} ms`, maybeSent: true };
+    return { kind: 'unreachable', reason: describeNetworkError(error), maybeSent: !connectFailed(error) };
   }
+}
+
+/** Errors raised before a connection exists: nothing of the request can have reached the channel. */
+const connectErrorCodes = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH', 'UND_ERR_CONNECT_TIMEOUT']);
+
+function causeCodeOf(error: unknown): string | undefined {
+  if (!(error instanceof Error)) return undefined;
+  const cause = (error as { cause?: unknown }).cause;
+  const code = typeof cause === 'object' && cause !== null ? (cause as { code?: unknown }).code : undefined;
+  return typeof code === 'string' ? code : undefined;
+}
+
+function connectFailed(error: unknown): boolean {
+  const code = causeCodeOf(error);
+  return code !== undefined && connectErrorCodes.has(code);
 }
 
 /** Reads the body as text, refusing more than `bytesMax` so a broken peer cannot fill the heap. */
@@ -57,9 +74,8 @@ async function readCapped(response: Response, bytesMax: number): Promise<string>
 
 function describeNetworkError(error: unknown): string {
   if (!(error instanceof Error)) return 'network error';
-  const cause = (error as { cause?: unknown }).cause;
-  const code = typeof cause === 'object' && cause !== null ? (cause as { code?: unknown }).code : undefined;
-  if (typeof code === 'string') return `network error (${code})`;
+  const code = causeCodeOf(error);
+  if (code !== undefined) return `network error (${code})`;
   if (error.message.startsWith('response larger than')) return error.message;
   return `network error: ${error.message}`;
 }

@@ -17,8 +17,17 @@ export const channelLimits = {
   skuCacheEntriesMax: 10_000,
   /** SKUs looked up in one `inventoryItems` search. */
   skuLookupBatchMax: 25,
+  /**
+   * Items asked for per SKU searched: a SKU two items share shows up as ambiguous instead of hiding one, even when
+   * a third is mapped to another SKU (and so left out).
+   */
+  skuSearchHitsPerSkuMax: 3,
   /** Inventory items read in one `nodes` query. */
   levelReadBatchMax: 50,
+  /** Product variants of order lines resolved to their inventory items in one `nodes` query. */
+  variantLookupBatchMax: 50,
+  /** Product variant -> inventory item ids remembered per Shopify channel (the pair never changes in Shopify). */
+  variantCacheEntriesMax: 10_000,
   /** Idempotency keys whose attempts failed for good, remembered so a retry uses a fresh key. */
   idempotencyGenerationsMax: 10_000,
   /** Shopify refuses quantities above this. */
@@ -33,6 +42,14 @@ export const channelLimits = {
   webhookReadSkusPerRequestMax: 50,
   /** Commands one inbound webhook may turn into (an order of many SKUs is split into carts of cartLinesMax lines). */
   webhookCommandsMax: 250,
+  /** Product variants of one inbound Shopify webhook matched to inventory items (a few Admin API requests at most). */
+  webhookVariantsMax: 500,
+  /**
+   * Shopify waits 5 s for a webhook's answer: matching lines to items waits at most this long for an Admin API
+   * answer, and this long for the local rate estimate, leaving room for the ledger.
+   */
+  webhookLookupTimeoutMsMax: 2_500,
+  webhookLookupThrottleWaitMsMax: 500,
   /** Length of a channel event id (X-Shopify-Event-Id) accepted into an idempotency key. */
   eventIdLengthMax: 200,
 } as const;

@@ -1,7 +1,7 @@
 // The durable desired state per (tenant, channel, SKU): what each channel should show, and what it acknowledged.
 
 import type Database from 'better-sqlite3';
-import type { ChannelKey, DesiredChange, DesiredRow, DesiredStore } from '../../app/channel-sync.js';
+import type { ChannelKey, DesiredChange, DesiredRow, DesiredStore, InDoubtPush } from '../../app/channel-sync.js';
 import type { ProjectedWrite } from './batch-sql.js';
 
 export type { ChannelKey, DesiredChange, DesiredRow };
@@ -50,10 +50,21 @@ interface RawRow {
   next_attempt_ms: number | null;
   last_error: string | null;
   failed_at_ms: number | null;
+  in_doubt_version: number | null;
+  in_doubt_quantity: number | null;
+  in_doubt_previous_quantity: number | null;
 }
 
 const columns = `tenant, channel, sku, quantity, version, changed_at_ms, cause_position, pushed_quantity,
-  pushed_version, acked_quantity, acked_version, acked_at_ms, attempts, next_attempt_ms, last_error, failed_at_ms`;
+  pushed_version, acked_quantity, acked_version, acked_at_ms, attempts, next_attempt_ms, last_error, failed_at_ms,
+  in_doubt_version, in_doubt_quantity, in_doubt_previous_quantity`;
+
+/**
+ * The push in doubt (see InDoubtPush): set while a push of a compare-and-set channel may still be applied,
+ * cleared by the channel's definite answer. Columns added after the table first shipped; `migrate` adds them to
+ * older files, where every row starts with none.
+ */
+const inDoubtColumns = ['in_doubt_version', 'in_doubt_quantity', 'in_doubt_previous_quantity'] as const;
 
 const schema = `
 CREATE TABLE IF NOT EXISTS channel_desired (
@@ -75,6 +86,9 @@ CREATE TABLE IF NOT EXISTS channel_desired (
   next_attempt_ms INTEGER,
   last_error TEXT,
   failed_at_ms INTEGER,
+  in_doubt_version INTEGER,
+  in_doubt_quantity INTEGER,
+  in_doubt_previous_quantity INTEGER,
   PRIMARY KEY (tenant, channel, sku)
 ) WITHOUT ROWID;
 -- Partial indexes: only rows with work to do are in them, so they stay small however large the catalogue.
@@ -97,6 +111,19 @@ function toRow(raw: RawRow): DesiredRow {
     pushedQuantity: raw.pushed_quantity, pushedVersion: raw.pushed_version,
     ackedQuantity: raw.acked_quantity, ackedVersion: raw.acked_version, ackedAtMs: raw.acked_at_ms,
     attempts: raw.attempts, nextAttemptMs: raw.next_attempt_ms, lastError: raw.last_error, failedAtMs: raw.failed_at_ms,
+    inDoubt: raw.in_doubt_version === null || raw.in_doubt_quantity === null
+      ? null
+      : { version: raw.in_doubt_version, quantity: raw.in_doubt_quantity, previousQuantity: raw.in_doubt_previous_quantity },
+  };
+}
+
+/** Parameters of the statements that set, clear (null) or keep (undefined) the push in doubt. */
+function inDoubtParams(inDoubt: InDoubtPush | null | undefined): Record<string, number | null> {
+  return {
+    keepInDoubt: inDoubt === undefined ? 1 : 0,
+    inDoubtVersion: inDoubt?.version ?? null,
+    inDoubtQuantity: inDoubt?.quantity ?? null,
+    inDoubtPreviousQuantity: inDoubt?.previousQuantity ?? null,
   };
 }
 
@@ -111,6 +138,14 @@ function clip(error: string): string {
 type Statement = Database.Statement;
 
 const keyMatch = 'tenant = :tenant AND channel = :channel AND sku = :sku';
+
+// An acknowledgement or a refused compare-and-set answers the push in doubt for good (it is always that push that
+// was sent while one is in doubt); a retry or a failure sets, clears or keeps it as the worker says.
+const clearInDoubt = 'in_doubt_version = NULL, in_doubt_quantity = NULL, in_doubt_previous_quantity = NULL';
+
+const setInDoubt = `in_doubt_version = CASE WHEN :keepInDoubt = 1 THEN in_doubt_version ELSE :inDoubtVersion END,
+    in_doubt_quantity = CASE WHEN :keepInDoubt = 1 THEN in_doubt_quantity ELSE :inDoubtQuantity END,
+    in_doubt_previous_quantity = CASE WHEN :keepInDoubt = 1 THEN in_doubt_previous_quantity ELSE :inDoubtPreviousQuantity END`;
 
 /** Every statement of the outbox, prepared once per connection. */
 const sql = {
@@ -142,18 +177,19 @@ const sql = {
       changed_at_ms = CASE WHEN version = :version THEN NULL
         ELSE COALESCE(CASE WHEN pushed_version = :version THEN superseded_at_ms END, changed_at_ms, :ackedAtMs) END,
       superseded_at_ms = NULL,
-      next_attempt_ms = CASE WHEN version = :version THEN NULL ELSE :ackedAtMs END
+      next_attempt_ms = CASE WHEN version = :version THEN NULL ELSE :ackedAtMs END,
+      ${clearInDoubt}
     WHERE ${keyMatch}`,
   // No guard on a row being due: the answer may come after the push landed (a timeout), so whatever the row
   // says now, the channel's state is unknown until a push is acknowledged.
   retry: `UPDATE channel_desired SET attempts = attempts + 1, next_attempt_ms = :nextAttemptMs,
-    last_error = :error WHERE ${keyMatch}`,
+    last_error = :error, ${setInDoubt} WHERE ${keyMatch}`,
   // A refused push changed nothing on the channel: a row settled meanwhile stays settled.
   failed: `UPDATE channel_desired SET attempts = attempts + 1, next_attempt_ms = :nextAttemptMs,
-    last_error = :error, failed_at_ms = :failedAtMs WHERE ${keyMatch} AND next_attempt_ms IS NOT NULL`,
+    last_error = :error, failed_at_ms = :failedAtMs, ${setInDoubt} WHERE ${keyMatch} AND next_attempt_ms IS NOT NULL`,
   // The channel does not show what was pushed: push again, whatever the row says now.
   mismatch: `UPDATE channel_desired SET acked_quantity = :actual, attempts = attempts + 1,
-    next_attempt_ms = :nextAttemptMs, last_error = :error WHERE ${keyMatch}`,
+    next_attempt_ms = :nextAttemptMs, last_error = :error, ${clearInDoubt} WHERE ${keyMatch}`,
   // Settles only a row whose pushes are all answered and none was sent or answered since it was read
   // (:readKnown = 0: the caller did not say): otherwise the channel may have been read before a push of
   // ours landed, and the row stays as it is (due while a push is unanswered) so that push decides.
@@ -161,7 +197,7 @@ const sql = {
       acked_quantity = :quantity, acked_version = version, acked_at_ms = :nowMs,
       changed_at_ms = NULL, superseded_at_ms = NULL, attempts = 0, last_error = NULL, failed_at_ms = NULL,
       next_attempt_ms = NULL
-    WHERE ${keyMatch} AND quantity IS :quantity
+    WHERE ${keyMatch} AND quantity IS :quantity AND in_doubt_version IS NULL
       AND COALESCE(pushed_version, 0) <= COALESCE(acked_version, 0)
       AND (:readKnown = 0 OR (pushed_version IS :readPushedVersion AND acked_version IS :readAckedVersion))`,
   acknowledgeDrift: `UPDATE channel_desired SET
@@ -203,9 +239,15 @@ export class ChannelOutbox implements DesiredStore {
     this.db = db;
   }
 
-  /** Creates the table and indexes; safe to run on every start. */
+  /** Creates the table and indexes, and adds columns a file from an older release lacks; safe to run on every start. */
   migrate(): void {
-    this.db.exec(schema);
+    this.db.transaction(() => {
+      this.db.exec(schema);
+      const present = new Set((this.db.prepare('PRAGMA table_info(channel_desired)').all() as Array<{ name: string }>).map((column) => column.name));
+      for (const column of inDoubtColumns) {
+        if (!present.has(column)) this.db.exec(`ALTER TABLE channel_desired ADD COLUMN ${column} INTEGER`);
+      }
+    })();
     this.statements = undefined;
   }
 
@@ -261,14 +303,17 @@ export class ChannelOutbox implements DesiredStore {
     return row !== undefined && row.nextAttemptMs === null;
   }
 
-  /** The push can succeed later: try again at `nextAttemptMs`. */
-  markRetry(key: ChannelKey, nextAttemptMs: number, error: string): void {
-    this.statement('retry').run({ ...keyOf(key), nextAttemptMs, error: clip(error) });
+  /**
+   * The push can succeed later: try again at `nextAttemptMs`. `inDoubt` is the push to send again from now on
+   * (null: none; undefined: the row's stays as it is).
+   */
+  markRetry(key: ChannelKey, nextAttemptMs: number, error: string, inDoubt?: InDoubtPush | null): void {
+    this.statement('retry').run({ ...keyOf(key), nextAttemptMs, error: clip(error), ...inDoubtParams(inDoubt) });
   }
 
   /** The push will not succeed by retrying soon: keep the row, try again after a long pause, and flag it. */
-  markFailed(key: ChannelKey, nextAttemptMs: number, error: string, failedAtMs: number): void {
-    this.statement('failed').run({ ...keyOf(key), nextAttemptMs, error: clip(error), failedAtMs });
+  markFailed(key: ChannelKey, nextAttemptMs: number, error: string, failedAtMs: number, inDoubt?: InDoubtPush | null): void {
+    this.statement('failed').run({ ...keyOf(key), nextAttemptMs, error: clip(error), failedAtMs, ...inDoubtParams(inDoubt) });
   }
 
   /** The channel refused a compare-and-set because it shows `actual`: the next push compares against that. */

@@ -4,17 +4,15 @@ import { createHash } from 'node:crypto';
 import { BoundedMap } from '../bounded-map.js';
 import type { ChannelConnector, ChannelPush, PushResult } from '../connector.js';
 import { ChannelError } from '../errors.js';
-import { classifyStatus, exchange, parseRetryAfterMs, sleep } from '../http.js';
 import { channelLimits } from '../limits.js';
-import { CostBucket, throttledDelayMs } from './cost-bucket.js';
+import { clip, failed, ok, ShopifyAdminClient, withApplied } from './admin-client.js';
+import type { Data, Operation, Step } from './admin-client.js';
 import type { ItemLevel, UserError } from './graphql.js';
 import {
-  availableName, itemsBySkuQuery, itemsOfNodes, itemsOfSearch, levelsByIdQuery, parseEnvelope, parseSetPayload,
-  setAvailableMutation, skuSearch,
+  availableName, itemsBySkuQuery, itemsOfNodes, itemsOfSearch, levelsByIdQuery, parseSetPayload, setAvailableMutation, skuSearch,
 } from './graphql.js';
 
-/** The first version where compare-and-set and the idempotency key are mandatory; the connector sends both. */
-export const shopifyApiVersionDefault = '2026-04';
+export { shopifyApiVersionDefault } from './admin-client.js';
 
 export interface ShopifyConnectorOptions {
   /** The ledger's channel id. */
@@ -38,25 +36,7 @@ export interface ShopifyConnectorOptions {
   sleep?: (ms: number) => Promise<void>;
 }
 
-type NotOk = Extract<PushResult, { kind: 'retry' } | { kind: 'failed' }>;
-type Step<T> = { ok: true; value: T } | { ok: false; result: NotOk };
-type Data = Record<string, unknown> | null;
-type Operation = 'set' | 'lookup' | 'levels';
-
-/** First guesses of each operation's cost in points, replaced by what Shopify reports. */
-const costGuess: Record<Operation, number> = { set: 10, lookup: 2 + 3 * 2 * channelLimits.skuLookupBatchMax, levels: 1 + 3 * channelLimits.levelReadBatchMax };
 const staleCodes = new Set(['CHANGE_FROM_QUANTITY_STALE', 'COMPARE_QUANTITY_STALE']);
-const retryableGraphqlCodes = new Set(['INTERNAL_SERVER_ERROR', 'SERVICE_UNAVAILABLE', 'TIMEOUT']);
-const reasonLengthMax = 300;
-
-const ok = <T>(value: T): Step<T> => ({ ok: true, value });
-const retry = (reason: string, retryAfterMs?: number): Step<never> =>
-  ({ ok: false, result: retryAfterMs === undefined ? { kind: 'retry', reason: clip(reason) } : { kind: 'retry', reason: clip(reason), retryAfterMs } });
-const failed = (reason: string): Step<never> => ({ ok: false, result: { kind: 'failed', reason: clip(reason) } });
-
-function clip(text: string): string {
-  return text.length > reasonLengthMax ? `${text.slice(0, reasonLengthMax - 1)}…` : text;
-}
 
 function chunks<T>(items: T[], size: number): T[][] {
   const out: T[][] = [];
@@ -64,32 +44,18 @@ function chunks<T>(items: T[], size: number): T[][] {
   return out;
 }
 
-const statusHints: Record<number, string> = {
-  401: ' (check the access token)',
-  402: ' (the shop is frozen for an unpaid bill)',
-  403: ' (the token lacks the read_inventory/write_inventory scopes)',
-  404: ' (check the shop domain and the API version)',
-  423: ' (the shop is locked)',
-};
-
 export class ShopifyConnector implements ChannelConnector {
   readonly channel: string;
   readonly tenant: string;
   readonly maxConcurrency: number;
   readonly ratePerSecond: number;
-  readonly #endpoint: string;
-  readonly #accessToken: string;
+  readonly #admin: ShopifyAdminClient;
   readonly #locationId: string;
-  readonly #timeoutMs: number;
-  readonly #throttleWaitMsMax: number;
-  readonly #nowMs: () => number;
-  readonly #sleep: (ms: number) => Promise<void>;
   readonly #configuredItems: ReadonlyMap<string, string>;
+  /** Inventory item -> the SKU mapped to it under `inventoryItems`: a search for another SKU never lands on it. */
+  readonly #mappedItems: ReadonlyMap<string, string>;
   readonly #cachedItems = new BoundedMap<string, string>(channelLimits.skuCacheEntriesMax);
   readonly #keyGenerations = new BoundedMap<string, number>(channelLimits.idempotencyGenerationsMax);
-  readonly #bucket = new CostBucket();
-  readonly #costs = new Map<Operation, number>();
-  #closed = false;
 
   constructor(options: ShopifyConnectorOptions) {
     if (options.accessToken === '') throw new ChannelError('CHANNEL_CONFIG_INVALID', `channel ${options.channel}: the Shopify access token is empty`);
@@ -97,15 +63,10 @@ export class ShopifyConnector implements ChannelConnector {
     this.tenant = options.tenant;
     this.maxConcurrency = options.maxConcurrency ?? 4;
     this.ratePerSecond = options.ratePerSecond ?? 5;
-    const base = (options.baseUrl ?? `https://${options.shop}`).replace(/\/+$/, '');
-    this.#endpoint = `${base}/admin/api/${options.apiVersion ?? shopifyApiVersionDefault}/graphql.json`;
-    this.#accessToken = options.accessToken;
+    this.#admin = new ShopifyAdminClient(options);
     this.#locationId = options.locationId;
-    this.#timeoutMs = options.timeoutMs ?? channelLimits.requestTimeoutMsDefault;
-    this.#throttleWaitMsMax = options.throttleWaitMsMax ?? channelLimits.throttleWaitMsMax;
-    this.#nowMs = options.nowMs ?? Date.now;
-    this.#sleep = options.sleep ?? sleep;
     this.#configuredItems = new Map(Object.entries(options.inventoryItems ?? {}));
+    this.#mappedItems = new Map([...this.#configuredItems].map(([sku, id]) => [id, sku]));
   }
 
   async push(push: ChannelPush): Promise<PushResult> {
@@ -136,8 +97,9 @@ export class ShopifyConnector implements ChannelConnector {
     const shown = new Map<string, number>();
     if (unknown.length > 0) {
       for (const [sku, hits] of orThrow(await this.#lookup(unknown))) {
-        const only = hits[0];
-        if (hits.length === 1 && only !== undefined && only.available !== null) shown.set(sku, only.available);
+        const free = this.#unmapped(hits);
+        const only = free[0];
+        if (free.length === 1 && only !== undefined && only.available !== null) shown.set(sku, only.available);
       }
     }
     const levels = orThrow(await this.#levels(known.map(([, id]) => id)));
@@ -149,11 +111,11 @@ export class ShopifyConnector implements ChannelConnector {
   }
 
   async close(): Promise<void> {
-    this.#closed = true;
+    this.#admin.close();
   }
 
   #refusal(push: ChannelPush): PushResult | undefined {
-    if (this.#closed) return { kind: 'retry', reason: 'connector closed' };
+    if (this.#admin.closed) return { kind: 'retry', reason: 'connector closed' };
     if (push.tenant !== this.tenant || push.channel !== this.channel) {
       return { kind: 'failed', reason: `connector of ${this.tenant}/${this.channel} got a push for ${push.tenant}/${push.channel}` };
     }
@@ -166,6 +128,11 @@ export class ShopifyConnector implements ChannelConnector {
     return undefined;
   }
 
+  /**
+   * The one mutation. Sent again with the same push it is the same request under the same key (the item, the
+   * location and the compare base are those of the push), so Shopify answers a repeat of a request whose answer
+   * was lost from its idempotency store instead of applying it again.
+   */
   async #setAvailable(push: ChannelPush, itemId: string, changeFrom: number): Promise<PushResult> {
     const input = {
       name: availableName,
@@ -176,7 +143,7 @@ export class ShopifyConnector implements ChannelConnector {
     const step = await this.#graphql('set', setAvailableMutation(this.#shopifyKey(push, itemId, changeFrom)), { input });
     if (!step.ok) return step.result;
     const userErrors = parseSetPayload(step.value);
-    if (userErrors === undefined) return { kind: 'failed', reason: 'Shopify answered inventorySetQuantities without its payload' };
+    if (userErrors === undefined) return { kind: 'failed', reason: 'Shopify answered inventorySetQuantities without its payload', applied: 'unknown' };
     const first = userErrors[0];
     if (first === undefined) return { kind: 'ok' };
     return this.#onUserError(push, itemId, changeFrom, first);
@@ -185,26 +152,28 @@ export class ShopifyConnector implements ChannelConnector {
   async #onUserError(push: ChannelPush, itemId: string, changeFrom: number, error: UserError): Promise<PushResult> {
     const code = error.code ?? 'UNKNOWN';
     if (code === 'IDEMPOTENCY_CONCURRENT_REQUEST') {
-      return { kind: 'retry', reason: 'Shopify is still processing the same request', retryAfterMs: channelLimits.retryAfterMsDefault };
+      // The first request under this key is still running: it may yet apply.
+      return { kind: 'retry', reason: 'Shopify is still processing the same request', retryAfterMs: channelLimits.retryAfterMsDefault, applied: 'unknown' };
     }
     // Any other user error ends this key's attempt for good: a later retry of this push must not replay it.
     this.#keyGenerations.set(push.idempotencyKey, (this.#keyGenerations.get(push.idempotencyKey) ?? 0) + 1);
     if (staleCodes.has(code)) return this.#mismatch(push, itemId, changeFrom);
     if (code === 'IDEMPOTENCY_PREVIOUS_ATTEMPT_FAILED' || code === 'IDEMPOTENCY_KEY_PARAMETER_MISMATCH') {
-      return { kind: 'retry', reason: `Shopify ${code}; the next attempt uses a fresh idempotency key`, retryAfterMs: 0 };
+      return { kind: 'retry', reason: `Shopify ${code}; the next attempt uses a fresh idempotency key`, retryAfterMs: 0, applied: 'no' };
     }
     if (code === 'INVALID_INVENTORY_ITEM') this.#cachedItems.delete(push.sku);
-    return { kind: 'failed', reason: clip(`Shopify refused the quantity of ${push.sku}: ${code}: ${error.message}`) };
+    return { kind: 'failed', reason: clip(`Shopify refused the quantity of ${push.sku}: ${code}: ${error.message}`), applied: 'no' };
   }
 
+  /** The compare-and-set was refused, so the push applied nothing; what Shopify shows decides what comes next. */
   async #mismatch(push: ChannelPush, itemId: string, changeFrom: number): Promise<PushResult> {
     const level = await this.#levelOf(itemId, push.sku);
-    if (!level.ok) return level.result;
+    if (!level.ok) return withApplied(level.result, 'no');
     const actual = level.value;
     // An earlier attempt landed, or someone set the same value: the channel shows what we want.
     if (actual === push.quantity) return { kind: 'ok' };
     // "Stale" while the level equals our baseline: Shopify replayed an old failure under that key.
-    if (actual === changeFrom) return { kind: 'retry', reason: 'Shopify replayed an earlier stale result; the next attempt uses a fresh key', retryAfterMs: 0 };
+    if (actual === changeFrom) return { kind: 'retry', reason: 'Shopify replayed an earlier stale result; the next attempt uses a fresh key', retryAfterMs: 0, applied: 'no' };
     return { kind: 'mismatch', actual };
   }
 
@@ -221,18 +190,31 @@ export class ShopifyConnector implements ChannelConnector {
     const found = await this.#lookup([sku]);
     if (!found.ok) return found;
     const hits = found.value.get(sku) ?? [];
-    const only = hits[0];
-    if (only === undefined) return failed(`no Shopify inventory item has SKU ${sku}`);
-    if (hits.length > 1) return failed(`${hits.length} Shopify inventory items have SKU ${sku}; map it under the channel's inventoryItems`);
+    const free = this.#unmapped(hits);
+    const only = free[0];
+    if (only === undefined) {
+      const claimed = hits[0];
+      if (claimed === undefined) return failed(`no Shopify inventory item has SKU ${sku}`);
+      return failed(`the Shopify inventory item with SKU ${sku} (${claimed.id}) is mapped to ${this.#mappedItems.get(claimed.id) ?? '?'} under the channel's inventoryItems; map ${sku} to an item of its own`);
+    }
+    if (free.length > 1) return failed(`${free.length} Shopify inventory items have SKU ${sku}; map it under the channel's inventoryItems`);
     return ok(only.id);
   }
 
-  /** Searches SKUs in batches and remembers each SKU that matched exactly one item. */
+  /**
+   * The hits of a SKU search this SKU may be pushed to: never an item mapped to another SKU under `inventoryItems`
+   * (that SKU's quantity is pushed there; pushing this one too would overwrite it, and orders of that item are
+   * sold as the mapped SKU).
+   */
+  #unmapped(hits: readonly ItemLevel[]): ItemLevel[] {
+    return hits.filter((item) => !this.#mappedItems.has(item.id));
+  }
+
+  /** Searches SKUs in batches and remembers each SKU that matched exactly one item not mapped to another SKU. */
   async #lookup(skus: string[]): Promise<Step<Map<string, ItemLevel[]>>> {
     const hits = new Map<string, ItemLevel[]>();
     for (const batch of chunks(skus, channelLimits.skuLookupBatchMax)) {
-      // Room for two items per SKU, so a duplicated SKU shows up as ambiguous instead of hiding one item.
-      const variables = { query: skuSearch(batch), first: batch.length * 2, locationId: this.#locationId };
+      const variables = { query: skuSearch(batch), first: batch.length * channelLimits.skuSearchHitsPerSkuMax, locationId: this.#locationId };
       const step = await this.#graphql('lookup', itemsBySkuQuery, variables);
       if (!step.ok) return step;
       const items = itemsOfSearch(step.value);
@@ -244,8 +226,9 @@ export class ShopifyConnector implements ChannelConnector {
       }
     }
     for (const [sku, items] of hits) {
-      const only = items[0];
-      if (items.length === 1 && only !== undefined) this.#cachedItems.set(sku, only.id);
+      const free = this.#unmapped(items);
+      const only = free[0];
+      if (free.length === 1 && only !== undefined) this.#cachedItems.set(sku, only.id);
     }
     return ok(hits);
   }
@@ -274,49 +257,8 @@ export class ShopifyConnector implements ChannelConnector {
     return ok(item.available);
   }
 
-  async #graphql(operation: Operation, query: string, variables: Record<string, unknown>): Promise<Step<Data>> {
-    if (this.#closed) return retry('connector closed');
-    const budget = await this.#waitForBudget(operation);
-    if (!budget.ok) return budget;
-    const answer = await exchange({
-      url: this.#endpoint,
-      method: 'POST',
-      headers: { 'content-type': 'application/json', accept: 'application/json', 'x-shopify-access-token': this.#accessToken },
-      body: JSON.stringify({ query, variables }),
-      timeoutMs: this.#timeoutMs,
-      bodyBytesMax: channelLimits.responseBytesMax,
-    });
-    if (answer.kind === 'unreachable') return retry(`Shopify: ${answer.reason}`);
-    return this.#interpret(operation, answer.status, answer.headers, answer.body);
-  }
-
-  /** Waits briefly when the local estimate says the bucket is low; longer waits go back to the caller. */
-  async #waitForBudget(operation: Operation): Promise<Step<void>> {
-    const cost = this.#costs.get(operation) ?? costGuess[operation];
-    const delayMs = this.#bucket.delayMs(cost, this.#nowMs());
-    if (delayMs > this.#throttleWaitMsMax) return retry('Shopify rate limit nearly reached (local estimate)', delayMs);
-    if (delayMs > 0) await this.#sleep(delayMs);
-    this.#bucket.take(cost, this.#nowMs());
-    return ok(undefined);
-  }
-
-  #interpret(operation: Operation, status: number, headers: Headers, body: string): Step<Data> {
-    const statusClass = classifyStatus(status);
-    if (statusClass !== 'success') {
-      const retryAfterMs = parseRetryAfterMs(headers.get('retry-after'), this.#nowMs());
-      if (status === 429) return retry('Shopify answered 429 Too Many Requests', retryAfterMs ?? channelLimits.retryAfterMsDefault);
-      if (statusClass === 'retry') return retry(`Shopify answered ${status}`, retryAfterMs);
-      return failed(`Shopify answered ${status}${statusHints[status] ?? ''}`);
-    }
-    const envelope = parseEnvelope(body);
-    if (envelope === undefined) return retry('Shopify answered something that is not GraphQL');
-    if (envelope.throttleStatus !== undefined) this.#bucket.observe(envelope.throttleStatus, this.#nowMs());
-    if (envelope.requestedCost !== undefined) this.#costs.set(operation, envelope.requestedCost);
-    const error = envelope.errors[0];
-    if (error === undefined) return ok(envelope.data);
-    if (error.code === 'THROTTLED') return retry('Shopify throttled the request', throttledDelayMs(envelope.requestedCost, envelope.throttleStatus));
-    if (error.code !== undefined && retryableGraphqlCodes.has(error.code)) return retry(`Shopify ${error.code}: ${error.message}`);
-    return failed(`Shopify GraphQL error${error.code === undefined ? '' : ` ${error.code}`}: ${error.message}`);
+  #graphql(operation: Operation, query: string, variables: Record<string, unknown>): Promise<Step<Data>> {
+    return this.#admin.request(operation, query, variables);
   }
 }
 

@@ -1,5 +1,6 @@
 // A development and test double of Shopify's GraphQL Admin API, built from its documented contract. It serves only what
-// Stockline sends (inventorySetQuantities, inventoryItems by SKU, nodes by id) for one location, on 127.0.0.1.
+// Stockline sends (inventorySetQuantities, inventoryItems by SKU, nodes by id: inventory items and product variants)
+// for one location, on 127.0.0.1.
 // Used by the integration tests and by `stockline demo`; never point a real deployment at it.
 
 import { createHmac } from 'node:crypto';
@@ -8,10 +9,13 @@ import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 
 export interface FakeShopifyItem {
-  sku: string;
+  /** Null: the variant has no SKU, which Shopify allows. */
+  sku: string | null;
   /** Available at the fake's location; null or absent: not stocked there. */
   available?: number | null;
   inventoryItemId?: string;
+  /** The GID of the product variant the item belongs to (one item per variant, as in Shopify). */
+  variantId?: string;
 }
 
 export interface FakeShopifyOptions {
@@ -42,11 +46,18 @@ export interface FakeShopify {
   locationId: string;
   /** Inventory item id -> available at the location; an item missing here is not stocked. */
   levels: Map<string, number>;
-  /** Inventory item id -> SKU. Several items may share a SKU, as in a real shop. */
-  inventoryItems: Map<string, string>;
+  /** Inventory item id -> SKU (null: none). Several items may share a SKU, as in a real shop. */
+  inventoryItems: Map<string, string | null>;
+  /** Product variant GID -> its inventory item id. */
+  variants: Map<string, string>;
   requests: FakeShopifyRequest[];
-  addItem(sku: string, available?: number | null): string;
+  /** Adds a product variant with its inventory item; returns the item's id. */
+  addItem(sku: string | null, available?: number | null): string;
   idOf(sku: string): string | undefined;
+  /** The GID of the product variant an inventory item belongs to. */
+  variantOf(inventoryItemId: string): string | undefined;
+  /** An order line of the item's variant as Shopify's order webhooks carry it (`variant_id`, `sku`, `quantity`, ...). */
+  lineItemOf(inventoryItemId: string, quantity: number): Record<string, unknown>;
   setLevel(inventoryItemId: string, quantity: number | null): void;
   setLatencyMs(latencyMs: number): void;
   failNext(count: number, status?: number): void;
@@ -85,7 +96,8 @@ function strictVersion(version: string): boolean {
 
 class FakeState {
   readonly levels = new Map<string, number>();
-  readonly inventoryItems = new Map<string, string>();
+  readonly inventoryItems = new Map<string, string | null>();
+  readonly variants = new Map<string, string>();
   readonly requests: FakeShopifyRequest[] = [];
   readonly attempts = new Map<string, Attempt>();
   readonly locationId: string;
@@ -106,14 +118,31 @@ class FakeState {
     this.maximumAvailable = options.bucket?.maximumAvailable ?? 2_000;
     this.restoreRate = options.bucket?.restoreRate ?? 100;
     this.available = this.maximumAvailable;
-    for (const item of options.items ?? []) this.addItem(item.sku, item.available ?? null, item.inventoryItemId);
+    for (const item of options.items ?? []) this.addItem(item.sku, item.available ?? null, item.inventoryItemId, item.variantId);
   }
 
-  addItem(sku: string, available: number | null, id?: string): string {
-    const itemId = id ?? `gid://shopify/InventoryItem/${1000 + this.nextId++}`;
+  /** A product variant and its inventory item (Shopify numbers the two apart; so does the fake). */
+  addItem(sku: string | null, available: number | null, id?: string, variantId?: string): string {
+    const number = this.nextId++;
+    const itemId = id ?? `gid://shopify/InventoryItem/${1000 + number}`;
     this.inventoryItems.set(itemId, sku);
+    this.variants.set(variantId ?? `gid://shopify/ProductVariant/${10 + number}`, itemId);
     if (available !== null) this.levels.set(itemId, available);
     return itemId;
+  }
+
+  variantOf(itemId: string): string | undefined {
+    for (const [variantId, ofItem] of this.variants) if (ofItem === itemId) return variantId;
+    return undefined;
+  }
+
+  /** A node of `nodes(ids:)`: its fields when the query selects its type (`... on Type`), `{}` when not, as GraphQL answers. */
+  nodeOf(id: string, query: string, locationId: unknown): Json | null {
+    const selected = new Set([...query.matchAll(/\.\.\.\s*on\s+(\w+)/g)].map((match) => match[1]));
+    const item = this.variants.get(id);
+    if (item !== undefined) return selected.has('ProductVariant') ? { __typename: 'ProductVariant', id, inventoryItem: { id: item } } : {};
+    if (!this.inventoryItems.has(id)) return null;
+    return selected.has('InventoryItem') ? this.node(id, locationId) : {};
   }
 
   /** Refills the bucket for the time passed, then reports it as Shopify's throttleStatus does. */
@@ -165,7 +194,7 @@ function search(state: FakeState, variables: Json): Reply {
     return { status: 200, outcome: 'invalid', body: graphqlError(`first must be within 1..${inputArrayMax}`, 'BAD_REQUEST') };
   }
   const wanted = new Set(query.split(/\s+OR\s+/).map(skuOfTerm).filter((sku): sku is string => sku !== undefined));
-  const ids = [...state.inventoryItems].filter(([, sku]) => wanted.has(sku)).map(([id]) => id).slice(0, first);
+  const ids = [...state.inventoryItems].filter(([, sku]) => sku !== null && wanted.has(sku)).map(([id]) => id).slice(0, first);
   const requested = 2 + 3 * first;
   const refused = charge(state, requested, 2 + 3 * ids.length);
   if (refused !== undefined) return refused;
@@ -179,13 +208,14 @@ function skuOfTerm(term: string): string | undefined {
   return match[1] === undefined ? match[2] : match[1].replace(/\\(.)/g, '$1');
 }
 
-function nodes(state: FakeState, variables: Json): Reply {
+function nodes(state: FakeState, request: GraphqlRequest): Reply {
+  const { variables } = request;
   const ids = Array.isArray(variables.ids) ? variables.ids : [];
   if (ids.length > inputArrayMax) return { status: 200, outcome: 'invalid', body: graphqlError(`ids takes at most ${inputArrayMax} items`, 'BAD_REQUEST') };
   const requested = 1 + 3 * ids.length;
   const refused = charge(state, requested, requested);
   if (refused !== undefined) return refused;
-  const found = ids.map((id) => (typeof id === 'string' && state.inventoryItems.has(id) ? state.node(id, variables.locationId) : null));
+  const found = ids.map((id) => (typeof id === 'string' ? state.nodeOf(id, request.query, variables.locationId) : null));
   return { status: 200, outcome: 'ok', body: { data: { nodes: found }, extensions: costExtension(state, requested, requested) } };
 }
 
@@ -344,7 +374,7 @@ async function answer(state: FakeState, request: IncomingMessage, text: string, 
   if (log.operation === 'inventorySetQuantities') return setQuantities(state, graphql, version, log);
   await delay(state);
   if (log.operation === 'inventoryItems') return search(state, graphql.variables);
-  if (log.operation === 'nodes') return nodes(state, graphql.variables);
+  if (log.operation === 'nodes') return nodes(state, graphql);
   return { status: 200, outcome: 'invalid', body: graphqlError('This fake serves inventorySetQuantities, inventoryItems and nodes only.', 'BAD_REQUEST') };
 }
 
@@ -410,9 +440,12 @@ export async function startFakeShopify(options: FakeShopifyOptions = {}): Promis
     locationId: state.locationId,
     levels: state.levels,
     inventoryItems: state.inventoryItems,
+    variants: state.variants,
     requests: state.requests,
     addItem: (sku, available = 0) => state.addItem(sku, available),
     idOf: (sku) => [...state.inventoryItems].find(([, itemSku]) => itemSku === sku)?.[0],
+    variantOf: (itemId) => state.variantOf(itemId),
+    lineItemOf: (itemId, quantity) => lineItemOf(state, itemId, quantity),
     setLevel: (itemId, quantity) => {
       if (quantity === null) state.levels.delete(itemId);
       else state.levels.set(itemId, quantity);
@@ -422,6 +455,16 @@ export async function startFakeShopify(options: FakeShopifyOptions = {}): Promis
     throttle: (mode) => applyThrottle(state, mode),
     setReachable: (reachable) => { state.reachable = reachable; },
     stop: () => stopServer(server, sockets),
+  };
+}
+
+/** The fields of a REST order line item Stockline reads, with the legacy numeric ids the webhook payloads carry. */
+function lineItemOf(state: FakeState, itemId: string, quantity: number): Record<string, unknown> {
+  const variant = state.variantOf(itemId);
+  const number = state.nextId++;
+  return {
+    id: number, admin_graphql_api_id: `gid://shopify/LineItem/${number}`, quantity, gift_card: false,
+    variant_id: variant === undefined ? null : Number(variant.split('/').pop()), sku: state.inventoryItems.get(itemId) ?? null,
   };
 }
 

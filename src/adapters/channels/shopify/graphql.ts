@@ -31,6 +31,18 @@ export const levelsByIdQuery = `query StocklineLevels($ids: [ID!]!, $locationId:
   }
 }`;
 
+/** The inventory item of each product variant (a variant has exactly one): how an order line's variant is matched. */
+export const variantItemsQuery = `query StocklineVariantItems($ids: [ID!]!) {
+  nodes(ids: $ids) {
+    ... on ProductVariant { id inventoryItem { id } }
+  }
+}`;
+
+/** The GID of a product variant from the numeric id an order line carries (`variant_id`). */
+export function variantGidOf(variantId: string): string {
+  return `gid://shopify/ProductVariant/${variantId}`;
+}
+
 /** Shopify's search syntax for "any of these SKUs"; values are quoted so `:` and `/` in SKUs stay literal. */
 export function skuSearch(skus: string[]): string {
   return skus.map((sku) => `sku:"${sku.replace(/["\\]/g, (char) => `\\${char}`)}"`).join(' OR ');
@@ -146,4 +158,20 @@ export function itemsOfSearch(data: Record<string, unknown> | null): ItemLevel[]
 
 export function itemsOfNodes(data: Record<string, unknown> | null): ItemLevel[] | undefined {
   return parseItems(data?.nodes);
+}
+
+/**
+ * Variant GID -> inventory item GID from `variantItemsQuery`; unknown ids (null nodes) are left out. Undefined when
+ * the answer is malformed.
+ */
+export function itemsOfVariants(data: Record<string, unknown> | null): Map<string, string> | undefined {
+  const list = data?.nodes;
+  if (!Array.isArray(list)) return undefined;
+  const items = new Map<string, string>();
+  for (const node of list) {
+    if (node === null) continue;
+    if (!isRecord(node) || typeof node.id !== 'string' || !isRecord(node.inventoryItem) || typeof node.inventoryItem.id !== 'string') return undefined;
+    items.set(node.id, node.inventoryItem.id);
+  }
+  return items;
 }

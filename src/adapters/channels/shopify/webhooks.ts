@@ -5,6 +5,7 @@ import type { CommandBus, CommandInput, Submitted } from '../../../app/ports.js'
 import type { CartLine } from '../../../core/index.js';
 import { firstOutcome, limits, skuPattern, tokenPattern } from '../../../core/index.js';
 import { channelLimits } from '../limits.js';
+import type { VariantItemLookup } from './variant-items.js';
 
 export const shopifyTopics = ['orders/create', 'orders/cancelled', 'refunds/create'] as const;
 export type ShopifyTopic = (typeof shopifyTopics)[number];
@@ -36,6 +37,26 @@ export interface ShopifyWebhookChannel {
   shopDomain?: string;
   /** The Stockline location that gets units a refund returns to stock; without it, returns are skipped. */
   restockLocation?: string;
+  /** Set when the channel maps SKUs under `inventoryItems`: order lines of those items are sold as the mapped SKUs. */
+  mappedItems?: MappedItems;
+}
+
+/** A channel's `inventoryItems`, both ways, and how to find the inventory item of an order line's variant. */
+export interface MappedItems {
+  /** Stockline SKU -> Shopify inventory item id (the configuration's `inventoryItems`). */
+  itemOfSku: ReadonlyMap<string, string>;
+  /** Shopify inventory item id -> the Stockline SKU mapped to it. */
+  skuOfItem: ReadonlyMap<string, string>;
+  variants: VariantItemLookup;
+}
+
+/**
+ * What matches the lines of one delivery to Stockline SKUs on a channel with mapped items: the mapping, and the
+ * inventory item of each variant the delivery names (looked up beforehand, see `variantIdsOf`).
+ */
+export interface LineMatching extends Pick<MappedItems, 'itemOfSku' | 'skuOfItem'> {
+  /** Variant id (digits) -> inventory item id; a variant Shopify does not have is absent. */
+  itemOfVariant: ReadonlyMap<string, string>;
 }
 
 export interface ShopifyWebhookContext {
@@ -46,6 +67,8 @@ export interface ShopifyWebhookContext {
   eventId: string;
   /** The Stockline location that receives units a refund returns to stock; without it, returns are skipped. */
   restockLocation?: string;
+  /** The channel maps SKUs under `inventoryItems`; without it a line is sold as the SKU it carries. */
+  lines?: LineMatching;
 }
 
 /** A line that produced no command, with the reason, so the operator can see what was left out. */
@@ -99,6 +122,30 @@ export function shopifyWebhookToCommands(topic: string, payload: unknown, contex
 }
 
 /**
+ * The product variants whose inventory items `lines` must hold for `shopifyWebhookToCommands` to match this
+ * delivery's lines: those of an order's lines (a cancellation's only when they may fill more than one cart, as
+ * only their count matters there), and of the refund lines that are restocked. Undefined when there are more
+ * than `webhookVariantsMax`.
+ */
+export function variantIdsOf(topic: string, payload: unknown, restockLocation: string | undefined): string[] | undefined {
+  if (!isRecord(payload)) return [];
+  let items: unknown[] = [];
+  if (topic === 'orders/create' || topic === 'orders/cancelled') {
+    items = Array.isArray(payload.line_items) ? payload.line_items : [];
+    if (topic === 'orders/cancelled' && items.length <= limits.cartLinesMax) items = [];
+  } else if (topic === 'refunds/create' && Array.isArray(payload.refund_line_items)) {
+    items = payload.refund_line_items.filter((entry: unknown) => isRecord(entry) && restockSkipReason(entry.restock_type, restockLocation) === undefined)
+      .map((entry: Json) => entry.line_item);
+  }
+  const ids = new Set<string>();
+  for (const item of items) {
+    const id = isRecord(item) && item.gift_card !== true ? variantIdOf(item) : undefined;
+    if (id !== undefined) ids.add(id);
+  }
+  return ids.size > channelLimits.webhookVariantsMax ? undefined : [...ids];
+}
+
+/**
  * The numeric id of a Shopify object. Read from `admin_graphql_api_id` first: ids in JSON numbers can exceed
  * 2^53 and lose digits in JSON.parse, the GID string never does.
  */
@@ -112,11 +159,38 @@ function shopifyIdOf(payload: Json, type: string): string | undefined {
   return undefined;
 }
 
+/** The product variant of a line, as the digits of its `variant_id`; undefined when it has none (a custom item) or it lost digits. */
+function variantIdOf(item: Json): string | undefined {
+  const id = item.variant_id;
+  if (typeof id === 'number' && Number.isSafeInteger(id) && id > 0) return String(id);
+  if (typeof id === 'string' && /^[1-9][0-9]{0,19}$/.test(id)) return id;
+  return undefined;
+}
+
+/**
+ * The Stockline SKU a line sells, or why none. With mapped items, a line whose variant's inventory item is mapped
+ * under `inventoryItems` sells the mapped SKU, whatever SKU (or none) the variant carries in Shopify; a line of
+ * another item sells its own SKU, unless that SKU is mapped to another item (it is not the item Stockline shows
+ * that SKU on). A line whose item is unknown (no variant, or one Shopify no longer has) sells its own SKU.
+ */
+function skuOfLine(item: Json, lines: LineMatching | undefined): string | { skip: string } {
+  const own = typeof item.sku === 'string' && item.sku !== '' ? item.sku : undefined;
+  const variant = variantIdOf(item);
+  const itemId = lines === undefined || variant === undefined ? undefined : lines.itemOfVariant.get(variant);
+  if (lines === undefined || itemId === undefined) return own ?? { skip: 'the line has no SKU' };
+  const mapped = lines.skuOfItem.get(itemId);
+  if (mapped !== undefined) return mapped;
+  if (own !== undefined && lines.itemOfSku.has(own)) {
+    return { skip: `SKU ${own} is mapped under inventoryItems to another Shopify inventory item than this line's (${itemId})` };
+  }
+  return own ?? { skip: 'the line has no SKU' };
+}
+
 /** The SKU and quantity of one line, or why it cannot become part of a command. */
-function lineOf(item: unknown, quantity: unknown): Line | string {
+function lineOf(item: unknown, quantity: unknown, lines: LineMatching | undefined): Line | string {
   if (!isRecord(item)) return 'the line is not an object';
-  const sku = item.sku;
-  if (typeof sku !== 'string' || sku === '') return 'the line has no SKU';
+  const sku = skuOfLine(item, lines);
+  if (typeof sku !== 'string') return sku.skip;
   if (item.gift_card === true) return 'gift cards carry no stock';
   if (!skuRegExp.test(sku)) return `SKU does not match ${skuPattern}`;
   if (typeof quantity !== 'number' || !Number.isInteger(quantity) || quantity < 1 || quantity > limits.quantityMax) {
@@ -137,14 +211,14 @@ function mergeLines(lines: Line[]): Line[] {
   return [...merged].map(([sku, quantity]) => ({ sku, quantity: Math.min(quantity, limits.quantityMax) }));
 }
 
-function orderLines(payload: Json): { lines: Line[]; skipped: SkippedLine[] } | undefined {
+function orderLines(payload: Json, matching: LineMatching | undefined): { lines: Line[]; skipped: SkippedLine[] } | undefined {
   const items = payload.line_items;
   if (!Array.isArray(items)) return undefined;
   const lines: Line[] = [];
   const skipped: SkippedLine[] = [];
   items.forEach((item: unknown, index) => {
     const quantity = isRecord(item) ? item.quantity : undefined;
-    const line = lineOf(item, quantity);
+    const line = lineOf(item, quantity, matching);
     if (typeof line === 'string') skipped.push(skippedOf(item, quantity, index, line));
     else lines.push(line);
   });
@@ -177,7 +251,7 @@ function orderRefOf(payload: Json): string | undefined {
 function orderCreated(payload: Json, context: ShopifyWebhookContext): ShopifyWebhookMapping {
   const orderId = shopifyIdOf(payload, 'Order');
   if (orderId === undefined) return invalid('the order has no usable id');
-  const parsed = orderLines(payload);
+  const parsed = orderLines(payload, context.lines);
   if (parsed === undefined) return invalid('the order has no line_items array');
   const orderRef = orderRefOf(payload);
   const ids = reservationIds(orderId, parsed.lines.length);
@@ -198,7 +272,7 @@ function orderCreated(payload: Json, context: ShopifyWebhookContext): ShopifyWeb
 function orderCancelled(payload: Json, context: ShopifyWebhookContext): ShopifyWebhookMapping {
   const orderId = shopifyIdOf(payload, 'Order');
   if (orderId === undefined) return invalid('the order has no usable id');
-  const ids = reservationIds(orderId, orderLines(payload)?.lines.length ?? 0);
+  const ids = reservationIds(orderId, orderLines(payload, context.lines)?.lines.length ?? 0);
   const release = (reservationId: string): CommandInput => ({ type: 'release', tenant: context.tenant, source: 'shopify', reservationId, reason: 'cancelled' });
   const commands = keyed(ids.map(release), context.eventId);
   const earlyCancels = ids.map((reservationId, index): EarlyCancel => ({
@@ -264,7 +338,7 @@ function refundCreated(payload: Json, context: ShopifyWebhookContext): ShopifyWe
   items.forEach((entry: unknown, index) => {
     const record = isRecord(entry) ? entry : {};
     const reason = restockSkipReason(record.restock_type, context.restockLocation);
-    const line = reason ?? lineOf(record.line_item, record.quantity);
+    const line = reason ?? lineOf(record.line_item, record.quantity, context.lines);
     if (typeof line === 'string') skipped.push(skippedOf(record.line_item, record.quantity, index, line));
     else lines.push(line);
   });

@@ -5,11 +5,12 @@ import type { SwaggerTransform } from '@fastify/swagger';
 import { AppError } from '../../../app/engine.js';
 import type { CommandBus, DeadLetterSink, Submitted } from '../../../app/ports.js';
 import type { ErrorCode } from '../../../errors.js';
+import { ChannelError } from '../../channels/errors.js';
 import { channelLimits } from '../../channels/limits.js';
-import type { ShopifyWebhookChannel, ShopifyWebhookMapping } from '../../channels/shopify/webhooks.js';
-import { settleShopifyCommands, shopifyWebhookToCommands, verifyShopifyHmac } from '../../channels/shopify/webhooks.js';
-import { HttpProblem, problemOf, sendProblem } from '../problem.js';
-import { errorResponses, object, problemAnswer } from '../schemas.js';
+import type { LineMatching, ShopifyWebhookChannel, ShopifyWebhookMapping } from '../../channels/shopify/webhooks.js';
+import { settleShopifyCommands, shopifyWebhookToCommands, variantIdsOf, verifyShopifyHmac } from '../../channels/shopify/webhooks.js';
+import { HttpProblem, problem, problemOf, sendProblem } from '../problem.js';
+import { errorResponses, object, problemAnswer, responseHeaders } from '../schemas.js';
 import type { Schema } from '../schemas.js';
 
 export type { ShopifyWebhookChannel };
@@ -57,7 +58,13 @@ const shopifyHeaders: Schema = {
   },
 };
 
-const shopifyLine = { type: 'object', additionalProperties: true, properties: { sku: { type: ['string', 'null'] }, quantity: { type: 'integer' } } };
+const shopifyLine = {
+  type: 'object', additionalProperties: true,
+  properties: {
+    sku: { type: ['string', 'null'] }, quantity: { type: 'integer' },
+    variant_id: { type: ['integer', 'string', 'null'], description: "On a channel with `inventoryItems`, a line of a mapped item's variant is sold as the mapped SKU." },
+  },
+};
 
 const shopifyPayload: Schema = {
   type: 'object',
@@ -68,7 +75,7 @@ const shopifyPayload: Schema = {
     id: { type: ['integer', 'string'], description: 'The order (orders/create, orders/cancelled) or refund id.' },
     admin_graphql_api_id: { type: 'string', description: 'Read before `id`: a GID keeps every digit.' },
     name: { type: 'string', description: "The order's name (`#1001`), kept as the order reference." },
-    line_items: { type: 'array', items: shopifyLine, description: 'orders/create: one line per SKU and quantity.' },
+    line_items: { type: 'array', items: shopifyLine, description: 'orders/create: one line per variant and quantity.' },
     order_id: { type: ['integer', 'string'], description: 'refunds/create: the refunded order.' },
     refund_line_items: {
       type: 'array', description: 'refunds/create: lines with `restock_type` `return` go back on hand at the restock location.',
@@ -114,6 +121,8 @@ function webhookDocumentation(bodyLimit: number): FastifySchema {
       404: problemAnswer('WEBHOOK_CHANNEL_UNKNOWN: no Shopify channel with this id is configured.'),
       413: problemAnswer(`PAYLOAD_TOO_LARGE: the body is over ${bodyLimit} bytes (\`limitBytes\`).`),
       422: problemAnswer('WEBHOOK_PAYLOAD_UNUSABLE: signed, but no ledger command can be made of it, or the ledger refused its commands for good; kept as a dead letter.'),
+      502: problemAnswer('WEBHOOK_ITEMS_REFUSED: on a channel with `inventoryItems`, Shopify refused to say which inventory items the lines are; nothing applied.'),
+      503: problemAnswer('WEBHOOK_ITEMS_UNAVAILABLE: on a channel with `inventoryItems`, Shopify could not be asked which inventory items the lines are; nothing applied, delivered again. Also any 503 of the engine (see `code`).', responseHeaders.retryAfter),
       '5xx': errorResponses['5xx'] as Schema,
     },
   };
@@ -160,11 +169,41 @@ async function receive(request: WebhookRequest, reply: FastifyReply, handling: H
   } catch {
     return refusal(request, reply, 'WEBHOOK_PAYLOAD_INVALID', 'the body is not JSON');
   }
-  const mapping = shopifyWebhookToCommands(topic, payload, {
+  const matching = await lineMatchingOf(target, topic, payload);
+  if (matching instanceof HttpProblem) {
+    request.log.error({ channel: target.channel, tenant: target.tenant, topic, eventId, reason: matching.message }, 'shopify webhook lines could not be matched');
+    return sendProblem(reply, request, matching);
+  }
+  const mapping = typeof matching === 'string' ? { kind: 'invalid' as const, error: matching } : shopifyWebhookToCommands(topic, payload, {
     tenant: target.tenant, channel: target.channel, eventId,
     ...(target.restockLocation === undefined ? {} : { restockLocation: target.restockLocation }),
+    ...(matching === undefined ? {} : { lines: matching }),
   });
   return apply(request, reply, handling, { target, topic, eventId, payload, mapping });
+}
+
+/**
+ * On a channel that maps SKUs under `inventoryItems`, what matches the delivery's lines: the inventory item of
+ * each product variant they name, from the Admin API (remembered). When Shopify cannot say, a problem that makes
+ * Shopify deliver again (503 while it may answer later, 502 when it refused, a bad token say), rather than a line
+ * sold as a SKU it may not be; a string when the delivery names too many variants to match.
+ */
+async function lineMatchingOf(target: ShopifyWebhookChannel, topic: string, payload: unknown): Promise<LineMatching | HttpProblem | string | undefined> {
+  const mapped = target.mappedItems;
+  if (mapped === undefined) return undefined;
+  const variantIds = variantIdsOf(topic, payload, target.restockLocation);
+  if (variantIds === undefined) return `the delivery names more than ${channelLimits.webhookVariantsMax} product variants to match`;
+  try {
+    const itemOfVariant = variantIds.length === 0 ? new Map<string, string>() : await mapped.variants.itemsOf(variantIds);
+    return { itemOfSku: mapped.itemOfSku, skuOfItem: mapped.skuOfItem, itemOfVariant };
+  } catch (error) {
+    if (!(error instanceof ChannelError)) throw error;
+    const retryAfterSeconds = Math.max(1, Math.ceil((error.retryAfterMs ?? 1_000) / 1_000));
+    const detail = `Shopify could not say which inventory items the order lines are (${error.message}); nothing was applied`;
+    return error.retryable
+      ? problem('WEBHOOK_ITEMS_UNAVAILABLE', detail, {}, { 'retry-after': String(retryAfterSeconds) })
+      : problem('WEBHOOK_ITEMS_REFUSED', detail);
+  }
 }
 
 interface Delivery {
