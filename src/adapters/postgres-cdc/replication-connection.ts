@@ -27,6 +27,8 @@ export interface SlotCreated {
 /** The parts of pg's connection the replication protocol needs; pg does not type them. */
 interface WireConnection {
   on(event: 'copyData', listener: (message: { chunk: Buffer }) => void): unknown;
+  /** The server's CopyBothResponse: START_REPLICATION was accepted and the stream begins. */
+  once(event: 'replicationStart', listener: () => void): unknown;
   removeAllListeners(event?: string): unknown;
   sendCopyFromChunk(chunk: Buffer): void;
   stream: { pause(): void; resume(): void };
@@ -88,17 +90,37 @@ export class ReplicationConnection {
   }
 
   /**
-   * Starts streaming from the slot's confirmed position. `onMessage` gets every message in order;
-   * `onEnd` is called once, when the stream stops for any reason (with the error, if it failed).
+   * Starts streaming from the slot's confirmed position. Resolves once the server accepted it (its
+   * CopyBothResponse); rejects when it refused it (an invalidated slot, one held by another connection)
+   * or did not answer within `startTimeoutMs`. `onMessage` gets every message in order; `onEnd` is
+   * called once, when a stream that did start stops for any reason (with the error, if it failed).
    */
-  startStreaming(slot: string, publication: string, onMessage: (message: StreamMessage) => void, onEnd: (error: CdcError) => void): void {
+  startStreaming(slot: string, publication: string, startTimeoutMs: number, onMessage: (message: StreamMessage) => void, onEnd: (error: CdcError) => void): Promise<void> {
     let done = false;
+    let started = false;
+    let accepted!: () => void;
+    let refused!: (error: CdcError) => void;
+    const start = new Promise<void>((resolve, reject) => { accepted = resolve; refused = reject; });
+    const timer = setTimeout(() => finish(new CdcError('PG_CONNECTION', `the server did not start streaming from slot ${slot} within ${startTimeoutMs} ms`, true)), startTimeoutMs);
     const finish = (error: unknown): void => {
       if (done) return;
       done = true;
       this.ended = true;
-      onEnd(asCdcError(error, `streaming from slot ${slot}`));
+      clearTimeout(timer);
+      const failure = asCdcError(error, `streaming from slot ${slot}`);
+      if (started) {
+        onEnd(failure);
+        return;
+      }
+      void this.client.end().catch(() => undefined);
+      refused(failure);
     };
+    this.wire().once('replicationStart', () => {
+      if (done) return;
+      started = true;
+      clearTimeout(timer);
+      accepted();
+    });
     this.wire().on('copyData', ({ chunk }) => {
       if (done) return;
       try {
@@ -116,6 +138,7 @@ export class ReplicationConnection {
       () => finish(new CdcError('PG_CONNECTION', 'the server ended the replication stream', true)),
       finish,
     );
+    return start;
   }
 
   private decode(chunk: Buffer): StreamMessage | undefined {

@@ -79,8 +79,12 @@ export function mapKey(row: Row, mapping: ColumnMapping): Mapped<RowKey> {
   return { ok: true, value: { tenant: tenant.value, sku: sku.value, location: location.value } };
 }
 
-/** The full meaning of a row image: key, units on hand and, when mapped, the soft-delete state. */
-export function mapImage(row: Row, mapping: ColumnMapping): Mapped<RowImage> {
+/**
+ * The full meaning of a row image: key, units on hand and, when mapped, the soft-delete state. With
+ * `unchangedAllowed` (an UPDATE's new image) a soft-delete value that is missing was not sent because
+ * it did not change (an unchanged TOASTed value): `deleted` is then left undefined, so no flag is sent.
+ */
+export function mapImage(row: Row, mapping: ColumnMapping, unchangedAllowed = false): Mapped<RowImage> {
   const key = mapKey(row, mapping);
   if (!key.ok) return key;
   const onHand = quantityOf(row, mapping.onHand);
@@ -88,6 +92,7 @@ export function mapImage(row: Row, mapping: ColumnMapping): Mapped<RowImage> {
   const image: RowImage = { ...key.value, onHand: onHand.value };
   if (mapping.deletedAt !== undefined) {
     const raw = row[mapping.deletedAt];
+    if (raw === undefined && unchangedAllowed) return { ok: true, value: image };
     if (raw === undefined) return { ok: false, reason: `deletedAt (column ${mapping.deletedAt}) is missing from the row image` };
     // A timestamp (or any value) marks a deleted row, NULL a live one; a boolean column says it outright, typed
     // in the stream and Debezium's events, as text in the snapshot (which reads every mapped column as text).

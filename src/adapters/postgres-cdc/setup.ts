@@ -2,7 +2,7 @@
 
 import pg from 'pg';
 import type { ColumnMapping, PostgresSourceConfig } from './config.js';
-import { CdcError, asCdcError } from './errors.js';
+import { CdcError, asCdcError, slotInvalidatedError } from './errors.js';
 
 export interface TableName {
   schema: string;
@@ -31,27 +31,94 @@ async function checkWalLevel(admin: pg.Client): Promise<void> {
   }
 }
 
-/** Checks the table, its columns and replica identity; returns its OID and whether it is partitioned. */
-async function checkTable(admin: pg.Client, name: TableName, mapping: ColumnMapping): Promise<{ partitioned: boolean; oid: number }> {
-  const table = await admin.query<{ oid: number; relkind: string }>(
-    `SELECT c.oid, c.relkind FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+/** Checks the table, its columns and replica identity; returns its OID, whether it is partitioned, and its character(n) columns. */
+async function checkTable(admin: pg.Client, name: TableName, mapping: ColumnMapping): Promise<{ partitioned: boolean; oid: number; paddedColumns: string[] }> {
+  const table = await admin.query<{ oid: number; relkind: string; relpersistence: string }>(
+    `SELECT c.oid, c.relkind, c.relpersistence FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
       WHERE n.nspname = $1 AND c.relname = $2 AND c.relkind IN ('r', 'p')`, [name.schema, name.table]);
   const oid = table.rows[0]?.oid;
   if (oid === undefined) throw new CdcError('PG_TABLE_MISSING', `table ${name.schema}.${name.table} does not exist`, false);
+  checkPersistence(name, table.rows[0]?.relpersistence);
   const columns = await admin.query<{ attname: string }>('SELECT attname FROM pg_attribute WHERE attrelid = $1 AND attnum > 0 AND NOT attisdropped', [oid]);
   const present = new Set(columns.rows.map((row) => row.attname));
   const missing = mappedColumns(mapping).filter((column) => !present.has(column));
   if (missing.length > 0) {
     throw new CdcError('PG_COLUMN_MISSING', `table ${name.schema}.${name.table} has no column ${missing.join(', ')} (names are matched exactly, case included)`, false);
   }
-  await checkReplicaIdentity(admin, oid, name, mapping);
-  return { partitioned: table.rows[0]?.relkind === 'p', oid: Number(oid) };
+  await checkReplicaIdentity(admin, oid, name, mapping, table.rows[0]?.relkind === 'p');
+  return { partitioned: table.rows[0]?.relkind === 'p', oid: Number(oid), paddedColumns: await paddedColumns(admin, oid, mapping) };
+}
+
+/**
+ * The mapped columns whose type is character(n), directly or through domains (of domains). The stream
+ * names a column's own type, a domain's OID for a domain, so only the catalogue tells that its text is
+ * padded with blanks the snapshot's `::text` drops.
+ */
+async function paddedColumns(admin: pg.Client, oid: number, mapping: ColumnMapping): Promise<string[]> {
+  const result = await admin.query<{ column: string }>(
+    `WITH RECURSIVE chain AS (
+       SELECT a.attname::text AS column, t.oid AS type, t.typtype, t.typbasetype
+         FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid
+        WHERE a.attrelid = $1 AND a.attname = ANY ($2::text[]) AND a.attnum > 0 AND NOT a.attisdropped
+       UNION ALL
+       SELECT chain.column, t.oid, t.typtype, t.typbasetype FROM chain JOIN pg_type t ON t.oid = chain.typbasetype WHERE chain.typtype = 'd'
+     )
+     SELECT DISTINCT chain.column FROM chain WHERE chain.type = 'pg_catalog.bpchar'::regtype ORDER BY 1`, [oid, mappedColumns(mapping)]);
+  return result.rows.map((row) => row.column);
+}
+
+/**
+ * Only permanent tables are WAL-logged, so an UNLOGGED (or temporary) table can never be published:
+ * PostgreSQL refuses it in a publication, and no retry can change that.
+ */
+function checkPersistence(name: TableName, persistence: string | undefined): void {
+  if (persistence === 'p') return;
+  const table = `${name.schema}.${name.table}`;
+  const kind = persistence === 'u' ? 'UNLOGGED' : 'temporary';
+  const fix = persistence === 'u' ? `ALTER TABLE ${table} SET LOGGED` : 'make it a permanent table';
+  throw new CdcError('PG_TABLE_UNLOGGED', `table ${table} is ${kind}: its changes are not written to the WAL, so logical replication cannot publish them. Run ${fix} (it rewrites the table), then start the source again`, false);
 }
 
 /** The mapped columns that say where stock is (tenant, SKU, location); constants are not columns. */
 export function mappedKeyColumns(mapping: ColumnMapping): string[] {
   const columns = [mapping.tenant, mapping.sku, mapping.location];
   return columns.filter((column): column is string => column !== undefined);
+}
+
+interface IdentityRow {
+  relation: string;
+  identity: string;
+  key_columns: string[] | null;
+}
+
+/** Each relation's replica identity and, for a key, its columns. */
+const identitySql = `SELECT quote_ident(n.nspname) || '.' || quote_ident(c.relname) AS relation, c.relreplident AS identity,
+         (SELECT array_agg(a.attname::text ORDER BY a.attname)
+            FROM pg_index i JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = ANY (i.indkey)
+           WHERE i.indrelid = c.oid AND CASE c.relreplident WHEN 'd' THEN i.indisprimary WHEN 'i' THEN i.indisreplident ELSE false END) AS key_columns
+    FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace`;
+
+/** Whether a relation's identity sends the old tenant, SKU and location of every row that moves. */
+function identityCovers(row: IdentityRow, mapping: ColumnMapping): boolean {
+  if (row.identity === 'f') return true;
+  const keyColumns = row.key_columns ?? [];
+  return keyColumns.length > 0 && mappedKeyColumns(mapping).every((column) => keyColumns.includes(column));
+}
+
+/**
+ * A partitioned table is published as itself, but each partition logs its old rows by its own replica
+ * identity, and ALTER TABLE ... REPLICA IDENTITY changes only the table it names: the table and every
+ * partition must each show a move. The parent's alone would leave the partitions sending no old row,
+ * and a move would then add stock at the new place without taking it from the old one.
+ */
+async function checkPartitionIdentities(admin: pg.Client, oid: number, name: TableName, mapping: ColumnMapping, parent: IdentityRow | undefined): Promise<void> {
+  const leaves = await admin.query<IdentityRow>(
+    `${identitySql} JOIN pg_partition_tree($1) tree ON tree.relid = c.oid WHERE tree.isleaf ORDER BY 1`, [oid]);
+  const uncovered = [parent, ...leaves.rows].filter((row): row is IdentityRow => row !== undefined && !identityCovers(row, mapping));
+  if (uncovered.length === 0) return;
+  const table = `${name.schema}.${name.table}`;
+  const fixes = uncovered.map((row) => `ALTER TABLE ${row.relation} REPLICA IDENTITY FULL;`).join(' ');
+  throw new CdcError('PG_NO_REPLICA_IDENTITY', `table ${table} is partitioned, and the replica identity of ${uncovered.map((row) => row.relation).join(', ')} does not include every mapped column (${mappedKeyColumns(mapping).join(', ')}), so a row that moves to another tenant, SKU or location, or is deleted, could not be mapped. PostgreSQL logs old rows by each partition's own identity, and ALTER TABLE changes only the table it names: run ${fixes} (and give partitions attached later the same), or make the primary key cover ${mappedKeyColumns(mapping).join(', ')}`, false);
 }
 
 /**
@@ -61,13 +128,9 @@ export function mappedKeyColumns(mapping: ColumnMapping): string[] {
  * no old value of that column, so a row that moves (or is deleted) would leave its stock at the old
  * place without anyone noticing.
  */
-async function checkReplicaIdentity(admin: pg.Client, oid: number, name: TableName, mapping: ColumnMapping): Promise<void> {
-  const result = await admin.query<{ identity: string; key_columns: string[] | null }>(
-    `SELECT c.relreplident AS identity,
-            (SELECT array_agg(a.attname::text ORDER BY a.attname)
-               FROM pg_index i JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = ANY (i.indkey)
-              WHERE i.indrelid = c.oid AND CASE c.relreplident WHEN 'd' THEN i.indisprimary WHEN 'i' THEN i.indisreplident ELSE false END) AS key_columns
-       FROM pg_class c WHERE c.oid = $1`, [oid]);
+async function checkReplicaIdentity(admin: pg.Client, oid: number, name: TableName, mapping: ColumnMapping, partitioned: boolean): Promise<void> {
+  const result = await admin.query<IdentityRow>(`${identitySql} WHERE c.oid = $1`, [oid]);
+  if (partitioned) return checkPartitionIdentities(admin, oid, name, mapping, result.rows[0]);
   const row = result.rows[0];
   const table = `${name.schema}.${name.table}`;
   if (row?.identity === 'f') return;
@@ -140,26 +203,61 @@ async function checkPublishedRows(admin: pg.Client, publication: string, name: T
   }
 }
 
-/** Whether the slot exists; one made for another plugin or database is an operator's mistake, not ours to drop. */
-async function inspectSlot(admin: pg.Client, slot: string): Promise<boolean> {
-  const result = await admin.query<{ plugin: string | null; database: string | null; temporary: boolean; current: string }>(
-    'SELECT plugin, database, temporary, current_database() AS current FROM pg_replication_slots WHERE slot_name = $1', [slot]);
-  const row = result.rows[0];
+/** What pg_replication_slots says of a slot; the columns past `temporary` depend on the server's version. */
+export interface SlotRow {
+  plugin: string | null;
+  database: string | null;
+  temporary: boolean;
+  current: string;
+  /** PostgreSQL 13+: reserved, extended, unreserved or lost. */
+  wal_status?: string | null;
+  /** PostgreSQL 17+: why the slot was invalidated (wal_removed, rows_removed, ...), NULL while it is valid. */
+  invalidation_reason?: string | null;
+  /** PostgreSQL 16+, on a standby: the slot conflicted with recovery and was invalidated. */
+  conflicting?: boolean | null;
+}
+
+/** Why the server invalidated the slot, or undefined while it can still stream. */
+export function slotInvalidation(row: SlotRow): string | undefined {
+  if (typeof row.invalidation_reason === 'string') return row.invalidation_reason;
+  if (row.wal_status === 'lost') return 'wal_status is lost: the WAL it still needed was removed, past max_slot_wal_keep_size';
+  if (row.conflicting === true) return 'it conflicted with recovery on this standby';
+  return undefined;
+}
+
+/**
+ * Whether the slot exists; one made for another plugin or database is an operator's mistake, not ours
+ * to drop. An invalidated one can never stream again: START_REPLICATION would fail on every attempt.
+ */
+export async function inspectSlot(admin: pg.Client, slot: string): Promise<boolean> {
+  // to_jsonb takes whichever columns this server's version has.
+  const result = await admin.query<{ slot: SlotRow }>(
+    "SELECT to_jsonb(s) || jsonb_build_object('current', current_database()) AS slot FROM pg_replication_slots s WHERE slot_name = $1", [slot]);
+  const row = result.rows[0]?.slot;
   if (row === undefined) return false;
   if (row.plugin !== 'pgoutput' || row.database !== row.current || row.temporary) {
     throw new CdcError('PG_SLOT_MISMATCH', `replication slot ${slot} exists but is not a persistent pgoutput slot of database ${row.current} (plugin ${String(row.plugin)}, database ${String(row.database)}); pick another slot name or drop it`, false);
   }
+  const invalidation = slotInvalidation(row);
+  if (invalidation !== undefined) throw slotInvalidatedError(slot, invalidation);
   return true;
 }
 
-/** Everything a source needs before it opens a replication connection; returns whether the slot exists, and the table's OID. */
-export async function prepareDatabase(admin: pg.Client, config: PostgresSourceConfig): Promise<{ slotExists: boolean; tableOid: number }> {
+export interface PreparedDatabase {
+  slotExists: boolean;
+  tableOid: number;
+  /** Mapped columns of type character(n), also through a domain: the stream's text of them keeps the padding. */
+  paddedColumns: string[];
+}
+
+/** Everything a source needs before it opens a replication connection. */
+export async function prepareDatabase(admin: pg.Client, config: PostgresSourceConfig): Promise<PreparedDatabase> {
   try {
     const name = tableNameOf(config);
     await checkWalLevel(admin);
-    const { partitioned, oid } = await checkTable(admin, name, config.columns);
+    const { partitioned, oid, paddedColumns: padded } = await checkTable(admin, name, config.columns);
     await ensurePublication(admin, config.publication, name, config.columns, partitioned);
-    return { slotExists: await inspectSlot(admin, config.slot), tableOid: oid };
+    return { slotExists: await inspectSlot(admin, config.slot), tableOid: oid, paddedColumns: padded };
   } catch (error) {
     throw asCdcError(error, `preparing source ${config.name}`);
   }

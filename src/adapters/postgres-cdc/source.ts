@@ -150,7 +150,8 @@ export class PostgresCdcSource {
       if (this.stopping) throw new CdcError('SOURCE_STOPPED', `${this.source} was stopped`, false);
       try {
         await this.openSession();
-        this.state = 'streaming';
+        // A stream that already failed again has handed over to reconnect(), which owns the state now.
+        if (this.session !== undefined) this.state = 'streaming';
         return;
       } catch (thrown) {
         const error = asCdcError(thrown, `starting ${this.source}`);
@@ -187,14 +188,14 @@ export class PostgresCdcSource {
     admin.on('error', () => undefined);
     try {
       await admin.connect();
-      const { slotExists, tableOid } = await prepareDatabase(admin, config);
+      const { slotExists, tableOid, paddedColumns } = await prepareDatabase(admin, config);
       const replication = await this.openReplication(config.slot);
       try {
         const origin: SnapshotOrigin = { server: await replication.identifySystem(), tableOid };
         this.checkOffset(origin, slotExists);
         await this.ensureSnapshot(admin, replication, slotExists, origin);
         if (this.stopping) throw new CdcError('SOURCE_STOPPED', `${this.source} was stopped`, false);
-        this.startSession(replication, tableOid);
+        await this.startSession(replication, tableOid, paddedColumns);
       } catch (error) {
         await replication.close();
         throw error;
@@ -211,18 +212,25 @@ export class PostgresCdcSource {
     return ReplicationConnection.open(config.connectionString, config.publication, cdcLimits.connectTimeoutMs, `stockline ${purpose}`);
   }
 
-  private startSession(replication: ReplicationConnection, tableOid: number): void {
+  /** The source streams only once the server said so: a slot it refuses (invalidated, held elsewhere) is a failed attempt. */
+  private async startSession(replication: ReplicationConnection, tableOid: number, paddedColumns: readonly string[]): Promise<void> {
     const { config, bus, deadLetters } = this.options;
     const session = new StreamSession(replication, {
-      slot: config.slot, publication: config.publication, table: tableNameOf(config), tableOid, connectionString: config.connectionString, mapping: config.columns,
+      slot: config.slot, publication: config.publication, table: tableNameOf(config), tableOid, paddedColumns, connectionString: config.connectionString, mapping: config.columns,
       source: this.source, bus, deadLetters, nowMs: this.nowMs,
     }, {
       applied: (batch) => this.onApplied(batch),
       idle: (lsn) => this.onIdle(lsn),
       failed: (error) => this.onSessionFailed(session, error),
     });
+    // Set first: a failure right after the server's answer must find the session it belongs to.
     this.session = session;
-    session.start();
+    try {
+      await session.start();
+    } catch (error) {
+      if (this.session === session) this.session = undefined;
+      throw error;
+    }
     this.log.info({ source: this.source, slot: config.slot, publication: config.publication }, 'streaming');
   }
 
@@ -329,10 +337,18 @@ export class PostgresCdcSource {
     void this.reconnect(session);
   }
 
-  /** A batch still in flight goes first, so the redelivered copy of it can only come after it. */
+  /**
+   * A batch still in flight goes first, so the redelivered copy of it can only come after it. A stream
+   * that ends without progress counts as a failed attempt, so one that fails on every start gives up.
+   */
   private async reconnect(previous: StreamSession): Promise<void> {
     await previous.settled(cdcLimits.stopTimeoutMs);
     this.attempts += 1;
+    if (this.attempts >= cdcLimits.reconnectAttemptsMax) {
+      this.state = 'failed';
+      this.log.error({ source: this.source, code: this.lastError?.code, attempts: this.attempts }, `${this.lastError?.message ?? 'the stream failed'}; giving up`);
+      return;
+    }
     await this.sleep(this.backoffMs());
     try {
       await this.connect();

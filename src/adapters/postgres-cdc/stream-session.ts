@@ -21,10 +21,12 @@ const bpcharOid = 1042;
 
 /**
  * A row as the snapshot reads it (`::text`): character(n) values without their trailing blanks, so
- * that `'WH1 '` in the stream and `'WH1'` in the snapshot are the same location.
+ * that `'WH1 '` in the stream and `'WH1'` in the snapshot are the same location. A column of a domain
+ * over character(n) comes with the domain's OID: setup found those (`paddedColumns`).
  */
-function rowOf(relation: Pgoutput.MessageRelation, tuple: Row): Row {
-  const padded = relation.columns.filter((column) => column.typeOid === bpcharOid && typeof tuple[column.name] === 'string');
+function rowOf(relation: Pgoutput.MessageRelation, tuple: Row, paddedColumns: readonly string[]): Row {
+  const isPadded = (column: Pgoutput.RelationColumn): boolean => column.typeOid === bpcharOid || paddedColumns.includes(column.name);
+  const padded = relation.columns.filter((column) => isPadded(column) && typeof tuple[column.name] === 'string');
   if (padded.length === 0) return tuple;
   const row: Record<string, unknown> = { ...tuple };
   for (const column of padded) row[column.name] = (row[column.name] as string).replace(/ +$/, '');
@@ -37,6 +39,8 @@ export interface SessionContext {
   table: TableName;
   /** The table's OID at setup: a relation of that name with another OID is another table. */
   tableOid: number;
+  /** Mapped columns of type character(n), also through a domain, found at setup. */
+  paddedColumns: readonly string[];
   /** Where the table watch reads the catalogue. */
   connectionString: string;
   mapping: ColumnMapping;
@@ -86,8 +90,9 @@ export class StreamSession {
     this.watch = new TableWatch(context.connectionString, context.publication, context.table, context.tableOid, (error) => this.fail(error));
   }
 
-  start(): void {
-    this.connection.startStreaming(this.context.slot, this.context.publication, (message) => this.receive(message), (error) => this.fail(error));
+  /** Resolves once the server streams; rejects (and `failed` is not called) when it refused to start. */
+  async start(): Promise<void> {
+    await this.connection.startStreaming(this.context.slot, this.context.publication, cdcLimits.connectTimeoutMs, (message) => this.receive(message), (error) => this.fail(error));
     this.watch.start();
     this.timer = setInterval(() => this.connection.sendStatus(this.confirmed, this.context.nowMs()), cdcLimits.statusIntervalMs);
     this.timer.unref();
@@ -133,9 +138,14 @@ export class StreamSession {
     throw new CdcError('PG_TABLE_CHANGED', `table ${schema}.${table} was renamed to ${relation.schema}.${relation.name}, so its changes are no longer the configured table's; nothing after this point is acknowledged. Point the source at the table it should follow; a start then takes a new snapshot of it`, true);
   }
 
-  /** Whether every UPDATE of the relation shows a move: checked at setup, but the table may have changed since. */
-  private identityCoversKey(relation: Pgoutput.MessageRelation): boolean {
-    if (relation.replicaIdentity === 'full') return true;
+  /**
+   * Whether this UPDATE would show a move: checked at setup, but the table may have changed since. With
+   * FULL every UPDATE carries its old row, unless the row lives in a partition whose own identity is not
+   * FULL (the relation is the published root's): then a move cannot be seen, and applying only the new
+   * place would add stock there without taking it from the old one.
+   */
+  private identityCoversKey(relation: Pgoutput.MessageRelation, old: Row | null): boolean {
+    if (relation.replicaIdentity === 'full') return old !== null;
     if (relation.replicaIdentity === 'nothing') return false;
     return mappedKeyColumns(this.context.mapping).every((column) => relation.keyColumns.includes(column));
   }
@@ -147,20 +157,20 @@ export class StreamSession {
         this.open = { changes: new TransactionChanges(this.context.mapping), commitTimeMs: Number((message.commitTime as unknown as bigint) / 1000n) };
         return;
       case 'insert':
-        if (this.isOurs(message.relation)) open?.changes.add({ op: 'insert', row: rowOf(message.relation, message.new), identity: message.relation.keyColumns });
+        if (this.isOurs(message.relation)) open?.changes.add({ op: 'insert', row: rowOf(message.relation, message.new, this.context.paddedColumns), identity: message.relation.keyColumns });
         return;
       case 'update':
         if (this.isOurs(message.relation)) {
           const old = message.old ?? message.key;
           open?.changes.add({
-            op: 'update', row: rowOf(message.relation, message.new), old: old === null ? null : rowOf(message.relation, old),
-            identityCoversKey: this.identityCoversKey(message.relation), identity: message.relation.keyColumns,
+            op: 'update', row: rowOf(message.relation, message.new, this.context.paddedColumns), old: old === null ? null : rowOf(message.relation, old, this.context.paddedColumns),
+            identityCoversKey: this.identityCoversKey(message.relation, message.old), identity: message.relation.keyColumns,
           });
         }
         return;
       case 'delete': {
         const old = message.old ?? message.key;
-        if (this.isOurs(message.relation)) open?.changes.add({ op: 'delete', old: old === null ? null : rowOf(message.relation, old), identity: message.relation.keyColumns });
+        if (this.isOurs(message.relation)) open?.changes.add({ op: 'delete', old: old === null ? null : rowOf(message.relation, old, this.context.paddedColumns), identity: message.relation.keyColumns });
         return;
       }
       case 'truncate':

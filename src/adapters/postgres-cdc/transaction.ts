@@ -2,7 +2,7 @@
 
 import type { ColumnMapping } from './config.js';
 import { imageChange, jsonSafe, keyString, mapImage, mapKey, removalChange } from './row-mapping.js';
-import type { Row, RowChange, RowImage, RowKey } from './row-mapping.js';
+import type { Mapped, Row, RowChange, RowImage, RowKey } from './row-mapping.js';
 
 /** `identity`: the replica identity's columns (every column with FULL), which tell one row from another. */
 export type ReplicatedChange =
@@ -21,7 +21,7 @@ export interface DeadLetterDraft {
   payload: unknown;
 }
 
-const identityHint = 'the tenant, SKU and location columns must be in the replica identity: make them the primary key or run ALTER TABLE ... REPLICA IDENTITY FULL';
+const identityHint = 'the tenant, SKU and location columns must be in the replica identity: make them the primary key or run ALTER TABLE ... REPLICA IDENTITY FULL (on a partitioned table, on every partition as well: each logs old rows by its own identity)';
 
 function sameValue(a: unknown, b: unknown): boolean {
   if (a instanceof Date && b instanceof Date) return a.getTime() === b.getTime();
@@ -68,23 +68,33 @@ export class RowPlaces<Tag> {
 
   constructor(private readonly same: (a: Row, b: Row) => boolean) {}
 
-  /** `row` is now at `image`'s place; `previous` is the same row's image before, when it was already there. */
+  /**
+   * `row` is now at `image`'s place; `previous` is the same row's image before, when it was already there.
+   * An image whose soft-delete state is unchanged (undefined) keeps the state that row was given earlier
+   * in this transaction: only a place's last image is submitted, so that earlier flag would be lost.
+   */
   arrive(image: RowImage, row: Row, previous: Row | null, tag: Tag): void {
     const place = this.touch(image, tag);
-    if (previous !== null) place.occupants = place.occupants.filter((occupant) => !this.same(occupant.row, previous));
+    if (previous !== null) {
+      const earlier = place.occupants.find((occupant) => this.same(occupant.row, previous));
+      place.occupants = place.occupants.filter((occupant) => !this.same(occupant.row, previous));
+      if (image.deleted === undefined && earlier?.image.deleted !== undefined) image = { ...image, deleted: earlier.image.deleted };
+    }
     place.occupants.push({ row, image });
   }
 
-  /** The row whose image was `old` is no longer at `key`. */
-  leave(key: RowKey, old: Row, tag: Tag): void {
+  /** The row whose image was `old` is no longer at `key`; returns its image there when this transaction put it there. */
+  leave(key: RowKey, old: Row, tag: Tag): RowImage | undefined {
     const place = this.places.get(keyString(key));
     if (place === undefined) {
       this.touch(key, tag);
-      return;
+      return undefined;
     }
+    const departed = place.occupants.find((occupant) => this.same(occupant.row, old));
     const staying = place.occupants.filter((occupant) => !this.same(occupant.row, old));
-    if (staying.length === place.occupants.length && staying.length > 0) return;
+    if (staying.length === place.occupants.length && staying.length > 0) return undefined;
     this.touch(key, tag).occupants = staying;
+    return departed?.image;
   }
 
   /** Each place once, in the order of their last changes: its last arrival's image, or undefined when empty. */
@@ -141,10 +151,12 @@ export class TransactionChanges {
     return { changes, deadLetters };
   }
 
-  private addImage(op: string, row: Row, previous: Row | null): void {
-    const image = mapImage(row, this.mapping);
+  /** `deletedBefore`: the row's soft-delete state before a move, for a new image that leaves it unchanged. */
+  private addImage(op: string, row: Row, previous: Row | null, deletedBefore?: boolean): void {
+    const image = mapImage(row, this.mapping, op === 'update');
     if (!image.ok) return this.letter(image.reason, op, row);
-    this.places.arrive(image.value, row, previous, null);
+    const value = image.value.deleted === undefined && deletedBefore !== undefined ? { ...image.value, deleted: deletedBefore } : image.value;
+    this.places.arrive(value, row, previous, null);
   }
 
   /**
@@ -158,9 +170,22 @@ export class TransactionChanges {
     const before = old === null ? undefined : mapKey(old, this.mapping);
     const after = mapKey(row, this.mapping);
     const moved = before?.ok === true && (!after.ok || keyString(before.value) !== keyString(after.value));
-    if (moved && old !== null && before?.ok === true) this.places.leave(before.value, old, null);
+    const departed = moved && old !== null && before?.ok === true ? this.places.leave(before.value, old, null) : undefined;
     // Without an old image the key did not change, so the row's own identity finds it at its place.
-    this.addImage('update', row, moved ? null : old ?? row);
+    this.addImage('update', row, moved ? null : old ?? row, moved ? this.deletedBeforeMove(departed, before, after) : undefined);
+  }
+
+  /**
+   * A moved row whose soft-delete value was not sent (unchanged TOAST) keeps its state: the one this
+   * transaction gave it, or else, when it lands on another SKU, deleted. A value PostgreSQL stores out
+   * of line is a long non-NULL value, which marks the row deleted; the new SKU must learn it, while the
+   * same SKU at another location already knows.
+   */
+  private deletedBeforeMove(departed: RowImage | undefined, before: Mapped<RowKey> | undefined, after: Mapped<RowKey>): boolean | undefined {
+    if (this.mapping.deletedAt === undefined) return undefined;
+    if (departed?.deleted !== undefined) return departed.deleted;
+    const otherSku = before?.ok === true && after.ok && (before.value.tenant !== after.value.tenant || before.value.sku !== after.value.sku);
+    return otherSku ? true : undefined;
   }
 
   private addDelete(old: Row | null): void {
