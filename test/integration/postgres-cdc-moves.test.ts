@@ -1,76 +1,22 @@
 // PostgreSQL change data capture: a place (tenant, SKU, location) that changes hands inside one transaction, and a row
 // that moves to a place that cannot be mapped. The ledger must end equal to the table.
 
-import { randomBytes } from 'node:crypto';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { CommandBus, CommandInput, DeadLetter, SourceOffsets, Submitted } from '../../src/app/ports.js';
-import type { Command, LedgerState } from '../../src/core/index.js';
-import { execute, initialState } from '../../src/core/index.js';
-import type { ColumnMapping, PostgresSourceConfig } from '../../src/adapters/postgres-cdc/config.js';
-import { PostgresCdcSource } from '../../src/adapters/postgres-cdc/source.js';
-import { createThrowawayDatabase, eventually, serverSetting } from '../support/pg.js';
-import type { ThrowawayDatabase } from '../support/pg.js';
+import { describe, expect, it } from 'vitest';
+import type { DeadLetter } from '../../src/app/ports.js';
+import type { LedgerBus } from '../support/ledger-bus.js';
+import { eventually } from '../support/pg.js';
+import { useCdcDatabase } from '../support/postgres-cdc.js';
 
-class LedgerBus implements CommandBus {
-  readonly state: LedgerState = initialState();
-  private counter = 0;
-  async submit(command: CommandInput): Promise<Submitted> {
-    return (await this.submitMany([command]))[0] as Submitted;
-  }
-  async submitMany(commands: CommandInput[]): Promise<Submitted[]> {
-    return commands.map((input) => {
-      this.counter += 1;
-      return { outcome: execute(this.state, { ...input, id: `cmd-${this.counter}`, timeMs: input.timeMs ?? Date.now() } as Command).outcome };
-    });
-  }
-  onHand(sku: string, location: string, tenant = 'acme'): number | undefined {
-    return this.state.tenants.get(tenant)?.skus.get(sku)?.locations.get(location)?.onHand;
-  }
-}
+const cdc = useCdcDatabase('cdcfix_moves', 'cdcfix');
+const { sql } = cdc;
 
-class MemoryOffsets implements SourceOffsets {
-  readonly values = new Map<string, string>();
-  get(source: string): string | undefined { return this.values.get(source); }
-  set(source: string, value: string): void { this.values.set(source, value); }
-}
-
-const mapping: ColumnMapping = { tenant: 'tenant', sku: 'sku', location: 'location', onHand: 'qty' };
-/** Slots are cluster-wide: a random part keeps two runs of this file apart. */
-const run = randomBytes(3).toString('hex');
-let database: ThrowawayDatabase;
-let counter = 0;
-const sources: PostgresCdcSource[] = [];
-
-async function sql(text: string, values: unknown[] = []): Promise<Array<Record<string, unknown>>> {
-  return (await database.client.query(text, values)).rows as Array<Record<string, unknown>>;
-}
-
-/** A table (REPLICA IDENTITY FULL unless `keyed`) and a started source over it. */
+/** A table (REPLICA IDENTITY FULL unless `identityFull` is false) and a started source over it. */
 async function streaming(columnsSql: string, rowsSql: string, identityFull = true): Promise<{ table: string; bus: LedgerBus; letters: DeadLetter[] }> {
-  counter += 1;
-  const table = `cdcfix_stock_${counter}`;
-  await sql(`CREATE TABLE ${table} (${columnsSql})`);
-  if (identityFull) await sql(`ALTER TABLE ${table} REPLICA IDENTITY FULL`);
-  if (rowsSql !== '') await sql(`INSERT INTO ${table} (tenant, sku, location, qty) VALUES ${rowsSql}`);
-  const name = `cdcfix_${run}_${counter}`;
-  const config: PostgresSourceConfig = { type: 'postgres', name, connectionString: database.connectionString, table: `public.${table}`, columns: mapping, slot: name, publication: name };
-  const bus = new LedgerBus();
-  const letters: DeadLetter[] = [];
-  const source = new PostgresCdcSource({ config, bus, offsets: new MemoryOffsets(), deadLetters: { deadLetter: (letter) => letters.push(letter) } });
-  sources.push(source);
-  await source.start();
+  const table = await cdc.createTable(columnsSql, rowsSql, identityFull);
+  const { bus, letters, newSource } = cdc.sourceOver(table);
+  await newSource().start();
   return { table, bus, letters };
 }
-
-beforeAll(async () => {
-  if (await serverSetting('wal_level') !== 'logical') throw new Error('PostgreSQL needs wal_level=logical; run scripts/pg-enable-logical.sh first');
-  database = await createThrowawayDatabase('cdcfix_moves');
-});
-
-afterAll(async () => {
-  await Promise.all(sources.map((source) => source.stop()));
-  await database?.drop();
-});
 
 /** One row per (tenant, sku, location) at every commit, checked by PostgreSQL itself. */
 const deferredUnique = 'id serial PRIMARY KEY, tenant text NOT NULL, sku text NOT NULL, location text NOT NULL, qty integer, UNIQUE (tenant, sku, location) DEFERRABLE INITIALLY DEFERRED';

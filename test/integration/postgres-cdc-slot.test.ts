@@ -3,67 +3,21 @@
 // shared test cluster cannot produce without reconfiguring it, see test/unit/postgres-cdc-slot.test.ts) is a failed
 // attempt, retried with backoff, not "streaming" followed by a reconnect, forever.
 
-import { randomBytes } from 'node:crypto';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { CommandBus, CommandInput, SourceOffsets, Submitted } from '../../src/app/ports.js';
-import type { Command, LedgerState } from '../../src/core/index.js';
-import { execute, initialState } from '../../src/core/index.js';
-import type { ColumnMapping, PostgresSourceConfig } from '../../src/adapters/postgres-cdc/config.js';
-import { PostgresCdcSource } from '../../src/adapters/postgres-cdc/source.js';
+import { describe, expect, it } from 'vitest';
+import type { ColumnMapping } from '../../src/adapters/postgres-cdc/config.js';
 import type { SourceState } from '../../src/adapters/postgres-cdc/source.js';
-import { createThrowawayDatabase, eventually, serverSetting } from '../support/pg.js';
-import type { ThrowawayDatabase } from '../support/pg.js';
-
-class LedgerBus implements CommandBus {
-  readonly state: LedgerState = initialState();
-  private counter = 0;
-  async submit(command: CommandInput): Promise<Submitted> {
-    return (await this.submitMany([command]))[0] as Submitted;
-  }
-  async submitMany(commands: CommandInput[]): Promise<Submitted[]> {
-    return commands.map((input) => {
-      this.counter += 1;
-      return { outcome: execute(this.state, { ...input, id: `cmd-${this.counter}`, timeMs: input.timeMs ?? Date.now() } as Command).outcome };
-    });
-  }
-  onHand(sku: string): number | undefined {
-    return this.state.tenants.get('acme')?.skus.get(sku)?.locations.get('main')?.onHand;
-  }
-}
-
-class MemoryOffsets implements SourceOffsets {
-  readonly values = new Map<string, string>();
-  get(source: string): string | undefined { return this.values.get(source); }
-  set(source: string, value: string): void { this.values.set(source, value); }
-}
+import { LedgerBus } from '../support/ledger-bus.js';
+import { eventually } from '../support/pg.js';
+import { useCdcDatabase } from '../support/postgres-cdc.js';
 
 const mapping: ColumnMapping = { tenantConstant: 'acme', sku: 'sku', locationConstant: 'main', onHand: 'qty' };
-const run = randomBytes(3).toString('hex');
-let database: ThrowawayDatabase;
-const sources: PostgresCdcSource[] = [];
-
-beforeAll(async () => {
-  if (await serverSetting('wal_level') !== 'logical') throw new Error('PostgreSQL needs wal_level=logical; run scripts/pg-enable-logical.sh first');
-  database = await createThrowawayDatabase('cdcfix2_slot');
-});
-
-afterAll(async () => {
-  await Promise.all(sources.map((source) => source.stop()));
-  await database?.drop();
-});
+const cdc = useCdcDatabase('cdcfix2_slot', 'cdcfix2');
 
 describe('a slot the server will not stream from', () => {
   it('is a failed attempt, retried, and the source never reports streaming until the server accepts', async () => {
-    await database.client.query('CREATE TABLE cdcfix2_slot_stock (sku text PRIMARY KEY, qty integer)');
-    await database.client.query("INSERT INTO cdcfix2_slot_stock VALUES ('A', 5)");
-    const name = `cdcfix2_${run}_slot`;
-    const config: PostgresSourceConfig = { type: 'postgres', name, connectionString: database.connectionString, table: 'public.cdcfix2_slot_stock', columns: mapping, slot: name, publication: name };
-    const offsets = new MemoryOffsets();
-    const newSource = (bus: CommandBus): PostgresCdcSource => {
-      const source = new PostgresCdcSource({ config, bus, offsets, deadLetters: { deadLetter: () => undefined } });
-      sources.push(source);
-      return source;
-    };
+    await cdc.sql('CREATE TABLE cdcfix2_slot_stock (sku text PRIMARY KEY, qty integer)');
+    await cdc.sql("INSERT INTO cdcfix2_slot_stock VALUES ('A', 5)");
+    const { newSource } = cdc.sourceOver('cdcfix2_slot_stock', mapping);
     const holder = newSource(new LedgerBus());
     await holder.start();
 
@@ -85,7 +39,7 @@ describe('a slot the server will not stream from', () => {
     await holder.stop();
     await starting;
     expect(second.status()).toMatchObject({ state: 'streaming', connected: true });
-    await database.client.query("UPDATE cdcfix2_slot_stock SET qty = 7 WHERE sku = 'A'");
+    await cdc.sql("UPDATE cdcfix2_slot_stock SET qty = 7 WHERE sku = 'A'");
     expect(await eventually(() => bus.onHand('A') === 7)).toBe(true);
   });
 });

@@ -1,61 +1,21 @@
 // PostgreSQL change data capture over tables of particular kinds: UNLOGGED, typed by a domain over character(n),
 // partitioned with a key that leaves out the mapped columns. Each is refused with its fix, or streamed like the snapshot.
 
-import { randomBytes } from 'node:crypto';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { CommandBus, CommandInput, DeadLetter, SourceOffsets, Submitted } from '../../src/app/ports.js';
-import type { Command, LedgerState } from '../../src/core/index.js';
-import { execute, initialState } from '../../src/core/index.js';
-import type { ColumnMapping, PostgresSourceConfig } from '../../src/adapters/postgres-cdc/config.js';
+import { describe, expect, it } from 'vitest';
+import type { DeadLetter } from '../../src/app/ports.js';
 import { CdcError } from '../../src/adapters/postgres-cdc/errors.js';
-import { PostgresCdcSource } from '../../src/adapters/postgres-cdc/source.js';
-import { createThrowawayDatabase, eventually, serverSetting } from '../support/pg.js';
-import type { ThrowawayDatabase } from '../support/pg.js';
+import type { PostgresCdcSource } from '../../src/adapters/postgres-cdc/source.js';
+import type { LedgerBus } from '../support/ledger-bus.js';
+import { eventually } from '../support/pg.js';
+import { useCdcDatabase } from '../support/postgres-cdc.js';
 
-class LedgerBus implements CommandBus {
-  readonly state: LedgerState = initialState();
-  private counter = 0;
-  async submit(command: CommandInput): Promise<Submitted> {
-    return (await this.submitMany([command]))[0] as Submitted;
-  }
-  async submitMany(commands: CommandInput[]): Promise<Submitted[]> {
-    return commands.map((input) => {
-      this.counter += 1;
-      return { outcome: execute(this.state, { ...input, id: `cmd-${this.counter}`, timeMs: input.timeMs ?? Date.now() } as Command).outcome };
-    });
-  }
-  onHand(sku: string, location: string, tenant = 'acme'): number | undefined {
-    return this.state.tenants.get(tenant)?.skus.get(sku)?.locations.get(location)?.onHand;
-  }
-}
-
-class MemoryOffsets implements SourceOffsets {
-  readonly values = new Map<string, string>();
-  get(source: string): string | undefined { return this.values.get(source); }
-  set(source: string, value: string): void { this.values.set(source, value); }
-}
-
-const mapping: ColumnMapping = { tenant: 'tenant', sku: 'sku', location: 'location', onHand: 'qty' };
-/** Slots are cluster-wide: a random part keeps two runs of this file apart. */
-const run = randomBytes(3).toString('hex');
-let database: ThrowawayDatabase;
-let counter = 0;
-const sources: PostgresCdcSource[] = [];
-
-async function sql(text: string): Promise<void> {
-  await database.client.query(text);
-}
+const cdc = useCdcDatabase('cdcfix2_kinds', 'cdcfix2');
+const { sql } = cdc;
 
 /** A source (not started) over `table`, with its own slot and publication. */
 function sourceOver(table: string): { source: PostgresCdcSource; bus: LedgerBus; letters: DeadLetter[] } {
-  counter += 1;
-  const name = `cdcfix2_${run}_${counter}`;
-  const config: PostgresSourceConfig = { type: 'postgres', name, connectionString: database.connectionString, table: `public.${table}`, columns: mapping, slot: name, publication: name };
-  const bus = new LedgerBus();
-  const letters: DeadLetter[] = [];
-  const source = new PostgresCdcSource({ config, bus, offsets: new MemoryOffsets(), deadLetters: { deadLetter: (letter) => letters.push(letter) } });
-  sources.push(source);
-  return { source, bus, letters };
+  const { newSource, bus, letters } = cdc.sourceOver(table);
+  return { source: newSource(), bus, letters };
 }
 
 /** start()'s rejection, or 'pending' when it neither resolves nor rejects within `waitMs` (it is retrying). */
@@ -67,16 +27,6 @@ async function startOutcome(source: PostgresCdcSource, waitMs = 5_000): Promise<
   return Promise.race([outcome, new Promise<'pending'>((resolve) => setTimeout(() => resolve('pending'), waitMs))]);
 }
 
-beforeAll(async () => {
-  if (await serverSetting('wal_level') !== 'logical') throw new Error('PostgreSQL needs wal_level=logical; run scripts/pg-enable-logical.sh first');
-  database = await createThrowawayDatabase('cdcfix2_kinds');
-});
-
-afterAll(async () => {
-  await Promise.all(sources.map((source) => source.stop()));
-  await database?.drop();
-});
-
 describe('an UNLOGGED table', () => {
   it('is refused at once, without retrying, naming ALTER TABLE ... SET LOGGED; no publication is made', async () => {
     await sql('CREATE UNLOGGED TABLE cdcfix2_unlogged (tenant text, sku text, location text, qty integer, PRIMARY KEY (tenant, sku, location))');
@@ -86,7 +36,7 @@ describe('an UNLOGGED table', () => {
     expect(outcome).toMatchObject({ code: 'PG_TABLE_UNLOGGED', retryable: false });
     expect((outcome as CdcError).message).toMatch(/UNLOGGED.*ALTER TABLE public\.cdcfix2_unlogged SET LOGGED/);
     expect(source.status().state).toBe('failed');
-    const publications = await database.client.query("SELECT 1 FROM pg_publication WHERE pubname LIKE 'cdcfix2_%'");
+    const publications = await cdc.database.client.query("SELECT 1 FROM pg_publication WHERE pubname LIKE 'cdcfix2_%'");
     expect(publications.rowCount).toBe(0);
   });
 });

@@ -1,15 +1,16 @@
 // PostgreSQL logical replication into the real ledger: the ledger's stock must equal the table after every change.
 
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { CommandBus, CommandInput, DeadLetter, SourceOffsets, Submitted } from '../../src/app/ports.js';
+import type { CommandBus, CommandInput, DeadLetter, Submitted } from '../../src/app/ports.js';
 import type { Command } from '../../src/core/index.js';
 import { execute, initialState } from '../../src/core/index.js';
 import type { LedgerState } from '../../src/core/index.js';
 import type { ColumnMapping, PostgresSourceConfig } from '../../src/adapters/postgres-cdc/config.js';
 import { PostgresCdcSource } from '../../src/adapters/postgres-cdc/source.js';
-import { CdcError } from '../../src/adapters/postgres-cdc/errors.js';
 import { createThrowawayDatabase, createThrowawayRole, eventually, serverSetting } from '../support/pg.js';
 import type { ThrowawayDatabase, ThrowawayRole } from '../support/pg.js';
+import { MemoryOffsets } from '../support/ledger-bus.js';
+import { startError } from '../support/postgres-cdc.js';
 
 /** Runs the real ledger in memory; can be told to fail before appending, or after it (as a crash before the acknowledgement). */
 class LedgerBus implements CommandBus {
@@ -49,12 +50,6 @@ class LedgerBus implements CommandBus {
     }
     return results;
   }
-}
-
-class MemoryOffsets implements SourceOffsets {
-  readonly values = new Map<string, string>();
-  get(source: string): string | undefined { return this.values.get(source); }
-  set(source: string, value: string): void { this.values.set(source, value); }
 }
 
 interface Harness {
@@ -180,12 +175,6 @@ async function retire(h: Harness, source: PostgresCdcSource = h.source): Promise
   };
   expect(await eventually(released)).toBe(true);
   await sql('SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = $1', [h.config.slot]);
-}
-
-async function startError(source: PostgresCdcSource): Promise<CdcError> {
-  const error = await source.start().then(() => undefined, (thrown: unknown) => thrown);
-  if (!(error instanceof CdcError)) throw new Error(`expected a CdcError, got ${String(error)}`);
-  return error;
 }
 
 const stockColumns = 'id serial PRIMARY KEY, tenant text, sku text, location text NOT NULL, qty numeric, deleted_at timestamptz';

@@ -7,48 +7,17 @@ import { describe, expect, it } from 'vitest';
 import { ChannelOutbox } from '../../src/adapters/sqlite/channel-outbox.js';
 import type { ChannelConnector, ChannelPush, PushResult } from '../../src/adapters/channels/connector.js';
 import { ChannelSync, syncLimits } from '../../src/app/channel-sync.js';
-import type { SyncTimer } from '../../src/app/channel-sync.js';
 import type { CommandBus, CommandInput, Submitted } from '../../src/app/ports.js';
 import { seededRandom } from '../../src/app/demo/random.js';
+import { ManualClock } from '../support/channel-sync.js';
 
-const startMs = 1_700_000_000_000;
 const tenants = ['acme', 'beta'];
 const channels = ['shop', 'b2b'];
 const skus = ['a', 'b'];
 const keyCount = tenants.length * channels.length * skus.length;
 const settleRoundsMax = 200;
-
-class ManualClock implements SyncTimer {
-  now = startMs;
-  private timers = new Map<number, { atMs: number; callback: () => void }>();
-  private nextId = 1;
-  nowMs(): number { return this.now; }
-  set(callback: () => void, delayMs: number): number {
-    const id = this.nextId++;
-    this.timers.set(id, { atMs: this.now + Math.max(0, delayMs), callback });
-    return id;
-  }
-  clear(handle: unknown): void { this.timers.delete(handle as number); }
-  async advance(ms: number): Promise<void> {
-    const targetMs = this.now + ms;
-    await turns();
-    for (;;) {
-      let next: [number, { atMs: number; callback: () => void }] | undefined;
-      for (const entry of this.timers) if (entry[1].atMs <= targetMs && (next === undefined || entry[1].atMs < next[1].atMs)) next = entry;
-      if (next === undefined) break;
-      this.timers.delete(next[0]);
-      this.now = Math.max(this.now, next[1].atMs);
-      next[1].callback();
-      await turns();
-    }
-    this.now = targetMs;
-    await turns();
-  }
-}
-
-async function turns(): Promise<void> {
-  for (let turn = 0; turn < 10; turn += 1) await new Promise((resolve) => setImmediate(resolve));
-}
+/** setImmediate rounds the clock lets pass after each timer (the unit tests use 30). */
+const clockSettleTurns = 10;
 
 type Answer =
   | { kind: 'ok'; latencyMs: number }
@@ -132,7 +101,7 @@ function keyOf(index: number): { tenant: string; channel: string; sku: string } 
 }
 
 async function run(actions: Action[], script: Answer[], seed: number): Promise<void> {
-  const clock = new ManualClock();
+  const clock = new ManualClock(clockSettleTurns);
   const db = new Database(':memory:');
   const outbox = new ChannelOutbox(db);
   outbox.migrate();

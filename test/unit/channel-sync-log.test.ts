@@ -6,44 +6,10 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { ChannelOutbox } from '../../src/adapters/sqlite/channel-outbox.js';
 import type { ChannelConnector, ChannelPush, PushResult } from '../../src/adapters/channels/connector.js';
 import { ChannelSync, syncLimits } from '../../src/app/channel-sync.js';
-import type { SyncTimer } from '../../src/app/channel-sync.js';
 import type { CommandBus, CommandInput, Submitted } from '../../src/app/ports.js';
+import { ManualClock } from '../support/channel-sync.js';
 
-const startMs = 1_700_000_000_000;
 const skuCount = 50;
-
-/** Timers fire only when the test advances the clock, in time order. */
-class ManualClock implements SyncTimer {
-  now = startMs;
-  private readonly timers = new Map<number, { atMs: number; callback: () => void }>();
-  private nextId = 1;
-  nowMs(): number { return this.now; }
-  set(callback: () => void, delayMs: number): number {
-    const id = this.nextId++;
-    this.timers.set(id, { atMs: this.now + Math.max(0, delayMs), callback });
-    return id;
-  }
-  clear(handle: unknown): void { this.timers.delete(handle as number); }
-  async advance(ms: number): Promise<void> {
-    const targetMs = this.now + ms;
-    await settle();
-    for (;;) {
-      let next: [number, { atMs: number; callback: () => void }] | undefined;
-      for (const entry of this.timers) if (entry[1].atMs <= targetMs && (next === undefined || entry[1].atMs < next[1].atMs)) next = entry;
-      if (next === undefined) break;
-      this.timers.delete(next[0]);
-      this.now = Math.max(this.now, next[1].atMs);
-      next[1].callback();
-      await settle();
-    }
-    this.now = targetMs;
-    await settle();
-  }
-}
-
-async function settle(): Promise<void> {
-  for (let turn = 0; turn < 30; turn += 1) await new Promise((resolve) => setImmediate(resolve));
-}
 
 /** Answers every push with `answer` (a function of the push), counting them. */
 class ScriptedChannel implements ChannelConnector {

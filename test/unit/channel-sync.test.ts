@@ -6,48 +6,13 @@ import { ChannelOutbox } from '../../src/adapters/sqlite/channel-outbox.js';
 import { EmbeddedEngine } from '../../src/adapters/sqlite/embedded-engine.js';
 import type { ChannelConnector, ChannelPush, PushResult } from '../../src/adapters/channels/connector.js';
 import { backoffMs, ChannelSync, desiredOfState, desiredProjection, desiredVersion, idempotencyKeyOf, syncLimits } from '../../src/app/channel-sync.js';
-import type { PushOutcome, SyncTimer } from '../../src/app/channel-sync.js';
+import type { PushOutcome } from '../../src/app/channel-sync.js';
 import { allSkus } from '../../src/app/engine.js';
 import { Metrics } from '../../src/app/metrics.js';
 import type { CommandBus, CommandInput, Submitted } from '../../src/app/ports.js';
 import { channelPolicyOf, emptyTenant, evolve, execute, fromSnapshot, initialState, toSnapshot } from '../../src/core/index.js';
 import type { Command, InventoryEvent } from '../../src/core/index.js';
-
-const startMs = 1_700_000_000_000;
-
-/** A clock whose timers fire only when the test advances it, in time order. */
-class ManualClock implements SyncTimer {
-  now = startMs;
-  private timers = new Map<number, { atMs: number; callback: () => void }>();
-  private nextId = 1;
-  nowMs(): number { return this.now; }
-  set(callback: () => void, delayMs: number): number {
-    const id = this.nextId++;
-    this.timers.set(id, { atMs: this.now + Math.max(0, delayMs), callback });
-    return id;
-  }
-  clear(handle: unknown): void { this.timers.delete(handle as number); }
-  async advance(ms: number): Promise<void> {
-    const targetMs = this.now + ms;
-    await settle();
-    for (;;) {
-      let next: [number, { atMs: number; callback: () => void }] | undefined;
-      for (const entry of this.timers) if (entry[1].atMs <= targetMs && (next === undefined || entry[1].atMs < next[1].atMs)) next = entry;
-      if (next === undefined) break;
-      this.timers.delete(next[0]);
-      this.now = Math.max(this.now, next[1].atMs);
-      next[1].callback();
-      await settle();
-    }
-    this.now = targetMs;
-    await settle();
-  }
-}
-
-/** Lets queued promise callbacks and setImmediate rounds run; a fixed number of turns, no wall-clock wait. */
-async function settle(): Promise<void> {
-  for (let turn = 0; turn < 30; turn += 1) await new Promise((resolve) => setImmediate(resolve));
-}
+import { clockStartMs, ManualClock } from '../support/channel-sync.js';
 
 interface Call { push: ChannelPush; startedAtMs: number }
 
@@ -203,7 +168,7 @@ describe('ChannelSync', () => {
     expect(fake.calls).toHaveLength(50);
     // A bucket of one second at 10 per second: by time t at most 10 + 10 * t pushes have started.
     fake.calls.forEach((call, index) => {
-      const allowed = 10 + Math.floor(((call.startedAtMs - startMs) * 10) / 1000);
+      const allowed = 10 + Math.floor(((call.startedAtMs - clockStartMs) * 10) / 1000);
       expect(index + 1).toBeLessThanOrEqual(allowed);
     });
   });
@@ -257,7 +222,7 @@ describe('ChannelSync', () => {
     expect(fake.calls.map((call) => `${call.push.tenant}/${call.push.sku}`)).toEqual(['acme/sku-1', 'other/sku-9']);
     await h.clock.advance(100);
     expect(fake.calls.slice(2).map((call) => call.push.sku).sort()).toEqual(['sku-1', 'sku-2']);
-    expect(Math.min(...fake.calls.slice(2).map((call) => call.startedAtMs))).toBeGreaterThanOrEqual(startMs + 5_000);
+    expect(Math.min(...fake.calls.slice(2).map((call) => call.startedAtMs))).toBeGreaterThanOrEqual(clockStartMs + 5_000);
     expect([...fake.shown]).toEqual(expect.arrayContaining([['acme/sku-1', 1], ['acme/sku-2', 2], ['other/sku-9', 9]]));
   });
 
@@ -338,7 +303,7 @@ describe('ChannelSync', () => {
     h.sync.start();
     await h.clock.advance(1);
     expect(h.outbox.get('acme', 'shop', 'sku-1')).toMatchObject({
-      failedAtMs: startMs, nextAttemptMs: startMs + syncLimits.failedRetryDelayMs, lastError: 'HTTP 404 unknown inventory item',
+      failedAtMs: clockStartMs, nextAttemptMs: clockStartMs + syncLimits.failedRetryDelayMs, lastError: 'HTTP 404 unknown inventory item',
     });
     expect(h.outbox.depth()).toEqual([{ tenant: 'acme', channel: 'shop', count: 1, failed: 1 }]);
     expect(h.pushed).toEqual([{ channel: 'shop', outcome: 'failed' }]);
@@ -403,7 +368,7 @@ describe('ChannelSync', () => {
     expect(stopped).toBe(false);
     await h.clock.advance(2);
     await stopping;
-    expect(h.outbox.get('acme', 'shop', 'sku-1')?.nextAttemptMs).toBe(startMs);
+    expect(h.outbox.get('acme', 'shop', 'sku-1')?.nextAttemptMs).toBe(clockStartMs);
   });
 
   it('derives one idempotency key per distinct push', () => {
@@ -429,7 +394,7 @@ describe('ChannelSync on a node that owns some tenants (Kafka)', () => {
     expect(shop.calls.map((call) => `${call.push.tenant}/${call.push.sku}`)).toEqual(['acme/sku-1']);
     expect(market.calls).toEqual([]);
     // Untouched: still due, as it was written, for the node that takes the tenant over.
-    expect(h.outbox.get('other', 'market', 'sku-9')).toMatchObject({ pushedVersion: null, nextAttemptMs: startMs, attempts: 0 });
+    expect(h.outbox.get('other', 'market', 'sku-9')).toMatchObject({ pushedVersion: null, nextAttemptMs: clockStartMs, attempts: 0 });
     owned.add('other');
     h.sync.kick();
     await h.clock.advance(1);

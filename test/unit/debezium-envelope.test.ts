@@ -5,9 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { afterAll, describe, expect, it } from 'vitest';
-import type { CommandBus, CommandInput, DeadLetter, Submitted } from '../../src/app/ports.js';
-import type { Command, LedgerState } from '../../src/core/index.js';
-import { execute, initialState } from '../../src/core/index.js';
+import type { CommandInput, DeadLetter } from '../../src/app/ports.js';
 import { parseDebeziumEvent } from '../../src/adapters/debezium/envelope.js';
 import { ingestDebeziumFile } from '../../src/adapters/debezium/file-source.js';
 import type { DebeziumSourceConfig } from '../../src/adapters/postgres-cdc/config.js';
@@ -15,6 +13,7 @@ import { validateSourceConfig } from '../../src/adapters/postgres-cdc/config.js'
 import { applyChanges } from '../../src/adapters/postgres-cdc/apply.js';
 import type { RowChange } from '../../src/adapters/postgres-cdc/row-mapping.js';
 import { ingestCommand } from '../../src/cli/ingest.js';
+import { LedgerBus } from '../support/ledger-bus.js';
 
 const config: DebeziumSourceConfig = {
   type: 'debezium', name: 'shop', table: 'public.stock',
@@ -40,28 +39,8 @@ function wrapped(payload: unknown): Record<string, unknown> {
   return { schema: { type: 'struct', optional: false, name: 'shop.public.stock.Envelope', fields: [] }, payload };
 }
 
-class LedgerBus implements CommandBus {
-  readonly state: LedgerState = initialState();
-  stale = 0;
-  private counter = 0;
-  async submit(command: CommandInput): Promise<Submitted> {
-    return (await this.submitMany([command]))[0] as Submitted;
-  }
-  async submitMany(commands: CommandInput[]): Promise<Submitted[]> {
-    return commands.map((input) => {
-      this.counter += 1;
-      const { outcome } = execute(this.state, { ...input, id: `c${this.counter}`, timeMs: 1_700_000_000_000 } as Command);
-      if (outcome.rejection?.code === 'STALE_SEQUENCE') this.stale += 1;
-      return { outcome };
-    });
-  }
-  onHand(sku: string, location = 'main', tenant = 'acme'): number | undefined {
-    return this.state.tenants.get(tenant)?.skus.get(sku)?.locations.get(location)?.onHand;
-  }
-  deleted(sku: string, tenant = 'acme'): boolean | undefined {
-    return this.state.tenants.get(tenant)?.skus.get(sku)?.deleted;
-  }
-}
+/** When the ledger records every change, so its events are the same on every run. */
+const ledgerTimeMs = 1_700_000_000_000;
 
 function changesOf(value: unknown): RowChange[] {
   const result = parseDebeziumEvent(value, config);
@@ -138,7 +117,7 @@ describe('Debezium envelope', () => {
 
 describe('Debezium redelivery through the ledger', () => {
   it('absorbs duplicates and older redeliveries, and an older event cannot flip the deleted flag back', async () => {
-    const bus = new LedgerBus();
+    const bus = new LedgerBus({ timeMs: ledgerTimeMs });
     await applyEvents(bus, [
       event('c', null, row('SKU-1', 10), 100),
       event('u', null, row('SKU-1', 7), 200),
@@ -154,7 +133,7 @@ describe('Debezium redelivery through the ledger', () => {
   });
 
   it('an exact redelivery still brings its flag (it may have been lost with a crash)', async () => {
-    const bus = new LedgerBus();
+    const bus = new LedgerBus({ timeMs: ledgerTimeMs });
     const soft = event('u', null, row('SKU-2', 3, { deleted_at: 1 }), 500);
     const [change] = changesOf(soft);
     await bus.submitMany([change?.set as CommandInput]);
@@ -164,7 +143,7 @@ describe('Debezium redelivery through the ledger', () => {
   });
 
   it('a delete after the create leaves zero; the create redelivered after it changes nothing', async () => {
-    const bus = new LedgerBus();
+    const bus = new LedgerBus({ timeMs: ledgerTimeMs });
     await applyEvents(bus, [event('c', null, row('SKU-3', 4), 10), event('d', row('SKU-3', 4), null, 20), event('c', null, row('SKU-3', 4), 10)]);
     expect(bus.onHand('SKU-3')).toBe(0);
   });
@@ -175,7 +154,7 @@ describe('Debezium transactions in which a place changes hands', () => {
   const at = (id: number, location: string, qty: number, sku = 'X'): RowValues => row(sku, qty, { id, location });
 
   async function ingest(values: unknown[]): Promise<{ bus: LedgerBus; letters: DeadLetter[]; summary: Awaited<ReturnType<typeof ingestDebeziumFile>> }> {
-    const bus = new LedgerBus();
+    const bus = new LedgerBus({ timeMs: ledgerTimeMs });
     const letters: DeadLetter[] = [];
     const summary = await ingestDebeziumFile({ path: '-', stdin: Readable.from([`${ndjson(values)}\n`]), config, bus, deadLetters: { deadLetter: (letter) => letters.push(letter) } });
     return { bus, letters, summary };
@@ -232,7 +211,7 @@ describe('Debezium file ingestion', () => {
   it('reads NDJSON with blank lines and a broken line, and counts what happened', async () => {
     const path = join(scratch, 'events.ndjson');
     writeFileSync(path, `${ndjson(events)}\n\n{not json\n`);
-    const bus = new LedgerBus();
+    const bus = new LedgerBus({ timeMs: ledgerTimeMs });
     const letters: DeadLetter[] = [];
     const summary = await ingestDebeziumFile({ path, stdin: Readable.from([]), config, bus, deadLetters: { deadLetter: (letter) => letters.push(letter) } });
     expect(summary).toEqual({ events: 7, applied: 3, stale: 1, rejected: 0, deadLetters: 2, skipped: 1 });
@@ -245,7 +224,7 @@ describe('Debezium file ingestion', () => {
   it('reads a JSON array from stdin, split across chunks', async () => {
     const text = JSON.stringify(events.slice(0, 5));
     const stdin = Readable.from([text.slice(0, 17), text.slice(17, 200), text.slice(200)]);
-    const bus = new LedgerBus();
+    const bus = new LedgerBus({ timeMs: ledgerTimeMs });
     const summary = await ingestDebeziumFile({ path: '-', stdin, config, bus, deadLetters: { deadLetter: () => undefined } });
     expect(summary).toEqual({ events: 5, applied: 3, stale: 1, rejected: 0, deadLetters: 0, skipped: 1 });
   });
@@ -269,7 +248,7 @@ describe('stockline ingest debezium', () => {
 
   it('prints a summary and exits 0 when everything applied or was absorbed', async () => {
     const run = io(ndjson([event('c', null, row('C-1', 1), 1), event('c', null, row('C-1', 1), 1)]));
-    const code = await ingestCommand(['debezium', '-', '--config', configFile], run.io, new LedgerBus(), { deadLetter: () => undefined });
+    const code = await ingestCommand(['debezium', '-', '--config', configFile], run.io, new LedgerBus({ timeMs: ledgerTimeMs }), { deadLetter: () => undefined });
     expect(run.err).toEqual([]);
     expect(code).toBe(0);
     expect(run.out.join('')).toBe('ingested 2 events from stdin: 1 applied, 1 stale (duplicates), 0 dead letters, 0 skipped\n');
@@ -278,14 +257,14 @@ describe('stockline ingest debezium', () => {
   it('exits 1 when any event went to dead letters', async () => {
     const run = io(ndjson([event('c', null, row(null, 1), 1)]));
     const letters: DeadLetter[] = [];
-    const code = await ingestCommand(['debezium', '-', '--config', configFile], run.io, new LedgerBus(), { deadLetter: (letter) => letters.push(letter) });
+    const code = await ingestCommand(['debezium', '-', '--config', configFile], run.io, new LedgerBus({ timeMs: ledgerTimeMs }), { deadLetter: (letter) => letters.push(letter) });
     expect(code).toBe(1);
     expect(letters).toHaveLength(1);
     expect(run.out.join('')).toMatch(/1 dead letters/);
   });
 
   it('exits 2 on bad usage, a missing source or an unreadable file', async () => {
-    const bus = new LedgerBus();
+    const bus = new LedgerBus({ timeMs: ledgerTimeMs });
     const sink = { deadLetter: () => undefined };
     expect(await ingestCommand(['kafka', '-', '--config', configFile], io().io, bus, sink)).toBe(2);
     expect(await ingestCommand(['debezium', '-', '--config', configFile, '--source', 'other'], io().io, bus, sink)).toBe(2);
