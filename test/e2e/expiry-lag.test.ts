@@ -1,6 +1,6 @@
-// A running `stockline serve` reports how long its expired holds wait to be released: with the expiry ticker
-// turned off (`ledger.expiryIntervalMs: 0`), a one-second hold shows up in stockline_expiry_lag_seconds once
-// due, and a tenant with nothing due has no series.
+// A running `stockline serve` reports how long its expired holds wait to be released: with the expiry ticker at
+// its slowest (`ledger.expiryIntervalMs: 60000`, its first tick a minute after the start), a one-second hold
+// shows up in stockline_expiry_lag_seconds once due, and a tenant with nothing due has no series.
 
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -22,7 +22,7 @@ afterAll(async () => {
 describe('stockline_expiry_lag_seconds on a running Stockline', () => {
   it('reports a hold past its expiry that no tick released, for its tenant only', async () => {
     const config = join(dataDir, 'stockline.yaml');
-    writeFileSync(config, 'ledger: { expiryIntervalMs: 0 }\n');
+    writeFileSync(config, 'ledger: { expiryIntervalMs: 60000 }\n');
     server = await startStockline(['--data-dir', dataDir, '--config', config]);
     const url = server.url;
     const post = async (path: string, body: unknown): Promise<number> => (await fetch(`${url}${path}`, {
