@@ -6,7 +6,7 @@ import type { ChannelConnector, ChannelPush, PushResult } from '../connector.js'
 import { ChannelError } from '../errors.js';
 import { channelLimits } from '../limits.js';
 import { clip, failed, ok, ShopifyAdminClient, withApplied } from './admin-client.js';
-import type { Data, Operation, Step } from './admin-client.js';
+import type { Data, Operation, ShopifyAdminOptions, Step } from './admin-client.js';
 import type { ItemLevel, UserError } from './graphql.js';
 import {
   availableName, itemsBySkuQuery, itemsOfNodes, itemsOfSearch, levelsByIdQuery, parseSetPayload, setAvailableMutation, skuSearch,
@@ -14,26 +14,17 @@ import {
 
 export { shopifyApiVersionDefault } from './admin-client.js';
 
-export interface ShopifyConnectorOptions {
+/** The Admin API client's options (shop, token, version, base URL, timeouts, clock), and what the connector adds. */
+export interface ShopifyConnectorOptions extends ShopifyAdminOptions {
   /** The ledger's channel id. */
   channel: string;
   tenant: string;
-  /** `example.myshopify.com`. */
-  shop: string;
-  accessToken: string;
   /** The Shopify location that shows the channel's available-to-sell: `gid://shopify/Location/<n>`. */
   locationId: string;
-  apiVersion?: string;
-  /** Replaces `https://{shop}` (tests, the demo's fake Shopify, a proxy). */
-  baseUrl?: string;
   /** SKU -> `gid://shopify/InventoryItem/<n>`; SKUs not listed are searched by SKU and remembered. */
   inventoryItems?: Record<string, string>;
-  timeoutMs?: number;
   maxConcurrency?: number;
   ratePerSecond?: number;
-  throttleWaitMsMax?: number;
-  nowMs?: () => number;
-  sleep?: (ms: number) => Promise<void>;
 }
 
 const staleCodes = new Set(['CHANGE_FROM_QUANTITY_STALE', 'COMPARE_QUANTITY_STALE']);
