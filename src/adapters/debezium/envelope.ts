@@ -1,6 +1,7 @@
 // Debezium PostgreSQL change events (with or without the JSON converter's schema wrapper) -> ledger row changes.
 
 import type { DebeziumSourceConfig } from '../postgres-cdc/config.js';
+import { cdcLimits } from '../postgres-cdc/limits.js';
 import { imageChange, jsonSafe, keyString, mapImage, mapKey, removalChange } from '../postgres-cdc/row-mapping.js';
 import type { Row, RowChange, RowImage, RowKey } from '../postgres-cdc/row-mapping.js';
 import { RowPlaces, sameRow } from '../postgres-cdc/transaction.js';
@@ -100,6 +101,24 @@ export function reduceEffects(effects: RowEffect[], source: string): RowChange[]
     if (effect.arrived !== undefined) places.arrive(effect.arrived.image, effect.arrived.row, effect.arrived.previous, effect.seq);
   }
   return places.results().map((place) => place.image === undefined ? removalChange(place.key, source, place.tag) : imageChange(place.image, source, place.tag));
+}
+
+/**
+ * Whether `effect` is the next event of the transaction whose events so far are `open`: the same
+ * source.txId and a higher LSN (a transaction's change LSNs rise, so one that does not is a redelivery
+ * starting again), while the part reduced together is under debeziumTransactionEventsMax (a longer
+ * transaction is reduced in parts of that many).
+ */
+export function continuesTransaction(open: readonly RowEffect[], effect: RowEffect): boolean {
+  const last = open[open.length - 1];
+  if (last === undefined || open.length >= cdcLimits.debeziumTransactionEventsMax) return false;
+  return effect.txId !== null && effect.txId === last.txId && BigInt(effect.seq) > BigInt(last.seq);
+}
+
+/** Whether any later event could still continue `open`: not after an event without txId (its own transaction), nor once the part is full. */
+export function transactionMayContinue(open: readonly RowEffect[]): boolean {
+  const last = open[open.length - 1];
+  return last !== undefined && last.txId !== null && open.length < cdcLimits.debeziumTransactionEventsMax;
 }
 
 function changesOf(effect: RowEffect, config: DebeziumSourceConfig, dead?: { reason: string; payload: unknown }): EnvelopeResult {

@@ -8,7 +8,7 @@ import type { DebeziumSourceConfig } from '../postgres-cdc/config.js';
 import { CdcError } from '../postgres-cdc/errors.js';
 import { cdcLimits } from '../postgres-cdc/limits.js';
 import type { RowChange } from '../postgres-cdc/row-mapping.js';
-import { debeziumSourceId, parseDebeziumEvent, reduceEffects } from './envelope.js';
+import { continuesTransaction, debeziumSourceId, parseDebeziumEvent, reduceEffects } from './envelope.js';
 import type { RowEffect } from './envelope.js';
 
 export interface IngestSummary {
@@ -133,11 +133,8 @@ class Batch {
     this.open = [];
   }
 
-  /** A transaction's change LSNs rise, so an event that does not is a redelivery starting again: a new group. */
   private addEffect(effect: RowEffect): void {
-    const last = this.open[this.open.length - 1];
-    const sameTransaction = last !== undefined && effect.txId !== null && effect.txId === last.txId && BigInt(effect.seq) > BigInt(last.seq);
-    if (!sameTransaction || this.open.length >= cdcLimits.debeziumTransactionEventsMax) this.closeTransaction();
+    if (!continuesTransaction(this.open, effect)) this.closeTransaction();
     this.open.push(effect);
   }
 }

@@ -1,5 +1,6 @@
-// Reads Debezium change events from a Kafka topic and applies them; an offset is committed only once its changes are durable.
+// Reads Debezium change events from a Kafka topic and applies them a transaction at a time; an offset is committed only once its changes are durable.
 
+import { performance } from 'node:perf_hooks';
 import { Consumer, FetchIsolationLevels, stringDeserializers } from '@platformatic/kafka';
 import type { Message } from '@platformatic/kafka';
 import type { CommandBus, DeadLetterSink } from '../../app/ports.js';
@@ -8,7 +9,12 @@ import type { ApplyCounts } from '../postgres-cdc/apply.js';
 import type { DebeziumSourceConfig } from '../postgres-cdc/config.js';
 import { cdcLimits } from '../postgres-cdc/limits.js';
 import type { CdcLogger } from '../postgres-cdc/source.js';
-import { debeziumSourceId, parseDebeziumEvent } from './envelope.js';
+import { continuesTransaction, debeziumSourceId, parseDebeziumEvent, reduceEffects, transactionMayContinue } from './envelope.js';
+import type { RowEffect } from './envelope.js';
+
+/** Bounds of `transactionQuietMs` (tests shorten it; the default is cdcLimits.debeziumTransactionQuietMs). */
+export const transactionQuietMsMin = 1;
+export const transactionQuietMsMax = 60_000;
 
 export interface DebeziumKafkaSourceOptions {
   config: DebeziumSourceConfig & { topic: string };
@@ -22,6 +28,11 @@ export interface DebeziumKafkaSourceOptions {
   timeoutMs?: number;
   log?: CdcLogger;
   random?: () => number;
+  /**
+   * How long a transaction whose events so far share a source.txId waits for its next event on the
+   * partition before it is applied as complete: default cdcLimits.debeziumTransactionQuietMs.
+   */
+  transactionQuietMs?: number;
   /** The Kafka consumer; made from brokers and groupId when absent (tests pass a fake). */
   consumer?: DebeziumConsumer;
 }
@@ -49,6 +60,25 @@ export interface DebeziumKafkaStatus {
 
 type TextMessage = Message<string, string, string, string>;
 
+interface Letter {
+  reason: string;
+  payload: unknown;
+}
+
+/**
+ * The records one partition has handed over since its last commit: the events of a transaction not
+ * yet known to be complete, and the tombstones, skipped records and dead letters among them.
+ */
+interface PartitionGroup {
+  effects: RowEffect[];
+  letters: Letter[];
+  records: number;
+  /** Committing it commits every record of the group. */
+  last: TextMessage;
+  /** When the partition's latest record was read (monotonic clock), for the quiet bound. */
+  readAtMs: number;
+}
+
 const silentLog: CdcLogger = { info: () => undefined, warn: () => undefined, error: () => undefined };
 
 /** An operating error that trying again can cure: an AppError marked retryable, or a Kafka client error that says so. */
@@ -60,6 +90,13 @@ function isRetryable(error: unknown): boolean {
 /**
  * At least once: a crash between applying and committing re-delivers, and the ledger refuses the
  * re-delivered changes as not newer than their LSN, so nothing is applied twice.
+ *
+ * Consecutive events of a partition with the same source.txId and rising LSNs are one transaction and
+ * are reduced together, as `stockline ingest debezium` does, so a place that changed hands inside it
+ * keeps the row that is there at commit. A transaction is applied once its last event has been seen:
+ * the partition's next event belongs to another, nothing more came for transactionQuietMs, or it
+ * reached debeziumTransactionEventsMax events. Its offsets are committed after that, so a crash in
+ * between re-delivers the whole transaction.
  */
 export class DebeziumKafkaSource {
   private readonly consumer: DebeziumConsumer;
@@ -70,9 +107,14 @@ export class DebeziumKafkaSource {
   private stopping = false;
   private wake: { timer: NodeJS.Timeout; resolve: () => void } | undefined;
   private readonly state: DebeziumKafkaStatus;
+  private readonly transactionQuietMs: number;
 
   constructor(private readonly options: DebeziumKafkaSourceOptions) {
     const timeoutMs = options.timeoutMs ?? 10_000;
+    this.transactionQuietMs = options.transactionQuietMs ?? cdcLimits.debeziumTransactionQuietMs;
+    if (!Number.isFinite(this.transactionQuietMs) || this.transactionQuietMs < transactionQuietMsMin || this.transactionQuietMs > transactionQuietMsMax) {
+      throw new RangeError(`transactionQuietMs must be between ${transactionQuietMsMin} and ${transactionQuietMsMax}, got ${this.transactionQuietMs}`);
+    }
     this.consumer = options.consumer ?? new Consumer({
       groupId: options.groupId, clientId: `stockline-${options.groupId}`, bootstrapBrokers: options.brokers,
       deserializers: stringDeserializers, isolationLevel: FetchIsolationLevels.READ_COMMITTED,
@@ -145,13 +187,86 @@ export class DebeziumKafkaSource {
   }
 
   private async consumeAll(messages: AsyncIterable<TextMessage>, progressed: () => void): Promise<void> {
-    for await (const message of messages) {
-      await this.apply(message);
-      // Counted once handled, so that a caller who sees the count sees its changes in the ledger.
-      this.state.consumed += 1;
-      await message.commit();
+    const iterator = messages[Symbol.asyncIterator]();
+    // Only partitions whose transaction may go on are here; any other group is applied at once.
+    const open = new Map<string, PartitionGroup>();
+    let next = iterator.next();
+    try {
+      for (;;) {
+        const step = await this.nextOrQuiet(next, open);
+        if (step === 'quiet') {
+          await this.applyQuiet(open, progressed);
+          continue;
+        }
+        if (step.done === true) return;
+        await this.take(step.value, open, progressed);
+        next = iterator.next();
+      }
+    } finally {
+      // Left pending when applying failed while waiting; the stream is closed by the caller.
+      next.catch(() => undefined);
+    }
+  }
+
+  /** The next record, or 'quiet' once a partition with an open transaction has had nothing for transactionQuietMs. */
+  private async nextOrQuiet(next: Promise<IteratorResult<TextMessage>>, open: Map<string, PartitionGroup>): Promise<IteratorResult<TextMessage> | 'quiet'> {
+    if (open.size === 0) return next;
+    const readAtMs = Math.min(...[...open.values()].map((group) => group.readAtMs));
+    // Already past (a busy consumer) it is 0: a record already read from the broker still comes first.
+    const delayMs = Math.max(0, readAtMs + this.transactionQuietMs - performance.now());
+    let timer: NodeJS.Timeout | undefined;
+    const quiet = new Promise<'quiet'>((resolve) => { timer = setTimeout(() => resolve('quiet'), delayMs); });
+    try {
+      return await Promise.race([next, quiet]);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  private async applyQuiet(open: Map<string, PartitionGroup>, progressed: () => void): Promise<void> {
+    const nowMs = performance.now();
+    for (const [partition, group] of open) {
+      if (nowMs - group.readAtMs < this.transactionQuietMs) continue;
+      open.delete(partition);
+      await this.applyGroup(group);
       progressed();
     }
+  }
+
+  /** Adds a record to its partition's group; applies the group before it when the record starts another transaction. */
+  private async take(message: TextMessage, open: Map<string, PartitionGroup>, progressed: () => void): Promise<void> {
+    const partition = `${message.topic}:${message.partition}`;
+    const read = this.read(message);
+    let group = open.get(partition);
+    if (group !== undefined && read.effect !== undefined && !continuesTransaction(group.effects, read.effect)) {
+      open.delete(partition);
+      await this.applyGroup(group);
+      progressed();
+      group = undefined;
+    }
+    group ??= { effects: [], letters: [], records: 0, last: message, readAtMs: 0 };
+    if (read.effect !== undefined) group.effects.push(read.effect);
+    group.letters.push(...read.letters);
+    group.records += 1;
+    group.last = message;
+    group.readAtMs = performance.now();
+    // Dead letters are held until their group is applied: as many as its change events, at most.
+    if (transactionMayContinue(group.effects) && group.letters.length < cdcLimits.debeziumTransactionEventsMax) {
+      open.set(partition, group);
+      return;
+    }
+    open.delete(partition);
+    await this.applyGroup(group);
+    progressed();
+  }
+
+  /** Applies a group's changes durably, then writes its dead letters and commits its last record. */
+  private async applyGroup(group: PartitionGroup): Promise<void> {
+    if (group.effects.length > 0) addCounts(this.state.counts, await applyChanges(this.options.bus, reduceEffects(group.effects, this.state.source)));
+    for (const letter of group.letters) this.letter(letter.reason, letter.payload);
+    // Counted once handled, so that a caller who sees the count sees its changes in the ledger.
+    this.state.consumed += group.records;
+    await group.last.commit();
   }
 
   /** As the PostgreSQL source: exponential, capped, jittered over the upper half. */
@@ -167,20 +282,20 @@ export class DebeziumKafkaSource {
     });
   }
 
-  private async apply(message: TextMessage): Promise<void> {
+  /** What a record brings: the effect of a change event, and dead letters. */
+  private read(message: TextMessage): { effect?: RowEffect; letters: Letter[] } {
     // A tombstone (null value) follows a delete for log compaction: the delete itself carried the change.
-    if (message.value === null || message.value === undefined || message.value === '') return;
+    if (message.value === null || message.value === undefined || message.value === '') return { letters: [] };
     let value: unknown;
     try {
       value = JSON.parse(message.value);
     } catch (error) {
-      this.letter(`not JSON: ${(error as Error).message}`, { topic: message.topic, partition: message.partition, offset: String(message.offset) });
-      return;
+      return { letters: [{ reason: `not JSON: ${(error as Error).message}`, payload: { topic: message.topic, partition: message.partition, offset: String(message.offset) } }] };
     }
     const result = parseDebeziumEvent(value, this.options.config);
-    if (result.kind === 'changes') addCounts(this.state.counts, await applyChanges(this.options.bus, result.changes));
-    if (result.kind === 'dead') this.letter(result.reason, result.payload);
-    else if (result.kind === 'changes' && result.dead !== undefined) this.letter(result.dead.reason, result.dead.payload);
+    if (result.kind === 'skip') return { letters: [] };
+    if (result.kind === 'dead') return { letters: [{ reason: result.reason, payload: result.payload }] };
+    return { effect: result.effect, letters: result.dead === undefined ? [] : [result.dead] };
   }
 
   private letter(reason: string, payload: unknown): void {

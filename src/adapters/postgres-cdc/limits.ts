@@ -30,4 +30,9 @@ export const cdcLimits = {
   debeziumBatchEvents: 500,
   /** Events of one transaction reduced together (a longer one is reduced in parts of this many). */
   debeziumTransactionEventsMax: 10_000,
+  /**
+   * How long a Debezium topic partition's open transaction waits for its next event before it is applied as
+   * complete. Debezium sends a transaction's events one after another, so a pause this long ends it.
+   */
+  debeziumTransactionQuietMs: 250,
 } as const;
