@@ -149,6 +149,7 @@ const openapi = {
       securitySchemes: {
         bearerAuth: { type: 'http', scheme: 'bearer', description: 'Authorization: Bearer <key>' },
         apiKeyHeader: { type: 'apiKey', in: 'header', name: 'X-Api-Key' },
+        accessTokenQuery: { type: 'apiKey', in: 'query', name: 'access_token', description: 'The stream only: EventSource cannot send headers' },
       },
     },
   },

@@ -112,6 +112,12 @@ describe('health and documentation', () => {
     ]));
     expect(document.paths['/healthz']?.get?.security).toEqual([]);
     expect(document.paths['/v1/tenants/{tenant}/reservations']?.post?.security).toEqual([{ bearerAuth: [] }, { apiKeyHeader: [] }]);
+    // The stream alone also takes the key in the query (EventSource cannot send headers), and says so.
+    expect(document.components.securitySchemes.accessTokenQuery).toMatchObject({ type: 'apiKey', in: 'query', name: 'access_token' });
+    expect(document.paths['/v1/tenants/{tenant}/stream']?.get?.security).toEqual([{ bearerAuth: [] }, { apiKeyHeader: [] }, { accessTokenQuery: [] }]);
+    const queryKeyed = Object.entries(document.paths).flatMap(([path, methods]) => Object.entries(methods)
+      .filter(([, operation]) => JSON.stringify(operation.security ?? []).includes('accessTokenQuery')).map(([method]) => `${method} ${path}`));
+    expect(queryKeyed).toEqual(['get /v1/tenants/{tenant}/stream']);
     // Every operation that answers 2xx says what it answers; the stream is text, not JSON.
     const operations = Object.entries(document.paths).flatMap(([path, methods]) => Object.entries(methods).map(([method, operation]) => ({ at: `${method} ${path}`, ...operation as { responses?: Record<string, unknown>; requestBody?: { required?: boolean } } })));
     for (const { at, responses } of operations) expect(Object.keys(responses ?? {}).some((status) => /^2/.test(status)), at).toBe(true);

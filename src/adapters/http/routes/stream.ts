@@ -249,7 +249,7 @@ export const streamRoutes: FastifyPluginAsync<{ engine: Engine; stream?: Partial
     schema: {
       summary: 'Server-Sent Events: availability, conflict and reservation messages; resumable with Last-Event-ID',
       description: 'EventSource cannot send headers, so this route also takes the key as `?access_token=`.',
-      tags: ['stream'], security: bearerSecurity, params: params({ tenant: fields.tenant }),
+      tags: ['stream'], security: [...bearerSecurity, { accessTokenQuery: [] }], params: params({ tenant: fields.tenant }),
       querystring: object({
         access_token: { type: 'string', maxLength: httpLimits.apiKeyLengthMax },
         lastEventId: { type: 'integer', minimum: 0, maximum: Number.MAX_SAFE_INTEGER, description: 'Same as the Last-Event-ID header.' },
