@@ -93,6 +93,7 @@ export async function start(options: StartOptions): Promise<Running> {
   if (options.adminKey !== undefined && options.adminKey !== '' && options.adminKey.length < adminKeyLengthMin) {
     throw new ConfigError(`STOCKLINE_ADMIN_KEY: must be at least ${adminKeyLengthMin} characters (it opens every tenant); make one with: openssl rand -hex 24`);
   }
+  const metricsKey = metricsKeyOf(config, process.env);
   prepareDataFolder(config.dataDir);
   const logger = pino({ level: config.logLevel, redact: secretPaths });
   const metrics = new Metrics();
@@ -108,7 +109,7 @@ export async function start(options: StartOptions): Promise<Running> {
     await engine.close();
   }];
   try {
-    const running = await startServing(options, { engine, local, metrics, logger, oldGenerationBytes, recordsMax }, stops);
+    const running = await startServing(options, { engine, local, metrics, metricsKey, logger, oldGenerationBytes, recordsMax }, stops);
     let closing: Promise<void> | undefined;
     const close = (): Promise<void> => {
       closing ??= stopAll(stops);
@@ -134,10 +135,28 @@ async function stopAll(stops: Array<() => unknown>): Promise<void> {
   if (failure !== undefined) throw failure;
 }
 
+/**
+ * The key `GET /metrics` requires, from the variable `server.metricsKeyEnv` names; undefined when none is named
+ * (the route is public). A name whose variable is unset or short is refused: serving the tenants' ids to anyone
+ * because a deployment lost a secret is what the setting is there to prevent.
+ */
+function metricsKeyOf(config: StocklineConfig, env: NodeJS.ProcessEnv): string | undefined {
+  const name = config.server.metricsKeyEnv;
+  if (name === undefined) return undefined;
+  const key = env[name];
+  if (key === undefined || key === '') {
+    throw new ConfigError(`server.metricsKeyEnv: ${name} is not set (it holds the key GET /metrics requires); set it, or remove server.metricsKeyEnv to serve /metrics without a key`);
+  }
+  if (key.length < adminKeyLengthMin) throw new ConfigError(`${name}: must be at least ${adminKeyLengthMin} characters (the key of GET /metrics); make one with: openssl rand -hex 24`);
+  return key;
+}
+
 interface Started {
   engine: Engine;
   local: LocalStore;
   metrics: Metrics;
+  /** The key `/metrics` requires (`server.metricsKeyEnv`), if any. */
+  metricsKey: string | undefined;
   logger: Logger;
   oldGenerationBytes: number;
   recordsMax: number;
@@ -174,7 +193,8 @@ async function startServing(options: StartOptions, started: Started, stops: Arra
     engine, keys, adminKey: options.adminKey,
     logger, bodyBytesMax: config.server.bodyLimitBytes,
     plugins: [
-      metricsRoutes(metrics),
+      // Under its own key, /metrics also takes the admin key (an operator's curl); no tenant's key opens it.
+      metricsRoutes(metrics, started.metricsKey === undefined ? undefined : [started.metricsKey, ...(options.adminKey ? [options.adminKey] : [])]),
       async (scope) => channelWebhookRoutes(scope, { bus: engine, channels: webhookChannels, deadLetters: engine }),
     ],
     heapFullReason: () => heap.heapFullReason(),

@@ -119,7 +119,8 @@ export function createApi({ key, baseUrl = '', fetchImpl = (...args) => fetch(..
       return skuPageOf(await request(`${tenantPath(tenant)}/skus?${query}`, { signal }));
     },
     sku: (tenant, sku, options) => request(`${tenantPath(tenant)}/skus/${encodeURIComponent(sku)}`, options),
-    metricsText: (options) => request('/metrics', { ...options, authenticated: false, accept: 'text/plain' }),
+    /** With the key: a public /metrics ignores it, and one under server.metricsKeyEnv takes the admin key. */
+    metricsText: (options) => request('/metrics', { ...options, accept: 'text/plain' }),
     /** EventSource cannot send headers, so the key goes in the query, as the API allows for streams. */
     streamUrl: (tenant) => `${baseUrl}${tenantPath(tenant)}/stream?access_token=${encodeURIComponent(key)}`,
   };

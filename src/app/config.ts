@@ -10,8 +10,11 @@ export interface StocklineConfig {
   engine: 'embedded' | 'kafka';
   dataDir: string;
   logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
-  /** `bodyLimitBytes`: the largest request body taken, but on the routes with bounds of their own (event imports, channel webhooks). */
-  server: { host: string; port: number; bodyLimitBytes: number };
+  /**
+   * `bodyLimitBytes`: the largest request body taken, but on the routes with bounds of their own (event imports, channel
+   * webhooks). `metricsKeyEnv`: the environment variable holding the key `/metrics` then requires.
+   */
+  server: { host: string; port: number; bodyLimitBytes: number; metricsKeyEnv?: string };
   ledger: {
     /** How often holds past their expiry are released (and old idempotency records forgotten): at least `expiryIntervalMsMin`. */
     expiryIntervalMs: number; snapshotEveryEvents: number; batchCommandsMax: number;

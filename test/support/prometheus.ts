@@ -64,6 +64,8 @@ export interface StartPrometheusOptions {
   scrapeIntervalSeconds?: number;
   evaluationIntervalSeconds?: number;
   rulesTransform?: RulesTransform;
+  /** A file holding the key the scrape sends as `Authorization: Bearer` (a /metrics under server.metricsKeyEnv). */
+  credentialsFile?: string;
 }
 
 export interface PrometheusAlert {
@@ -159,7 +161,10 @@ async function writeConfig(directory: string, options: StartPrometheusOptions): 
       evaluation_interval: `${options.evaluationIntervalSeconds ?? 1}s`,
     },
     rule_files: [rulesFile],
-    scrape_configs: [{ job_name: stocklineJobName, static_configs: [{ targets: options.targets }] }],
+    scrape_configs: [{
+      job_name: stocklineJobName, static_configs: [{ targets: options.targets }],
+      ...(options.credentialsFile === undefined ? {} : { authorization: { credentials_file: options.credentialsFile } }),
+    }],
   };
   const configFile = join(directory, 'prometheus.yml');
   await writeFile(configFile, stringify(config));

@@ -37,10 +37,10 @@ describe('createApi', () => {
     expect(calls[0]?.headers.authorization).toBe(`Bearer ${key}`);
   });
 
-  it('reads /metrics as text and without the key, since it is public', async () => {
+  it('reads /metrics as text, with the key (which a /metrics under a key of its own takes when it is the admin key)', async () => {
     const { calls, fetchImpl } = fakeFetch({ '/metrics': { status: 200, text: 'm 1\n' } });
     expect(await createApi({ key, fetchImpl }).metricsText()).toBe('m 1\n');
-    expect(calls[0]?.headers.authorization).toBeUndefined();
+    expect(calls[0]?.headers.authorization).toBe(`Bearer ${key}`);
   });
 
   it('turns a problem answer into an ApiError with the detail as its message', async () => {

@@ -78,6 +78,21 @@ function bearerOf(authorization: string): string | undefined {
   return /^Bearer(?:\s|$)/i.test(authorization) ? '' : undefined;
 }
 
+/**
+ * For a route outside the tenants' keys (`/metrics` under a key of its own): the request must present one of
+ * `keys` as `Authorization: Bearer`, else a 401 problem. Each key is compared, in constant time, whichever matches.
+ */
+export function requireOneOf(request: FastifyRequest, keys: readonly string[], what: string): void {
+  const authorization = request.headers.authorization;
+  if (authorization === undefined) throw problem('UNAUTHENTICATED', `${what}: send Authorization: Bearer <key>`, {}, { 'www-authenticate': challenge });
+  const presented = Buffer.from(bearerOf(authorization) ?? '');
+  let matched = false;
+  for (const key of keys) matched = isKey(presented, Buffer.from(key)) || matched;
+  if (!matched || presented.length === 0) {
+    throw problem('UNAUTHENTICATED', `${what}: the key sent is not it`, {}, { 'www-authenticate': `${challenge}, error="invalid_token"` });
+  }
+}
+
 /** Whether two presented keys are the same, in time that does not show where they differ. */
 function sameKey(first: string, second: string): boolean {
   return isKey(Buffer.from(first), Buffer.from(second));
