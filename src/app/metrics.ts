@@ -46,6 +46,7 @@ export class Metrics {
   private readonly cdcLag: Gauge<'source'>;
   private readonly sourcesUp = new Map<string, () => boolean>();
   private readonly kafkaLag: Gauge<'topic'>;
+  private readonly kafkaCommandsLostCounter: Counter<'partition'>;
   private readonly snapshotFailures: Counter;
   /** Children per label values, so counting on every command does not hash a labels object. */
   private readonly commandCounters = new Map<string, Counter.Internal>();
@@ -82,6 +83,10 @@ export class Metrics {
       },
     });
     this.kafkaLag = new Gauge({ name: 'stockline_kafka_consumer_lag_records', help: 'Records not yet processed, per topic this node reads (the commands topic, the events topic its replica follows).', labelNames: ['topic'], registers });
+    this.kafkaCommandsLostCounter = new Counter({
+      name: 'stockline_kafka_commands_lost_total', labelNames: ['partition'], registers,
+      help: 'Command records deleted from the commands topic (retention, delete-records) before they were decided, per partition: never applied; a sender that waited was answered KAFKA_TIMEOUT.',
+    });
     this.snapshotFailures = new Counter({ name: 'stockline_snapshot_failures_total', help: 'Snapshots of the embedded engine that could not be written; until one is, a restart replays more of the log.', registers });
     const collectLag = (gauge: Gauge<'tenant' | 'channel'>): void => this.collectLag(gauge);
     const depthOf = (): Map<string, number> => this.depthPerChannel();
@@ -302,6 +307,11 @@ export class Metrics {
   kafkaLagged(recordsByTopic: ReadonlyMap<string, number>): void {
     this.kafkaLag.reset();
     for (const [topic, records] of recordsByTopic) this.kafkaLag.set({ topic }, records);
+  }
+
+  /** A commands partition moved past `count` command records deleted before they were decided. */
+  kafkaCommandsLost(partition: number, count: number): void {
+    this.kafkaCommandsLostCounter.inc({ partition: String(partition) }, count);
   }
 
   snapshotFailed(): void {

@@ -41,6 +41,11 @@ export interface KafkaEngineOptions {
   /** Told of every command this node's processors decided, once durable, with the time since the command was written. */
   onDecided?: (command: Command, outcome: Outcome, latencyMs: number) => void;
   onDeadLetter?: (letter: DeadLetter) => void;
+  /**
+   * Told when this node's processor moved a commands partition past command records deleted (retention,
+   * delete-records) before they were decided, with how many: they were never applied.
+   */
+  onCommandsLost?: (partition: number, count: number) => void;
   log?: KafkaEngineLog;
   /** Create missing topics at start (default true, for development); in production `stockline topics scaffold` does. */
   createTopics?: boolean;
@@ -111,6 +116,7 @@ export class KafkaEngine implements Engine {
       idempotencyRecordsMax: options.idempotencyRecordsMax ?? idempotencyRecordsMaxFor(oldGenerationLimitBytes()),
       ...(options.onDecided === undefined ? {} : { onDecided: options.onDecided }),
       ...(options.onDeadLetter === undefined ? {} : { onDeadLetter: options.onDeadLetter }),
+      ...(options.onCommandsLost === undefined ? {} : { onCommandsLost: options.onCommandsLost }),
     });
     this.onDeadLetter = options.onDeadLetter;
     this.config = config;

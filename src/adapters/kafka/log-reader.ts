@@ -7,10 +7,10 @@
 // (a processor that failed and retried), the records of the first aborted transaction come through.
 
 import {
-  Consumer, FetchIsolationLevels, IS_CONTROL, IS_TRANSACTIONAL, ListOffsetTimestamps,
+  Consumer, FetchIsolationLevels, IS_CONTROL, IS_TRANSACTIONAL, ListOffsetTimestamps, MultipleErrors, ResponseError,
 } from '@platformatic/kafka';
 import type { RecordsBatch } from '@platformatic/kafka';
-import { forceClose } from './clients.js';
+import { forceClose, messageOf } from './clients.js';
 import type { KafkaConfig } from './config.js';
 
 export const logReaderLimits = {
@@ -26,7 +26,8 @@ export const logReaderLimits = {
   stalledReadsMax: 50,
 } as const;
 
-type FetchResponsePartition = Awaited<ReturnType<Consumer['fetch']>>['responses'][number]['partitions'][number];
+type FetchResponse = Awaited<ReturnType<Consumer['fetch']>>;
+type FetchResponsePartition = FetchResponse['responses'][number]['partitions'][number];
 
 export interface LogRecord {
   offset: bigint;
@@ -44,6 +45,17 @@ export interface PartitionRead {
   nextOffset: bigint;
   /** Offset up to which a read_committed reader can read now. */
   lastStableOffset: bigint;
+}
+
+/**
+ * The broker refused to fetch some partitions from the offsets asked (OFFSET_OUT_OF_RANGE): the offset is
+ * no longer in the log (retention or delete-records took it) or not yet (past the log's end).
+ */
+export class OffsetOutOfRangeError extends Error {
+  constructor(readonly topic: string, readonly partitions: number[], options: { cause: unknown }) {
+    super(`fetching ${topic} partitions [${partitions.join(', ')}]: the offsets asked are out of range: ${messageOf(options.cause)}`, options);
+    this.name = 'OffsetOutOfRangeError';
+  }
 }
 
 export class LogReader {
@@ -101,6 +113,8 @@ export class LogReader {
     } catch (error) {
       // A moved leader or a restarted broker: read the metadata again next time.
       this.client.clearMetadata();
+      const refused = outOfRangePartitions(error);
+      if (refused.length > 0) throw new OffsetOutOfRangeError(topic, refused, { cause: error });
       throw error;
     }
   }
@@ -164,6 +178,26 @@ export class LogReader {
   close(): Promise<void> {
     return forceClose(this.client);
   }
+}
+
+/**
+ * The partitions a fetch was refused with OFFSET_OUT_OF_RANGE. The client throws a ResponseError holding one
+ * ProtocolError per failed partition (its `path` points into the parsed response); after retries it wraps
+ * every attempt's error in a MultipleErrors, the last one being the fetch's answer.
+ */
+export function outOfRangePartitions(error: unknown): number[] {
+  let last = error;
+  while (last instanceof MultipleErrors && !(last instanceof ResponseError)) last = last.errors.at(-1);
+  if (!(last instanceof ResponseError)) return [];
+  const response = (last as { response?: FetchResponse }).response;
+  const partitions: number[] = [];
+  for (const inner of last.errors as Array<{ apiId?: unknown; path?: unknown }>) {
+    if (inner.apiId !== 'OFFSET_OUT_OF_RANGE' || typeof inner.path !== 'string') continue;
+    const match = /^\/responses\/(\d+)\/partitions\/(\d+)$/u.exec(inner.path);
+    const partition = match === null ? undefined : response?.responses[Number(match[1])]?.partitions[Number(match[2])]?.partitionIndex;
+    if (partition !== undefined) partitions.push(partition);
+  }
+  return partitions;
 }
 
 /**

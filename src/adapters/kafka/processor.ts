@@ -24,7 +24,7 @@ import { closeQuietly, forceClose, kafkaEngineLimits, messageOf, nextDelay, open
 import type { EngineTopicNames, KafkaEngineLog, StringProducer } from './clients.js';
 import { deadLetterHeaders, encodeJson, kafkaRecordLimits, parseCommandRecord } from './codec.js';
 import type { CommandReply, DeadLetterCode, DecidedCommand, ReplyAddress } from './codec.js';
-import { LogReader } from './log-reader.js';
+import { LogReader, OffsetOutOfRangeError } from './log-reader.js';
 import type { LogRecord, PartitionRead } from './log-reader.js';
 
 export const processorLimits = {
@@ -51,6 +51,8 @@ export const processorLimits = {
   /** Heartbeats per session time-out. */
   heartbeatsPerSession: 6,
   joinSlackMs: 5_000,
+  /** A partition whose position is past the end of its log decides nothing; it is looked at again (and logged) this often. */
+  positionAheadRetryMs: 30_000,
 } as const;
 
 const notApplied: Rejection = { code: 'NOT_APPLIED', message: 'not applied: another command of the same all-or-nothing batch was rejected' };
@@ -69,6 +71,8 @@ export interface ProcessorOptions {
   requestExpiry: (tenant: string, nowMs: number) => void;
   onDecided?: (command: Command, outcome: Outcome, latencyMs: number) => void;
   onDeadLetter?: (letter: DeadLetter) => void;
+  /** Told when a partition moved past command records deleted (retention, delete-records) before they were decided, with how many. */
+  onCommandsLost?: (partition: number, count: number) => void;
   /** Idempotency records a tenant keeps, at most; past it the oldest are forgotten first. */
   idempotencyRecordsMax: number;
 }
@@ -92,6 +96,8 @@ interface Owned {
   oversized: Map<bigint, string>;
   /** Offsets of records that passed partitionBytesMax behind others: they start a transaction of their own. */
   cuts: Set<bigint>;
+  /** Not fetched before this time (Date.now()): its position is past the end of its log. */
+  heldUntilMs: number;
 }
 
 /** A record's output would take a topic partition of the transaction past partitionBytesMax. */
@@ -223,7 +229,7 @@ export class Processor {
       if (this.owned.has(partition)) continue;
       const owned: Owned = {
         partition, generation: 0, status: 'restoring', producer: undefined, state: initialState(), nextOffset: 0n,
-        lastTimeMs: 0, inFlight: undefined, expiring: new Map(), poison: new Set(), oversized: new Map(), cuts: new Set(),
+        lastTimeMs: 0, inFlight: undefined, expiring: new Map(), poison: new Set(), oversized: new Map(), cuts: new Set(), heldUntilMs: 0,
       };
       this.owned.set(partition, owned);
       void this.restart(owned);
@@ -284,6 +290,7 @@ export class Processor {
         // The time committed with the state: a new owner whose clock is behind never stamps a command earlier.
         if (restored.lastTimeMs > owned.lastTimeMs) owned.lastTimeMs = restored.lastTimeMs;
         owned.status = 'active';
+        owned.heldUntilMs = 0;
         owned.expiring.clear();
         this.options.log.info(`kafka engine: partition ${owned.partition} restored (${restored.records} changelog records), next command offset ${owned.nextOffset}`);
         this.checkReady();
@@ -337,7 +344,8 @@ export class Processor {
   private async run(): Promise<void> {
     let delayMs: number = kafkaEngineLimits.retryDelayMs;
     while (!this.stopping) {
-      const active = [...this.owned.values()].filter((owned) => owned.status === 'active');
+      const nowMs = Date.now();
+      const active = [...this.owned.values()].filter((owned) => owned.status === 'active' && owned.heldUntilMs <= nowMs);
       if (active.length === 0 || !this.group.isActive()) {
         await this.idle(this.options.config.consumer.maxWaitMs + 50);
         continue;
@@ -350,6 +358,8 @@ export class Processor {
         delayMs = kafkaEngineLimits.retryDelayMs;
       } catch (error) {
         if (this.stopping) return;
+        // One partition's lost position must not stop the others: it is moved (or held), and the next fetch goes on.
+        if (error instanceof OffsetOutOfRangeError && await this.outOfRange(error.partitions, from, generations)) continue;
         this.options.log.warn(`kafka engine: fetching commands failed, retrying in ${delayMs} ms: ${messageOf(error)}`);
         await this.idle(delayMs);
         delayMs = nextDelay(delayMs);
@@ -367,6 +377,71 @@ export class Processor {
         return work;
       }));
     }
+  }
+
+  /**
+   * The broker refused to fetch these partitions from their positions. A position before the earliest offset
+   * left (retention or delete-records took commands before they were decided) moves on to it; one past the end
+   * of the log is never moved (moving it back would give new commands the ids of decided ones): the partition
+   * waits and says so. False when the offsets could not be read: the fetch is retried as after any failure.
+   */
+  private async outOfRange(partitions: number[], from: ReadonlyMap<number, bigint>, generations: ReadonlyMap<number, number>): Promise<boolean> {
+    const topic = this.options.topics.commands;
+    let earliest: Map<number, bigint>;
+    let ends: Map<number, bigint>;
+    try {
+      [earliest, ends] = await Promise.all([this.commands.offsets(topic, partitions, 'earliest'), this.commands.offsets(topic, partitions, 'end')]);
+    } catch (error) {
+      this.options.log.warn(`kafka engine: reading the offsets of ${topic} partitions [${partitions.join(', ')}] failed: ${messageOf(error)}`);
+      return false;
+    }
+    await Promise.all(partitions.map((partition) => {
+      const owned = this.owned.get(partition);
+      if (owned === undefined || owned.status !== 'active' || owned.generation !== generations.get(partition) || owned.nextOffset !== from.get(partition)) return undefined;
+      const first = earliest.get(partition) ?? 0n;
+      if (first <= owned.nextOffset) {
+        owned.heldUntilMs = Date.now() + processorLimits.positionAheadRetryMs;
+        this.options.log.error(`kafka engine: commands partition ${partition}: the next command offset ${owned.nextOffset} is past the end of the partition `
+          + `(${ends.get(partition) ?? 'unknown'}); nothing is decided on it until it is there (was the commands topic deleted and made again?). `
+          + `Looked at again in ${processorLimits.positionAheadRetryMs} ms`);
+        return undefined;
+      }
+      const work = this.moveToEarliest(owned, first).catch((error: unknown) => {
+        this.options.log.error(`kafka engine: telling of commands partition ${partition}'s lost commands failed: ${messageOf(error)}`);
+      });
+      owned.inFlight = work;
+      return work;
+    }));
+    return true;
+  }
+
+  /**
+   * Moves a partition past command records deleted before they were decided: the new position is written as
+   * every batch writes it (`#next` and the group's offset, in one transaction of the partition's producer, so a
+   * fenced owner cannot write it), and the loss is told once, by the node whose transaction recorded it.
+   */
+  private async moveToEarliest(owned: Owned, earliest: bigint): Promise<void> {
+    const generation = owned.generation;
+    const from = owned.nextOffset;
+    const chunk = newChunk();
+    chunk.lastOffset = earliest - 1n;
+    const next: NextRecord = { nextOffset: String(earliest), lastTimeMs: owned.lastTimeMs };
+    chunk.messages.push({ topic: this.options.topics.changelog, partition: owned.partition, key: nextOffsetKey, value: encodeJson(next) });
+    try {
+      await this.commit(owned, chunk);
+    } catch (error) {
+      if (owned.generation !== generation) return;
+      this.options.log.warn(`kafka engine: moving commands partition ${owned.partition} past deleted commands failed; rebuilding its state from the changelog: ${messageOf(error)}`);
+      void this.restart(owned);
+      return;
+    }
+    if (owned.generation === generation) owned.nextOffset = earliest;
+    const lost = earliest - from;
+    this.options.log.error(`kafka engine: commands partition ${owned.partition}: the command records from offset ${from} (the next to decide) to `
+      + `${earliest - 1n} were deleted (retention or delete-records) before they were decided; moved on to the earliest offset ${earliest}: ${lost} `
+      + 'command records lost undecided. A sender that waited for one was answered KAFKA_TIMEOUT (outcome unknown) and may send it again with the '
+      + 'same idempotency key');
+    this.options.onCommandsLost?.(owned.partition, Number(lost));
   }
 
   private idle(ms: number): Promise<void> {
@@ -433,9 +508,7 @@ export class Processor {
   /** Decides records in order against the partition's state, up to a batch's worth, and builds the transaction's records. */
   private decide(owned: Owned, records: LogRecord[]): Chunk {
     const { topics, config } = this.options;
-    const chunk: Chunk = {
-      count: 0, lastOffset: 0n, messages: [], partitionBytes: new Map(), entities: new Map(), decided: [], letters: [], expired: [], moreDue: false,
-    };
+    const chunk = newChunk();
     const changelog = `${topics.changelog}/${owned.partition}`;
     // Room for the #next record, written last.
     chunk.partitionBytes.set(changelog, processorLimits.recordOverheadBytes * 2);
@@ -677,6 +750,10 @@ export class Processor {
     await closeQuietly('close the commands reader', remaining(), () => this.commands.close(), log);
     await closeQuietly('close the restore reader', remaining(), () => this.restorer.close(), log);
   }
+}
+
+function newChunk(): Chunk {
+  return { count: 0, lastOffset: 0n, messages: [], partitionBytes: new Map(), entities: new Map(), decided: [], letters: [], expired: [], moreDue: false };
 }
 
 /**
