@@ -10,7 +10,7 @@ import { closeQuietly, forceClose, kafkaEngineLimits, messageOf, nextDelay, open
 import type { EngineTopicNames, KafkaEngineLog, StringProducer } from './clients.js';
 import { encodeJson, parseReply } from './codec.js';
 import type { CommandRecord, CommandReply } from './codec.js';
-import { LogReader } from './log-reader.js';
+import { LogReader, OffsetOutOfRangeError } from './log-reader.js';
 
 export const rpcLimits = {
   /** Records sent in one produce request; records queued while one is in flight go in the next. */
@@ -149,11 +149,35 @@ export class CommandClient {
         delayMs = kafkaEngineLimits.retryDelayMs;
       } catch (error) {
         if (this.stopped) return;
+        if (error instanceof OffsetOutOfRangeError && await this.readOnFromEarliest(partition)) continue;
         this.log.warn(`kafka engine: reading replies failed, retrying in ${delayMs} ms: ${messageOf(error)}`);
         await sleep(delayMs);
         delayMs = nextDelay(delayMs);
       }
     }
+  }
+
+  /**
+   * The replies partition no longer holds the position: its replies were deleted before they were read (this
+   * process was paused past the topic's retention, an hour at most) or the topic was made again. Left there,
+   * this node would never hear another answer. Replies that old belong to submits that timed out long since,
+   * and a reply nobody waits for is passed over, so reading goes on from the earliest the partition holds.
+   * False when the offset could not be read: the fetch is retried as after any failure.
+   */
+  private async readOnFromEarliest(partition: number): Promise<boolean> {
+    let earliest: bigint | undefined;
+    try {
+      earliest = (await this.reader.offsets(this.topics.replies, [partition], 'earliest')).get(partition);
+    } catch (error) {
+      this.log.warn(`kafka engine: reading the earliest offset of replies partition ${partition} failed: ${messageOf(error)}`);
+      return false;
+    }
+    // Not a move (the broker's answers disagree for a moment): retried after the usual pause, not at once.
+    if (earliest === undefined || earliest === this.nextReplyOffset) return false;
+    this.log.warn(`kafka engine: replies partition ${partition} no longer holds offset ${this.nextReplyOffset} (deleted before it was read, or the topic `
+      + `was made again); reading on from offset ${earliest}. Submits that waited for the replies passed over have timed out (KAFKA_TIMEOUT)`);
+    this.nextReplyOffset = earliest;
+    return true;
   }
 
   private answer(reply: CommandReply | undefined): void {
