@@ -9,6 +9,7 @@
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { resolve } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 
 export const kafkaTestLimits = {
   /** A machine without a Maven cache downloads about 45 MB of jars first. */
@@ -80,6 +81,15 @@ export async function kafkaTool(args: string[], input?: string): Promise<{ stdou
 /** A topic prefix no other test run uses, so runs against the same broker never meet. */
 export function uniqueTopicPrefix(name: string): string {
   return `test-${name}-${Date.now().toString(36)}-${randomBytes(3).toString('hex')}`;
+}
+
+/** Waits until `condition` holds, looking every 100 ms; fails naming `what` once `timeoutMs` has passed. */
+export async function until(what: string, condition: () => boolean, timeoutMs = 60_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!condition()) {
+    if (Date.now() > deadline) throw new Error(`not within ${timeoutMs} ms: ${what}`);
+    await sleep(100);
+  }
 }
 
 /** Resolves as `work` does, or rejects once `timeoutMs` has passed. */

@@ -4,7 +4,6 @@
 // an out-of-range fetch is told from other failures (no broker needed for that part).
 
 import { Admin, MultipleErrors, NetworkError, ResponseError } from '@platformatic/kafka';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, describe, expect, it } from 'vitest';
 import { Metrics } from '../../../src/app/metrics.js';
 import type { CommandInput } from '../../../src/app/ports.js';
@@ -14,7 +13,7 @@ import { encodeJson } from '../../../src/adapters/kafka/codec.js';
 import type { KafkaConfig } from '../../../src/adapters/kafka/config.js';
 import { KafkaEngine } from '../../../src/adapters/kafka/engine.js';
 import { LogReader, outOfRangePartitions } from '../../../src/adapters/kafka/log-reader.js';
-import { ensureKafkaBroker, kafkaTestLimits, uniqueTopicPrefix, within } from '../../support/kafka-broker.js';
+import { ensureKafkaBroker, kafkaTestLimits, uniqueTopicPrefix, until, within } from '../../support/kafka-broker.js';
 import { deleteTestTopics, kafkaTestConfig } from '../../support/kafka-node.js';
 
 const prefixes: string[] = [];
@@ -87,14 +86,6 @@ async function offsetOf(config: KafkaConfig, topic: string, partition: number, w
 
 const adjust = (tenant: string, delta: number): CommandInput => ({ type: 'adjust_stock', tenant, sku: 'A', location: 'default', delta });
 const onHand = (engine: KafkaEngine, tenant: string): number | undefined => engine.tenant(tenant)?.skus.get('A')?.locations.get('default')?.onHand;
-
-async function until(what: string, condition: () => boolean, timeoutMs = 30_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!condition()) {
-    if (Date.now() > deadline) throw new Error(`not within ${timeoutMs} ms: ${what}`);
-    await sleep(100);
-  }
-}
 
 afterAll(async () => {
   if (bootstrap !== undefined) await Promise.all(prefixes.map((prefix) => deleteTestTopics(bootstrap as string, prefix)));

@@ -2,7 +2,6 @@
 // command time across a failover, produce requests too large for one send, transactions too large for one batch.
 
 import { createHash } from 'node:crypto';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, describe, expect, it } from 'vitest';
 import type { CommandInput } from '../../../src/app/ports.js';
 import { partitionOfKey } from '../../../src/adapters/kafka/clients.js';
@@ -10,7 +9,7 @@ import { encodeJson, kafkaRecordLimits } from '../../../src/adapters/kafka/codec
 import type { KafkaConfig } from '../../../src/adapters/kafka/config.js';
 import { KafkaEngine } from '../../../src/adapters/kafka/engine.js';
 import { processorLimits } from '../../../src/adapters/kafka/processor.js';
-import { ensureKafkaBroker, kafkaTestLimits, uniqueTopicPrefix } from '../../support/kafka-broker.js';
+import { ensureKafkaBroker, kafkaTestLimits, uniqueTopicPrefix, until } from '../../support/kafka-broker.js';
 import { deleteTestTopics, kafkaTestConfig } from '../../support/kafka-node.js';
 
 const prefixes: string[] = [];
@@ -27,14 +26,6 @@ async function configFor(name: string): Promise<KafkaConfig> {
 
 async function startEngine(name: string, options: Partial<StartOptions> = {}): Promise<KafkaEngine> {
   return KafkaEngine.start({ config: options.config ?? await configFor(name), nodeId: `${name}-node`, startTimeoutMs: 60_000, ...options });
-}
-
-async function until(what: string, condition: () => boolean, timeoutMs = 60_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!condition()) {
-    if (Date.now() > deadline) throw new Error(`not within ${timeoutMs} ms: ${what}`);
-    await sleep(100);
-  }
 }
 
 afterAll(async () => {
