@@ -211,7 +211,7 @@ describe('an out-of-range fetch, as the client reports it', () => {
     expect(outOfRangePartitions(new MultipleErrors('fetch failed 2 times.', [new NetworkError('connection reset'), mixed]))).toEqual([7]);
   });
 
-  it('names none for any other failure, which is retried as before', () => {
+  it('names none for any other failure, which the processor retries with back-off', () => {
     expect(outOfRangePartitions(new ResponseError(fetchApi, 17, { '/responses/0/partitions/1': [6, null] }, response))).toEqual([]);
     expect(outOfRangePartitions(new ResponseError(fetchApi, 17, { '': [1, null] }, response))).toEqual([]);
     expect(outOfRangePartitions(new MultipleErrors('fetch failed 2 times.', [new ResponseError(fetchApi, 17, { '/responses/0/partitions/1': [1, null] }, response), new NetworkError('connection reset')]))).toEqual([]);

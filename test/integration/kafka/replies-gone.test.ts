@@ -1,6 +1,6 @@
 // A node whose replies partition no longer holds its reading position (the process was paused past the replies
-// topic's retention, here by SIGSTOP and delete-records) reads on from the earliest reply left instead of
-// failing every fetch for ever, which left it answering every submit KAFKA_TIMEOUT while it looked ready.
+// topic's retention, here by SIGSTOP and delete-records) reads on from the earliest reply left: failing every fetch
+// for ever would leave it answering every submit KAFKA_TIMEOUT while it looked ready.
 
 import { Admin } from '@platformatic/kafka';
 import { setTimeout as sleep } from 'node:timers/promises';
