@@ -53,3 +53,10 @@ export const channelLimits = {
   /** Length of a channel event id (X-Shopify-Event-Id) accepted into an idempotency key. */
   eventIdLengthMax: 200,
 } as const;
+
+/** `items` in consecutive parts of at most `size`: how lists are sent to a channel within its per-request bounds above. */
+export function chunks<T>(items: readonly T[], size: number): T[][] {
+  const out: T[][] = [];
+  for (let index = 0; index < items.length; index += size) out.push(items.slice(index, index + size));
+  return out;
+}

@@ -4,7 +4,7 @@ import { createHash } from 'node:crypto';
 import { BoundedMap } from '../bounded-map.js';
 import type { ChannelConnector, ChannelPush, PushResult } from '../connector.js';
 import { ChannelError } from '../errors.js';
-import { channelLimits } from '../limits.js';
+import { channelLimits, chunks } from '../limits.js';
 import { clip, failed, ok, ShopifyAdminClient, withApplied } from './admin-client.js';
 import type { Data, Operation, ShopifyAdminOptions, Step } from './admin-client.js';
 import type { ItemLevel, UserError } from './graphql.js';
@@ -28,12 +28,6 @@ export interface ShopifyConnectorOptions extends ShopifyAdminOptions {
 }
 
 const staleCodes = new Set(['CHANGE_FROM_QUANTITY_STALE', 'COMPARE_QUANTITY_STALE']);
-
-function chunks<T>(items: T[], size: number): T[][] {
-  const out: T[][] = [];
-  for (let index = 0; index < items.length; index += size) out.push(items.slice(index, index + size));
-  return out;
-}
 
 export class ShopifyConnector implements ChannelConnector {
   readonly channel: string;

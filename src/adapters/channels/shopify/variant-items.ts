@@ -2,7 +2,7 @@
 
 import { BoundedMap } from '../bounded-map.js';
 import { ChannelError } from '../errors.js';
-import { channelLimits } from '../limits.js';
+import { channelLimits, chunks } from '../limits.js';
 import { ShopifyAdminClient } from './admin-client.js';
 import type { NotOk, ShopifyAdminOptions } from './admin-client.js';
 import { itemsOfVariants, variantGidOf, variantItemsQuery } from './graphql.js';
@@ -14,12 +14,6 @@ export interface VariantItemLookup {
    * have (deleted since the order) is absent. Throws a ChannelError when Shopify cannot answer.
    */
   itemsOf(variantIds: readonly string[]): Promise<Map<string, string>>;
-}
-
-function chunks<T>(items: T[], size: number): T[][] {
-  const out: T[][] = [];
-  for (let index = 0; index < items.length; index += size) out.push(items.slice(index, index + size));
-  return out;
 }
 
 function errorOf(result: NotOk): ChannelError {

@@ -3,7 +3,7 @@
 import type { ChannelConnector, ChannelPush, PushResult } from '../connector.js';
 import { ChannelError } from '../errors.js';
 import { classifyStatus, exchange, parseRetryAfterMs } from '../http.js';
-import { channelLimits } from '../limits.js';
+import { channelLimits, chunks } from '../limits.js';
 import { signStocklinePayload } from './signature.js';
 
 export interface SignedWebhookOptions {
@@ -87,9 +87,7 @@ export class SignedWebhookConnector implements ChannelConnector {
     if (tenant !== this.tenant) throw new ChannelError('CHANNEL_TENANT_MISMATCH', `channel ${this.channel} serves tenant ${this.tenant}, not ${tenant}`);
     if (this.#readUrl === undefined) throw new ChannelError('CHANNEL_READ_UNSUPPORTED', `channel ${this.channel} has no readUrl: it cannot report what it shows`);
     const shown = new Map<string, number>();
-    const unique = [...new Set(skus)];
-    for (let index = 0; index < unique.length; index += channelLimits.webhookReadSkusPerRequestMax) {
-      const batch = unique.slice(index, index + channelLimits.webhookReadSkusPerRequestMax);
+    for (const batch of chunks([...new Set(skus)], channelLimits.webhookReadSkusPerRequestMax)) {
       for (const [sku, quantity] of await this.#readBatch(this.#readUrl, batch)) shown.set(sku, quantity);
     }
     return shown;
