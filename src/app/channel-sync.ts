@@ -596,7 +596,7 @@ export function desiredProjection(
     const changedAtMs = clock.nowMs();
     const rows: DesiredChange[] = [];
     for (const [tenant, touched] of batch.touched) {
-      const position = positions.get(tenant);
+      const position = positions.get(tenant) ?? batch.position;
       if (position === undefined || touched.size === 0) continue;
       rows.push(...desiredRowsOf(state, tenant, touched.has(allSkus) ? allSkus : touched, channelsOf(tenant), { position, changedAtMs }));
     }

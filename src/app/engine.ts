@@ -18,6 +18,11 @@ export interface CommittedBatch {
   events: LoggedEvent[];
   /** Tenants and SKUs whose quantities may have changed; `allSkus` stands for all of a tenant's. */
   touched: Map<string, Set<string>>;
+  /**
+   * The position the changes of tenants touched without events are as of: a Kafka node's replica that took
+   * tenants again from the changelog (their events were deleted before it read them) tells of them this way.
+   */
+  position?: number;
 }
 
 export interface EventPage {

@@ -467,6 +467,11 @@ describe('desiredProjection', () => {
       // A channel added later gets every SKU's row from the whole state; existing rows stay as they are.
       expect(outbox.upsertDesired(desiredOfState(state, () => ['shop', 'b2b', 'market'], Date.UTC(2024, 0, 2), 9))).toBe(2);
       expect(outbox.list('acme', 'market').map((row) => [row.sku, row.quantity])).toEqual([['a', 7], ['b', 4]]);
+      // A tenant touched without events (a Kafka replica took it again from the changelog) is as of the batch's position.
+      tenant.skus.set('b', { deleted: false, locations: new Map([['default', { onHand: 6, committed: 0, reserved: 0 }]]) } as never);
+      project({ events: [], touched: new Map([['acme', new Set([allSkus])]]), position: 10 }, state);
+      expect(outbox.list('acme', 'shop').map((row) => [row.sku, row.quantity, row.causePosition])).toEqual([['a', 7, 7], ['b', 6, 10]]);
+      expect(project({ events: [], touched: new Map([['acme', new Set([allSkus])]]) }, state)).toBe(0);
     } finally {
       db.close();
     }

@@ -7,17 +7,19 @@
 // wrong state. The replica then starts from the changelog of that partition instead (the processors'
 // state, with the next command offset it reflects), and of the events left it only keeps for
 // eventsAfter those of commands the changelog already holds: their ids name their command's offset.
+// The same happens while it runs, when events are deleted before it read them (the node was paused for
+// longer than the events topic's retention): that partition's tenants are taken again from the changelog.
 
 import { setTimeout as sleep } from 'node:timers/promises';
 import { eventTypes, evolve, initialState } from '../../core/index.js';
 import type { InventoryEvent, LedgerState, TenantState } from '../../core/index.js';
-import { noteTouched } from '../../app/engine.js';
+import { allSkus, noteTouched } from '../../app/engine.js';
 import type { CommittedBatch, EventPage, LoggedEvent } from '../../app/engine.js';
 import type { KafkaConfig } from './config.js';
-import { kafkaEngineLimits, messageOf, nextDelay } from './clients.js';
+import { kafkaEngineLimits, messageOf, nextDelay, partitionOfKey } from './clients.js';
 import type { KafkaEngineLog } from './clients.js';
 import { ChangelogRestore } from './changelog.js';
-import { LogReader } from './log-reader.js';
+import { LogReader, OffsetOutOfRangeError } from './log-reader.js';
 import type { PartitionRead } from './log-reader.js';
 
 export const replicaLimits = {
@@ -27,6 +29,8 @@ export const replicaLimits = {
   recentEventIdsMax: 200_000,
   /** The fetch waits at most this long for new events before it returns empty. */
   fetchWaitMs: 200,
+  /** A partition whose position is past the end of its log is left out of the fetch for this long, then tried again. */
+  positionAheadRetryMs: 30_000,
 } as const;
 
 const knownTypes: ReadonlySet<string> = new Set(eventTypes);
@@ -44,6 +48,8 @@ export class Replica {
   private readonly waiters = new Map<string, Array<(position: number) => void>>();
   private readonly listeners = new Set<(batch: CommittedBatch) => void>();
   private readonly next = new Map<number, bigint>();
+  /** Partitions left out of the fetch until then (their position is past the end of their log). */
+  private readonly heldUntilMs = new Map<number, number>();
   private lastPosition = 0;
   private stopped = false;
   private loop: Promise<void> | undefined;
@@ -80,26 +86,103 @@ export class Replica {
   }
 
   private async startFromChangelog(partition: number): Promise<void> {
-    const restore = new ChangelogRestore();
-    await this.reader.readToEnd(this.changelogTopic, partition, (record) => restore.apply(record.key, record.value), () => this.stopped);
+    const restore = await this.changelogOf(partition);
     for (const [name, tenant] of restore.state().tenants) this.memory.tenants.set(name, tenant);
     this.inChangelog.set(partition, restore.nextOffset ?? 0n);
     this.log.info(`kafka engine: events of partition ${partition} start at offset ${this.next.get(partition)}: replica state taken from the changelog (up to command offset ${restore.nextOffset ?? 0n})`);
+  }
+
+  /** The processors' state of one partition's tenants, read to the end of its changelog. */
+  private async changelogOf(partition: number): Promise<ChangelogRestore> {
+    const restore = new ChangelogRestore();
+    await this.reader.readToEnd(this.changelogTopic, partition, (record) => restore.apply(record.key, record.value), () => this.stopped);
+    return restore;
   }
 
   private async follow(): Promise<void> {
     let delayMs: number = kafkaEngineLimits.retryDelayMs;
     while (!this.stopped) {
       try {
-        this.apply(await this.reader.read(this.topic, this.next));
+        this.apply(await this.reader.read(this.topic, this.fetched()));
         delayMs = kafkaEngineLimits.retryDelayMs;
       } catch (error) {
         if (this.stopped) return;
+        // One partition's lost position must not stop the others: it is taken again from the changelog, or held.
+        if (error instanceof OffsetOutOfRangeError && await this.outOfRange(error.partitions)) continue;
         this.log.warn(`kafka engine: reading ${this.topic} failed, retrying in ${delayMs} ms: ${messageOf(error)}`);
         await sleep(delayMs);
         delayMs = nextDelay(delayMs);
       }
     }
+  }
+
+  /** The positions to fetch from: every partition but those held. */
+  private fetched(): Map<number, bigint> {
+    if (this.heldUntilMs.size === 0) return this.next;
+    const nowMs = Date.now();
+    for (const [partition, untilMs] of this.heldUntilMs) if (untilMs <= nowMs) this.heldUntilMs.delete(partition);
+    return new Map([...this.next].filter(([partition]) => !this.heldUntilMs.has(partition)));
+  }
+
+  /**
+   * The broker refused to fetch these partitions from this replica's positions. Events deleted before this node
+   * read them (it was paused for longer than the events topic's retention) would leave it serving the state it
+   * had for ever: the partition's tenants are taken again from the changelog, as at start, and reading goes on
+   * from the earliest event left. A position past the end of the log (the topic was made again) is held and
+   * looked at again later. False when the offsets could not be read: the fetch is retried as after any failure.
+   */
+  private async outOfRange(partitions: number[]): Promise<boolean> {
+    let earliest: Map<number, bigint>;
+    let ends: Map<number, bigint>;
+    try {
+      [earliest, ends] = await Promise.all([this.reader.offsets(this.topic, partitions, 'earliest'), this.reader.offsets(this.topic, partitions, 'end')]);
+    } catch (error) {
+      this.log.warn(`kafka engine: reading the offsets of ${this.topic} partitions [${partitions.join(', ')}] failed: ${messageOf(error)}`);
+      return false;
+    }
+    for (const partition of partitions) {
+      const from = this.next.get(partition) ?? 0n;
+      const first = earliest.get(partition) ?? 0n;
+      if (first > from) {
+        await this.restoreFromChangelog(partition, from, first);
+        continue;
+      }
+      this.heldUntilMs.set(partition, Date.now() + replicaLimits.positionAheadRetryMs);
+      this.log.error(`kafka engine: events partition ${partition}: this node's next offset ${from} is past the end of the partition `
+        + `(${ends.get(partition) ?? 'unknown'}); its tenants are not read further until it is there (was the events topic deleted and made again?). `
+        + `Looked at again in ${replicaLimits.positionAheadRetryMs} ms`);
+    }
+    return true;
+  }
+
+  /**
+   * Takes the tenants of `partition` again from its changelog, the processors' own state, and reads its events on
+   * from `earliest`. Subscribers are told that every SKU of those tenants may have changed, at a position of its
+   * own, so channels and streams get the quantities the deleted events had changed.
+   */
+  private async restoreFromChangelog(partition: number, from: bigint, earliest: bigint): Promise<void> {
+    const restore = await this.changelogOf(partition);
+    if (this.stopped) return;
+    const restored = restore.state().tenants;
+    const touched = new Map<string, Set<string>>();
+    for (const name of this.memory.tenants.keys()) {
+      // A tenant the changelog does not hold has no state at its owner either.
+      if (partitionOfKey(name, this.next.size) === partition && !restored.has(name)) touched.set(name, new Set([allSkus]));
+    }
+    for (const name of touched.keys()) this.memory.tenants.delete(name);
+    for (const [name, tenant] of restored) {
+      this.memory.tenants.set(name, tenant);
+      touched.set(name, new Set([allSkus]));
+    }
+    this.inChangelog.set(partition, restore.nextOffset ?? 0n);
+    this.next.set(partition, earliest);
+    this.log.error(`kafka engine: events partition ${partition}: the events from offset ${from} (the next this node had to read) to ${earliest - 1n} `
+      + `were deleted (retention or delete-records) before this node read them; its ${restored.size} tenants were taken again from the changelog `
+      + `(up to command offset ${restore.nextOffset ?? 0n}) and reading goes on from offset ${earliest}. This node's event pages and streams of `
+      + 'those tenants skip the deleted events');
+    if (touched.size === 0) return;
+    this.lastPosition += 1;
+    this.tell({ events: [], touched, position: this.lastPosition });
   }
 
   private apply(reads: PartitionRead[]): void {
@@ -128,7 +211,10 @@ export class Replica {
     this.catchingUp?.();
     if (logged.length === 0) return;
     for (const { position, event } of logged) this.wake(event.id, position);
-    const batch: CommittedBatch = { events: logged, touched };
+    this.tell({ events: logged, touched });
+  }
+
+  private tell(batch: CommittedBatch): void {
     for (const listener of this.listeners) {
       try {
         listener(batch);

@@ -5,7 +5,7 @@ import type { FastifyPluginAsync } from 'fastify';
 import type { InventoryEvent, TenantState } from '../../../core/index.js';
 import { absentTenant } from '../../../core/index.js';
 import { allSkus } from '../../../app/engine.js';
-import type { CommittedBatch, Engine, LoggedEvent } from '../../../app/engine.js';
+import type { CommittedBatch, Engine } from '../../../app/engine.js';
 import { problem } from '../problem.js';
 import { bearerSecurity, errorResponses, fields, httpLimits, object, params } from '../schemas.js';
 import { skuSummaryOf } from './skus.js';
@@ -80,19 +80,22 @@ function* availabilityMessages(tenantState: () => TenantState, skus: Set<string>
 }
 
 /** The messages of one committed batch for one tenant: its conflicts and reservation changes, then availability. */
-export function* batchMessages(tenantState: () => TenantState, events: LoggedEvent[], skus: Set<string>, options: StreamOptions): Generator<string> {
-  const last = events[events.length - 1];
-  if (last === undefined) return;
+export function* batchMessages(tenantState: () => TenantState, batch: CommittedBatch, tenant: string, options: StreamOptions): Generator<string> {
+  const skus = batch.touched.get(tenant);
+  const events = batch.events.filter((logged) => logged.event.tenant === tenant);
+  // A tenant touched without events (a Kafka replica took it again from the changelog) is as of the batch's position.
+  const position = events.at(-1)?.position ?? batch.position;
+  if (skus === undefined || position === undefined) return;
   for (const { event } of events) {
     if (event.type === 'conflict_detected') yield sseMessage('conflict', event);
     else if (reservationEvents.has(event.type)) yield sseMessage('reservation', event);
   }
   let withId = false;
-  for (const message of availabilityMessages(tenantState, skus, last.position, options)) {
+  for (const message of availabilityMessages(tenantState, skus, position, options)) {
     withId = message.startsWith('id: ');
     yield message;
   }
-  if (!withId) yield `id: ${last.position}\n\n`;
+  if (!withId) yield `id: ${position}\n\n`;
 }
 
 /**
@@ -194,10 +197,7 @@ async function changedSince(engine: Engine, tenant: string, after: number, head:
  */
 async function follow(client: StreamClient, engine: Engine, tenant: string, resumeAfter: number | undefined, options: StreamOptions): Promise<void> {
   const tenantState = (): TenantState => engine.tenant(tenant) ?? absentTenant;
-  const messagesOf = (batch: CommittedBatch): Iterator<string> => {
-    const skus = batch.touched.get(tenant);
-    return skus === undefined ? [].values() : batchMessages(tenantState, batch.events.filter((logged) => logged.event.tenant === tenant), skus, options);
-  };
+  const messagesOf = (batch: CommittedBatch): Iterator<string> => batchMessages(tenantState, batch, tenant, options);
   const queued: CommittedBatch[] = [];
   let pacing = true;
   const pace = async (messages: Iterator<string>): Promise<void> => {
