@@ -140,6 +140,16 @@ describe('POST /v1/webhooks/shopify/:channel', () => {
     expect(bus.submitted).toHaveLength(0);
   });
 
+  it('sets an order edit that adds units aside as a dead letter, answered 202, and submits nothing', async () => {
+    // Units an edit adds left Shopify's stock but not the ledger's: ignored, the next push would offer them again.
+    const editPayload = { order_edit: { id: 7, order_id: 450789469, line_items: { additions: [{ id: 9, delta: 2 }], removals: [] } } };
+    const response = await deliver({ topic: 'orders/edited', body: JSON.stringify(editPayload) });
+    expect(response.statusCode).toBe(202);
+    expect(response.json()).toMatchObject({ status: 'set aside', topic: 'orders/edited', reason: expect.stringContaining('2 units added, 0 removed') });
+    expect(deadLetters).toMatchObject([{ source: 'shopify:shop', reason: expect.stringContaining('does not apply order edits'), payload: editPayload }]);
+    expect(bus.submitted).toHaveLength(0);
+  });
+
   it('refuses signed deliveries without event id, with a body that is not JSON, or that no command can be made of', async () => {
     expectProblem(await deliver({ eventId: null }), 400, 'WEBHOOK_EVENT_ID_MISSING');
     expectProblem(await deliver({ body: 'not json' }), 400, 'WEBHOOK_PAYLOAD_INVALID');

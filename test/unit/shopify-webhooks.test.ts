@@ -112,7 +112,16 @@ describe('orders/create', () => {
   });
 
   it('leaves topics it does not handle alone', () => {
-    expect(shopifyWebhookToCommands('products/update', 'anything', context)).toEqual({ kind: 'unsupported', topic: 'products/update' });
+    expect(shopifyWebhookToCommands('products/update', 'anything', context)).toEqual({ kind: 'ignored', reason: 'topic not handled by Stockline' });
+  });
+
+  it('sets aside an order edit that adds or removes units, naming the order and the units, and ignores one that changes none', () => {
+    const edit = (lineItems: unknown): unknown => ({ order_edit: { id: 1, order_id: 450789469, line_items: lineItems } });
+    const setAside = shopifyWebhookToCommands('orders/edited', edit({ additions: [{ id: 1, delta: 2 }, { id: 2, delta: 1 }], removals: [{ id: 3, delta: 1 }] }), context);
+    expect(setAside).toMatchObject({ kind: 'setAside', reason: expect.stringMatching(/^order 450789469 was edited in Shopify \(3 units added, 1 removed\).*POST \/v1\/tenants\/acme\/orders/) });
+    expect(shopifyWebhookToCommands('orders/edited', edit({ additions: [], removals: [{ id: 3, delta: 4 }] }), context)).toMatchObject({ kind: 'setAside' });
+    expect(shopifyWebhookToCommands('orders/edited', edit({ additions: [], removals: [] }), context)).toEqual({ kind: 'ignored', reason: 'the order edit changes no quantity' });
+    expect(shopifyWebhookToCommands('orders/edited', { order_edit: { order_id: 1 } }, context)).toMatchObject({ kind: 'invalid' });
   });
 
   it('changes the ledger once, however often the webhook is delivered', () => {

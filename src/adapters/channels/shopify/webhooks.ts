@@ -89,10 +89,18 @@ export interface EarlyCancel {
   release: CommandInput;
 }
 
+/**
+ * `ignored`: nothing to apply (a topic Stockline does not read). `setAside`: a change to stock that Stockline
+ * cannot apply (an order edit), kept as a dead letter for an operator. `invalid`: no command can be made of it.
+ */
 export type ShopifyWebhookMapping =
   | { kind: 'commands'; commands: CommandInput[]; skipped: SkippedLine[]; earlyCancels?: EarlyCancel[] }
-  | { kind: 'unsupported'; topic: string }
+  | { kind: 'ignored'; reason: string }
+  | { kind: 'setAside'; reason: string }
   | { kind: 'invalid'; error: string };
+
+/** Read, but not applied: the ledger has no command that changes a recorded sale. */
+export const orderEditedTopic = 'orders/edited';
 
 type Json = Record<string, unknown>;
 type Line = { sku: string; quantity: number };
@@ -107,8 +115,9 @@ function isRecord(value: unknown): value is Json {
 const invalid = (error: string): ShopifyWebhookMapping => ({ kind: 'invalid', error });
 
 export function shopifyWebhookToCommands(topic: string, payload: unknown, context: ShopifyWebhookContext): ShopifyWebhookMapping {
-  if (!(shopifyTopics as readonly string[]).includes(topic)) return { kind: 'unsupported', topic };
+  if (topic !== orderEditedTopic && !(shopifyTopics as readonly string[]).includes(topic)) return { kind: 'ignored', reason: 'topic not handled by Stockline' };
   if (!isRecord(payload)) return invalid('the payload is not a JSON object');
+  if (topic === orderEditedTopic) return orderEdited(payload, context);
   if (!tokenRegExp.test(context.eventId) || context.eventId.length > channelLimits.eventIdLengthMax) {
     return invalid(`the event id must be 1 to ${channelLimits.eventIdLengthMax} printable characters without spaces`);
   }
@@ -159,12 +168,16 @@ function shopifyIdOf(payload: Json, type: string): string | undefined {
   return undefined;
 }
 
-/** The product variant of a line, as the digits of its `variant_id`; undefined when it has none (a custom item) or it lost digits. */
-function variantIdOf(item: Json): string | undefined {
-  const id = item.variant_id;
+/** A Shopify id given as a number or as digits, as digits; undefined when it is neither, or lost digits in JSON.parse. */
+function digitsOf(id: unknown): string | undefined {
   if (typeof id === 'number' && Number.isSafeInteger(id) && id > 0) return String(id);
   if (typeof id === 'string' && /^[1-9][0-9]{0,19}$/.test(id)) return id;
   return undefined;
+}
+
+/** The product variant of a line, as the digits of its `variant_id`; undefined when it has none (a custom item). */
+function variantIdOf(item: Json): string | undefined {
+  return digitsOf(item.variant_id);
 }
 
 /**
@@ -266,6 +279,38 @@ function orderCreated(payload: Json, context: ShopifyWebhookContext): ShopifyWeb
     idempotencyKey: orderSaleKey(reservationId),
   }));
   return { kind: 'commands', commands, skipped: parsed.skipped };
+}
+
+/** The units of an order edit's `additions` or `removals`: the sum of their positive integer `delta`s. */
+function editedUnits(changes: unknown): number {
+  if (!Array.isArray(changes)) return 0;
+  let units = 0;
+  for (const change of changes) {
+    const delta = isRecord(change) ? change.delta : undefined;
+    if (typeof delta === 'number' && Number.isSafeInteger(delta) && delta > 0) units += delta;
+  }
+  return units;
+}
+
+/**
+ * An order edit that adds or removes units is set aside as a dead letter, not ignored: units it adds leave
+ * Shopify's stock but not Stockline's, so the next push would offer them again. Applying it needs a ledger
+ * command that changes a recorded sale, which there is not yet; docs/channels.md says what an operator does.
+ * An edit that changes no quantity (shipping, discounts) is ignored.
+ */
+function orderEdited(payload: Json, context: ShopifyWebhookContext): ShopifyWebhookMapping {
+  const edit = isRecord(payload.order_edit) ? payload.order_edit : undefined;
+  const lineItems = edit !== undefined && isRecord(edit.line_items) ? edit.line_items : undefined;
+  if (edit === undefined || lineItems === undefined) return invalid('the order edit has no order_edit.line_items');
+  const added = editedUnits(lineItems.additions);
+  const removed = editedUnits(lineItems.removals);
+  if (added === 0 && removed === 0) return { kind: 'ignored', reason: 'the order edit changes no quantity' };
+  const order = digitsOf(edit.order_id) ?? 'with no usable id';
+  return {
+    kind: 'setAside',
+    reason: `order ${order} was edited in Shopify (${added} units added, ${removed} removed) and Stockline does not apply order edits: `
+      + `record the units added as a sale of their own (POST /v1/tenants/${context.tenant}/orders, see docs/channels.md)`,
+  };
 }
 
 /** Cancels every sale the order was recorded as; the ledger gives their committed units back. */

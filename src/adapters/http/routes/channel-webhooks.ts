@@ -52,7 +52,7 @@ const shopifyHeaders: Schema = {
   properties: {
     'X-Shopify-Hmac-Sha256': { type: 'string', description: "Base64 HMAC-SHA256 of the raw body, keyed with the channel's app secret. Missing or wrong: 401 WEBHOOK_SIGNATURE_INVALID." },
     'X-Shopify-Shop-Domain': { type: 'string', description: "The shop that sent it; when the channel names a `shop`, it must be that one (else 403 WEBHOOK_SHOP_MISMATCH)." },
-    'X-Shopify-Topic': { type: 'string', description: '`orders/create`, `orders/cancelled` or `refunds/create`; another topic is answered 202 and changes nothing. Missing: 400 WEBHOOK_TOPIC_MISSING.' },
+    'X-Shopify-Topic': { type: 'string', description: '`orders/create`, `orders/cancelled` or `refunds/create`; `orders/edited` is set aside (202) when it changes quantities; another topic is answered 202 and changes nothing. Missing: 400 WEBHOOK_TOPIC_MISSING.' },
     'X-Shopify-Event-Id': { type: 'string', description: 'The same on every retry of a delivery: commands are de-duplicated by it. Missing, with no X-Shopify-Webhook-Id: 400 WEBHOOK_EVENT_ID_MISSING.' },
     'X-Shopify-Webhook-Id': { type: 'string', description: 'Read instead of X-Shopify-Event-Id when that is absent (older deliveries).' },
   },
@@ -112,8 +112,9 @@ function webhookDocumentation(bodyLimit: number): FastifySchema {
         description: 'The commands were submitted (a repeated delivery is answered from the ledger and changes nothing).',
       },
       202: {
-        ...object({ status: { const: 'ignored' }, topic: { type: 'string' }, reason: { type: 'string' } }, ['status', 'topic', 'reason']),
-        description: 'A topic Stockline does not handle: nothing applied.',
+        ...object({ status: { enum: ['ignored', 'set aside'] }, topic: { type: 'string' }, reason: { type: 'string' } }, ['status', 'topic', 'reason']),
+        description: 'Nothing applied: `ignored`, a topic Stockline does not handle (or an order edit that changes no quantity); '
+          + '`set aside`, an order edit that adds or removes units, kept as a dead letter for an operator to apply.',
       },
       400: problemAnswer('WEBHOOK_TOPIC_MISSING, WEBHOOK_EVENT_ID_MISSING (signed, but without the header), or WEBHOOK_PAYLOAD_INVALID (the body is not JSON).'),
       401: problemAnswer('WEBHOOK_SIGNATURE_INVALID: X-Shopify-Hmac-Sha256 is missing or does not match the body.'),
@@ -217,7 +218,8 @@ interface Delivery {
 async function apply(request: FastifyRequest, reply: FastifyReply, handling: Handling, delivery: Delivery): Promise<FastifyReply> {
   const { target, topic, eventId, mapping } = delivery;
   const where = { channel: target.channel, tenant: target.tenant, topic, eventId };
-  if (mapping.kind === 'unsupported') return reply.code(202).send({ status: 'ignored', topic, reason: 'topic not handled by Stockline' });
+  if (mapping.kind === 'ignored') return reply.code(202).send({ status: 'ignored', topic, reason: mapping.reason });
+  if (mapping.kind === 'setAside') return setAside(request, reply, handling, delivery, mapping.reason);
   if (mapping.kind === 'invalid') return refuseUnusable(request, reply, handling, delivery, mapping.error);
   if (mapping.skipped.length > 0) request.log.warn({ ...where, skipped: mapping.skipped }, 'shopify webhook lines skipped');
   let submitted: Submitted[];
@@ -241,6 +243,13 @@ async function apply(request: FastifyRequest, reply: FastifyReply, handling: Han
 }
 
 /** A signed delivery that can never become commands: kept as a dead letter and answered 422. */
+/** Kept as a dead letter and answered 202: delivering it again would not help, an operator applies it. */
+function setAside(request: FastifyRequest, reply: FastifyReply, handling: Handling, delivery: Delivery, reason: string): FastifyReply {
+  request.log.warn({ channel: delivery.target.channel, tenant: delivery.target.tenant, topic: delivery.topic, eventId: delivery.eventId, reason }, 'shopify webhook set aside');
+  handling.deadLetters?.deadLetter({ source: `shopify:${delivery.target.channel}`, reason, payload: delivery.payload, timeMs: handling.nowMs() });
+  return reply.code(202).send({ status: 'set aside', topic: delivery.topic, reason });
+}
+
 function refuseUnusable(request: FastifyRequest, reply: FastifyReply, handling: Handling, delivery: Delivery, reason: string): FastifyReply {
   request.log.warn({ channel: delivery.target.channel, topic: delivery.topic, eventId: delivery.eventId, reason }, 'shopify webhook refused');
   handling.deadLetters?.deadLetter({ source: `shopify:${delivery.target.channel}`, reason, payload: delivery.payload, timeMs: handling.nowMs() });
