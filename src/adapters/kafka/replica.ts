@@ -35,13 +35,16 @@ export const replicaLimits = {
 
 const knownTypes: ReadonlySet<string> = new Set(eventTypes);
 
+/** What the replica reads the events and the changelog with (a LogReader of its own). */
+export type ReplicaReader = Pick<LogReader, 'partitionCount' | 'offsets' | 'read' | 'readToEnd' | 'close'>;
+
 export interface ReplicaLag {
   partition: number;
   lag: number;
 }
 
 export class Replica {
-  private readonly reader: LogReader;
+  private readonly reader: ReplicaReader;
   private readonly memory: LedgerState = initialState();
   private readonly byTenant = new Map<string, LoggedEvent[]>();
   private readonly recent = new Map<string, number>();
@@ -59,8 +62,11 @@ export class Replica {
   /** Per trimmed partition: events of commands below this offset are in the state from the changelog already. */
   private readonly inChangelog = new Map<number, bigint>();
 
-  constructor(private readonly config: KafkaConfig, private readonly topic: string, private readonly changelogTopic: string, nodeId: string, private readonly log: KafkaEngineLog) {
-    this.reader = new LogReader(config, `${nodeId}-replica`, Math.min(config.consumer.maxWaitMs, replicaLimits.fetchWaitMs));
+  constructor(
+    config: KafkaConfig, private readonly topic: string, private readonly changelogTopic: string, nodeId: string, private readonly log: KafkaEngineLog,
+    reader?: ReplicaReader,
+  ) {
+    this.reader = reader ?? new LogReader(config, `${nodeId}-replica`, Math.min(config.consumer.maxWaitMs, replicaLimits.fetchWaitMs));
   }
 
   /** Reads from the earliest events on; resolves once it has read up to the end offsets seen at start. */
@@ -102,8 +108,14 @@ export class Replica {
   private async follow(): Promise<void> {
     let delayMs: number = kafkaEngineLimits.retryDelayMs;
     while (!this.stopped) {
+      const from = this.fetched();
+      if (from.size === 0) {
+        // Every partition is held: nothing to fetch until one is looked at again.
+        await sleep(replicaLimits.fetchWaitMs);
+        continue;
+      }
       try {
-        this.apply(await this.reader.read(this.topic, this.fetched()));
+        this.apply(await this.reader.read(this.topic, from));
         delayMs = kafkaEngineLimits.retryDelayMs;
       } catch (error) {
         if (this.stopped) return;

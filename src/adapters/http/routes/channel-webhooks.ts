@@ -242,7 +242,6 @@ async function apply(request: FastifyRequest, reply: FastifyReply, handling: Han
   return reply.code(200).send({ status: 'applied', topic, eventId, commands: mapping.commands.length, results, skipped: mapping.skipped });
 }
 
-/** A signed delivery that can never become commands: kept as a dead letter and answered 422. */
 /** Kept as a dead letter and answered 202: delivering it again would not help, an operator applies it. */
 function setAside(request: FastifyRequest, reply: FastifyReply, handling: Handling, delivery: Delivery, reason: string): FastifyReply {
   request.log.warn({ channel: delivery.target.channel, tenant: delivery.target.tenant, topic: delivery.topic, eventId: delivery.eventId, reason }, 'shopify webhook set aside');
@@ -250,6 +249,7 @@ function setAside(request: FastifyRequest, reply: FastifyReply, handling: Handli
   return reply.code(202).send({ status: 'set aside', topic: delivery.topic, reason });
 }
 
+/** A signed delivery that can never become commands: kept as a dead letter and answered 422. */
 function refuseUnusable(request: FastifyRequest, reply: FastifyReply, handling: Handling, delivery: Delivery, reason: string): FastifyReply {
   request.log.warn({ channel: delivery.target.channel, topic: delivery.topic, eventId: delivery.eventId, reason }, 'shopify webhook refused');
   handling.deadLetters?.deadLetter({ source: `shopify:${delivery.target.channel}`, reason, payload: delivery.payload, timeMs: handling.nowMs() });
