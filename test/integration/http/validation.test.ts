@@ -108,6 +108,16 @@ describe('validation', () => {
     expect((json(response).errors as unknown[]).length).toBe(100);
   });
 
+  it('an event import that repeats an id is 400 naming the repeat, and imports nothing', async () => {
+    // One receipt twice in a dump joined from overlapping pages would otherwise count its units twice.
+    const receipt = { id: 'rcv-7781', type: 'stock_adjustment', tenant, time: '2025-01-01T00:00:00Z', source: 'wms', data: { sku: 'DUP-1', location: 'wh1', mode: 'delta', delta: 12, onHand: 12 } };
+    const other = { ...receipt, id: 'rcv-7782' };
+    const response = await api.inject('POST', `${base}/events`, { key: api.keys.admin, body: { events: [receipt, other, receipt] } });
+    expect(response.statusCode).toBe(400);
+    expect(json(response)).toMatchObject({ code: 'VALIDATION_FAILED', errors: [{ in: 'body', index: 2, pointer: '/events/2/id', message: 'repeats the id of event 0: each event is one change, imported once' }] });
+    expect((await api.inject('GET', `${base}/skus/DUP-1`)).statusCode).toBe(404);
+  });
+
   it('malformed JSON is 400 MALFORMED_REQUEST', async () => {
     const response = await api.inject('POST', `${base}/reservations`, { body: '{"channel":', headers: { 'content-type': 'application/json' } });
     expect(response.statusCode).toBe(400);

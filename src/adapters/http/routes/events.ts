@@ -44,8 +44,14 @@ function futureTimeError(candidate: unknown, nowMs: number): string | undefined 
 /** Every violation of every event (up to the reporting bound), with its index; empty when all are valid. */
 export function eventBatchErrors(tenant: string, events: unknown[], nowMs = Date.now()): FieldError[] {
   const errors: FieldError[] = [];
+  // An event's id names one change: a dump that holds it twice (pages joined with an overlap) would apply it twice.
+  const firstIndexOfId = new Map<string, number>();
   for (let index = 0; index < events.length && errors.length < httpLimits.fieldErrorsReportedMax; index += 1) {
     const candidate = events[index];
+    const id = (candidate as { id?: unknown } | null)?.id;
+    const earlier = typeof id === 'string' ? firstIndexOfId.get(id) : undefined;
+    if (earlier !== undefined) errors.push({ in: 'body', index, pointer: `/events/${index}/id`, message: `repeats the id of event ${earlier}: each event is one change, imported once` });
+    else if (typeof id === 'string') firstIndexOfId.set(id, index);
     for (const violation of validateEvent(candidate)) {
       errors.push({ in: 'body', index, pointer: `/events/${index}${violation.pointer === '/' ? '' : violation.pointer}`, message: violation.message });
     }
