@@ -206,9 +206,11 @@ async function startServing(options: StartOptions, started: Started, stops: Arra
   });
   stops.push(() => app.close());
   const address = await app.listen({ port: config.server.port, host: config.server.host });
+  // Fastify answers with an address to call (a loopback one for a wildcard): the line also says that every interface listens.
+  const everywhere = ['0.0.0.0', '::', '[::]'].includes(config.server.host);
   const url = address.replace('0.0.0.0', 'localhost').replace('[::]', 'localhost');
   const where = engine.kind === 'kafka' ? `brokers: ${String((config.kafka as { brokers?: string[] } | undefined)?.brokers ?? [])}, node data: ${join(config.dataDir, 'stockline-node.db')}` : `data: ${join(config.dataDir, 'stockline.db')}`;
-  io.stdout(`stockline: serving on ${url} (engine: ${engine.kind}, ${where})\n`);
+  io.stdout(`stockline: serving on ${url}${everywhere ? ' (every interface)' : ''} (engine: ${engine.kind}, ${where})\n`);
   io.stdout(`stockline: heap for the state ${Math.round(oldGenerationBytes / 1_048_576)} MiB; each tenant keeps at most ${recordsMax.toLocaleString('en-US')} idempotency records\n`);
   if (engine.kind === 'embedded' && config.ledger.durability === 'none') {
     logger.warn('ledger.durability is none: changes are answered before they reach the disk; a power cut or kernel crash may lose the last ones');

@@ -15,8 +15,15 @@ import { stringOption } from './io.js';
  * STOCKLINE_DATA_DIR, then the config file's (--config, then STOCKLINE_CONFIG), then ./data. Reads the config only.
  */
 export function contextOf(options: Record<string, string | boolean>): { config: StocklineConfig; dataDir: string } {
-  const config = loadConfig(stringOption(options.config) ?? process.env.STOCKLINE_CONFIG);
+  const config = loadConfig(configFileOf(options.config));
   return { config, dataDir: dataDirOf(options['data-dir'], config.dataDir) };
+}
+
+/** The configuration file: --config, then STOCKLINE_CONFIG; an empty one is refused rather than read as none. */
+export function configFileOf(option: string | boolean | undefined): string | undefined {
+  const file = stringOption(option) ?? process.env.STOCKLINE_CONFIG;
+  if (file === '') throw new ConfigError('the configuration file is empty (--config or STOCKLINE_CONFIG given as ""): name a file, or unset STOCKLINE_CONFIG');
+  return file;
 }
 
 /**

@@ -1,7 +1,8 @@
 // `stockline ingest debezium <file|->`: applies Debezium change events through a configured column mapping.
 // Exit 0: every event applied or absorbed. 1: dead letters, or a failure part way. 2: bad usage or unreadable input.
 
-import { accessSync, constants, statSync } from 'node:fs';
+import { accessSync, constants, existsSync, statSync } from 'node:fs';
+import { resolve } from 'node:path';
 import type { CommandBus, DeadLetterSink } from '../app/ports.js';
 import { ConfigError, loadConfig } from '../app/config.js';
 import type { StocklineConfig } from '../app/config.js';
@@ -12,16 +13,18 @@ import type { DebeziumSourceConfig } from '../adapters/postgres-cdc/config.js';
 import { CdcError } from '../adapters/postgres-cdc/errors.js';
 import type { CliIo } from './io.js';
 import { parseArgs, stringOption, UsageError } from './io.js';
-import { dataDirOf } from './context.js';
+import { databaseFile, dataDirOf } from './context.js';
 
-export const ingestUsage = `usage: stockline ingest debezium <file|-> [--config FILE] [--source NAME] [--data-dir DIR]
+export const ingestUsage = `usage: stockline ingest debezium <file|-> [--config FILE] [--source NAME] [--data-dir DIR] [--new-ledger]
 
   Applies Debezium PostgreSQL change events (NDJSON, or one JSON array; - reads stdin) through the
   column mapping of a "type: debezium" item of the sources: list in FILE (default: $STOCKLINE_CONFIG).
   --source picks that item by name when there are several. Every change carries source.lsn as its
   sequence, so duplicates and older redeliveries are absorbed and running a file twice is safe.
   The ledger is the embedded engine's in the data folder: --data-dir, else $STOCKLINE_DATA_DIR, else
-  dataDir of FILE; stop the server on that folder first.
+  dataDir of FILE; stop the server on that folder first. A folder without a ledger is refused (a
+  mistyped folder would take the changes where no server reads them); --new-ledger makes one there,
+  for a first load before the server's first start.
   Exit 0: done; 1: some events went to dead letters (or the run failed part way); 2: bad usage.
 `;
 
@@ -55,6 +58,8 @@ export interface IngestRequest {
   source: DebeziumSourceConfig;
   /** The folder of the ledger the changes go to (see the usage text). */
   dataDir: string;
+  /** Make the ledger when the folder has none. */
+  newLedger: boolean;
 }
 
 function cannotRead(input: string, error: unknown): string {
@@ -81,11 +86,11 @@ function unreadable(path: string): string | undefined {
 export function ingestRequestOf(args: string[], io: Pick<CliIo, 'stdout' | 'stderr'>): IngestRequest | number {
   let request: IngestRequest;
   try {
-    const { options, positional } = parseArgs(args, { string: ['config', 'source', 'data-dir'] });
+    const { options, positional } = parseArgs(args, { string: ['config', 'source', 'data-dir'], boolean: ['new-ledger'] });
     if (positional.length !== 2 || positional[0] !== 'debezium') throw new IngestUsageError('expected: ingest debezium <file|->');
     const picked = pickSource(stringOption(options.config) ?? process.env.STOCKLINE_CONFIG, stringOption(options.source));
     const dataDir = dataDirOf(options['data-dir'], picked.config.dataDir);
-    request = { path: positional[1] as string, source: picked.source, dataDir };
+    request = { path: positional[1] as string, source: picked.source, dataDir, newLedger: options['new-ledger'] === true };
   } catch (error) {
     if (error instanceof UsageError || error instanceof IngestUsageError) {
       io.stderr(`stockline ingest: ${error.message}\n${ingestUsage}`);
@@ -97,10 +102,16 @@ export function ingestRequestOf(args: string[], io: Pick<CliIo, 'stdout' | 'stde
     }
     throw error;
   }
-  const reason = unreadable(request.path);
+  const reason = unreadable(request.path) ?? noLedger(request);
   if (reason === undefined) return request;
   io.stderr(`stockline ingest: ${reason}\n`);
   return 2;
+}
+
+function noLedger(request: IngestRequest): string | undefined {
+  if (request.newLedger || existsSync(databaseFile(request.dataDir))) return undefined;
+  return `no stockline.db in ${resolve(request.dataDir)}: give the data folder of the server (--data-dir, or dataDir of the configuration; `
+    + 'a relative one is taken from the current folder), or pass --new-ledger to make a ledger there';
 }
 
 /** Applies the changes of a checked request to `bus`. */

@@ -1,6 +1,7 @@
 // `stockline keys create|list|revoke`: API keys in the file the configured engine reads them from; a new key is printed once.
 
 import { existsSync } from 'node:fs';
+import { resolve } from 'node:path';
 import type { Database } from 'better-sqlite3';
 import type { Scope } from '../adapters/http/auth.js';
 import { scopes as knownScopes } from '../adapters/http/auth.js';
@@ -49,11 +50,13 @@ function checkArguments(action: Action, options: Record<string, string | boolean
   parseScopes(options.scopes);
 }
 
-function create(store: ApiKeyStore, options: Record<string, string | boolean>, path: string, io: Io): number {
+/** `made`: the file was made by this command (no server has used the folder yet), which the message says. */
+function create(store: ApiKeyStore, options: Record<string, string | boolean>, path: string, made: boolean, io: Io): number {
   const tenant = typeof options.tenant === 'string' ? options.tenant : null;
   const created = store.create({ tenant, scopes: parseScopes(options.scopes as string) });
   io.stdout(`${created.key}\n`);
-  io.stderr(`created key ${created.id} for ${tenant === null ? 'every tenant (admin)' : `tenant ${tenant}`} in ${path}; it is shown this once, store it now\n`);
+  const where = made ? `${resolve(path)}, made now (no server has used this folder yet: start it with the same folder)` : resolve(path);
+  io.stderr(`created key ${created.id} for ${tenant === null ? 'every tenant (admin)' : `tenant ${tenant}`} in ${where}; it is shown this once, store it now\n`);
   return 0;
 }
 
@@ -118,11 +121,12 @@ export async function keysCommand(args: string[], io: Io, openDb: (dataDir: stri
     io.stderr(`stockline keys: ${refused}\n`);
     return 2;
   }
+  const made = !existsSync(databaseFile(context.dataDir, file));
   const db = openDb(context.dataDir, file);
   try {
     migrate(db);
     const store = new ApiKeyStore(db);
-    if (action === 'create') return create(store, options, databaseFile(context.dataDir, file), io);
+    if (action === 'create') return create(store, options, databaseFile(context.dataDir, file), made, io);
     if (action === 'list') return list(store, io);
     return revoke(store, positional[0] as string, io);
   } catch (error) {

@@ -6,6 +6,7 @@ import { ConfigError, loadConfig } from '../app/config.js';
 import type { StocklineConfig } from '../app/config.js';
 import { AppError } from '../app/engine.js';
 import { start } from '../main.js';
+import { configFileOf } from './context.js';
 import { decimalInteger, parseArgs, refuseExtraArguments, stringOption, UsageError } from './io.js';
 import type { CliIo } from './io.js';
 
@@ -41,7 +42,7 @@ export async function serveCommand(args: string[], io: CliIo): Promise<number> {
   }
   let config;
   try {
-    config = loadConfig(stringOption(options.config) ?? process.env.STOCKLINE_CONFIG);
+    config = loadConfig(configFileOf(options.config));
   } catch (error) {
     if (!(error instanceof ConfigError)) throw error;
     io.stderr(`stockline serve: ${error.message}\n`);
@@ -56,7 +57,13 @@ export async function serveCommand(args: string[], io: CliIo): Promise<number> {
     }
     config.server.port = parsed;
   }
-  config.server.host = stringOption(options.host) ?? process.env.HOST ?? config.server.host;
+  const host = stringOption(options.host) ?? process.env.HOST;
+  if (host === '') {
+    // Fastify would read it as every interface, the opposite of what a variable left empty usually means.
+    io.stderr(`stockline serve: ${stringOption(options.host) === undefined ? 'HOST' : '--host'} is empty: name an address (0.0.0.0 for every interface), or unset HOST\n`);
+    return 2;
+  }
+  config.server.host = host ?? config.server.host;
   config.dataDir = stringOption(options['data-dir']) ?? process.env.STOCKLINE_DATA_DIR ?? config.dataDir;
   const flagLevel = stringOption(options['log-level']);
   const level = flagLevel ?? process.env.STOCKLINE_LOG_LEVEL;

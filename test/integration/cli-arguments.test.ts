@@ -159,11 +159,46 @@ describe('ingest', () => {
 
   it('applies the changes to the --data-dir it is given', async () => {
     const { config, changes } = debeziumInput();
-    const result = await stockline('ingest', 'debezium', changes, '--config', config, '--data-dir', join(cwd, 'ledger'));
+    const result = await stockline('ingest', 'debezium', changes, '--config', config, '--data-dir', join(cwd, 'ledger'), '--new-ledger');
     expect(result.stdout).toBe(`ingested 1 events from ${changes}: 1 applied, 0 stale (duplicates), 0 dead letters, 0 skipped\n`);
     expect(result.code).toBe(0);
     expect(existsSync(join(cwd, 'ledger', 'stockline.db'))).toBe(true);
     expect(existsSync(join(cwd, 'data'))).toBe(false);
+    // The ledger is there now: a second run needs no flag (and its change is a duplicate).
+    const again = await stockline('ingest', 'debezium', changes, '--config', config, '--data-dir', join(cwd, 'ledger'));
+    expect(again.stdout).toBe(`ingested 1 events from ${changes}: 0 applied, 1 stale (duplicates), 0 dead letters, 0 skipped\n`);
+  });
+
+  it('refuses a data folder without a ledger, naming it, and makes nothing there', async () => {
+    // A mistyped folder, or a relative dataDir run from another folder, would take the changes where no server reads them.
+    const { config, changes } = debeziumInput();
+    const result = await stockline('ingest', 'debezium', changes, '--config', config, '--data-dir', 'typo');
+    expect(result.stderr).toBe(`stockline ingest: no stockline.db in ${join(cwd, 'typo')}: give the data folder of the server (--data-dir, or dataDir of the `
+      + 'configuration; a relative one is taken from the current folder), or pass --new-ledger to make a ledger there\n');
+    expect(result.code).toBe(2);
+    expect(readdirSync(cwd).sort()).toEqual(['dbz.ndjson', 'dbz.yaml']);
+  });
+});
+
+describe('an empty STOCKLINE_CONFIG or HOST', () => {
+  it.each([
+    [['keys', 'list']],
+    [['reconcile']],
+    [['serve', '--port', '0']],
+  ])('STOCKLINE_CONFIG="" is refused with one line that names it, exit 2: %j', async (argv) => {
+    vi.stubEnv('STOCKLINE_CONFIG', '');
+    const result = await stockline(...argv);
+    expect(result.stderr).toMatch(/^stockline \w+: the configuration file is empty \(--config or STOCKLINE_CONFIG given as ""\): name a file, or unset STOCKLINE_CONFIG\n$/);
+    expect(result.code).toBe(2);
+    expect(existsSync(join(cwd, 'data'))).toBe(false);
+  });
+
+  it('HOST="" is refused: the server would listen on every interface', async () => {
+    vi.stubEnv('HOST', '');
+    const result = await stockline('serve', '--port', '0', '--data-dir', join(cwd, 'ledger'));
+    expect(result.stderr).toBe('stockline serve: HOST is empty: name an address (0.0.0.0 for every interface), or unset HOST\n');
+    expect(result.code).toBe(2);
+    expect(existsSync(join(cwd, 'ledger'))).toBe(false);
   });
 });
 

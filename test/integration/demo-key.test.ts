@@ -13,9 +13,9 @@ const root = mkdtempSync(join(tmpdir(), 'stockline-demo-key-'));
 afterAll(() => rmSync(root, { recursive: true, force: true }));
 
 /** One `serve --demo` run: what it printed, the key it printed, and whether that key reads the demo tenant. */
-async function demoRun(dataDir: string): Promise<{ printed: string; key: string; status: number }> {
+async function demoRun(dataDir: string, host = '127.0.0.1'): Promise<{ printed: string; key: string; status: number }> {
   const config = { ...resolveConfig({}), dataDir, logLevel: 'silent' as const };
-  config.server = { ...config.server, port: 0, host: '127.0.0.1' };
+  config.server = { ...config.server, port: 0, host };
   let printed = '';
   const running = await start({ config, demo: true, io: { stdout: (text) => { printed += text; }, stderr: () => undefined } });
   try {
@@ -26,6 +26,17 @@ async function demoRun(dataDir: string): Promise<{ printed: string; key: string;
     await running.close();
   }
 }
+
+describe('the startup line', () => {
+  it('says when the server listens on every interface, and gives an address to call', async () => {
+    const local = await demoRun(mkdtempSync(join(root, 'data-')));
+    expect(local.printed).toMatch(/^stockline: serving on http:\/\/127\.0\.0\.1:\d+ \(engine: embedded,/);
+    const everywhere = await demoRun(mkdtempSync(join(root, 'data-')), '0.0.0.0');
+    expect(everywhere.printed).toMatch(/^stockline: serving on http:\/\/(localhost|127\.0\.0\.1):\d+ \(every interface\) \(engine: embedded,/);
+    expect(everywhere.printed).toMatch(/curl -s -H 'Authorization: Bearer sk_\S+' http:\/\/(localhost|127\.0\.0\.1):\d+\/v1\/tenants\/demo\/skus\/TEE-BLK-M\n/);
+    expect(everywhere.status).toBe(200);
+  });
+});
 
 describe('the demo key', () => {
   it('is the same on the next run, kept whole and private in the data folder', async () => {
