@@ -22,6 +22,9 @@ export const limits = {
   // commands up some 2-4 ms, and an engine releases tens of thousands a second while other commands go on.
   expirationsPerTickMax: 500,
   idempotencyRetentionMs: 24 * 3_600_000,
+  // How far ahead of the deciding clock a command's own time may be (an import dated by another system's
+  // clock): later is a time the ledger has not reached, which would hold stock and forget records by it.
+  timeAheadMsMax: 5 * 60_000,
   // Idempotency records one tick forgets, at most (then it ticks again at once): after a restart that follows
   // a long stop, or a day after a sale, one tick's deletions (spread over the file's pages by key) stay a
   // short write that the commands behind it do not wait long for.

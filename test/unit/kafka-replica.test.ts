@@ -17,8 +17,12 @@ import { execute, initialState, toSnapshot } from '../../src/core/index.js';
 import type { Command, LedgerState } from '../../src/core/index.js';
 
 const partitions = 2;
-const tenantOn = (partition: number): string => {
-  for (let index = 0; ; index += 1) if (partitionOfKey(`tenant-${index}`, partitions) === partition) return `tenant-${index}`;
+/** A tenant on `partition` of the commands topic, and when `widePartition` is given, on that one of a topic of 3. */
+const tenantOn = (partition: number, widePartition?: number): string => {
+  for (let index = 0; ; index += 1) {
+    const name = `tenant-${index}`;
+    if (partitionOfKey(name, partitions) === partition && (widePartition === undefined || partitionOfKey(name, 3) === widePartition)) return name;
+  }
 };
 const [first, second] = [tenantOn(0), tenantOn(1)];
 
@@ -27,12 +31,18 @@ interface Log { records: LogRecord[]; earliest: bigint }
 
 /** A log the test writes to, read the way the replica reads Kafka: refusing offsets it does not hold. */
 class ScriptedReader implements ReplicaReader {
-  readonly events: Log[] = Array.from({ length: partitions }, () => ({ records: [], earliest: 0n }));
-  readonly changelog: Array<Array<{ key: string; value: string | null }>> = Array.from({ length: partitions }, () => []);
+  readonly events: Log[];
+  readonly changelog: Array<Array<{ key: string; value: string | null }>>;
   readonly fetched: number[][] = [];
 
+  /** `eventPartitions`: the events topic may have more partitions than the commands topic; processors use the first ones. */
+  constructor(private readonly eventPartitions = partitions) {
+    this.events = Array.from({ length: eventPartitions }, () => ({ records: [], earliest: 0n }));
+    this.changelog = Array.from({ length: eventPartitions }, () => []);
+  }
+
   async partitionCount(): Promise<number> {
-    return partitions;
+    return this.eventPartitions;
   }
 
   private end(partition: number): bigint {
@@ -153,6 +163,23 @@ describe('the Kafka read replica', () => {
     // And it follows what comes after, without applying again what the changelog held.
     processor.decide({ type: 'adjust_stock', tenant: first, sku: 'B', location: 'default', delta: 2 });
     await until(() => JSON.stringify(snapshotOf(following.state(), first)) === JSON.stringify(snapshotOf(processor.state, first)));
+  });
+
+  it('takes again only the tenants it read from that partition, when the events topic has more partitions than the commands topic', async () => {
+    // On a topic of 3, this tenant would be on partition 0; its commands, and so its events, are on partition 1.
+    const elsewhere = tenantOn(1, 0);
+    const reader = new ScriptedReader(3);
+    const processor = new Processor(reader);
+    processor.decide({ type: 'adjust_stock', tenant: first, sku: 'A', location: 'default', set: 10 });
+    processor.decide({ type: 'adjust_stock', tenant: elsewhere, sku: 'B', location: 'default', set: 7 });
+    const { replica: following, errors } = started(reader);
+    await following.start();
+    processor.decide({ type: 'adjust_stock', tenant: first, sku: 'A', location: 'default', delta: 1 });
+    processor.decide({ type: 'adjust_stock', tenant: first, sku: 'A', location: 'default', delta: 1 });
+    processor.deleteBefore(0, (reader.events[0] as Log).records.at(-1)?.offset as bigint);
+    await until(() => errors.length > 0);
+    await until(() => JSON.stringify(snapshotOf(following.state(), first)) === JSON.stringify(snapshotOf(processor.state, first)));
+    expect(snapshotOf(following.state(), elsewhere)).toEqual(snapshotOf(processor.state, elsewhere));
   });
 
   it('holds a partition whose position is past the end of its log, says so, and reads the others on', async () => {

@@ -565,11 +565,13 @@ export class Processor {
       if (parsed.reply !== undefined) this.reply(chunk, owned.partition, parsed.reply, record, { error: { code: 'OUTPUT_TOO_LARGE', message: reason } });
       return;
     }
-    if (!parsed.ok) {
-      this.deadLetter(owned, record, chunk, parsed.code, parsed.reason);
-      if (parsed.reply !== undefined) this.reply(chunk, owned.partition, parsed.reply, record, { error: { code: parsed.code, message: parsed.reason } });
+    const refusal = parsed.ok ? aheadOfClock(parsed.inputs, parsed.atomic, this.nowMs(owned)) : { code: parsed.code, reason: parsed.reason };
+    if (refusal !== undefined) {
+      this.deadLetter(owned, record, chunk, refusal.code, refusal.reason);
+      if (parsed.reply !== undefined) this.reply(chunk, owned.partition, parsed.reply, record, { error: { code: refusal.code, message: refusal.reason } });
       return;
     }
+    if (!parsed.ok) return;
     const latencyMs = Math.max(0, this.options.clock() - record.timestampMs);
     const { results, applied } = parsed.atomic
       ? this.decideGroup(owned, parsed.inputs, record.offset, changed)
@@ -776,4 +778,24 @@ function fittingDueHolds(tick: { tenant: string; nowMs: number; source?: string 
   }
   // None due yet at the processor's time (the asking node's clock is ahead): the tick as it was asked.
   return fitting.length > 0 ? fitting : undefined;
+}
+
+/**
+ * A command whose own time (an import's `timeMs`, a tick's `nowMs`) is later than the processor's clock by more
+ * than clocks may differ is refused, as an import dated so is at the HTTP edge: a hold would be held until a time
+ * the ledger has not reached, and a tick written by another tool would release holds before they are due and
+ * forget the idempotency records a retry still needs.
+ */
+function aheadOfClock(inputs: readonly CommandInput[], atomic: boolean, nowMs: number): { code: 'INVALID_COMMAND'; reason: string } | undefined {
+  for (const [index, input] of inputs.entries()) {
+    const field = input.type === 'expire_due' && input.nowMs > nowMs + limits.timeAheadMsMax ? 'nowMs'
+      : input.timeMs !== undefined && input.timeMs > nowMs + limits.timeAheadMsMax ? 'timeMs' : undefined;
+    if (field === undefined) continue;
+    return {
+      code: 'INVALID_COMMAND',
+      reason: `${atomic ? `atomic[${index}]` : 'input'}.${field}: later than the processor's clock (${new Date(nowMs).toISOString()}), `
+        + `allowing ${limits.timeAheadMsMax / 60_000} minutes for clocks that differ`,
+    };
+  }
+  return undefined;
 }

@@ -16,7 +16,7 @@ import type { InventoryEvent, LedgerState, TenantState } from '../../core/index.
 import { allSkus, noteTouched } from '../../app/engine.js';
 import type { CommittedBatch, EventPage, LoggedEvent } from '../../app/engine.js';
 import type { KafkaConfig } from './config.js';
-import { kafkaEngineLimits, messageOf, nextDelay, partitionOfKey } from './clients.js';
+import { kafkaEngineLimits, messageOf, nextDelay } from './clients.js';
 import type { KafkaEngineLog } from './clients.js';
 import { ChangelogRestore } from './changelog.js';
 import { LogReader, OffsetOutOfRangeError } from './log-reader.js';
@@ -51,6 +51,8 @@ export class Replica {
   private readonly waiters = new Map<string, Array<(position: number) => void>>();
   private readonly listeners = new Set<(batch: CommittedBatch) => void>();
   private readonly next = new Map<number, bigint>();
+  /** The events partition each tenant's state was read from: the events topic may have more partitions than the commands topic. */
+  private readonly partitionOfTenant = new Map<string, number>();
   /** Partitions left out of the fetch until then (their position is past the end of their log). */
   private readonly heldUntilMs = new Map<number, number>();
   private lastPosition = 0;
@@ -93,7 +95,10 @@ export class Replica {
 
   private async startFromChangelog(partition: number): Promise<void> {
     const restore = await this.changelogOf(partition);
-    for (const [name, tenant] of restore.state().tenants) this.memory.tenants.set(name, tenant);
+    for (const [name, tenant] of restore.state().tenants) {
+      this.memory.tenants.set(name, tenant);
+      this.partitionOfTenant.set(name, partition);
+    }
     this.inChangelog.set(partition, restore.nextOffset ?? 0n);
     this.log.info(`kafka engine: events of partition ${partition} start at offset ${this.next.get(partition)}: replica state taken from the changelog (up to command offset ${restore.nextOffset ?? 0n})`);
   }
@@ -177,13 +182,17 @@ export class Replica {
     if (this.stopped) return;
     const restored = restore.state().tenants;
     const touched = new Map<string, Set<string>>();
-    for (const name of this.memory.tenants.keys()) {
-      // A tenant the changelog does not hold has no state at its owner either.
-      if (partitionOfKey(name, this.next.size) === partition && !restored.has(name)) touched.set(name, new Set([allSkus]));
+    for (const [name, from] of this.partitionOfTenant) {
+      // A tenant of this partition the changelog does not hold has no state at its owner either.
+      if (from === partition && !restored.has(name)) touched.set(name, new Set([allSkus]));
     }
-    for (const name of touched.keys()) this.memory.tenants.delete(name);
+    for (const name of touched.keys()) {
+      this.memory.tenants.delete(name);
+      this.partitionOfTenant.delete(name);
+    }
     for (const [name, tenant] of restored) {
       this.memory.tenants.set(name, tenant);
+      this.partitionOfTenant.set(name, partition);
       touched.set(name, new Set([allSkus]));
     }
     this.inChangelog.set(partition, restore.nextOffset ?? 0n);
@@ -207,6 +216,7 @@ export class Replica {
           this.log.warn(`kafka engine: skipped a record of ${this.topic} partition ${read.partition} offset ${record.offset}: not an event`);
           continue;
         }
+        this.partitionOfTenant.set(event.tenant, read.partition);
         if (!this.isInChangelog(read.partition, event.id) && !this.evolveSafely(event)) {
           this.log.error(`kafka engine: skipped event ${event.id} of ${this.topic} partition ${read.partition} offset ${record.offset}: it does not apply`);
           continue;

@@ -3,13 +3,13 @@
 
 import { createHash } from 'node:crypto';
 import { afterAll, describe, expect, it } from 'vitest';
-import type { CommandInput } from '../../../src/app/ports.js';
-import { partitionOfKey } from '../../../src/adapters/kafka/clients.js';
+import type { CommandInput, DeadLetter } from '../../../src/app/ports.js';
+import { closeQuietly, engineTopicNames, forceClose, openProducer, partitionOfKey, silentLog } from '../../../src/adapters/kafka/clients.js';
 import { encodeJson, kafkaRecordLimits } from '../../../src/adapters/kafka/codec.js';
 import type { KafkaConfig } from '../../../src/adapters/kafka/config.js';
 import { KafkaEngine } from '../../../src/adapters/kafka/engine.js';
 import { processorLimits } from '../../../src/adapters/kafka/processor.js';
-import { ensureKafkaBroker, kafkaTestLimits, uniqueTopicPrefix, until } from '../../support/kafka-broker.js';
+import { ensureKafkaBroker, kafkaTestLimits, uniqueTopicPrefix, until, within } from '../../support/kafka-broker.js';
 import { deleteTestTopics, kafkaTestConfig } from '../../support/kafka-node.js';
 
 const prefixes: string[] = [];
@@ -118,6 +118,44 @@ describe('records sent together that pass what one produce request may carry', {
       for (const answer of answers) expect(answer.results.every((result) => result.outcome.rejection !== undefined)).toBe(true);
       expect(adjusted.outcome.rejection).toBeUndefined();
       expect(engine.tenant(small)?.skus.get('A')?.locations.get('default')?.onHand).toBe(5);
+    } finally {
+      await engine.close();
+    }
+  });
+});
+
+describe('commands written to the topic with a time ahead of the processor\'s clock', { timeout: kafkaTestLimits.caseTimeoutMs }, () => {
+  it('are set aside as dead letters: a tick two days ahead releases no hold and forgets no idempotency record', async () => {
+    const config = await configFor('aheadofclock');
+    const letters: DeadLetter[] = [];
+    const engine = await startEngine('aheadofclock', { config, onDeadLetter: (letter) => letters.push(letter) });
+    try {
+      const tenant = 'ahead';
+      const stock = (): unknown => engine.tenant(tenant)?.skus.get('A')?.locations.get('default');
+      await engine.submit({ type: 'adjust_stock', tenant, sku: 'A', location: 'default', delta: 10, idempotencyKey: 'receipt-1' });
+      await engine.submit({ type: 'reserve', tenant, reservationId: 'cart-1', channel: 'web', lines: [{ sku: 'A', quantity: 4 }], ttlMs: 600_000 });
+      const producer = openProducer(config, 'aheadofclock-writer');
+      const twoDaysMs = 2 * 86_400_000;
+      try {
+        // Another tool writing to the commands topic, as docs/kafka.md shows: a tick, and a hold dated two days ahead.
+        await within('write the records', producer.send({ messages: [
+          { topic: engineTopicNames(config).commands, key: tenant, value: JSON.stringify({ input: { type: 'expire_due', tenant, nowMs: Date.now() + twoDaysMs } }) },
+          { topic: engineTopicNames(config).commands, key: tenant, value: JSON.stringify({ input: { type: 'reserve', tenant, reservationId: 'later', channel: 'web', lines: [{ sku: 'A', quantity: 1 }], ttlMs: 60_000, timeMs: Date.now() + twoDaysMs } }) },
+        ] }));
+      } finally {
+        await closeQuietly('close the writer', 5_000, () => forceClose(producer), silentLog);
+      }
+      await until('both set aside', () => letters.length === 2);
+      expect(letters.map((letter) => letter.reason)).toEqual([
+        expect.stringMatching(/^INVALID_COMMAND: input\.nowMs: later than the processor's clock \(.*\), allowing 5 minutes for clocks that differ$/),
+        expect.stringMatching(/^INVALID_COMMAND: input\.timeMs: later than the processor's clock/),
+      ]);
+      expect(stock()).toEqual({ onHand: 10, committed: 0, reserved: 4 });
+      // The retry of a receipt whose answer was lost is still recognised, and the hold is still there to commit.
+      const retry = await engine.submit({ type: 'adjust_stock', tenant, sku: 'A', location: 'default', delta: 10, idempotencyKey: 'receipt-1' });
+      expect(retry.outcome.rejection?.code).toBe('DUPLICATE');
+      expect((await engine.submit({ type: 'commit', tenant, reservationId: 'cart-1' })).outcome.rejection).toBeUndefined();
+      expect(stock()).toEqual({ onHand: 10, committed: 4, reserved: 0 });
     } finally {
       await engine.close();
     }

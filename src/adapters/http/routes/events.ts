@@ -31,7 +31,7 @@ function holdLengthError(candidate: unknown): string | undefined {
  * year would hold its stock until then, and its time would make the tenant forget finished reservations and
  * idempotency records by a clock that is not the ledger's.
  */
-export const importClockSkewMs = 5 * 60_000;
+export const importClockSkewMs = limits.timeAheadMsMax;
 
 function futureTimeError(candidate: unknown, nowMs: number): string | undefined {
   const time = (candidate as { time?: unknown } | null)?.time;
