@@ -6,7 +6,7 @@ import { createFeed, describeConflict, feedEntriesMax } from './feed.js';
 import { lagSecondsByChannel, parsePrometheusText } from './metrics.js';
 import { prependFeedItem, renderLag, renderRates } from './panels.js';
 import { createRateWindow, createSeriesHistory } from './rate.js';
-import { createSkuStore, visibleRows } from './rows.js';
+import { createSkuStore, prefixSearches, visibleRows } from './rows.js';
 import { openStream } from './stream.js';
 import { createSkuTable } from './table.js';
 
@@ -253,10 +253,14 @@ async function loadSkus(current, prefix) {
       scheduleRender();
     } while (after !== undefined && loaded < skusLoadedMax);
     if (prefix === undefined) current.truncated = after !== undefined;
-    current.loadError = undefined;
+    if (prefix === undefined) current.loadError = undefined;
+    else current.searchError = undefined;
   } catch (error) {
     if (current.abort.signal.aborted) return;
-    current.loadError = `Could not read SKUs: ${error instanceof ApiError ? error.message : 'the server did not answer'}`;
+    const reason = error instanceof ApiError ? error.message : 'the server did not answer';
+    // A failed search of the SKUs beyond those loaded says so where its results would be, not over the summary.
+    if (prefix === undefined) current.loadError = `Could not read SKUs: ${reason}`;
+    else current.searchError = `Could not search the SKUs beyond the first ${skusLoadedMax.toLocaleString('en-US')}: ${reason}`;
   } finally {
     current.loading = false;
     scheduleRender();
@@ -287,7 +291,8 @@ function renderTable() {
   ui.showMore.hidden = rows.length >= matched;
   ui.showMore.textContent = `Show ${Math.min(rowsPageSize, matched - rows.length)} more`;
   ui.tableEmpty.hidden = rows.length > 0 || session.loading;
-  ui.tableEmpty.textContent = store.size === 0 ? 'No SKUs yet. Stock appears here as soon as it is received.' : `No SKU contains “${view.filterText.trim()}”.`;
+  ui.tableEmpty.textContent = store.size === 0 ? 'No SKUs yet. Stock appears here as soon as it is received.'
+    : session.searchError ?? `No SKU contains “${view.filterText.trim()}”${session.truncated ? ' among those loaded, or starts with it beyond them' : ''}.`;
 }
 
 async function pollMetrics(current) {
@@ -328,8 +333,15 @@ function onFilterInput() {
   view.limit = rowsPageSize;
   scheduleRender();
   clearTimeout(filterTimer);
-  const prefix = view.filterText.trim();
-  if (session?.truncated && prefix !== '') filterTimer = setTimeout(() => loadSkus(session, prefix), filterSearchDelayMs);
+  const current = session;
+  if (current === undefined || !current.truncated) return;
+  current.searchError = undefined;
+  const prefixes = prefixSearches(view.filterText);
+  if (prefixes.length > 0) {
+    filterTimer = setTimeout(async () => {
+      for (const prefix of prefixes) await loadSkus(current, prefix);
+    }, filterSearchDelayMs);
+  }
 }
 
 function bindEvents() {

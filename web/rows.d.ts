@@ -43,6 +43,7 @@ export function normalizeRow(raw: unknown): SkuRow | undefined;
 export function cellValue(row: SkuRow, column: string): string | number | boolean | undefined;
 export function diffRow(previous: SkuRow, next: SkuRow): CellChange[];
 export function createSkuStore(options?: { rowsMax?: number }): SkuStore;
+export function prefixSearches(filterText: string): string[];
 export function matchesFilter(row: SkuRow, filterText: string): boolean;
 export function compareRows(a: SkuRow, b: SkuRow, column: string, direction: 'ascending' | 'descending'): number;
 export function visibleRows(rows: Iterable<SkuRow>, options?: ViewOptions): { rows: SkuRow[]; matched: number };

@@ -108,6 +108,19 @@ export function createSkuStore({ rowsMax = rowsStoredMax } = {}) {
   };
 }
 
+const skuCharacters = /^[A-Za-z0-9._:/-]+$/;
+
+/**
+ * The prefixes to ask the server for, for SKUs beyond those loaded: the server matches the beginning of a SKU
+ * in its exact case, so the text is asked as typed, in upper case and in lower case (SKUs are most often
+ * written in one case). None for text no SKU can start with (a space, say): the server would refuse it.
+ */
+export function prefixSearches(filterText) {
+  const text = filterText.trim();
+  if (!skuCharacters.test(text)) return [];
+  return [...new Set([text, text.toUpperCase(), text.toLowerCase()])];
+}
+
 /** True if the row's SKU contains the filter text, ignoring case and surrounding spaces. */
 export function matchesFilter(row, filterText) {
   const needle = filterText.trim().toLowerCase();

@@ -155,6 +155,30 @@ describe('the dashboard', { timeout: 90_000 }, () => {
     await page.close();
   });
 
+  it('finds SKUs beyond the first 5,000 by the beginning of their name, typed in either case, and keeps the summary', async () => {
+    const wide = 'wide';
+    for (let first = 0; first < 5_050; first += 1_000) {
+      const adjustments = Array.from({ length: Math.min(1_000, 5_050 - first) }, (_, index) => ({ sku: `WIDE-${String(first + index).padStart(4, '0')}`, location: 'wh-1', delta: 1 }));
+      await server.call('POST', `/v1/tenants/${wide}/adjustments`, { adjustments }, server.adminKey);
+    }
+    const page = await browser.context.newPage();
+    const errors = collectErrors(page);
+    await connect(page, server.adminKey, wide);
+    await expect.poll(() => page.locator('#stock-summary').textContent(), { timeout: loadTimeoutMs }).toContain('first 5,000 loaded, the filter searches the rest');
+    const shown = (): Promise<Array<string | null>> => page.locator('#sku-body tr').evaluateAll((rows) => rows.map((row) => row.getAttribute('data-sku')));
+    // The server matches the beginning of a SKU in its case: typed in lower case, it is asked in upper case too.
+    await page.locator('#filter').fill('wide-504');
+    await expect.poll(shown, { timeout: loadTimeoutMs }).toEqual(Array.from({ length: 10 }, (_, index) => `WIDE-504${index}`));
+    // No SKU starts with a space: nothing is asked, and the summary stays as it was.
+    await page.locator('#filter').fill('wide 5');
+    await expect.poll(() => page.locator('#table-empty').textContent(), { timeout: loadTimeoutMs })
+      .toBe('No SKU contains “wide 5” among those loaded, or starts with it beyond them.');
+    await page.waitForTimeout(500);
+    expect(await page.locator('#stock-summary').textContent()).toContain('SKUs ·');
+    expect(errors).toEqual([]);
+    await page.close();
+  });
+
   it('lets an admin key pick a tenant', async () => {
     const page = await browser.context.newPage();
     await connect(page, server.adminKey);

@@ -1,7 +1,7 @@
 // The dashboard's SKU rows: merged by version so a stale read never wins, diffed for flashing, filtered and sorted.
 
 import { describe, expect, it } from 'vitest';
-import { compareRows, createSkuStore, diffRow, normalizeRow, visibleRows } from '../../web/rows.js';
+import { compareRows, createSkuStore, diffRow, normalizeRow, prefixSearches, visibleRows } from '../../web/rows.js';
 import type { SkuRow } from '../../web/rows.js';
 
 function row(sku: string, fields: Partial<SkuRow> = {}): SkuRow {
@@ -101,5 +101,19 @@ describe('visibleRows', () => {
     const withChannel = [row('A', { channels: { web: 3 } }), row('B', { channels: {} }), row('C', { channels: { web: 1 } })];
     expect(visibleRows(withChannel, { sortColumn: 'channel:web' }).rows.map((one) => one.sku)).toEqual(['B', 'C', 'A']);
     expect(compareRows(withChannel[0] as SkuRow, withChannel[2] as SkuRow, 'channel:web', 'descending')).toBeLessThan(0);
+  });
+});
+
+describe('prefixSearches', () => {
+  it('asks the server for the text as typed, in upper case and in lower case, once each', () => {
+    expect(prefixSearches(' tee-51 ')).toEqual(['tee-51', 'TEE-51']);
+    expect(prefixSearches('Tee-5')).toEqual(['Tee-5', 'TEE-5', 'tee-5']);
+    expect(prefixSearches('51')).toEqual(['51']);
+  });
+
+  it('asks nothing for text no SKU can start with', () => {
+    expect(prefixSearches('')).toEqual([]);
+    expect(prefixSearches('tee 5')).toEqual([]);
+    expect(prefixSearches('tée')).toEqual([]);
   });
 });
