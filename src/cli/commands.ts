@@ -24,9 +24,14 @@ export async function keysMain(args: string[], io: CliIo): Promise<number> {
 
 /** Opens the ledger only once every argument is checked: a mistake, or `--help`, leaves the folder as it was. */
 export async function ingestMain(args: string[], io: CliIo): Promise<number> {
-  const { ingestRequestOf, runIngest } = await import('./ingest.js');
+  const { ingestRequestOf, noLedger, runIngest } = await import('./ingest.js');
   const request = ingestRequestOf(args, io);
   if (typeof request === 'number') return request;
+  const refused = noLedger(request);
+  if (refused !== undefined) {
+    io.stderr(`stockline ingest: ${refused}\n`);
+    return 2;
+  }
   let engine;
   try {
     engine = openEngine(request.dataDir);

@@ -102,13 +102,14 @@ export function ingestRequestOf(args: string[], io: Pick<CliIo, 'stdout' | 'stde
     }
     throw error;
   }
-  const reason = unreadable(request.path) ?? noLedger(request);
+  const reason = unreadable(request.path);
   if (reason === undefined) return request;
   io.stderr(`stockline ingest: ${reason}\n`);
   return 2;
 }
 
-function noLedger(request: IngestRequest): string | undefined {
+/** Why the request's data folder cannot take the changes (it has no ledger, and none is to be made), or undefined. */
+export function noLedger(request: IngestRequest): string | undefined {
   if (request.newLedger || existsSync(databaseFile(request.dataDir))) return undefined;
   return `no stockline.db in ${resolve(request.dataDir)}: give the data folder of the server (--data-dir, or dataDir of the configuration; `
     + 'a relative one is taken from the current folder), or pass --new-ledger to make a ledger there';
