@@ -75,7 +75,8 @@ export interface InDoubtPush {
 export interface DesiredStore {
   due(nowMs: number, limit: number, channel?: string): DesiredRow[];
   nextDueAfter(afterMs: number): number | null;
-  markPushed(key: ChannelKey, version: number, quantity: number): void;
+  /** `inDoubt`: the push, in doubt from now until it is answered; undefined leaves the row's as it is. */
+  markPushed(key: ChannelKey, version: number, quantity: number, inDoubt?: InDoubtPush | null): void;
   markAcked(key: ChannelKey, version: number, quantity: number, ackedAtMs: number): boolean;
   /** `inDoubt`: the push to send again (or null: none) from now on; undefined leaves the row's as it is. */
   markRetry(key: ChannelKey, nextAttemptMs: number, error: string, inDoubt?: InDoubtPush | null): void;
@@ -338,7 +339,8 @@ export class ChannelSync {
       }
       const waitMs = this.takeToken(lane, nowMs);
       if (waitMs > 0) return Math.min(wakeMs, nowMs + waitMs);
-      this.startPush(lane, row);
+      // The outbox cannot be written: looked at again after a pause, not at once.
+      if (!this.startPush(lane, row)) return Math.min(wakeMs, nowMs + syncLimits.backoffBaseMs);
     }
     return wakeMs;
   }
@@ -366,10 +368,23 @@ export class ChannelSync {
     return undefined;
   }
 
-  private startPush(lane: Lane, due: DesiredRow): void {
+  /** False when the push could not be started: its row could not be marked in doubt first. */
+  private startPush(lane: Lane, due: DesiredRow): boolean {
     const key = keyText(due);
     const row = pushedRowOf(lane.connector, due);
-    this.writes.push(() => this.options.outbox.markPushed(row, row.version, row.quantity));
+    if (lane.connector.versionOrdered === true) {
+      this.writes.push(() => this.options.outbox.markPushed(row, row.version, row.quantity));
+    } else {
+      // In doubt before it is sent, and written at once: after a crash while it is out, the first push is this one
+      // again (same key), never a newer one that it could land after.
+      try {
+        this.options.outbox.markPushed(row, row.version, row.quantity, { version: row.version, quantity: row.quantity, previousQuantity: row.ackedQuantity });
+      } catch (error) {
+        this.counters.writeErrors += 1;
+        this.options.log?.error({ error: errorText(error), tenant: row.tenant, channel: row.channel, sku: row.sku }, 'channel push not sent: it could not be marked in doubt first');
+        return false;
+      }
+    }
     const task = this.push(lane, row).finally(() => {
       lane.inflight.delete(key);
       // Stopped: no round will come to write the answer down, so write it now.
@@ -377,6 +392,7 @@ export class ChannelSync {
       else this.applyWrites();
     });
     lane.inflight.set(key, task);
+    return true;
   }
 
   /** Sends the row as `pushedRowOf` made it; every answer below is about that push, not the row's newest quantity. */

@@ -56,10 +56,10 @@ async function fakeShopify(items: Array<{ sku: string; available: number }>): Pr
   return fake;
 }
 
-function shopifyConnector(fake: FakeShopify, skus: string[]): ShopifyConnector {
+function shopifyConnector(fake: FakeShopify, skus: string[], answerWithinMs = timeoutMs): ShopifyConnector {
   const inventoryItems = Object.fromEntries(skus.map((sku) => [sku, fake.idOf(sku) as string]));
   return new ShopifyConnector({
-    channel: 'shop', tenant: 'acme', shop: 'acme.myshopify.com', accessToken, locationId: fake.locationId, baseUrl: fake.url, timeoutMs, inventoryItems,
+    channel: 'shop', tenant: 'acme', shop: 'acme.myshopify.com', accessToken, locationId: fake.locationId, baseUrl: fake.url, timeoutMs: answerWithinMs, inventoryItems,
   });
 }
 
@@ -191,6 +191,38 @@ describe('a Shopify push whose answer is in doubt', () => {
     expect(sets[0]).toMatchObject({ idempotencyKey: firstKey });
     expect(asked(sets[0] as FakeShopifyRequest)).toBe('8<-10');
     expect(sets.map(asked).filter((text) => text !== '8<-10')).toEqual(['10<-8']);
+    expect(fake.levels.get(item)).toBe(10);
+  });
+});
+
+describe('a Shopify push out when the process dies', () => {
+  it('is in doubt in the file from before it was sent: after the restart it goes first, under its key, and Shopify ends at the ledger\'s', async () => {
+    const fake = await fakeShopify([{ sku: 'ABA-3', available: 10 }]);
+    const item = fake.idOf('ABA-3') as string;
+    const directory = mkdtempSync(join(tmpdir(), 'stockline-in-doubt-'));
+    cleanups.push(() => rmSync(directory, { recursive: true, force: true }));
+    const file = join(directory, 'outbox.db');
+    // The connector waits long enough that the push is still unanswered when the process dies.
+    const before = worker(shopifyConnector(fake, ['ABA-3'], 10_000), file);
+    before.set('ABA-3', 10);
+    await until('ABA-3 settled', settled(before, 'ABA-3'));
+    fake.setLatencyMs(slowMs);
+    before.set('ABA-3', 12);
+    await until('the push of 12 to be out', () => before.sync.stats().inFlight === 1);
+    // The crash: the first process does nothing more, and nothing more of it reaches the file.
+    const stopping = before.sync.stop();
+    before.db.close();
+    fake.setLatencyMs(0);
+
+    // The new process; the ledger is back at 10 (the change of 12 was undone meanwhile).
+    const mark = fake.requests.length;
+    const after = worker(shopifyConnector(fake, ['ABA-3']), file);
+    after.set('ABA-3', 10);
+    await until('the push of 12 to land', () => landed(fake, item, 12));
+    await until('ABA-3 settled', settled(after, 'ABA-3'));
+    await stopping;
+    const firstKey = setsOf(fake, item).find((request) => asked(request) === '12<-10')?.idempotencyKey;
+    expect(setsOf(fake, item, mark)[0]).toMatchObject({ idempotencyKey: firstKey });
     expect(fake.levels.get(item)).toBe(10);
   });
 });

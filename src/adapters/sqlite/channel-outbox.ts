@@ -170,7 +170,7 @@ const sql = {
   nextDue: `SELECT MIN(next_attempt_ms) AS next FROM channel_desired
     WHERE next_attempt_ms IS NOT NULL AND next_attempt_ms > :afterMs`,
   pushed: `UPDATE channel_desired SET pushed_version = :version, pushed_quantity = :quantity,
-    superseded_at_ms = CASE WHEN version = :version THEN NULL ELSE superseded_at_ms END WHERE ${keyMatch}`,
+    superseded_at_ms = CASE WHEN version = :version THEN NULL ELSE superseded_at_ms END, ${setInDoubt} WHERE ${keyMatch}`,
   acked: `UPDATE channel_desired SET
       acked_quantity = :quantity, acked_version = :version, acked_at_ms = :ackedAtMs,
       attempts = 0, last_error = NULL, failed_at_ms = NULL,
@@ -287,9 +287,12 @@ export class ChannelOutbox implements DesiredStore {
     return found?.next ?? null;
   }
 
-  /** Notes which version is being pushed, so a change made meanwhile can be told apart from the pushed one. */
-  markPushed(key: ChannelKey, version: number, quantity: number): void {
-    this.statement('pushed').run({ ...keyOf(key), version, quantity });
+  /**
+   * Notes which version is being pushed, so a change made meanwhile can be told apart from the pushed one.
+   * `inDoubt`: the push, kept as in doubt from now until it is answered; undefined leaves the row's as it is.
+   */
+  markPushed(key: ChannelKey, version: number, quantity: number, inDoubt?: InDoubtPush | null): void {
+    this.statement('pushed').run({ ...keyOf(key), version, quantity, ...inDoubtParams(inDoubt) });
   }
 
   /**
