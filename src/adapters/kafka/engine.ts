@@ -188,8 +188,14 @@ export class KafkaEngine implements Engine {
     return submitted;
   }
 
-  /** Sent together (one produce request), so commands of one tenant are decided in this order. */
-  submitMany(inputs: CommandInput[]): Promise<Submitted[]> {
+  /**
+   * Sent together (one produce request), so commands of one tenant are decided in this order. Checked and admitted
+   * whole: a refusal (a bad command, a full queue) sends none, so an error answer never hides applied commands.
+   */
+  async submitMany(inputs: CommandInput[]): Promise<Submitted[]> {
+    this.checkOpen();
+    inputs.forEach((input, index) => checkCommand(input, `inputs[${index}]`));
+    if (!this.rpc.hasRoomFor(inputs.length)) throw new AppError('OVERLOADED', 'too many commands waiting to be sent to Kafka; retry shortly', true, 503);
     return Promise.all(inputs.map((input) => this.submit(input)));
   }
 

@@ -96,6 +96,11 @@ export class CommandClient {
     });
   }
 
+  /** Whether `count` more records may be queued now: a batch is admitted whole or not at all. */
+  hasRoomFor(count: number): boolean {
+    return this.queue.length + count <= rpcLimits.queueRecordsMax;
+  }
+
   /** Produces one record (batched with others sent in the same turn); resolves once the brokers have it. */
   send(message: Message): Promise<void> {
     if (this.stopped) return Promise.reject(new AppError('ENGINE_CLOSED', 'the engine is shutting down', true, 503));

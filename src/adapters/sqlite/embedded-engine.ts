@@ -329,7 +329,11 @@ export class EmbeddedEngine implements Engine {
     });
   }
 
+  /** Admitted whole or not at all: a full queue refuses the batch before any of it is queued, so none is applied. */
   submitMany(inputs: CommandInput[]): Promise<Submitted[]> {
+    if (this.failure === undefined && !this.closed && this.queue.length + inputs.length > queueCommandsMax) {
+      return Promise.reject(new AppError('OVERLOADED', 'too many commands waiting; retry shortly', true, 503));
+    }
     return Promise.all(inputs.map((input) => this.submit(input)));
   }
 
