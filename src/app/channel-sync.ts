@@ -31,6 +31,12 @@ export interface DesiredChange extends ChannelKey {
    * the channel policy's (desiredVersion). Absent: the row counts its own changes.
    */
   version?: number;
+  /**
+   * Units this batch recorded as sold on this very channel (its orders, reported to the ledger): the channel took
+   * them off its own level, so the level last acknowledged is that much lower now, and the row is pushed even
+   * when its quantity is unchanged (held at `maxUnits`, say), lest the channel go on showing fewer.
+   */
+  soldOnChannel?: number;
 }
 
 export interface DesiredRow extends ChannelKey {
@@ -571,6 +577,19 @@ export class ChannelSync {
   }
 }
 
+/** Units each channel sold itself in the batch (direct sales, reported by the channel), by tenant, channel and SKU. */
+function soldOnChannels(batch: CommittedBatch): Map<string, number> {
+  const sold = new Map<string, number>();
+  for (const { event } of batch.events) {
+    if (event.type !== 'order_committed' || event.data.direct !== true) continue;
+    for (const line of event.data.lines) {
+      const key = `${event.tenant}\u0000${event.data.channel}\u0000${line.sku}`;
+      sold.set(key, (sold.get(key) ?? 0) + line.quantity);
+    }
+  }
+  return sold;
+}
+
 function desiredRowsOf(
   state: LedgerState, tenant: string, skus: Iterable<string> | typeof allSkus, channels: readonly string[], cause: { position: number; changedAtMs: number },
 ): DesiredChange[] {
@@ -615,6 +634,12 @@ export function desiredProjection(
       const position = positions.get(tenant) ?? batch.position;
       if (position === undefined || touched.size === 0) continue;
       rows.push(...desiredRowsOf(state, tenant, touched.has(allSkus) ? allSkus : touched, channelsOf(tenant), { position, changedAtMs }));
+    }
+    const sold = soldOnChannels(batch);
+    if (sold.size === 0) return rows;
+    for (const row of rows) {
+      const units = sold.get(`${row.tenant}\u0000${row.channel}\u0000${row.sku}`);
+      if (units !== undefined) row.soldOnChannel = units;
     }
     return rows;
   };

@@ -477,6 +477,40 @@ describe('desiredProjection', () => {
     }
   });
 
+  it('pushes a channel\'s row again after the channel sold units itself, its quantity unchanged, against a level that much lower', () => {
+    const db = new Database(':memory:');
+    try {
+      const outbox = new ChannelOutbox(db);
+      outbox.migrate();
+      const state = initialState();
+      const tenant = emptyTenant();
+      // Held at the shop's cap of 5: a sale on the shop leaves what it should show at 5.
+      tenant.skus.set('cap', { deleted: false, version: 3, locations: new Map([['default', { onHand: 50, committed: 1, reserved: 0 }]]) } as never);
+      tenant.channels.set('shop', { locations: null, bufferUnits: 0, maxUnits: 5, backorder: false });
+      state.tenants.set('acme', tenant);
+      const desired = desiredProjection(() => ['shop', 'web'], { nowMs: () => Date.UTC(2024, 0, 1) });
+      const key = { tenant: 'acme', channel: 'shop', sku: 'cap' };
+      outbox.upsertDesired(desiredOfState(state, () => ['shop', 'web'], Date.UTC(2024, 0, 1), 1));
+      for (const channel of ['shop', 'web']) {
+        const row = outbox.get('acme', channel, 'cap') as NonNullable<ReturnType<ChannelOutbox['get']>>;
+        outbox.markPushed(row, row.version, row.quantity);
+        outbox.markAcked(row, row.version, row.quantity, Date.UTC(2024, 0, 1));
+      }
+      expect(outbox.get('acme', 'shop', 'cap')).toMatchObject({ quantity: 5, ackedQuantity: 5, nextAttemptMs: null });
+      const sale = {
+        id: 'e2', type: 'order_committed', tenant: 'acme', time: '2024-01-01T00:00:01.000Z', source: 'shopify',
+        data: { reservationId: 'shopify:1', channel: 'shop', direct: true, lines: [{ sku: 'cap', location: 'default', quantity: 1 }] },
+      } as const;
+      outbox.upsertDesired(desired({ events: [{ position: 2, event: sale }], touched: new Map([['acme', new Set(['cap'])]]) }, state));
+      // The shop took the unit off its own level: compared against 4, 5 is pushed back.
+      expect(outbox.get(key.tenant, key.channel, key.sku)).toMatchObject({ quantity: 5, ackedQuantity: 4, nextAttemptMs: Date.UTC(2024, 0, 1) });
+      // Another channel's row, which sold nothing, stays settled.
+      expect(outbox.get('acme', 'web', 'cap')).toMatchObject({ quantity: 49, ackedQuantity: 49, nextAttemptMs: null });
+    } finally {
+      db.close();
+    }
+  });
+
   it('numbers each change alike on every outbox, one that starts late or lost its rows included, and always upward', async () => {
     const engine = new EmbeddedEngine({ path: ':memory:' });
     const dbs = [new Database(':memory:'), new Database(':memory:')];

@@ -160,8 +160,10 @@ const sql = {
       changed_at_ms = COALESCE(changed_at_ms, excluded.changed_at_ms),
       superseded_at_ms = COALESCE(superseded_at_ms, CASE WHEN pushed_version = version THEN excluded.changed_at_ms END),
       cause_position = excluded.cause_position,
-      next_attempt_ms = excluded.changed_at_ms
-    WHERE quantity <> excluded.quantity`,
+      next_attempt_ms = excluded.changed_at_ms,
+      -- The channel's own sales took its level down: the compare base follows, and the row is pushed again.
+      acked_quantity = CASE WHEN :sold > 0 AND acked_quantity IS NOT NULL THEN acked_quantity - :sold ELSE acked_quantity END
+    WHERE quantity <> excluded.quantity OR :sold > 0`,
   due: `SELECT ${columns} FROM channel_desired
     WHERE next_attempt_ms IS NOT NULL AND next_attempt_ms <= :nowMs ORDER BY next_attempt_ms LIMIT :limit`,
   dueChannel: `SELECT ${columns} FROM channel_desired
@@ -228,7 +230,10 @@ type StatementName = keyof typeof sql;
 
 function upsertParams(row: DesiredChange): ProjectedWrite['params'] {
   assertQuantity(row.quantity);
-  return { tenant: row.tenant, channel: row.channel, sku: row.sku, quantity: row.quantity, changedAtMs: row.changedAtMs, position: row.position, version: row.version ?? null };
+  return {
+    tenant: row.tenant, channel: row.channel, sku: row.sku, quantity: row.quantity, changedAtMs: row.changedAtMs, position: row.position,
+    version: row.version ?? null, sold: row.soldOnChannel ?? 0,
+  };
 }
 
 export class ChannelOutbox implements DesiredStore {
@@ -252,8 +257,8 @@ export class ChannelOutbox implements DesiredStore {
   }
 
   /**
-   * Records new desired quantities. An unchanged quantity is a no-op: only the newest value is ever pushed.
-   * Returns how many rows changed.
+   * Records new desired quantities. An unchanged quantity is a no-op (only the newest value is ever pushed),
+   * unless the channel sold units of the SKU itself. Returns how many rows changed.
    */
   upsertDesired(rows: readonly DesiredChange[]): number {
     const upsert = this.statement('upsert');
