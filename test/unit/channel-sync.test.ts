@@ -500,7 +500,7 @@ describe('desiredProjection', () => {
       const sale = {
         id: 'e2', type: 'order_committed', tenant: 'acme', time: '2024-01-01T00:00:01.000Z', source: 'shopify',
         data: { reservationId: 'shopify:1', channel: 'shop', direct: true, lines: [{ sku: 'cap', location: 'default', quantity: 1 }] },
-      } as const;
+      } as InventoryEvent;
       outbox.upsertDesired(desired({ events: [{ position: 2, event: sale }], touched: new Map([['acme', new Set(['cap'])]]) }, state));
       // The shop took the unit off its own level: compared against 4, 5 is pushed back.
       expect(outbox.get(key.tenant, key.channel, key.sku)).toMatchObject({ quantity: 5, ackedQuantity: 4, nextAttemptMs: Date.UTC(2024, 0, 1) });
