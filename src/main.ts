@@ -21,6 +21,7 @@ import { Metrics } from './app/metrics.js';
 import { packagePath } from './app/paths.js';
 import type { DeadLetter, SourceOffsets } from './app/ports.js';
 import { reconcile } from './app/reconcile.js';
+import type { ReconcileReport } from './app/reconcile.js';
 import type { ChannelConnector } from './adapters/channels/connector.js';
 import { createConnector, shopifyWebhookChannels } from './adapters/channels/factory.js';
 import type { ChannelConfig } from './adapters/channels/factory.js';
@@ -87,6 +88,8 @@ const deadLetterLogWindowMs = 60_000;
 const deadLetterPayloadCharsMax = 500;
 /** Sources whose dead-letter counts are kept for that bound; past it they start again (sources are few). */
 const deadLetterSourcesMax = 1_000;
+/** SKUs named in a timed reconciliation's log line; the line gives how many there were in all. */
+const reconcileLogExamplesMax = 10;
 
 export async function start(options: StartOptions): Promise<Running> {
   const { config } = options;
@@ -493,7 +496,12 @@ export function startChannels(engine: Engine, local: LocalStore, configs: Channe
   let reconciling = false;
   const reconcileOwned = async (): Promise<void> => {
     for (const { tenant, id: channel } of configs) {
-      if (owns(tenant, channel)) await reconcile({ outbox, connectors, tenant, channel, repair: true }).catch(() => undefined);
+      if (!owns(tenant, channel)) continue;
+      try {
+        logReconciliation(options.log, tenant, channel, await reconcile({ outbox, connectors, tenant, channel, repair: true }));
+      } catch (error) {
+        options.log?.warn({ tenant, channel, error: (error as Error).message }, 'reconciliation of the channel failed; it runs again at the next interval');
+      }
     }
   };
   if ((options.reconcileIntervalMs ?? 0) > 0 && connectors.size > 0) {
@@ -516,6 +524,14 @@ export function startChannels(engine: Engine, local: LocalStore, configs: Channe
       await Promise.all([...connectors.values()].map((connector) => connector.close()));
     },
   };
+}
+
+/** How many SKUs each timed reconciliation found drifted, and repaired, with a few examples: one line a channel a run, only when it found any. */
+function logReconciliation(log: SyncLogger | undefined, tenant: string, channel: string, report: ReconcileReport): void {
+  if (report.unchecked.length > 0) log?.warn({ tenant, channel, unchecked: report.unchecked.slice(0, reconcileLogExamplesMax) }, 'reconciliation could not read some SKUs of the channel');
+  if (report.drift.length === 0) return;
+  const examples = report.drift.slice(0, reconcileLogExamplesMax).map(({ sku, desired, shown, pending }) => ({ sku, desired, shown, pending }));
+  log?.warn({ tenant, channel, drifted: report.drift.length, repaired: report.repaired, examples }, 'reconciliation found the channel showing other quantities than the ledger and repaired them');
 }
 
 /** First run: the demo catalogue and a key for it; later runs: the same key again, from the data folder, while it is a key of it. */
