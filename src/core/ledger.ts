@@ -18,13 +18,14 @@ export interface Execution {
 }
 
 /**
- * A stable text of what a command asks for, without its id, time and key: retries must match it. It is kept
- * in the command's idempotency record for a day, so it is kept flat (see `flattened`): as built, piece by
- * piece, it holds five times its length and more than half of what the whole record holds.
+ * A stable text of what a command asks for, without its id and key: retries must match it. Its time is part of
+ * it only when it came with the request (an imported event's): a time the engine stamps differs between a
+ * request and its retry. It is kept in the command's idempotency record for a day, so it is kept flat (see
+ * `flattened`): as built, piece by piece, it holds five times its length and more than half of the record.
  */
-export function fingerprintOf(command: Command): string {
-  const { id: _id, timeMs: _time, idempotencyKey: _key, ...request } = command;
-  return flattened(canonicalJson(request));
+export function fingerprintOf(command: Command, timeRequested = false): string {
+  const { id: _id, timeMs, idempotencyKey: _key, ...request } = command;
+  return flattened(canonicalJson(timeRequested ? { ...request, timeMs } : request));
 }
 
 /**
@@ -73,12 +74,14 @@ export function canonicalJson(value: unknown): string {
  * the command's time when that is later. An imported event keeps its own, earlier time; a record timed by it
  * would be forgotten at the next tick, and a retry of the import applied again.
  */
-export function execute(state: LedgerState, command: Command, recordsMax: number = limits.idempotencyRecordsMax, recordedAtMs = command.timeMs): Execution {
+export function execute(
+  state: LedgerState, command: Command, recordsMax: number = limits.idempotencyRecordsMax, recordedAtMs = command.timeMs, timeRequested = false,
+): Execution {
   const key = command.idempotencyKey;
   const existing = state.tenants.get(command.tenant);
   let fingerprint = '';
   if (key !== undefined) {
-    fingerprint = fingerprintOf(command);
+    fingerprint = fingerprintOf(command, timeRequested);
     const record = existing?.idempotency.get(key);
     if (record !== undefined) {
       if (record.fingerprint !== fingerprint) {

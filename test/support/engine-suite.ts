@@ -219,9 +219,10 @@ export function engineBehaviourSuite(name: string, makeEngine: () => Promise<Eng
       const retry = await engine.importEvents(tenant, [stocked, conflict, held], 'dump-1');
       expect(retry).toMatchObject({ applied: true, replayed: true });
       expect(retry.items.map((item) => item.outcome)).toEqual(first.items.map((item) => item.outcome));
-      // Another import under the key: a changed event, one more, a new one in place of one applied.
+      // Another import under the key: a changed event, one dated otherwise, one more, a new one in place of one applied.
       const changed = event('i1', 'stock_adjustment', { sku: 'A', location: 'default', mode: 'delta', delta: 8, onHand: 8 });
-      for (const other of [[changed, held], [stocked, held, more], [stocked, more]]) {
+      const redated = { ...stocked, time: formatTime(Date.parse(time) - 60_000) };
+      for (const other of [[changed, held], [redated, held], [stocked, held, more], [stocked, more]]) {
         const refused = await engine.importEvents(tenant, other, 'dump-1');
         expect(refused).toMatchObject({ applied: false, keyReused: true });
       }

@@ -609,11 +609,12 @@ export class Processor {
     return [this.decideOne(owned, input, id, changed)];
   }
 
-  private decideOne(owned: Owned, input: CommandInput, id: string, changed: Set<string>): { command: Command; outcome: Outcome } {
+  /** `timeRequested`: the command came with its own time (an import), which its idempotency record then compares. */
+  private decideOne(owned: Owned, input: CommandInput, id: string, changed: Set<string>, timeRequested = input.timeMs !== undefined): { command: Command; outcome: Outcome } {
     const nowMs = this.nowMs(owned);
     const command = { ...input, id, timeMs: input.timeMs ?? nowMs } as Command;
     // A command that came with its time (an import) is recorded at the processor's: its retention runs from now.
-    const execution: Execution = execute(owned.state, command, this.options.idempotencyRecordsMax, nowMs);
+    const execution: Execution = execute(owned.state, command, this.options.idempotencyRecordsMax, nowMs, timeRequested);
     noteChangedEntities(changed, command.tenant, execution);
     return { command, outcome: execution.outcome };
   }
@@ -626,7 +627,7 @@ export class Processor {
     const timed = inputs.map((input) => (input.timeMs === undefined ? { ...input, timeMs: nowMs } : input));
     const trials = timed.map((input) => ({ ...input, id: 'trial' }) as Command);
     const scratch = trialState(owned.state, trials);
-    const outcomes = trials.map((command) => execute(scratch, command, this.options.idempotencyRecordsMax, nowMs).outcome);
+    const outcomes = trials.map((command, index) => execute(scratch, command, this.options.idempotencyRecordsMax, nowMs, inputs[index]?.timeMs !== undefined).outcome);
     if (outcomes.some((outcome) => outcome.rejection !== undefined)) {
       const results = trials.map((command, index) => {
         const outcome = outcomes[index] as Outcome;
@@ -634,7 +635,7 @@ export class Processor {
       });
       return { results, applied: false };
     }
-    return { results: timed.map((input, index) => this.decideOne(owned, input, `k${owned.partition}-${offset}.${index}`, changed)), applied: true };
+    return { results: timed.map((input, index) => this.decideOne(owned, input, `k${owned.partition}-${offset}.${index}`, changed, inputs[index]?.timeMs !== undefined)), applied: true };
   }
 
   private nowMs(owned: Owned): number {

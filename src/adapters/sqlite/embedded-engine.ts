@@ -421,7 +421,7 @@ export class EmbeddedEngine implements Engine {
       }
       const command = this.stamp(pending);
       // A command that came with its time (an import) is recorded at the engine's: its retention runs from now.
-      const execution = execute(this.memory, command, this.recordsMax, pending.stampedTime ? command.timeMs : this.nowMs());
+      const execution = execute(this.memory, command, this.recordsMax, pending.stampedTime ? command.timeMs : this.nowMs(), !pending.stampedTime);
       const { outcome } = execution;
       const firstEvent = logged.length;
       for (const event of outcome.events) {
@@ -634,7 +634,7 @@ export class EmbeddedEngine implements Engine {
     }
     const commands = group.map(({ input }) => ({ ...input, id: 'trial' }) as Command);
     const scratch = trialState(this.memory, commands);
-    const outcomes = commands.map((command) => execute(scratch, command, this.recordsMax, nowMs).outcome);
+    const outcomes = commands.map((command, index) => execute(scratch, command, this.recordsMax, nowMs, !(group[index] as Pending).stampedTime).outcome);
     if (outcomes.every((outcome) => outcome.rejection === undefined)) return undefined;
     return { commands, outcomes: outcomes.map((outcome) => (outcome.rejection === undefined ? { events: [], rejection: notApplied } : outcome)) };
   }
