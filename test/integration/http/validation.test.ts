@@ -118,6 +118,16 @@ describe('validation', () => {
     expect((await api.inject('GET', `${base}/skus/DUP-1`)).statusCode).toBe(404);
   });
 
+  it('an imported expiry dated later than the server\'s clock is 400: it would release a hold still running', async () => {
+    const expiry = {
+      id: 'x1', type: 'reservation_released', tenant, time: new Date(Date.now() + 60_000).toISOString(), source: 'wms',
+      data: { reservationId: 'cart-1', reason: 'expired', from: 'held', lines: [{ sku: 'A', location: 'default', quantity: 1 }] },
+    };
+    const response = await api.inject('POST', `${base}/events`, { key: api.keys.admin, body: { events: [expiry] } });
+    expect(response.statusCode).toBe(400);
+    expect(json(response)).toMatchObject({ code: 'VALIDATION_FAILED', errors: [{ in: 'body', index: 0, pointer: '/events/0/time', message: expect.stringMatching(/for an expiry: the hold is still running here$/) }] });
+  });
+
   it('malformed JSON is 400 MALFORMED_REQUEST', async () => {
     const response = await api.inject('POST', `${base}/reservations`, { body: '{"channel":', headers: { 'content-type': 'application/json' } });
     expect(response.statusCode).toBe(400);

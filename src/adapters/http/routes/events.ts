@@ -34,10 +34,15 @@ function holdLengthError(candidate: unknown): string | undefined {
 export const importClockSkewMs = limits.timeAheadMsMax;
 
 function futureTimeError(candidate: unknown, nowMs: number): string | undefined {
-  const time = (candidate as { time?: unknown } | null)?.time;
+  const { time, type, data } = (candidate ?? {}) as { time?: unknown; type?: unknown; data?: { reason?: unknown } };
   if (typeof time !== 'string') return undefined;
   const timeMs = Date.parse(time);
-  if (!Number.isFinite(timeMs) || timeMs <= nowMs + importClockSkewMs) return undefined;
+  if (!Number.isFinite(timeMs)) return undefined;
+  // A hold's expiry is decided at the event's time: dated ahead, it would release a hold still running here.
+  if (type === 'reservation_released' && data?.reason === 'expired' && timeMs > nowMs) {
+    return `must not be later than this server's clock (${new Date(nowMs).toISOString()}) for an expiry: the hold is still running here`;
+  }
+  if (timeMs <= nowMs + importClockSkewMs) return undefined;
   return `must not be later than this server's clock (${new Date(nowMs).toISOString()}, allowing ${importClockSkewMs / 60_000} minutes for clocks that differ)`;
 }
 
