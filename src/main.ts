@@ -20,7 +20,7 @@ import { HeapWatch, oldGenerationLimitBytes, oldGenerationUsedBytes, youngGenera
 import { Metrics } from './app/metrics.js';
 import { packagePath } from './app/paths.js';
 import type { DeadLetter, SourceOffsets } from './app/ports.js';
-import { reconcile } from './app/reconcile.js';
+import { reconcile, RepeatedShortfalls } from './app/reconcile.js';
 import type { ReconcileReport } from './app/reconcile.js';
 import type { ChannelConnector } from './adapters/channels/connector.js';
 import { createConnector, shopifyWebhookChannels } from './adapters/channels/factory.js';
@@ -494,15 +494,19 @@ export function startChannels(engine: Engine, local: LocalStore, configs: Channe
   sync.start();
   let reconcileTimer: NodeJS.Timeout | undefined;
   let reconciling = false;
+  const shortfalls = new RepeatedShortfalls((channel) => connectors.get(channel)?.versionOrdered !== true);
   const reconcileOwned = async (): Promise<void> => {
+    shortfalls.startRun();
     for (const { tenant, id: channel } of configs) {
       if (!owns(tenant, channel)) continue;
       try {
-        logReconciliation(options.log, tenant, channel, await reconcile({ outbox, connectors, tenant, channel, repair: true }));
+        const report = await reconcile({ outbox, connectors, tenant, channel, repair: true, defer: (drift) => shortfalls.defer(drift) });
+        logReconciliation(options.log, tenant, channel, report);
       } catch (error) {
         options.log?.warn({ tenant, channel, error: (error as Error).message }, 'reconciliation of the channel failed; it runs again at the next interval');
       }
     }
+    shortfalls.endRun();
   };
   if ((options.reconcileIntervalMs ?? 0) > 0 && connectors.size > 0) {
     reconcileTimer = setInterval(() => {
@@ -526,12 +530,12 @@ export function startChannels(engine: Engine, local: LocalStore, configs: Channe
   };
 }
 
-/** How many SKUs each timed reconciliation found drifted, and repaired, with a few examples: one line a channel a run, only when it found any. */
+/** How many SKUs each timed reconciliation found drifted, repaired and left for the next run, with a few examples: one line a channel a run, only when it found any. */
 function logReconciliation(log: SyncLogger | undefined, tenant: string, channel: string, report: ReconcileReport): void {
   if (report.unchecked.length > 0) log?.warn({ tenant, channel, unchecked: report.unchecked.slice(0, reconcileLogExamplesMax) }, 'reconciliation could not read some SKUs of the channel');
   if (report.drift.length === 0) return;
   const examples = report.drift.slice(0, reconcileLogExamplesMax).map(({ sku, desired, shown, pending }) => ({ sku, desired, shown, pending }));
-  log?.warn({ tenant, channel, drifted: report.drift.length, repaired: report.repaired, examples }, 'reconciliation found the channel showing other quantities than the ledger and repaired them');
+  log?.warn({ tenant, channel, drifted: report.drift.length, repaired: report.repaired, deferred: report.deferred, examples }, 'reconciliation found the channel showing other quantities than the ledger');
 }
 
 /** First run: the demo catalogue and a key for it; later runs: the same key again, from the data folder, while it is a key of it. */

@@ -31,6 +31,8 @@ export interface ReconcileReport {
   checked: number;
   drift: Drift[];
   repaired: number;
+  /** Drifted rows `defer` left for a later run. */
+  deferred: number;
   /** Channels with rows but no connector, and reads that failed after their retries. */
   unchecked: ReadFailure[];
 }
@@ -47,6 +49,8 @@ export interface ReconcileOptions {
   tenant?: string;
   channel?: string;
   repair: boolean;
+  /** With `repair`: a drift to leave as it is this time (true), for a later run to repair if it is still there. */
+  defer?: (drift: Drift) => boolean;
   onProgress?: (progress: ReconcileProgress) => void;
   /** The push worker, kicked after each repaired batch so repairs go out at once. */
   sync?: { kick(): void };
@@ -106,7 +110,7 @@ async function readShown(connector: ChannelConnector, group: Group, sleep: (ms: 
 
 export async function reconcile(options: ReconcileOptions): Promise<ReconcileReport> {
   const filter = { tenant: options.tenant, channel: options.channel };
-  const report: ReconcileReport = { checked: 0, drift: [], repaired: 0, unchecked: [] };
+  const report: ReconcileReport = { checked: 0, drift: [], repaired: 0, deferred: 0, unchecked: [] };
   const total = options.outbox.count(filter);
   let driftCount = 0;
   let after: ChannelKey | undefined;
@@ -145,14 +149,44 @@ async function checkGroup(options: ReconcileOptions, group: Group, report: Recon
     const quantity = shown.get(row.sku) ?? null;
     if (quantity === row.quantity) continue;
     drifted += 1;
-    if (report.drift.length < reconcileLimits.driftReportedMax) {
-      report.drift.push({ tenant: row.tenant, channel: row.channel, sku: row.sku, desired: row.quantity, shown: quantity, pending: row.nextAttemptMs !== null });
-    }
-    if (options.repair) {
+    const drift: Drift = { tenant: row.tenant, channel: row.channel, sku: row.sku, desired: row.quantity, shown: quantity, pending: row.nextAttemptMs !== null };
+    if (report.drift.length < reconcileLimits.driftReportedMax) report.drift.push(drift);
+    if (options.repair && options.defer?.(drift) === true) {
+      report.deferred += 1;
+    } else if (options.repair) {
       options.outbox.setAcknowledged(row, quantity, nowMs);
       report.repaired += 1;
     }
   }
   if (options.repair && drifted > 0) options.sync?.kick();
   return drifted;
+}
+
+/**
+ * Which drifts a timed reconciliation leaves for the next run: a channel that takes orders itself (compare-and-set,
+ * Shopify) showing less than it should is most often a sale whose webhook is still on its way, and raising the
+ * level would offer the sold units again. It is repaired when the next run finds the same shortfall. A level
+ * above what it should be, or one the channel does not show at all, is repaired at once.
+ */
+export class RepeatedShortfalls {
+  private previous = new Map<string, string>();
+  private current = new Map<string, string>();
+
+  constructor(private readonly takesOrders: (channel: string) => boolean) {}
+
+  startRun(): void {
+    this.current = new Map();
+  }
+
+  endRun(): void {
+    this.previous = this.current;
+  }
+
+  defer(drift: Drift): boolean {
+    if (drift.shown === null || drift.shown >= drift.desired || drift.pending || !this.takesOrders(drift.channel)) return false;
+    const key = `${drift.tenant}\u0000${drift.channel}\u0000${drift.sku}`;
+    const seen = `${drift.desired}:${drift.shown}`;
+    if (this.current.size < reconcileLimits.driftReportedMax) this.current.set(key, seen);
+    return this.previous.get(key) !== seen;
+  }
 }

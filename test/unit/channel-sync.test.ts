@@ -9,6 +9,7 @@ import { backoffMs, ChannelSync, desiredOfState, desiredProjection, desiredVersi
 import type { PushOutcome } from '../../src/app/channel-sync.js';
 import { allSkus } from '../../src/app/engine.js';
 import { Metrics } from '../../src/app/metrics.js';
+import { RepeatedShortfalls } from '../../src/app/reconcile.js';
 import type { CommandBus, CommandInput, Submitted } from '../../src/app/ports.js';
 import { channelPolicyOf, emptyTenant, evolve, execute, fromSnapshot, initialState, toSnapshot } from '../../src/core/index.js';
 import type { Command, InventoryEvent } from '../../src/core/index.js';
@@ -599,5 +600,27 @@ describe('desiredProjection', () => {
     await h.clock.advance(40);
     expect(h.pushed).toEqual([{ channel: 'shop', outcome: 'ok', latencyMs: 340 }]);
     expect(h.bus.commands).toMatchObject([{ type: 'record_sync', sku: 'TEE', quantity: 17, latencyMs: 340 }]);
+  });
+});
+
+describe('RepeatedShortfalls', () => {
+  const drift = (shown: number | null, desired = 10, pending = false, channel = 'shop') => ({ tenant: 'acme', channel, sku: 'A', desired, shown, pending });
+
+  it('leaves a level below the ledger\'s on a channel that takes orders for one run, and repairs it when the next run finds the same', () => {
+    const shortfalls = new RepeatedShortfalls((channel) => channel === 'shop');
+    shortfalls.startRun();
+    expect(shortfalls.defer(drift(3))).toBe(true);
+    shortfalls.endRun();
+    shortfalls.startRun();
+    expect(shortfalls.defer(drift(3))).toBe(false);
+    // Another shortfall (a second sale meanwhile) waits again.
+    expect(shortfalls.defer(drift(2))).toBe(true);
+    shortfalls.endRun();
+  });
+
+  it('repairs at once a level above, a SKU the channel does not show, a push on its way, and a channel that does not take orders', () => {
+    const shortfalls = new RepeatedShortfalls((channel) => channel === 'shop');
+    shortfalls.startRun();
+    expect([drift(15), drift(null), drift(3, 10, true), drift(3, 10, false, 'portal')].map((one) => shortfalls.defer(one))).toEqual([false, false, false, false]);
   });
 });
