@@ -100,6 +100,12 @@ interface Pending {
   groupSize?: number;
   /** The engine stamped the time on the input (it came without one): taken off again if the command fails. */
   stampedTime: boolean;
+  /**
+   * The command came with its own time (an import's, through an all-or-nothing group), which its idempotency
+   * record then compares. Set when it is submitted: a single command never has one, even if its input object
+   * was submitted before and still carries the time stamped then.
+   */
+  timeRequested?: boolean;
 }
 
 interface Decided {
@@ -351,7 +357,7 @@ export class EmbeddedEngine implements Engine {
       let applied = true;
       inputs.forEach((input, index) => {
         const pending: Pending = {
-          input, submittedAtMs, reject, stampedTime: false,
+          input, submittedAtMs, reject, stampedTime: false, timeRequested: input.timeMs !== undefined,
           resolve: (submitted) => {
             results[index] = submitted;
             if (submitted.outcome.rejection !== undefined) applied = false;
@@ -421,7 +427,7 @@ export class EmbeddedEngine implements Engine {
       }
       const command = this.stamp(pending);
       // A command that came with its time (an import) is recorded at the engine's: its retention runs from now.
-      const execution = execute(this.memory, command, this.recordsMax, pending.stampedTime ? command.timeMs : this.nowMs(), !pending.stampedTime);
+      const execution = execute(this.memory, command, this.recordsMax, pending.stampedTime ? command.timeMs : this.nowMs(), pending.timeRequested === true);
       const { outcome } = execution;
       const firstEvent = logged.length;
       for (const event of outcome.events) {
@@ -634,7 +640,7 @@ export class EmbeddedEngine implements Engine {
     }
     const commands = group.map(({ input }) => ({ ...input, id: 'trial' }) as Command);
     const scratch = trialState(this.memory, commands);
-    const outcomes = commands.map((command, index) => execute(scratch, command, this.recordsMax, nowMs, !(group[index] as Pending).stampedTime).outcome);
+    const outcomes = commands.map((command, index) => execute(scratch, command, this.recordsMax, nowMs, (group[index] as Pending).timeRequested === true).outcome);
     if (outcomes.every((outcome) => outcome.rejection === undefined)) return undefined;
     return { commands, outcomes: outcomes.map((outcome) => (outcome.rejection === undefined ? { events: [], rejection: notApplied } : outcome)) };
   }
