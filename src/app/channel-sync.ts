@@ -328,13 +328,16 @@ export class ChannelSync {
     const rows = this.options.outbox.due(nowMs, Math.min(syncLimits.dueBatchMax, lane.inflight.size + free), lane.channel);
     let wakeMs = Number.POSITIVE_INFINITY;
     const deferred = new Set<string>();
+    const starting: DesiredRow[] = [];
     for (const row of rows) {
-      if (lane.inflight.size >= lane.connector.maxConcurrency) break;
+      if (lane.inflight.size + starting.length >= lane.connector.maxConcurrency) break;
       // A channel is one tenant's (the configuration refuses two with one id). While another node owns that
       // tenant the lane waits, writing nothing: its rows stay as they are, due, for when this node takes over.
-      if (this.options.owns?.(row.tenant, row.channel) === false) return Math.min(wakeMs, nowMs + syncLimits.notOwnedRecheckMs);
-      const key = keyText(row);
-      if (lane.inflight.has(key)) continue;
+      if (this.options.owns?.(row.tenant, row.channel) === false) {
+        wakeMs = Math.min(wakeMs, nowMs + syncLimits.notOwnedRecheckMs);
+        break;
+      }
+      if (lane.inflight.has(keyText(row))) continue;
       const pausedUntilMs = this.pausedUntil(row.tenant, row.channel, nowMs);
       if (pausedUntilMs !== undefined) {
         // Out of the due set durably, so a throttled tenant's rows cannot crowd out other tenants'.
@@ -344,10 +347,14 @@ export class ChannelSync {
         continue;
       }
       const waitMs = this.takeToken(lane, nowMs);
-      if (waitMs > 0) return Math.min(wakeMs, nowMs + waitMs);
-      // The outbox cannot be written: looked at again after a pause, not at once.
-      if (!this.startPush(lane, row)) return Math.min(wakeMs, nowMs + syncLimits.backoffBaseMs);
+      if (waitMs > 0) {
+        wakeMs = Math.min(wakeMs, nowMs + waitMs);
+        break;
+      }
+      starting.push(row);
     }
+    // The outbox cannot be written: looked at again after a pause, not at once.
+    if (!this.startPushes(lane, starting)) return Math.min(wakeMs, nowMs + syncLimits.backoffBaseMs);
     return wakeMs;
   }
 
@@ -374,30 +381,36 @@ export class ChannelSync {
     return undefined;
   }
 
-  /** False when the push could not be started: its row could not be marked in doubt first. */
-  private startPush(lane: Lane, due: DesiredRow): boolean {
-    const key = keyText(due);
-    const row = pushedRowOf(lane.connector, due);
+  /**
+   * Starts the round's pushes. To a compare-and-set channel they are marked in doubt first, together, in one
+   * write: after a crash while one is out, the first push is that one again (same key), never a newer one it could
+   * land after. False when that write failed: nothing is sent.
+   */
+  private startPushes(lane: Lane, due: readonly DesiredRow[]): boolean {
+    const rows = due.map((row) => pushedRowOf(lane.connector, row));
     if (lane.connector.versionOrdered === true) {
-      this.writes.push(() => this.options.outbox.markPushed(row, row.version, row.quantity));
-    } else {
-      // In doubt before it is sent, and written at once: after a crash while it is out, the first push is this one
-      // again (same key), never a newer one that it could land after.
+      for (const row of rows) this.writes.push(() => this.options.outbox.markPushed(row, row.version, row.quantity));
+    } else if (rows.length > 0) {
       try {
-        this.options.outbox.markPushed(row, row.version, row.quantity, { version: row.version, quantity: row.quantity, previousQuantity: row.ackedQuantity });
+        this.options.outbox.batch(() => {
+          for (const row of rows) this.options.outbox.markPushed(row, row.version, row.quantity, { version: row.version, quantity: row.quantity, previousQuantity: row.ackedQuantity });
+        });
       } catch (error) {
         this.counters.writeErrors += 1;
-        this.options.log?.error({ error: errorText(error), tenant: row.tenant, channel: row.channel, sku: row.sku }, 'channel push not sent: it could not be marked in doubt first');
+        this.options.log?.error({ error: errorText(error), channel: lane.channel, pushes: rows.length }, 'channel pushes not sent: they could not be marked in doubt first');
         return false;
       }
     }
-    const task = this.push(lane, row).finally(() => {
-      lane.inflight.delete(key);
-      // Stopped: no round will come to write the answer down, so write it now.
-      if (this.running) this.kick();
-      else this.applyWrites();
-    });
-    lane.inflight.set(key, task);
+    for (const row of rows) {
+      const key = keyText(row);
+      const task = this.push(lane, row).finally(() => {
+        lane.inflight.delete(key);
+        // Stopped: no round will come to write the answer down, so write it now.
+        if (this.running) this.kick();
+        else this.applyWrites();
+      });
+      lane.inflight.set(key, task);
+    }
     return true;
   }
 
