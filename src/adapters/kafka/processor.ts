@@ -684,17 +684,27 @@ export class Processor {
     if (producer === undefined) throw new Error(`partition ${owned.partition} has no producer`);
     const stepMs = config.producer.requestTimeoutMs + config.timeouts.connectTimeoutMs;
     const transaction = await withDeadline('begin a transaction', stepMs, producer.beginTransaction());
+    // The step given up on last: the client goes on retrying it (while the broker is away, say).
+    let running: Promise<unknown> | undefined;
+    const step = <T>(label: string, timeoutMs: number, work: Promise<T>): Promise<T> => {
+      running = work.catch(() => undefined);
+      return withDeadline(label, timeoutMs, work);
+    };
     try {
-      await withDeadline('send the transaction records', config.producer.deliveryTimeoutMs, transaction.send({ messages: chunk.messages }));
-      await withDeadline('add the group to the transaction', stepMs, transaction.addConsumer(this.group));
+      await step('send the transaction records', config.producer.deliveryTimeoutMs, transaction.send({ messages: chunk.messages }));
+      await step('add the group to the transaction', stepMs, transaction.addConsumer(this.group));
       const consumed = {
         topic: topics.commands, partition: owned.partition, offset: chunk.lastOffset,
         metadata: { consumer: { groupId: this.group.groupId, generationId: this.group.generationId, memberId: this.group.memberId, coordinatorId: this.group.coordinatorId } },
       };
       // The client reads only the topic, partition, offset and consumer metadata of the message, and commits offset + 1.
-      await withDeadline('commit the consumed offset', stepMs, transaction.addOffset(consumed as unknown as Message));
-      await withDeadline('commit the transaction', stepMs, transaction.commit());
+      await step('commit the consumed offset', stepMs, transaction.addOffset(consumed as unknown as Message));
+      await step('commit the transaction', stepMs, transaction.commit());
     } catch (error) {
+      // Ended under a step the client still retries, the transaction is gone when that retry runs, and
+      // @platformatic/kafka 1.35 then throws outside any callback (reading the id of no transaction), which
+      // stops the process. The abort waits for the step to settle, for as long as a delivery may take.
+      if (running !== undefined) await withDeadline('let the step given up on settle', config.producer.deliveryTimeoutMs, running).catch(() => undefined);
       await withDeadline('abort the transaction', stepMs, transaction.abort()).catch(() => undefined);
       throw error;
     }
