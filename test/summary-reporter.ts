@@ -3,7 +3,7 @@
 import type { Reporter, TestModule } from 'vitest/node';
 
 export default class SummaryReporter implements Reporter {
-  onTestRunEnd(testModules: ReadonlyArray<TestModule>): void {
+  onTestRunEnd(testModules: ReadonlyArray<TestModule>, unhandledErrors: ReadonlyArray<unknown> = []): void {
     const counts = { passed: 0, failed: 0, skipped: 0 };
     for (const testModule of testModules) {
       let failedTests = 0;
@@ -16,6 +16,8 @@ export default class SummaryReporter implements Reporter {
       // A file that failed outside its tests (it did not load, or a beforeAll or afterAll hook failed) counts once.
       counts.failed += testModule.state() === 'failed' && failedTests === 0 ? 1 : failedTests;
     }
+    // An error thrown outside any test fails the run as vitest says; the line says so too, one failure each.
+    counts.failed += unhandledErrors.length;
     process.stdout.write(`\ntests: ${counts.passed} passed, ${counts.failed} failed, ${counts.skipped} skipped\n`);
   }
 }
