@@ -444,17 +444,23 @@ describe('ChannelSync on a node that owns some tenants (Kafka)', () => {
 });
 
 describe('desiredProjection', () => {
-  it('writes each touched SKU\'s available-to-sell for every channel of the tenant, coalescing unchanged values', () => {
+  /** An outbox in memory, and a ledger state with one empty tenant, acme, to fill. */
+  function outboxAndTenant(): { db: Database.Database; outbox: ChannelOutbox; state: ReturnType<typeof initialState>; tenant: ReturnType<typeof emptyTenant> } {
     const db = new Database(':memory:');
+    const outbox = new ChannelOutbox(db);
+    outbox.migrate();
+    const state = initialState();
+    const tenant = emptyTenant();
+    state.tenants.set('acme', tenant);
+    return { db, outbox, state, tenant };
+  }
+
+  it('writes each touched SKU\'s available-to-sell for every channel of the tenant, coalescing unchanged values', () => {
+    const { db, outbox, state, tenant } = outboxAndTenant();
     try {
-      const outbox = new ChannelOutbox(db);
-      outbox.migrate();
-      const state = initialState();
-      const tenant = emptyTenant();
       tenant.skus.set('a', { deleted: false, locations: new Map([['default', { onHand: 10, committed: 2, reserved: 1 }]]) } as never);
       tenant.skus.set('b', { deleted: false, locations: new Map([['default', { onHand: 4, committed: 0, reserved: 0 }]]) } as never);
       tenant.channels.set('b2b', { locations: null, bufferUnits: 2, maxUnits: null, backorder: false });
-      state.tenants.set('acme', tenant);
       const desired = desiredProjection(() => ['shop', 'b2b'], { nowMs: () => Date.UTC(2024, 0, 1, 0, 0, 5) });
       const project = (...args: Parameters<typeof desired>): number => outbox.upsertDesired(desired(...args));
       const event = { id: 'e1', type: 'sku_deleted', tenant: 'acme', time: '2024-01-01T00:00:00.000Z', source: 'api', data: { sku: 'a' } } as const;
@@ -479,16 +485,11 @@ describe('desiredProjection', () => {
   });
 
   it('pushes a channel\'s row again after the channel sold units itself, its quantity unchanged, against a level that much lower', () => {
-    const db = new Database(':memory:');
+    const { db, outbox, state, tenant } = outboxAndTenant();
     try {
-      const outbox = new ChannelOutbox(db);
-      outbox.migrate();
-      const state = initialState();
-      const tenant = emptyTenant();
       // Held at the shop's cap of 5: a sale on the shop leaves what it should show at 5.
       tenant.skus.set('cap', { deleted: false, version: 3, locations: new Map([['default', { onHand: 50, committed: 1, reserved: 0 }]]) } as never);
       tenant.channels.set('shop', { locations: null, bufferUnits: 0, maxUnits: 5, backorder: false });
-      state.tenants.set('acme', tenant);
       const desired = desiredProjection(() => ['shop', 'web'], { nowMs: () => Date.UTC(2024, 0, 1) });
       const key = { tenant: 'acme', channel: 'shop', sku: 'cap' };
       outbox.upsertDesired(desiredOfState(state, () => ['shop', 'web'], Date.UTC(2024, 0, 1), 1));
