@@ -194,7 +194,8 @@ const defaultTimer: SyncTimer = {
   clear: (handle) => clearTimeout(handle as NodeJS.Timeout),
 };
 
-function keyText(key: ChannelKey): string {
+/** A row's key as one string, for maps keyed by tenant, channel and SKU. */
+export function keyText(key: ChannelKey): string {
   return `${key.tenant}\u0000${key.channel}\u0000${key.sku}`;
 }
 
@@ -596,7 +597,7 @@ function soldOnChannels(batch: CommittedBatch): Map<string, number> {
   for (const { event } of batch.events) {
     if (event.type !== 'order_committed' || event.data.direct !== true) continue;
     for (const line of event.data.lines) {
-      const key = `${event.tenant}\u0000${event.data.channel}\u0000${line.sku}`;
+      const key = keyText({ tenant: event.tenant, channel: event.data.channel, sku: line.sku });
       sold.set(key, (sold.get(key) ?? 0) + line.quantity);
     }
   }
@@ -651,7 +652,7 @@ export function desiredProjection(
     const sold = soldOnChannels(batch);
     if (sold.size === 0) return rows;
     for (const row of rows) {
-      const units = sold.get(`${row.tenant}\u0000${row.channel}\u0000${row.sku}`);
+      const units = sold.get(keyText(row));
       if (units !== undefined) row.soldOnChannel = units;
     }
     return rows;

@@ -1,6 +1,7 @@
 // Reconciliation: reads what each channel shows, compares it with the desired quantity, and repairs drift.
 
 import type { ChannelConnector } from '../adapters/channels/connector.js';
+import { keyText } from './channel-sync.js';
 import type { ChannelKey, DesiredRow } from './channel-sync.js';
 
 /** What reconciliation needs from the desired-state store (the SQLite channel outbox implements it). */
@@ -184,7 +185,7 @@ export class RepeatedShortfalls {
 
   defer(drift: Drift): boolean {
     if (drift.shown === null || drift.shown >= drift.desired || drift.pending || !this.takesOrders(drift.channel)) return false;
-    const key = `${drift.tenant}\u0000${drift.channel}\u0000${drift.sku}`;
+    const key = keyText(drift);
     const seen = `${drift.desired}:${drift.shown}`;
     if (this.current.size < reconcileLimits.driftReportedMax) this.current.set(key, seen);
     return this.previous.get(key) !== seen;

@@ -10,6 +10,7 @@ import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { Admin } from '@platformatic/kafka';
 
 export const kafkaTestLimits = {
   /** A machine without a Maven cache downloads about 45 MB of jars first. */
@@ -102,5 +103,15 @@ export async function within<T>(label: string, work: Promise<T>, timeoutMs: numb
     ]);
   } finally {
     clearTimeout(timer);
+  }
+}
+
+/** What retention does to a partition: deletes its records before `offset`, through the broker's delete-records. */
+export async function deleteRecordsBefore(bootstrap: string, topic: string, partition: number, offset: bigint): Promise<void> {
+  const admin = new Admin({ clientId: `${topic.slice(0, 40)}-admin`, bootstrapBrokers: [bootstrap], timeout: 10_000 });
+  try {
+    await within('delete records', admin.deleteRecords({ topics: [{ name: topic, partitions: [{ partition, offset }] }] }));
+  } finally {
+    await admin.close();
   }
 }

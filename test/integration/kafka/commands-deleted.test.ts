@@ -3,7 +3,7 @@
 // and the node's other partitions never stop. A position past the end of the partition is never moved. And how
 // an out-of-range fetch is told from other failures (no broker needed for that part).
 
-import { Admin, MultipleErrors, NetworkError, ResponseError } from '@platformatic/kafka';
+import { MultipleErrors, NetworkError, ResponseError } from '@platformatic/kafka';
 import { afterAll, describe, expect, it } from 'vitest';
 import { Metrics } from '../../../src/app/metrics.js';
 import type { CommandInput } from '../../../src/app/ports.js';
@@ -13,7 +13,7 @@ import { encodeJson } from '../../../src/adapters/kafka/codec.js';
 import type { KafkaConfig } from '../../../src/adapters/kafka/config.js';
 import { KafkaEngine } from '../../../src/adapters/kafka/engine.js';
 import { LogReader, outOfRangePartitions } from '../../../src/adapters/kafka/log-reader.js';
-import { ensureKafkaBroker, kafkaTestLimits, uniqueTopicPrefix, until, within } from '../../support/kafka-broker.js';
+import { deleteRecordsBefore, ensureKafkaBroker, kafkaTestLimits, uniqueTopicPrefix, until, within } from '../../support/kafka-broker.js';
 import { deleteTestTopics, kafkaTestConfig } from '../../support/kafka-node.js';
 
 const prefixes: string[] = [];
@@ -109,12 +109,7 @@ describe('a commands partition whose next command was deleted before it was deci
     // While no node runs, five commands for `gone` reach the topic (their senders time out), and the first three are deleted.
     const position = await offsetOf(config, topics.commands, partition, 'end');
     await write(config, Array.from({ length: 5 }, () => ({ topic: topics.commands, partition, key: gone, value: encodeJson({ input: adjust(gone, 1) }) })));
-    const admin = new Admin({ clientId: `${topics.commands.slice(0, 40)}-admin`, bootstrapBrokers: [bootstrap as string], timeout: 10_000 });
-    try {
-      await within('delete records', admin.deleteRecords({ topics: [{ name: topics.commands, partitions: [{ partition, offset: position + 3n }] }] }));
-    } finally {
-      await admin.close();
-    }
+    await deleteRecordsBefore(bootstrap as string, topics.commands, partition, position + 3n);
     expect(await offsetOf(config, topics.commands, partition, 'earliest')).toBe(position + 3n);
 
     const metrics = new Metrics(Date.now, { processMetrics: false });

@@ -2,7 +2,6 @@
 // longer than the topic's retention, here by SIGSTOP and delete-records) takes that partition's tenants again from
 // the changelog and reads on: retrying the fetch for ever would leave it serving the state it had, as if current.
 
-import { Admin } from '@platformatic/kafka';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, describe, expect, it } from 'vitest';
 import { firstOutcome, toSnapshot } from '../../../src/core/index.js';
@@ -12,7 +11,7 @@ import { AppError } from '../../../src/app/engine.js';
 import { engineTopicNames, partitionOfKey } from '../../../src/adapters/kafka/clients.js';
 import { KafkaEngine } from '../../../src/adapters/kafka/engine.js';
 import { LogReader } from '../../../src/adapters/kafka/log-reader.js';
-import { ensureKafkaBroker, uniqueTopicPrefix, within } from '../../support/kafka-broker.js';
+import { deleteRecordsBefore, ensureKafkaBroker, uniqueTopicPrefix } from '../../support/kafka-broker.js';
 import { deleteTestTopics, kafkaTestConfig, spawnKafkaNode } from '../../support/kafka-node.js';
 import type { NodeProcess } from '../../support/kafka-node.js';
 
@@ -84,12 +83,7 @@ describe('a node whose events were deleted before its replica read them', () => 
     } finally {
       await reader.close();
     }
-    const admin = new Admin({ clientId: `${prefix}-admin`, bootstrapBrokers: [bootstrap], timeout: 10_000 });
-    try {
-      await within('delete records', admin.deleteRecords({ topics: [{ name: events, partitions: [{ partition, offset: end }] }] }));
-    } finally {
-      await admin.close();
-    }
+    await deleteRecordsBefore(bootstrap, events, partition, end);
     node.child.kill('SIGCONT');
 
     const deadline = Date.now() + recoverWithinMs;

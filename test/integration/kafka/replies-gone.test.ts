@@ -2,12 +2,11 @@
 // topic's retention, here by SIGSTOP and delete-records) reads on from the earliest reply left: failing every fetch
 // for ever would leave it answering every submit KAFKA_TIMEOUT while it looked ready.
 
-import { Admin } from '@platformatic/kafka';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, describe, expect, it } from 'vitest';
 import { closeQuietly, engineTopicNames, forceClose, openProducer, partitionOfKey, silentLog } from '../../../src/adapters/kafka/clients.js';
 import { LogReader } from '../../../src/adapters/kafka/log-reader.js';
-import { ensureKafkaBroker, uniqueTopicPrefix, within } from '../../support/kafka-broker.js';
+import { deleteRecordsBefore, ensureKafkaBroker, uniqueTopicPrefix, within } from '../../support/kafka-broker.js';
 import { deleteTestTopics, kafkaTestConfig, spawnKafkaNode } from '../../support/kafka-node.js';
 import type { NodeProcess } from '../../support/kafka-node.js';
 
@@ -69,12 +68,7 @@ describe('a node whose replies were deleted before it read them', () => {
       await reader.close();
     }
     // What retention does to replies older than an hour: gone before the paused node read them.
-    const admin = new Admin({ clientId: `${prefix}-admin`, bootstrapBrokers: [bootstrap], timeout: 10_000 });
-    try {
-      await within('delete records', admin.deleteRecords({ topics: [{ name: topic, partitions: [{ partition, offset: end }] }] }));
-    } finally {
-      await admin.close();
-    }
+    await deleteRecordsBefore(bootstrap, topic, partition, end);
     running.child.kill('SIGCONT');
 
     // Answers again: a submit may time out while the node rejoins its group, never for good.
