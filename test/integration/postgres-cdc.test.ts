@@ -572,4 +572,51 @@ describe('PostgreSQL change data capture', () => {
     await expectLedgerEqualsTable(limited);
     await again.stop();
   });
+
+  it('refuses a role that cannot read the table before it makes a slot, naming the grants to run', async () => {
+    const reader = await createThrowawayRole('stockline_cdc_noread', 'REPLICATION');
+    try {
+      tableCounter += 1;
+      const schema = `inventory_${tableCounter}`;
+      await sql(`CREATE SCHEMA ${schema}`);
+      await sql(`CREATE TABLE ${schema}.stock (tenant text, sku text, location text, qty integer, deleted_at timestamptz, PRIMARY KEY (tenant, sku, location))`);
+      await sql(`INSERT INTO ${schema}.stock VALUES ('acme', 'G-1', 'main', 4, NULL)`);
+      await sql(`CREATE PUBLICATION stockline_${tableCounter} FOR TABLE ${schema}.stock`);
+      const config: PostgresSourceConfig = {
+        type: 'postgres', name: `warehouse-${tableCounter}`, connectionString: reader.connectionStringFor(database.connectionString),
+        table: `${schema}.stock`, columns: mapping, slot: `stockline_${tableCounter}`, publication: `stockline_${tableCounter}`,
+      };
+      const bus = new LedgerBus();
+      const sourceAs = (): PostgresCdcSource => {
+        const source = new PostgresCdcSource({ config, bus, offsets: new MemoryOffsets(), deadLetters: { deadLetter: () => undefined } });
+        started.push(source);
+        return source;
+      };
+      const slots = async (): Promise<number> => (await database.client.query('SELECT 1 FROM pg_replication_slots WHERE slot_name = $1', [config.slot])).rowCount ?? 0;
+      const noSchema = await startError(sourceAs());
+      expect(noSchema).toMatchObject({ code: 'PG_PRIVILEGE', retryable: false });
+      expect(noSchema.message).toContain(`GRANT USAGE ON SCHEMA "${schema}" TO "${reader.name}"`);
+      expect(noSchema.message).toContain(`GRANT SELECT ON "${schema}"."stock" TO "${reader.name}"`);
+      expect(await slots()).toBe(0);
+      await sql(`GRANT USAGE ON SCHEMA ${schema} TO ${reader.name}`);
+      // A grant of some columns only is not enough: the snapshot reads every mapped one.
+      await sql(`GRANT SELECT (tenant, sku, location, qty) ON ${schema}.stock TO ${reader.name}`);
+      const noSelect = await startError(sourceAs());
+      expect(noSelect).toMatchObject({ code: 'PG_PRIVILEGE', retryable: false });
+      expect(noSelect.message).toContain('no SELECT on column deleted_at');
+      expect(noSelect.message).not.toContain('USAGE');
+      expect(await slots()).toBe(0);
+      await sql(`GRANT SELECT ON ${schema}.stock TO ${reader.name}`);
+      const source = sourceAs();
+      await source.start();
+      expect(await eventually(() => bus.state.tenants.get('acme')?.skus.get('G-1')?.locations.get('main')?.onHand === 4)).toBe(true);
+      await source.stop();
+      expect(await eventually(async () => (await database.client.query('SELECT 1 FROM pg_replication_slots WHERE slot_name = $1 AND active', [config.slot])).rowCount === 0)).toBe(true);
+      await sql('SELECT pg_drop_replication_slot($1)', [config.slot]);
+      await sql(`DROP SCHEMA ${schema} CASCADE`);
+    } finally {
+      await database.client.query(`DROP OWNED BY ${reader.name}`).catch(() => undefined);
+      await reader.drop();
+    }
+  });
 });

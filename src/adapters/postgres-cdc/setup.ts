@@ -39,6 +39,7 @@ async function checkTable(admin: pg.Client, name: TableName, mapping: ColumnMapp
   const oid = table.rows[0]?.oid;
   if (oid === undefined) throw new CdcError('PG_TABLE_MISSING', `table ${name.schema}.${name.table} does not exist`, false);
   checkPersistence(name, table.rows[0]?.relpersistence);
+  await checkReadable(admin, name, oid, mapping);
   const columns = await admin.query<{ attname: string }>('SELECT attname FROM pg_attribute WHERE attrelid = $1 AND attnum > 0 AND NOT attisdropped', [oid]);
   const present = new Set(columns.rows.map((row) => row.attname));
   const missing = mappedColumns(mapping).filter((column) => !present.has(column));
@@ -65,6 +66,29 @@ async function paddedColumns(admin: pg.Client, oid: number, mapping: ColumnMappi
      )
      SELECT DISTINCT chain.column FROM chain WHERE chain.type = 'pg_catalog.bpchar'::regtype ORDER BY 1`, [oid, mappedColumns(mapping)]);
   return result.rows.map((row) => row.column);
+}
+
+/**
+ * The snapshot reads the table as the source's role, after the replication slot is made: a role that cannot
+ * read it would leave a slot behind, holding WAL, on its first start. Checked before, with the grants to run.
+ * The catalogue answers whether the columns exist without any of these privileges.
+ */
+async function checkReadable(admin: pg.Client, name: TableName, oid: number, mapping: ColumnMapping): Promise<void> {
+  const result = await admin.query<{ role: string; usage: boolean; unreadable: string[] }>(
+    `SELECT current_user AS role, has_schema_privilege($1::text, 'USAGE') AS usage,
+            ARRAY(SELECT a.attname::text FROM pg_attribute a
+                   WHERE a.attrelid = $2::oid AND a.attname = ANY ($3::text[]) AND a.attnum > 0 AND NOT a.attisdropped
+                     AND NOT has_column_privilege($2::oid, a.attnum, 'SELECT') ORDER BY 1) AS unreadable`,
+    [name.schema, oid, mappedColumns(mapping)]);
+  const row = result.rows[0];
+  if (row === undefined) return;
+  const role = pg.escapeIdentifier(row.role);
+  const grants: string[] = [];
+  if (!row.usage) grants.push(`GRANT USAGE ON SCHEMA ${pg.escapeIdentifier(name.schema)} TO ${role}`);
+  if (row.unreadable.length > 0) grants.push(`GRANT SELECT ON ${qualifiedName(name)} TO ${role}`);
+  if (grants.length === 0) return;
+  const missing = [...(row.usage ? [] : [`USAGE on schema ${name.schema}`]), ...(row.unreadable.length === 0 ? [] : [`SELECT on column ${row.unreadable.join(', ')}`])];
+  throw new CdcError('PG_PRIVILEGE', `role ${row.role} cannot read ${name.schema}.${name.table} (no ${missing.join(', no ')}); run ${grants.join('; ')}; then start the source again`, false);
 }
 
 /**
