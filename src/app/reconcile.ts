@@ -131,7 +131,7 @@ export async function reconcile(options: ReconcileOptions): Promise<ReconcileRep
 async function checkGroup(options: ReconcileOptions, group: Group, report: ReconcileReport): Promise<number> {
   const connector = options.connectors.get(group.channel);
   if (connector === undefined) {
-    report.unchecked.push({ tenant: group.tenant, channel: group.channel, skus: group.rows.length, reason: 'no connector for this channel' });
+    report.unchecked.push({ tenant: group.tenant, channel: group.channel, skus: group.rows.length, reason: 'the configuration names no channel of this id: reconcile with the configuration the server runs with (--config or STOCKLINE_CONFIG)' });
     return 0;
   }
   const shown = await readShown(connector, group, options.sleep ?? ((ms) => new Promise((resolve) => setTimeout(resolve, ms))));

@@ -78,11 +78,16 @@ export async function reconcileMain(args: string[], io: CliIo): Promise<number> 
   let db;
   try {
     db = openDatabase(context.dataDir, file);
+  } catch (error) {
+    await Promise.all([...connectors.values()].map((connector) => connector.close()));
+    return fail(io, 'reconcile', error);
+  }
+  try {
     const outbox = new ChannelOutbox(db);
     outbox.migrate();
     return await runReconcile(request, io, { outbox, connectors });
   } finally {
     await Promise.all([...connectors.values()].map((connector) => connector.close()));
-    db?.close();
+    db.close();
   }
 }

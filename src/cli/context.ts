@@ -1,10 +1,10 @@
 // What several commands share: where the data folder is, and opening its database or engine.
 
-import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import type { Database as Db } from 'better-sqlite3';
 import { ConfigError, loadConfig } from '../app/config.js';
+import { openDataFile, prepareDataFolder } from '../app/data-folder.js';
 import type { StocklineConfig } from '../app/config.js';
 import { migrate } from '../adapters/sqlite/schema.js';
 import { EmbeddedEngine } from '../adapters/sqlite/embedded-engine.js';
@@ -40,18 +40,28 @@ export function databaseFile(dataDir: string, file = 'stockline.db'): string {
   return join(dataDir, file);
 }
 
-/** The data folder's database, for commands that touch only side tables (keys, outbox) while a server may run. */
+/**
+ * The data folder's database, for commands that touch only side tables (keys, outbox) while a server may run. A
+ * folder or file that cannot be used is a ConfigError that says why, as for serve.
+ */
 export function openDatabase(dataDir: string, file = 'stockline.db'): Db {
-  mkdirSync(dataDir, { recursive: true });
-  const db = new Database(databaseFile(dataDir, file));
-  db.pragma('journal_mode = WAL');
-  db.pragma('busy_timeout = 5000');
-  migrate(db);
-  return db;
+  prepareDataFolder(dataDir);
+  return openDataFile(databaseFile(dataDir, file), () => {
+    const db = new Database(databaseFile(dataDir, file));
+    try {
+      db.pragma('journal_mode = WAL');
+      db.pragma('busy_timeout = 5000');
+      migrate(db);
+    } catch (error) {
+      db.close();
+      throw error;
+    }
+    return db;
+  });
 }
 
 /** The embedded engine on the data folder, for commands that write to the ledger while no server runs. */
 export function openEngine(dataDir: string): EmbeddedEngine {
-  mkdirSync(dataDir, { recursive: true });
-  return new EmbeddedEngine({ path: databaseFile(dataDir), expiryIntervalMs: 0 });
+  prepareDataFolder(dataDir);
+  return openDataFile(databaseFile(dataDir), () => new EmbeddedEngine({ path: databaseFile(dataDir), expiryIntervalMs: 0 }));
 }

@@ -122,7 +122,14 @@ export async function keysCommand(args: string[], io: Io, openDb: (dataDir: stri
     return 2;
   }
   const made = !existsSync(databaseFile(context.dataDir, file));
-  const db = openDb(context.dataDir, file);
+  let db: Database;
+  try {
+    db = openDb(context.dataDir, file);
+  } catch (error) {
+    if (!(error instanceof ConfigError)) throw error;
+    io.stderr(`stockline keys: ${error.message}\n`);
+    return 2;
+  }
   try {
     migrate(db);
     const store = new ApiKeyStore(db);

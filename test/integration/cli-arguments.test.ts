@@ -2,7 +2,7 @@
 // usage, an option without its value and a stray argument are refused (exit 2), and nothing is opened or created
 // before the arguments are checked, neither in the folder given nor in ./data.
 
-import { existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
@@ -215,5 +215,35 @@ describe('an empty STOCKLINE_DATA_DIR', () => {
     expect(result.stderr).toMatch(/^stockline \w+: .*the data folder is empty \(--data-dir or STOCKLINE_DATA_DIR given as ""\)/);
     expect(result.code).toBe(2);
     expect(existsSync(join(cwd, 'data'))).toBe(false);
+  });
+});
+
+describe('a data folder or database that cannot be used', () => {
+  // Named in one line with the cause, exit 2, as serve does: never a stack trace, and for ingest never the exit 1
+  // that means "some changes went to dead letters".
+  it.each([
+    ['keys create', ['keys', 'create', '--tenant', 'acme', '--scopes', 'read']],
+    ['ingest', ['ingest', 'debezium', 'CHANGES', '--config', 'CONFIG', '--new-ledger']],
+  ])('%s on a file given as the data folder', async (_name, argv) => {
+    const { config, changes } = debeziumInput();
+    const file = join(cwd, 'afile');
+    writeFileSync(file, '');
+    const result = await stockline(...argv.map((arg) => (arg === 'CHANGES' ? changes : arg === 'CONFIG' ? config : arg)), '--data-dir', file);
+    expect(result.stderr).toBe(`stockline ${argv[0]}: the data folder ${file} cannot be used: it is a file, not a folder (EEXIST)\n`);
+    expect(result.code).toBe(2);
+  });
+
+  it.each([
+    ['keys create', ['keys', 'create', '--tenant', 'acme', '--scopes', 'read']],
+    ['ingest', ['ingest', 'debezium', 'CHANGES', '--config', 'CONFIG']],
+    ['reconcile', ['reconcile', '--config', 'CONFIG']],
+  ])('%s on a database file that is not SQLite', async (_name, argv) => {
+    const { config, changes } = debeziumInput();
+    const dir = join(cwd, 'ledger');
+    mkdirSync(dir);
+    writeFileSync(join(dir, 'stockline.db'), 'not a database, but long enough to be read as one '.repeat(100));
+    const result = await stockline(...argv.map((arg) => (arg === 'CHANGES' ? changes : arg === 'CONFIG' ? config : arg)), '--data-dir', dir);
+    expect(result.stderr).toBe(`stockline ${argv[0]}: the database ${join(dir, 'stockline.db')} cannot be used: it is not a SQLite database (SQLITE_NOTADB); move it away, or restore it from a backup\n`);
+    expect(result.code).toBe(2);
   });
 });

@@ -164,7 +164,7 @@ describe('reconcile', () => {
     // Between reads, a backoff: the channel named no wait.
     expect(waits).toEqual([reconcileLimits.readRetryMs, 2 * reconcileLimits.readRetryMs]);
     expect(report.unchecked).toEqual([
-      { tenant: 'acme', channel: 'gone', skus: 2, reason: 'no connector for this channel' },
+      { tenant: 'acme', channel: 'gone', skus: 2, reason: 'the configuration names no channel of this id: reconcile with the configuration the server runs with (--config or STOCKLINE_CONFIG)' },
       { tenant: 'acme', channel: 'shop', skus: 5, reason: 'HTTP 502 from the channel' },
     ]);
     shop.readFailures = reconcileLimits.readAttemptsMax - 1;
@@ -241,7 +241,7 @@ describe('stockline reconcile', () => {
     desire('acme', 'shop', 2, () => 1);
     const streams = io();
     expect(await reconcileCommand([], streams, { outbox, connectors, clock })).toBe(3);
-    expect(streams.out.join('')).toContain('unchecked: 2 SKUs of acme on shop: no connector for this channel');
+    expect(streams.out.join('')).toContain('unchecked: 2 SKUs of acme on shop: the configuration names no channel of this id: reconcile with the configuration the server runs with (--config or STOCKLINE_CONFIG)');
   });
 });
 
