@@ -1,7 +1,7 @@
 // The event contract as a JSON Schema (draft 2020-12), built from the ledger's limits.
 
 import {
-  limits, namePattern, skuPattern, sourceSeqPattern, tenantIdPattern, tokenPattern,
+  limits, namePattern, reservationIdPattern, skuPattern, sourceSeqPattern, tenantIdPattern, tokenPattern,
 } from '../core/index.js';
 
 type Schema = Record<string, unknown>;
@@ -17,7 +17,7 @@ function defs(): Record<string, Schema> {
     sku: string(skuPattern, limits.skuLengthMax, 'SKU: letters, digits and ._:/-, 1 to 128 characters, starting with a letter or digit.'),
     location: string(namePattern, limits.locationIdLengthMax, 'Location id: letters, digits and ._-, 1 to 64 characters.'),
     channel: string(namePattern, limits.channelIdLengthMax, 'Channel id: letters, digits and ._-, 1 to 64 characters.'),
-    reservationId: string(tokenPattern, limits.reservationIdLengthMax, 'Reservation or order id: printable ASCII without spaces.'),
+    reservationId: string(reservationIdPattern, limits.reservationIdLengthMax, 'Reservation or order id: printable ASCII without spaces, not `.` or `..`.'),
     orderRef: string(tokenPattern, limits.orderRefLengthMax, 'The order reference of the channel.'),
     quantity: { type: 'integer', minimum: -limits.quantityMax, maximum: limits.quantityMax },
     nonNegativeQuantity: { type: 'integer', minimum: 0, maximum: limits.quantityMax },

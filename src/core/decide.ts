@@ -6,7 +6,7 @@ import type {
   Reserve, RestoreSku, SetChannelPolicy,
 } from './commands.js';
 import type { AllocatedLine, ConflictDetected, InventoryEvent } from './events.js';
-import { defaultLocation, limits } from './limits.js';
+import { defaultLocation, defaultSource, limits } from './limits.js';
 import type { Outcome, Rejection, ShortLine } from './rejections.js';
 import { absentTenant, availableOf, sourceSeqKey, stockAt } from './state.js';
 import type { ChannelPolicy, ExpiryEntry, Reservation, SkuState, TenantState } from './state.js';
@@ -20,7 +20,7 @@ type EventDraft = DistributiveOmit<InventoryEvent, 'id' | 'tenant' | 'time' | 's
 /** Builds the outcome of an accepted command from event drafts, stamping the envelope (no spreads: this is the hot path). */
 function accept(command: Command, drafts: EventDraft[], rejection?: Rejection): Outcome {
   const time = formatTime(command.timeMs);
-  const source = command.source ?? 'api';
+  const source = command.source ?? defaultSource;
   const events = new Array<InventoryEvent>(drafts.length);
   for (let index = 0; index < drafts.length; index += 1) {
     const draft = drafts[index] as EventDraft;
@@ -60,7 +60,7 @@ function decideAdjust(tenant: TenantState, command: AdjustStock): Outcome {
   const { sku, location } = command;
   const skuState = tenant.skus.get(sku);
   const stock = stockAt(skuState, location);
-  const source = command.source ?? 'api';
+  const source = command.source ?? defaultSource;
   if (command.sourceSeq !== undefined) {
     const applied = tenant.sourceSeqs.get(sourceSeqKey(sku, location, source));
     if (applied !== undefined && compareSequence(command.sourceSeq, applied) <= 0) {

@@ -52,9 +52,17 @@ export const tenantIdPattern = '^[a-z0-9][a-z0-9_-]{0,63}$';
 export const skuPattern = '^[A-Za-z0-9][A-Za-z0-9._:/-]{0,127}$';
 /** Locations and channels share one shape. */
 export const namePattern = '^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$';
-/** Reservation ids, idempotency keys, order references: printable ASCII without spaces. */
+/** Idempotency keys, order references, event ids, sources: printable ASCII without spaces. */
 export const tokenPattern = '^[\\x21-\\x7e]+$';
+/**
+ * Reservation and order ids: a token, but not `.` or `..`. The id is a segment of the reservation's URL, and URL
+ * parsers drop those segments (percent-encoded too), so such a hold could never be read, committed or released.
+ */
+export const reservationIdPattern = '^(?!\\.{1,2}$)[\\x21-\\x7e]+$';
 /** A source sequence (e.g. a PostgreSQL LSN) as a decimal unsigned integer of up to 20 digits. */
 export const sourceSeqPattern = '^(0|[1-9][0-9]{0,19})$';
 
 export const defaultLocation = 'default';
+
+/** Who sent a command that names no source: a caller of the HTTP API. */
+export const defaultSource = 'api';

@@ -2,7 +2,7 @@
 
 import type { FastifyRequest } from 'fastify';
 import {
-  limits, namePattern, skuPattern, sourceSeqPattern, tenantIdPattern, tokenPattern,
+  limits, namePattern, reservationIdPattern, skuPattern, sourceSeqPattern, tenantIdPattern, tokenPattern,
 } from '../../core/index.js';
 
 export type Schema = Record<string, unknown>;
@@ -56,7 +56,7 @@ export const fields = {
   sku: text(skuPattern, limits.skuLengthMax, 'SKU: letters, digits and ._:/-.'),
   location: text(namePattern, limits.locationIdLengthMax, 'Location id: letters, digits and ._-.'),
   channel: text(namePattern, limits.channelIdLengthMax, 'Channel id: letters, digits and ._-.'),
-  reservationId: text(tokenPattern, limits.reservationIdLengthMax, 'Reservation or order id: printable ASCII without spaces.'),
+  reservationId: text(reservationIdPattern, limits.reservationIdLengthMax, 'Reservation or order id: printable ASCII without spaces, not `.` or `..`.'),
   orderRef: text(tokenPattern, limits.orderRefLengthMax, "The channel's order reference."),
   reason: { type: 'string', minLength: 1, maxLength: limits.reasonLengthMax, description: 'Free text kept on the event.' },
   source: text(tokenPattern, limits.sourceLengthMax, 'Who sends the change (default `api`); sequences are kept per source.'),

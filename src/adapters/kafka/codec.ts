@@ -1,7 +1,7 @@
 // Record formats of the Kafka engine: command records, replies, dead-letter headers, and the checks a command record must pass.
 
 import {
-  limits, namePattern, skuPattern, sourceSeqPattern, tenantIdPattern, tokenPattern,
+  limits, namePattern, reservationIdPattern, skuPattern, sourceSeqPattern, tenantIdPattern, tokenPattern,
 } from '../../core/index.js';
 import type { Outcome } from '../../core/index.js';
 import type { CommandInput } from '../../app/ports.js';
@@ -183,7 +183,7 @@ const field = {
   sku: text(skuPattern, limits.skuLengthMax),
   location: text(namePattern, limits.locationIdLengthMax),
   channel: text(namePattern, limits.channelIdLengthMax),
-  reservationId: text(tokenPattern, limits.reservationIdLengthMax),
+  reservationId: text(reservationIdPattern, limits.reservationIdLengthMax),
   orderRef: text(tokenPattern, limits.orderRefLengthMax),
   idempotencyKey: text(tokenPattern, limits.idempotencyKeyLengthMax),
   source: text(tokenPattern, limits.sourceLengthMax),

@@ -6,6 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { LightMyRequestResponse } from 'fastify';
+import { Ajv } from 'ajv';
 import { channelWebhookRoutes } from '../../../src/adapters/http/routes/channel-webhooks.js';
 import type { CommandBus } from '../../../src/app/ports.js';
 import { errorCatalogue } from '../../../src/errors.js';
@@ -128,6 +129,23 @@ describe('health and documentation', () => {
       'put /v1/tenants/{tenant}/channels/{channel}': false, 'post /v1/tenants/{tenant}/reservations': true, 'post /v1/tenants/{tenant}/adjustments': true,
     });
     expect(JSON.stringify(document)).not.toContain('x-optional-body');
+  });
+
+  it('GET /openapi.json describes request bodies in keywords code generators read', async () => {
+    const document = expectJson(await api.inject('GET', '/openapi.json', { key: null }), 200) as {
+      paths: Record<string, Record<string, { requestBody?: { content: Record<string, { schema: Record<string, unknown> }> } }>>;
+    };
+    // if/then/else is read by validators, not by generators, which would see a body with no fields.
+    expect(JSON.stringify(document)).not.toMatch(/"(if|then|else)":/);
+    const bodyOf = (path: string): Record<string, unknown> => document.paths[path]?.post?.requestBody?.content['application/json']?.schema ?? {};
+    const adjustments = bodyOf('/v1/tenants/{tenant}/adjustments');
+    const validate = new Ajv({ strict: false }).compile(adjustments);
+    for (const accepted of [{ sku: 'A', delta: 1 }, { sku: 'A', location: 'wh1', set: 4, source: 'erp', sourceSeq: '7' }, { adjustments: [{ sku: 'A', delta: 1 }] }]) {
+      expect(validate(accepted), JSON.stringify(accepted)).toBe(true);
+    }
+    for (const refused of [{ adjustments: [] }, { sku: 'A', adjustments: [{ sku: 'A', delta: 1 }] }, { delta: 1 }]) expect(validate(refused), JSON.stringify(refused)).toBe(false);
+    const imported = bodyOf('/v1/tenants/{tenant}/events') as { properties: { events: { items: Record<string, unknown> } } };
+    expect(imported.properties.events.items).toMatchObject({ type: 'object', additionalProperties: true });
   });
 
   it('GET /openapi.json documents the problems and the response headers of every route', async () => {

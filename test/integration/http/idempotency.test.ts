@@ -99,6 +99,21 @@ describe('Idempotency-Key', () => {
     expect(json(await api.inject('GET', `${base}/skus/A`))).toMatchObject({ onHand: 15 });
   });
 
+  it('an adjustment retried with the default source written out replays, as one with the default location', async () => {
+    const headers = { 'idempotency-key': 'count-12' };
+    const first = await api.inject('POST', `${base}/adjustments`, { body: { sku: 'SRC-1', set: 7 }, headers });
+    expect(first.statusCode).toBe(200);
+    for (const body of [{ sku: 'SRC-1', set: 7, source: 'api' }, { sku: 'SRC-1', set: 7, location: 'default', source: 'api' }]) {
+      const again = await api.inject('POST', `${base}/adjustments`, { body, headers });
+      expect(again.statusCode, again.body).toBe(200);
+      expect(again.headers['idempotent-replayed']).toBe('true');
+      expect(again.body).toBe(first.body);
+    }
+    const otherSource = await api.inject('POST', `${base}/adjustments`, { body: { sku: 'SRC-1', set: 7, source: 'erp' }, headers });
+    expect(otherSource.statusCode).toBe(422);
+    expect(json(otherSource).code).toBe('IDEMPOTENCY_KEY_REUSED');
+  });
+
   it('keys belong to a tenant: the same key elsewhere is a new request', async () => {
     const headers = { 'idempotency-key': 'shared' };
     await api.inject('POST', `/v1/tenants/${otherTenant}/adjustments`, { key: api.keys.other, body: { sku: 'A', delta: 10 } });

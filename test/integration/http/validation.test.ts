@@ -54,6 +54,16 @@ const cases: Case[] = [
   { name: 'adjustment with both delta and set', url: `${base}/adjustments`, body: { sku: 'A', delta: 1, set: 2 }, error: { in: 'body', pointer: '/delta', message: 'give exactly one of delta and set' } },
   { name: 'adjustment with a sequence on a delta', url: `${base}/adjustments`, body: { sku: 'A', delta: 1, sourceSeq: '5' }, error: { in: 'body', pointer: '/sourceSeq', message: 'is only allowed with set' } },
   { name: 'negative set', url: `${base}/adjustments`, body: { sku: 'A', set: -1 }, error: { in: 'body', pointer: '/set', message: 'must be >= 0' } },
+  { name: 'a reservation id URL parsers drop (..)', body: { ...cart, reservationId: '..' }, error: { in: 'body', pointer: '/reservationId', message: /must match pattern/ } },
+  { name: 'a reservation id URL parsers drop (.)', body: { ...cart, reservationId: '.' }, error: { in: 'body', pointer: '/reservationId', message: /must match pattern/ } },
+  {
+    name: 'adjustment under the name of a change-data-capture source', url: `${base}/adjustments`, body: { sku: 'A', set: 1, source: 'pg:warehouse', sourceSeq: '99999999999999999999' },
+    error: { in: 'body', pointer: '/source', message: /names a change-data-capture source \(pg:\.\.\.\)/ },
+  },
+  {
+    name: 'batch item under the name of a Debezium source', url: `${base}/adjustments`, body: { adjustments: [{ sku: 'A', delta: 1 }, { sku: 'A', set: 1, source: 'debezium:shop', sourceSeq: '9' }] },
+    error: { in: 'body', index: 1, pointer: '/adjustments/1/source', message: /names a change-data-capture source \(debezium:\.\.\.\)/ },
+  },
   { name: 'malformed sequence', url: `${base}/adjustments`, body: { sku: 'A', set: 1, sourceSeq: '0x10' }, error: { in: 'body', pointer: '/sourceSeq', message: /must match pattern/ } },
   { name: 'unknown field in a batch item', url: `${base}/adjustments`, body: { adjustments: [{ sku: 'A', delta: 1 }, { sku: 'A', delta: 1, why: 'x' }] }, error: { in: 'body', index: 1, pointer: '/adjustments/1/why', message: 'is not allowed (unknown field)' } },
   {

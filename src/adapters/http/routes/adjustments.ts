@@ -1,7 +1,7 @@
 // Stock adjustments: a delta (received, damaged) or an absolute count (`set`, with a source sequence), one or a batch.
 
 import type { FastifyPluginAsync } from 'fastify';
-import { defaultLocation } from '../../../core/index.js';
+import { defaultLocation, defaultSource } from '../../../core/index.js';
 import type { Outcome, StockAdjustment } from '../../../core/index.js';
 import type { Engine } from '../../../app/engine.js';
 import type { CommandInput } from '../../../app/ports.js';
@@ -43,18 +43,28 @@ const adjustment = object({
   sourceSeq: { ...fields.sourceSeq, description: 'With `set` only: a change not newer than the last applied from this source is refused (409 STALE_SEQUENCE).' },
 }, ['sku']);
 
-const body = {
-  type: 'object',
-  if: { required: ['adjustments'] },
-  then: object({ adjustments: { type: 'array', minItems: 1, maxItems: httpLimits.adjustmentsPerRequestMax, items: adjustment } }, ['adjustments']),
-  else: adjustment,
-};
+const batch = object({ adjustments: { type: 'array', minItems: 1, maxItems: httpLimits.adjustmentsPerRequestMax, items: adjustment } }, ['adjustments']);
+
+/** Validated as one branch or the other, so an error names the field of the form that was meant. */
+const body = { type: 'object', if: { required: ['adjustments'] }, then: batch, else: adjustment };
+
+/** The same body for the OpenAPI document: code generators read anyOf, not if/then/else. */
+const documentedBody = { anyOf: [adjustment, batch] };
+
+/**
+ * The names change-data-capture sources write under (`pg:<slot>`, `debezium:<name>`). Their sequences are LSNs: a
+ * `set` sent through the API under one of them with a larger sequence would refuse every later change of that
+ * source for the SKU and location as stale.
+ */
+const reservedSourcePrefixes = ['pg:', 'debezium:'];
 
 /** What the schema cannot say: exactly one of delta and set; a sequence only with set. */
 function checkItem(item: AdjustmentRequest, base: string, index?: number): FieldError[] {
   const at = (pointer: string, message: string): FieldError => ({ in: 'body', pointer: `${base}${pointer}`, message, ...(index === undefined ? {} : { index }) });
   if ((item.delta === undefined) === (item.set === undefined)) return [at('/delta', 'give exactly one of delta and set')];
   if (item.sourceSeq !== undefined && item.set === undefined) return [at('/sourceSeq', 'is only allowed with set')];
+  const reserved = reservedSourcePrefixes.find((prefix) => item.source?.startsWith(prefix) === true);
+  if (reserved !== undefined) return [at('/source', `names a change-data-capture source (${reserved}...): only that source writes under its name; name the sender otherwise`)];
   return [];
 }
 
@@ -64,7 +74,8 @@ function commandOf(tenant: string, item: AdjustmentRequest, idempotencyKey: stri
     ...(item.delta === undefined ? {} : { delta: item.delta }),
     ...(item.set === undefined ? {} : { set: item.set }),
     ...(item.reason === undefined ? {} : { reason: item.reason }),
-    ...(item.source === undefined ? {} : { source: item.source }),
+    // The default written out is the same command as the default left out, so a retry that fills it in replays.
+    ...(item.source === undefined || item.source === defaultSource ? {} : { source: item.source }),
     ...(item.sourceSeq === undefined ? {} : { sourceSeq: item.sourceSeq }),
     ...(idempotencyKey === undefined ? {} : { idempotencyKey }),
   };
@@ -119,7 +130,7 @@ interface Route {
 
 export const adjustmentRoutes: FastifyPluginAsync<{ engine: Engine }> = async (app, { engine }) => {
   app.post<Route>('/v1/tenants/:tenant/adjustments', {
-    config: { scope: 'write' },
+    config: { scope: 'write', swaggerTransform: ({ schema, url }) => ({ schema: { ...schema, body: documentedBody }, url }) },
     schema: {
       summary: 'Adjusts on-hand stock: one adjustment, or `adjustments` (up to 1000) applied in order',
       description: 'A batch is validated whole first (400 and nothing applied), then applied in order; each item is accepted or refused on its own and the answer lists every result. Idempotency-Key applies to single adjustments.',

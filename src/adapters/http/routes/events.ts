@@ -110,7 +110,7 @@ export const eventRoutes: FastifyPluginAsync<{ engine: Engine; heapFullReason?: 
       summary: 'Imports events (vendor onboarding, migration): all are validated first, then applied all or nothing',
       description: 'Needs the admin scope. Each event is re-decided as the command that would have produced it, so an import cannot break the ledger rules; derived events (conflicts) are skipped and recomputed. One refusal refuses the whole batch (409 IMPORT_REFUSED; `refused` lists the events with their codes). Under an Idempotency-Key, a retry of an applied import applies nothing and answers as the first time, with Idempotent-Replayed: true; another import under the same key is 422 IDEMPOTENCY_KEY_REUSED.',
       tags: ['events'], security: bearerSecurity, params: params({ tenant: fields.tenant }), headers: idempotencyHeaders,
-      body: object({ events: { type: 'array', minItems: 1, maxItems: httpLimits.eventsPerImportMax, items: { type: 'object' } } }, ['events']),
+      body: object({ events: { type: 'array', minItems: 1, maxItems: httpLimits.eventsPerImportMax, items: { type: 'object', additionalProperties: true, description: 'An event as schema/inventory-event.schema.json describes it.' } } }, ['events']),
       response: {
         // A refused import is remembered by nothing, so only the answer to an applied one is ever replayed.
         200: withHeaders(object({
