@@ -118,6 +118,11 @@ export async function demoCommand(args: string[], io: CliIo): Promise<number> {
     return broken ? 1 : 0;
   } catch (error) {
     if (stop.aborted) return 130;
+    const { code, address, port } = error as NodeJS.ErrnoException & { address?: string; port?: number };
+    if (code === 'EADDRINUSE') {
+      io.stderr(`stockline demo: port ${port} on ${address} is in use by another process: stop it, or pick another port (--port N)\n`);
+      return 2;
+    }
     io.stderr(`stockline demo: ${(error as Error).message}\n`);
     return 1;
   } finally {

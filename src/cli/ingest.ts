@@ -15,11 +15,12 @@ import type { CliIo } from './io.js';
 import { parseArgs, stringOption, UsageError } from './io.js';
 import { databaseFile, dataDirOf } from './context.js';
 
-export const ingestUsage = `usage: stockline ingest debezium <file|-> [--config FILE] [--source NAME] [--data-dir DIR] [--new-ledger]
+export const ingestUsage = `usage: stockline ingest debezium [<file|->] [--config FILE] [--source NAME] [--data-dir DIR] [--new-ledger]
 
   Applies Debezium PostgreSQL change events (NDJSON, or one JSON array; - reads stdin) through the
   column mapping of a "type: debezium" item of the sources: list in FILE (default: $STOCKLINE_CONFIG).
-  --source picks that item by name when there are several. Every change carries source.lsn as its
+  --source picks that item by name when there are several. Without <file>, the item's file: is read (a
+  relative one from the current folder). Every change carries source.lsn as its
   sequence, so duplicates and older redeliveries are absorbed and running a file twice is safe.
   The ledger is the embedded engine's in the data folder: --data-dir, else $STOCKLINE_DATA_DIR, else
   dataDir of FILE; stop the server on that folder first. A folder without a ledger is refused (a
@@ -87,10 +88,12 @@ export function ingestRequestOf(args: string[], io: Pick<CliIo, 'stdout' | 'stde
   let request: IngestRequest;
   try {
     const { options, positional } = parseArgs(args, { string: ['config', 'source', 'data-dir'], boolean: ['new-ledger'] });
-    if (positional.length !== 2 || positional[0] !== 'debezium') throw new IngestUsageError('expected: ingest debezium <file|->');
+    if (positional.length < 1 || positional.length > 2 || positional[0] !== 'debezium') throw new IngestUsageError('expected: ingest debezium <file|->');
     const picked = pickSource(stringOption(options.config) ?? process.env.STOCKLINE_CONFIG, stringOption(options.source));
+    const path = positional[1] ?? picked.source.file;
+    if (path === undefined) throw new IngestUsageError(`name the file of events: ingest debezium <file|->, or file: in the configuration of source ${picked.source.name}`);
     const dataDir = dataDirOf(options['data-dir'], picked.config.dataDir);
-    request = { path: positional[1] as string, source: picked.source, dataDir, newLedger: options['new-ledger'] === true };
+    request = { path, source: picked.source, dataDir, newLedger: options['new-ledger'] === true };
   } catch (error) {
     if (error instanceof UsageError || error instanceof IngestUsageError) {
       io.stderr(`stockline ingest: ${error.message}\n${ingestUsage}`);

@@ -46,6 +46,8 @@ export function parseArgs(args: string[], flags: { boolean?: string[]; string?: 
       const value = inline ?? args[index + 1];
       if (value === undefined || value === '' || (inline === undefined && value.startsWith('--'))) throw new UsageError(`--${name} needs a value`);
       if (inline === undefined) index += 1;
+      // The last of two would win silently: a key made for the wrong tenant, a server on the wrong folder.
+      if (name in options) throw new UsageError(`--${name} is given twice (${String(options[name])}, ${value}): give it once`);
       options[name] = value;
     } else {
       throw new UsageError(`unknown option --${name}`);

@@ -34,7 +34,8 @@ export async function topicsCommand(args: string[], io: Pick<CliIo, 'stdout' | '
     return 0;
   }
   if (positional.length !== 1 || positional[0] !== 'scaffold') {
-    io.stderr(topicsUsage);
+    const refused = positional[0] === 'scaffold' ? `unknown argument ${positional[1]}` : positional[0] === undefined ? 'expected: topics scaffold' : `unknown action ${positional[0]}`;
+    io.stderr(`stockline topics: ${refused}\n${topicsUsage}`);
     return 2;
   }
   const file = typeof options.config === 'string' ? options.config : process.env.STOCKLINE_CONFIG;

@@ -1,6 +1,8 @@
 // `stockline demo` run as a user runs it: a short flash sale, its summary, the polling comparison, and a clean exit.
 
 import { spawn } from 'node:child_process';
+import { createServer } from 'node:net';
+import type { AddressInfo } from 'node:net';
 import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -93,6 +95,19 @@ describe('stockline demo', () => {
     // The simulation is seeded: the printed figure is the one the plan gives, run after run.
     const expected = simulatePolling(planSale({ seed: 42, durationMs: 5_000, shoppers: 50 })).unitsOversold;
     expect(count(run.stdout, /polling sync oversold ([\d,]+) units?/)).toBe(expected);
+  }, runTimeoutMs + 10_000);
+
+  it('names a port another process holds, with exit 2 and the option to pick another', async () => {
+    const holder = createServer();
+    await new Promise<void>((resolve) => holder.listen(0, '127.0.0.1', resolve));
+    const { port } = holder.address() as AddressInfo;
+    try {
+      const run = await demo(['--exit', '--port', String(port), '--duration', '5', '--shoppers', '50']);
+      expect(run.stderr).toContain(`stockline demo: port ${port} on 127.0.0.1 is in use by another process: stop it, or pick another port (--port N)\n`);
+      expect(run.status).toBe(2);
+    } finally {
+      holder.close();
+    }
   }, runTimeoutMs + 10_000);
 
   it('refuses bad options with exit 2 and the usage', async () => {

@@ -2,12 +2,13 @@
 // usage, an option without its value and a stray argument are refused (exit 2), and nothing is opened or created
 // before the arguments are checked, neither in the folder given nor in ./data.
 
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
 import { main } from '../../src/cli/index.js';
+import { ingestUsage } from '../../src/cli/ingest.js';
 
 const repository = process.cwd();
 const eventsFile = join(repository, 'test/fixtures/events/valid.ndjson');
@@ -116,6 +117,19 @@ describe('an option without its value', () => {
   });
 });
 
+describe('an option given twice', () => {
+  it.each([
+    [['keys', 'create', '--tenant', 'acme', '--tenant', 'other', '--scopes', 'read'], '--tenant is given twice (acme, other): give it once'],
+    [['serve', '--port', '18320', '--port=18321'], '--port is given twice (18320, 18321): give it once'],
+    [['ingest', 'debezium', 'x.ndjson', '--data-dir', 'a', '--data-dir', 'b'], '--data-dir is given twice (a, b): give it once'],
+  ])('is refused with exit 2 and nothing created, rather than the last one winning: %j', async (argv, message) => {
+    const result = await stockline(...argv);
+    expect(result.stderr.split('\n')[0]).toBe(`stockline ${argv[0]}: ${message}`);
+    expect(result.code).toBe(2);
+    expect(readdirSync(cwd)).toEqual([]);
+  });
+});
+
 describe('a stray argument', () => {
   it.each([
     [['keys', 'list', 'extra']],
@@ -126,6 +140,7 @@ describe('a stray argument', () => {
     [['validate', eventsFile, 'extra']],
     [['demo', 'extra']],
     [['ingest', 'debezium', 'x.ndjson', 'extra']],
+    [['topics', 'scaffold', 'extra', '--config', 'x.yaml']],
   ])('is refused with exit 2 and nothing created: %j', async (argv) => {
     const result = await stockline(...argv);
     expect(result.stderr).toMatch(/^stockline \w+: (unknown argument extra|expected: ingest debezium <file\|->)\n/);
@@ -245,5 +260,19 @@ describe('a data folder or database that cannot be used', () => {
     const result = await stockline(...argv.map((arg) => (arg === 'CHANGES' ? changes : arg === 'CONFIG' ? config : arg)), '--data-dir', dir);
     expect(result.stderr).toBe(`stockline ${argv[0]}: the database ${join(dir, 'stockline.db')} cannot be used: it is not a SQLite database (SQLITE_NOTADB); move it away, or restore it from a backup\n`);
     expect(result.code).toBe(2);
+  });
+});
+
+describe('ingest reads the source\'s file: when it is given none', () => {
+  it('applies the configured file, and names what is missing when there is neither', async () => {
+    const { config, changes } = debeziumInput();
+    const ledger = join(cwd, 'ledger');
+    const result = await stockline('ingest', 'debezium', '--config', config, '--data-dir', ledger, '--new-ledger');
+    expect(result.stderr).toBe(`stockline ingest: name the file of events: ingest debezium <file|->, or file: in the configuration of source shop\n${ingestUsage}`);
+    expect(result.code).toBe(2);
+    writeFileSync(config, `${readFileSync(config, 'utf8')}    file: ${changes}\n`);
+    const configured = await stockline('ingest', 'debezium', '--config', config, '--data-dir', ledger, '--new-ledger');
+    expect(configured.stdout).toBe(`ingested 1 events from ${changes}: 1 applied, 0 stale (duplicates), 0 dead letters, 0 skipped\n`);
+    expect(configured.code).toBe(0);
   });
 });

@@ -137,7 +137,12 @@ function authenticate(request: FastifyRequest, verify: (key: string) => Principa
   }
   const principal = presented.length > 0 && presented.length <= httpLimits.apiKeyLengthMax ? verify(presented) : undefined;
   if (principal === undefined) {
-    throw problem('UNAUTHENTICATED', 'the API key is not valid or was revoked', {}, { 'www-authenticate': `${challenge}, error="invalid_token"` });
+    // Only another scheme was sent (a key without `Bearer `, say): say how to send one rather than call it revoked.
+    const { authorization } = request.headers;
+    const detail = presented === '' && authorization !== undefined && bearerOf(authorization) === undefined
+      ? 'the Authorization header is not of the Bearer scheme: send Authorization: Bearer <key>'
+      : 'the API key is not valid or was revoked';
+    throw problem('UNAUTHENTICATED', detail, {}, { 'www-authenticate': `${challenge}, error="invalid_token"` });
   }
   return principal;
 }

@@ -39,6 +39,7 @@ export interface DebeziumSourceConfig {
   brokers?: string[];
   /** Consumer group for `topic`; `stockline-debezium-<name>` when absent. */
   groupId?: string;
+  /** The file `stockline ingest debezium` reads when it is given none; `-` is standard input. */
   file?: string;
 }
 

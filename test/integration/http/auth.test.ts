@@ -136,6 +136,16 @@ describe('keys', () => {
     expect((await api.inject('GET', `${base}/skus`, { key: null, headers: { ...basic, 'x-api-key': wellFormedUnknownKey } })).statusCode).toBe(401);
   });
 
+  it('a valid key sent without Bearer is 401 saying how to send it, not that the key is revoked', async () => {
+    for (const authorization of [api.keys.read, `Token ${api.keys.read}`]) {
+      const response = await api.inject('GET', `${base}/skus`, { key: null, headers: { authorization } });
+      expect(response.statusCode).toBe(401);
+      expect(json(response).detail).toBe('the Authorization header is not of the Bearer scheme: send Authorization: Bearer <key>');
+    }
+    const wrong = await api.inject('GET', `${base}/skus`, { key: null, headers: { authorization: `Bearer ${wellFormedUnknownKey}` } });
+    expect(json(wrong).detail).toBe('the API key is not valid or was revoked');
+  });
+
   it('refuses a Bearer key and an X-Api-Key that differ, even when both are valid; the same key twice is fine', async () => {
     for (const other of [api.keys.write, wellFormedUnknownKey, flipLast(api.keys.read)]) {
       const response = await api.inject('GET', `${base}/skus`, { key: api.keys.read, headers: { 'x-api-key': other } });
