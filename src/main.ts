@@ -2,7 +2,7 @@
 
 import { existsSync, readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import type { Database as Db } from 'better-sqlite3';
 import type { FastifyInstance } from 'fastify';
 import { pino } from 'pino';
@@ -213,7 +213,8 @@ async function startServing(options: StartOptions, started: Started, stops: Arra
   // Fastify answers with an address to call (a loopback one for a wildcard): the line also says that every interface listens.
   const everywhere = ['0.0.0.0', '::', '[::]'].includes(config.server.host);
   const url = address.replace('0.0.0.0', 'localhost').replace('[::]', 'localhost');
-  const where = engine.kind === 'kafka' ? `brokers: ${String((config.kafka as { brokers?: string[] } | undefined)?.brokers ?? [])}, node data: ${join(config.dataDir, 'stockline-node.db')}` : `data: ${join(config.dataDir, 'stockline.db')}`;
+  // The folder in full: a relative dataDir is taken from the current folder, which a service manager may have set elsewhere.
+  const where = engine.kind === 'kafka' ? `brokers: ${String((config.kafka as { brokers?: string[] } | undefined)?.brokers ?? [])}, node data: ${resolve(config.dataDir, 'stockline-node.db')}` : `data: ${resolve(config.dataDir, 'stockline.db')}`;
   io.stdout(`stockline: serving on ${url}${everywhere ? ' (every interface)' : ''} (engine: ${engine.kind}, ${where})\n`);
   io.stdout(`stockline: heap for the state ${Math.round(oldGenerationBytes / 1_048_576)} MiB; each tenant keeps at most ${recordsMax.toLocaleString('en-US')} idempotency records\n`);
   if (engine.kind === 'embedded' && config.ledger.durability === 'none') {

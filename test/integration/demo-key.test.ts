@@ -36,6 +36,19 @@ describe('the startup line', () => {
     expect(everywhere.printed).toMatch(/curl -s -H 'Authorization: Bearer sk_\S+' http:\/\/(localhost|127\.0\.0\.1):\d+\/v1\/tenants\/demo\/skus\/TEE-BLK-M\n/);
     expect(everywhere.status).toBe(200);
   });
+
+  it('names the data folder in full when it is given relative to the current folder', async () => {
+    const here = process.cwd();
+    const cwd = mkdtempSync(join(root, 'cwd-'));
+    process.chdir(cwd);
+    try {
+      const run = await demoRun('relative-data');
+      expect(run.printed.split('\n')[0]).toMatch(/^stockline: serving on /);
+      expect(run.printed.split('\n')[0]).toContain(`(engine: embedded, data: ${join(cwd, 'relative-data', 'stockline.db')})`);
+    } finally {
+      process.chdir(here);
+    }
+  });
 });
 
 describe('the demo key', () => {

@@ -194,6 +194,33 @@ function clientErrorHandler(logger: Logger): (error: ConnectionError, socket: So
   };
 }
 
+/** How often, while the server closes, connections that have gone idle since are closed. */
+const closingSweepMs = 50;
+
+/**
+ * Closing stops new connections and closes the idle ones, but a keep-alive connection whose request is in flight
+ * would stay open after its answer until the keep-alive timeout (72 s), holding the process, and with it the data
+ * folder, long after the last answer. Answers not yet started say `Connection: close` and end their connection;
+ * connections that go idle later are closed as they do.
+ */
+function closeConnectionsAsTheyFinish(app: FastifyInstance): void {
+  const sockets = new Set<ServerSocket>();
+  app.server.on('connection', (socket: ServerSocket) => {
+    sockets.add(socket);
+    socket.once('close', () => sockets.delete(socket));
+  });
+  let sweep: NodeJS.Timeout | undefined;
+  app.addHook('preClose', async () => {
+    for (const socket of sockets) {
+      const response = socket._httpMessage;
+      if (response !== null && response !== undefined && !response.headersSent) response.shouldKeepAlive = false;
+    }
+    sweep = setInterval(() => app.server.closeIdleConnections(), closingSweepMs);
+    sweep.unref();
+  });
+  app.addHook('onClose', async () => clearInterval(sweep));
+}
+
 export async function buildServer(options: ServerOptions): Promise<FastifyInstance> {
   const logger = baseLogger(options.logger);
   // At debug, Fastify logs each request (RequestLog) and times it. Above debug it runs without a logger of
@@ -217,6 +244,7 @@ export async function buildServer(options: ServerOptions): Promise<FastifyInstan
     clientErrorHandler: clientErrorHandler(logger),
   });
   app.setValidatorCompiler(compileValidator);
+  closeConnectionsAsTheyFinish(app);
   acceptEmptyJson(app);
   app.setErrorHandler((error, request, reply) => sendProblem(reply, request, problemOf(error, request, request.log)));
   app.setNotFoundHandler((request, reply) => sendProblem(reply, request, problem('NOT_FOUND', `no route ${request.method} ${instanceOf(request)}`)));
