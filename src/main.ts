@@ -15,7 +15,7 @@ import { ConfigError } from './app/config.js';
 import { openDataFile, prepareDataFolder } from './app/data-folder.js';
 import { writeFileDurably } from './app/durable-file.js';
 import type { StocklineConfig } from './app/config.js';
-import type { Engine } from './app/engine.js';
+import type { AppError, Engine } from './app/engine.js';
 import { validateEvent } from './app/event-validation.js';
 import { HeapWatch, oldGenerationLimitBytes, oldGenerationUsedBytes, youngGenerationWarning } from './app/heap.js';
 import { Metrics } from './app/metrics.js';
@@ -87,6 +87,8 @@ const deadLetterLinesPerMinuteMax = 100;
 const deadLetterLogWindowMs = 60_000;
 /** The start of a dead letter's payload that is logged; the `dead_letters` table keeps all of it. */
 const deadLetterPayloadCharsMax = 500;
+/** After a batch that could not be written is logged, the next line about one waits this long; the rest are counted. */
+const storageFailureLogWindowMs = 60_000;
 /** Sources whose dead-letter counts are kept for that bound; past it they start again (sources are few). */
 const deadLetterSourcesMax = 1_000;
 /** SKUs named in a timed reconciliation's log line; the line gives how many there were in all. */
@@ -277,10 +279,7 @@ async function startEngine(config: StocklineConfig, metrics: Metrics, logger: Lo
     batchCommandsMax: config.ledger.batchCommandsMax,
     idempotencyRecordsMax,
     durability: config.ledger.durability === 'none' ? 'none' : 'background',
-    onStorageFailed: (error) => {
-      if (error.retryable) logger.warn({ err: error }, 'a batch could not be written: its commands were refused (retryable) and the state rebuilt from the file');
-      else logger.error({ err: error }, 'the engine takes no more commands: its log could not be made durable; restart the process once the disk is fixed');
-    },
+    onStorageFailed: storageFailureLog(logger, metrics),
     onSubscriberFailed: (error) => logger.error({ err: error }, 'a subscriber failed on a committed batch; the others were told and the engine goes on'),
     onSnapshotPassedOver: (reason) => logger.warn(`the snapshot file was passed over (${reason}); the whole log was replayed`),
     onSnapshotFailed: (error) => {
@@ -331,6 +330,33 @@ export function deadLetterLog(logger: { warn(fields: object, message: string): v
     logger.warn(fields, minute.lines === deadLetterLinesPerMinuteMax
       ? `input set aside as a dead letter; more from ${letter.source} this minute are counted and kept, not logged`
       : 'input set aside as a dead letter');
+  };
+}
+
+/**
+ * Counts the commands of each batch the embedded engine could not write, and logs it: the first at once, then one
+ * line a minute at most, with how many batches and commands failed since the last line. On a full disk every write
+ * fails, and the log may be on that disk.
+ */
+export function storageFailureLog(
+  logger: { warn(fields: object, message: string): void; error(fields: object, message: string): void },
+  metrics: Pick<Metrics, 'commandsUnwritten'>, nowMs: () => number = Date.now,
+): (error: AppError, commands: number) => void {
+  let lineAtMs: number | undefined;
+  let since = { batches: 0, commands: 0 };
+  return (error, commands) => {
+    metrics.commandsUnwritten(error.code, commands);
+    if (!error.retryable) {
+      logger.error({ code: error.code, error: error.message, commands }, 'the engine takes no more commands: its log could not be made durable; restart the process once the disk is fixed');
+      return;
+    }
+    since = { batches: since.batches + 1, commands: since.commands + commands };
+    const now = nowMs();
+    if (lineAtMs !== undefined && now - lineAtMs < storageFailureLogWindowMs) return;
+    lineAtMs = now;
+    logger.warn({ code: error.code, error: error.message, batches: since.batches, commands: since.commands },
+      'batches could not be written: their commands were refused with 503 (retryable) and the state rebuilt from the file; the next line about them waits a minute (stockline_commands_unwritten_total counts them all)');
+    since = { batches: 0, commands: 0 };
   };
 }
 

@@ -48,6 +48,7 @@ export class Metrics {
   private readonly kafkaLag: Gauge<'topic'>;
   private readonly kafkaCommandsLostCounter: Counter<'partition'>;
   private readonly snapshotFailures: Counter;
+  private readonly unwrittenCommands: Counter<'code'>;
   /** Children per label values, so counting on every command does not hash a labels object. */
   private readonly commandCounters = new Map<string, Counter.Internal>();
   private readonly eventCounters = new Map<string, Counter.Internal>();
@@ -88,6 +89,12 @@ export class Metrics {
       help: 'Command records deleted from the commands topic (retention, delete-records) before they were decided, per partition: never applied; a sender that waited was answered KAFKA_TIMEOUT.',
     });
     this.snapshotFailures = new Counter({ name: 'stockline_snapshot_failures_total', help: 'Snapshots of the embedded engine that could not be written; until one is, a restart replays more of the log.', registers });
+    this.unwrittenCommands = new Counter({
+      name: 'stockline_commands_unwritten_total', labelNames: ['code'], registers,
+      help: 'Commands the embedded engine refused with 503 because their batch could not be written (STORAGE_FAILED: nothing applied, the engine goes on) or made durable (STORAGE_UNCERTAIN: the engine then stops): a full disk, an I/O error.',
+    });
+    // Exported at 0 from the start: the first failure is then an increase an alert sees, not a new series.
+    for (const code of ['STORAGE_FAILED', 'STORAGE_UNCERTAIN']) this.unwrittenCommands.inc({ code }, 0);
     const collectLag = (gauge: Gauge<'tenant' | 'channel'>): void => this.collectLag(gauge);
     const depthOf = (): Map<string, number> => this.depthPerChannel();
     const readyNow = (): boolean => this.engineReady?.() ?? false;
@@ -316,5 +323,10 @@ export class Metrics {
 
   snapshotFailed(): void {
     this.snapshotFailures.inc();
+  }
+
+  /** `commands` were refused because their batch could not be written or made durable (`code` says which). */
+  commandsUnwritten(code: string, commands: number): void {
+    this.unwrittenCommands.inc({ code }, commands);
   }
 }

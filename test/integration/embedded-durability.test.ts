@@ -94,8 +94,8 @@ describe.each([
       return [unwritable];
     };
     const path = where === 'in memory' ? ':memory:' : join(dir, 'stockline.db');
-    const told: boolean[] = [];
-    const engine = new EmbeddedEngine({ path, expiryIntervalMs: 0, projections: [diskFull], onStorageFailed: (error) => told.push(error.retryable) });
+    const told: Array<[retryable: boolean, commands: number]> = [];
+    const engine = new EmbeddedEngine({ path, expiryIntervalMs: 0, projections: [diskFull], onStorageFailed: (error, commands) => told.push([error.retryable, commands]) });
     try {
       await engine.submit({ type: 'adjust_stock', tenant: 't', sku: 'A', location: 'wh', delta: 5 });
       const reserve = { type: 'reserve' as const, tenant: 't', reservationId: 'r1', channel: 'web', lines: [{ sku: 'A', quantity: 1 }], ttlMs: 60_000 };
@@ -104,7 +104,7 @@ describe.each([
       failing = true;
       const refused = await Promise.allSettled([engine.submit(reserve), engine.submit(dated)]);
       expect(refused.map((result) => (result.status === 'rejected' ? (result.reason as { code: string }).code : 'accepted'))).toEqual(['STORAGE_FAILED', 'STORAGE_FAILED']);
-      expect(told, 'told of the failure, as retryable').toEqual([true]);
+      expect(told, 'told of the failure, as retryable, with the commands refused').toEqual([[true, 2]]);
       expect(engine.ready()).toBe(true);
       // No stamped id or time is left on them: a retry is decided afresh, at its own time.
       expect([reserve, dated]).toStrictEqual(asSent);

@@ -77,7 +77,7 @@ export interface EmbeddedEngineOptions {
    * Told when a batch could not be written (`retryable`: its commands were refused and memory rebuilt) and, once,
    * when the engine stops taking commands for good (not `retryable`: its log could not be made durable).
    */
-  onStorageFailed?: (error: AppError) => void;
+  onStorageFailed?: (error: AppError, commands: number) => void;
   /**
    * Told when a subscriber threw on a batch; the others are still told, and the engine goes on. Default: a
    * line on stderr.
@@ -609,7 +609,7 @@ export class EmbeddedEngine implements Engine {
   /** Refuses decided commands that will not be written, and tells of it. */
   private refuse(decided: readonly Decided[], failure: AppError): void {
     for (const { pending } of decided) this.fail(pending, failure);
-    this.options.onStorageFailed?.(failure);
+    this.options.onStorageFailed?.(failure, decided.length);
   }
 
   /** Refuses a command that could not be made durable, handing it back as it was sent, so it can be sent again. */
