@@ -6,7 +6,7 @@
 //
 // See processor.ts for exactly-once and fencing, replica.ts for reads, docs/kafka.md for operating it.
 
-import { idempotencyRecordsMaxFor } from '../../core/index.js';
+import { firstOutcome, idempotencyRecordsMaxFor } from '../../core/index.js';
 import type { Command, InventoryEvent, LedgerState, Outcome, TenantState } from '../../core/index.js';
 import { AppError } from '../../app/engine.js';
 import type { CommittedBatch, Engine, EventPage } from '../../app/engine.js';
@@ -237,7 +237,9 @@ export class KafkaEngine implements Engine {
     }
     const results = reply.results ?? [];
     if (!logged) return results.map(({ outcome }) => ({ outcome }));
-    const lastEvent = results.flatMap((result) => result.outcome.events).at(-1);
+    // A replay (DUPLICATE) has no events of its own, but its answer is read from the replica too (the reservation
+    // it made): it waits for the first outcome's events, which another node may have logged a moment ago.
+    const lastEvent = results.flatMap((result) => firstOutcome(result.outcome).events).at(-1);
     if (lastEvent !== undefined) {
       const waitMs = Math.max(kafkaEngineDefaults.readYourWritesWaitMsMin, deadline - Date.now());
       if (await this.replica.waitFor(lastEvent.id, waitMs) === undefined) {

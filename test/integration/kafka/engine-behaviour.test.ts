@@ -10,6 +10,7 @@ import { partitionOfKey } from '../../../src/adapters/kafka/clients.js';
 import { commandInputProblem, parseCommandRecord } from '../../../src/adapters/kafka/codec.js';
 import type { CommandInput } from '../../../src/app/ports.js';
 import { KafkaEngine } from '../../../src/adapters/kafka/engine.js';
+import type { PartitionRead } from '../../../src/adapters/kafka/log-reader.js';
 import { engineBehaviourSuite } from '../../support/engine-suite.js';
 import { ensureKafkaBroker, kafkaTestLimits, uniqueTopicPrefix, within } from '../../support/kafka-broker.js';
 import { deleteTestTopics, kafkaTestConfig } from '../../support/kafka-node.js';
@@ -25,9 +26,10 @@ engineBehaviourSuite('kafka', async () => {
 
 const trimmedPrefix = uniqueTopicPrefix('trimmed');
 const backlogPrefix = uniqueTopicPrefix('backlog');
+const replayPrefix = uniqueTopicPrefix('replay');
 
 afterAll(async () => {
-  if (bootstrap !== undefined) await Promise.all([prefix, trimmedPrefix, backlogPrefix].map((name) => deleteTestTopics(bootstrap as string, name)));
+  if (bootstrap !== undefined) await Promise.all([prefix, trimmedPrefix, backlogPrefix, replayPrefix].map((name) => deleteTestTopics(bootstrap as string, name)));
 });
 
 describe('a backlog of due holds', { timeout: kafkaTestLimits.caseTimeoutMs }, () => {
@@ -95,6 +97,44 @@ describe('a node whose events were partly deleted by retention', { timeout: kafk
       expect(second.tenant(tenant)?.skus.get('A')?.locations.get('default')).toEqual({ onHand: 15, committed: 2, reserved: 4 });
     } finally {
       await second.close();
+    }
+  });
+});
+
+describe('a retry under the same key sent to another node', { timeout: kafkaTestLimits.caseTimeoutMs }, () => {
+  it('is answered once that node\'s replica has what the first request made, which the answer reads', async () => {
+    ({ bootstrap } = await ensureKafkaBroker());
+    const config = kafkaTestConfig({ bootstrap, prefix: replayPrefix });
+    const first = await KafkaEngine.start({ config, nodeId: 'replay-first', startTimeoutMs: 60_000 });
+    const second = await KafkaEngine.start({ config, nodeId: 'replay-second', startTimeoutMs: 60_000 });
+    try {
+      const tenant = 'replayed';
+      await first.submit({ type: 'adjust_stock', tenant, sku: 'A', location: 'default', delta: 5 });
+      // The second node's replica falls behind: what it fetches is held back (and fetched again) until told.
+      const replica = (second as unknown as { replica: { apply(reads: PartitionRead[]): void } }).replica;
+      const apply = replica.apply.bind(replica);
+      let holding = true;
+      let patched: () => void = () => undefined;
+      const inUse = new Promise<void>((resolve) => { patched = resolve; });
+      replica.apply = (reads) => {
+        patched();
+        if (!holding) apply(reads);
+      };
+      // A fetch already waiting took the method before it was replaced: the next one calls the new one.
+      await inUse;
+      const hold: CommandInput = { type: 'reserve', tenant, reservationId: 'cart-1', channel: 'web', lines: [{ sku: 'A', quantity: 2 }], ttlMs: 600_000, idempotencyKey: 'cart-1-hold' };
+      const made = await first.submit(hold);
+      expect(made.outcome.events.map((event) => event.type)).toEqual(['order_reserved']);
+      // What the HTTP answer is built from, as it is answered: the reservation, read from this node's replica.
+      const t0 = Date.now(); const replay = second.submit(hold).then((submitted) => { console.log('ANSWERED', Date.now() - t0, holding, JSON.stringify(submitted.outcome).slice(0, 300)); return { submitted, reservation: second.tenant(tenant)?.reservations.get('cart-1') }; });
+      // The processor's reply comes back while the replica is held back.
+      await new Promise((resolve) => setTimeout(resolve, 1_000));
+      holding = false;
+      const { submitted, reservation } = await replay;
+      expect(submitted.outcome.rejection?.code).toBe('DUPLICATE');
+      expect(reservation).toMatchObject({ id: 'cart-1', status: 'held' });
+    } finally {
+      await Promise.all([first.close(), second.close()]);
     }
   });
 });
