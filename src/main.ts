@@ -252,6 +252,7 @@ async function startEngine(config: StocklineConfig, metrics: Metrics, logger: Lo
     const engine = await KafkaEngine.start({
       config: kafkaConfig, nodeId: process.env.STOCKLINE_NODE_ID ?? `${hostname()}-${process.pid}`.replace(/[^A-Za-z0-9._-]/g, '-').slice(0, 64),
       expiryIntervalMs: config.ledger.expiryIntervalMs, idempotencyRecordsMax, log: logger.child({ engine: 'kafka' }), ...hooks,
+      startTimeoutMs: kafkaConfig.timeouts.startTimeoutMs,
       onCommandsLost: (partition, count) => metrics.kafkaCommandsLost(partition, count),
     });
     let db: Db;

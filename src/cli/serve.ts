@@ -133,6 +133,8 @@ function stopRequests(io: CliIo): { requested: Promise<void>; forget: () => void
 function operatorError(error: unknown, server: { host: string; port: number }): string | undefined {
   if (error instanceof ConfigError) return error.message;
   if (error instanceof AppError) return error.retryable ? undefined : error.message;
+  // Brokers that could not be reached in the start's time are the operator's to fix, though they may come back.
+  if ((error as { code?: unknown }).code === 'KAFKA_UNAVAILABLE') return (error as Error).message;
   const { code, syscall, message } = error as NodeJS.ErrnoException;
   if (code === 'EADDRINUSE') return `port ${server.port} on ${server.host} is in use by another process: stop it, or pick another port (--port, PORT)`;
   if (syscall === 'listen' || syscall === 'getaddrinfo') return `cannot listen on ${server.host}:${server.port}: ${message}`;

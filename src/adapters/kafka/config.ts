@@ -26,7 +26,7 @@ export interface KafkaConfig {
   processing: { commitIntervalMs: number; maxBatch: number; transactionalIdPrefix: string };
   stateStore: { dir: string };
   principals: { processor: string; api: string; connector: string };
-  timeouts: { connectTimeoutMs: number; adminTimeoutMs: number; shutdownTimeoutMs: number };
+  timeouts: { connectTimeoutMs: number; adminTimeoutMs: number; shutdownTimeoutMs: number; startTimeoutMs: number };
 }
 
 /** The engine's topics, by role. */

@@ -6,6 +6,7 @@
 //
 // See processor.ts for exactly-once and fencing, replica.ts for reads, docs/kafka.md for operating it.
 
+import { setTimeout as sleep } from 'node:timers/promises';
 import { firstOutcome, idempotencyRecordsMaxFor } from '../../core/index.js';
 import type { Command, InventoryEvent, LedgerState, Outcome, TenantState } from '../../core/index.js';
 import { AppError } from '../../app/engine.js';
@@ -15,8 +16,8 @@ import { importEvents } from '../../app/import-events.js';
 import type { ImportResult } from '../../app/import-events.js';
 import type { CommandInput, DeadLetter, Submitted } from '../../app/ports.js';
 import type { KafkaConfig } from './config.js';
-import { KafkaUnavailableError, withDeadline } from './admin.js';
-import { engineTopicNames, messageOf, silentLog } from './clients.js';
+import { isUnavailable, KafkaUnavailableError, withDeadline } from './admin.js';
+import { engineTopicNames, kafkaEngineLimits, messageOf, nextDelay, silentLog } from './clients.js';
 import type { EngineTopicNames, KafkaEngineLog } from './clients.js';
 import { commandInputProblem, deadLetterHeaders, encodeJson, kafkaRecordLimits, nodeIdPattern } from './codec.js';
 import type { CommandRecord, CommandReply } from './codec.js';
@@ -85,6 +86,8 @@ export class KafkaEngine implements Engine {
   private isReady = false;
   private closed = false;
   private closing: Promise<void> | undefined;
+  /** While start cannot reach the brokers: the last failure, which a start that runs out of time reports. */
+  private unreachable: string | undefined;
 
   /** Connects, creates missing topics (unless told not to), catches up and joins the processors; bounded by startTimeoutMs. */
   static async start(options: KafkaEngineOptions): Promise<KafkaEngine> {
@@ -95,6 +98,9 @@ export class KafkaEngine implements Engine {
       await withDeadline('start the Kafka engine', startTimeoutMs, engine.open(options.createTopics ?? true));
     } catch (error) {
       await engine.close().catch(() => undefined);
+      if (engine.unreachable !== undefined) {
+        throw new KafkaUnavailableError(`the Kafka engine could not start within ${startTimeoutMs} ms: the brokers could not be reached (${engine.unreachable})`, { cause: error });
+      }
       if (error instanceof KafkaUnavailableError) throw error;
       throw new KafkaUnavailableError(`the Kafka engine could not start: ${messageOf(error)}`, { cause: error });
     }
@@ -123,7 +129,7 @@ export class KafkaEngine implements Engine {
   }
 
   private async open(createTopics: boolean): Promise<void> {
-    await ensureEngineTopics(this.config, this.topics, this.log, createTopics);
+    await this.untilReachable(() => ensureEngineTopics(this.config, this.topics, this.log, createTopics));
     const steps: Array<() => Promise<void>> = [() => this.replica.start(), () => this.rpc.start(), () => this.processor.start()];
     for (const step of steps) {
       if (this.closed) throw new Error('closed while starting');
@@ -131,6 +137,27 @@ export class KafkaEngine implements Engine {
     }
     this.isReady = true;
     this.log.info(`kafka engine: node ${this.nodeId} ready (commands partitions [${this.processor.partitions().join(', ')}])`);
+  }
+
+  /**
+   * The first contact with the brokers, tried again with back-off while they cannot be reached (a broker restarting
+   * during a rolling deploy): start gives up only at its deadline, which closes the engine and ends these tries.
+   */
+  private async untilReachable(step: () => Promise<void>): Promise<void> {
+    let delayMs: number = kafkaEngineLimits.retryDelayMs;
+    for (;;) {
+      try {
+        await step();
+        this.unreachable = undefined;
+        return;
+      } catch (error) {
+        if (this.closed || !isUnavailable(error)) throw error;
+        this.unreachable = messageOf(error);
+        this.log.warn(`kafka engine: the brokers cannot be reached (${messageOf(error)}); trying again in ${delayMs} ms`);
+        await sleep(delayMs, undefined, { ref: false });
+        delayMs = nextDelay(delayMs);
+      }
+    }
   }
 
   ready(): boolean {
