@@ -267,7 +267,8 @@ async function startEngine(config: StocklineConfig, metrics: Metrics, logger: Lo
         const byTopic = new Map<string, number>();
         for (const { topic, lag } of lags) byTopic.set(topic, (byTopic.get(topic) ?? 0) + lag);
         metrics.kafkaLagged(byTopic);
-      }, () => undefined);
+        // Unknown, not what it last was: a lag frozen at 0 would say all is read while nothing is.
+      }, () => metrics.kafkaLagged(new Map()));
     }, 5_000);
     lagTimer.unref();
     return { engine, local: { db, offsets: sqliteOffsets(db) }, stopEngineExtras: async () => { clearInterval(lagTimer); db.close(); } };

@@ -35,6 +35,8 @@ export interface Engine extends CommandBus, DeadLetterSink, AtomicBus {
   readonly kind: 'embedded' | 'kafka';
   /** True once state is restored and the engine takes commands. */
   ready(): boolean;
+  /** Why `ready()` is false, when the engine can say more than that it is starting or stopping. */
+  notReadyReason?(): string | undefined;
   /** The in-memory state; read it, never change it. */
   state(): LedgerState;
   tenant(tenant: string): TenantState | undefined;

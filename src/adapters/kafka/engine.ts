@@ -161,7 +161,12 @@ export class KafkaEngine implements Engine {
   }
 
   ready(): boolean {
-    return this.isReady && !this.closed;
+    return this.isReady && !this.closed && this.replica.unreachable(Date.now()) === undefined;
+  }
+
+  notReadyReason(): string | undefined {
+    if (!this.isReady || this.closed) return undefined;
+    return this.replica.unreachable(Date.now());
   }
 
   state(): LedgerState {

@@ -29,6 +29,8 @@ export const replicaLimits = {
   recentEventIdsMax: 200_000,
   /** The fetch waits at most this long for new events before it returns empty. */
   fetchWaitMs: 200,
+  /** Reads of the events topic failing this long, with no success between, make the node say it is not ready. */
+  unreachableAfterMs: 5_000,
   /** A partition whose position is past the end of its log is left out of the fetch for this long, then tried again. */
   positionAheadRetryMs: 30_000,
 } as const;
@@ -57,6 +59,8 @@ export class Replica {
   private readonly heldUntilMs = new Map<number, number>();
   private lastPosition = 0;
   private stopped = false;
+  /** Since when reads of the events topic have failed, with no success between, and the last failure. */
+  private failing: { sinceMs: number; reason: string } | undefined;
   private loop: Promise<void> | undefined;
   /** Set while the replica reads up to the end offsets seen at start. */
   private catchingUp: (() => void) | undefined;
@@ -122,10 +126,12 @@ export class Replica {
       try {
         this.apply(await this.reader.read(this.topic, from));
         delayMs = kafkaEngineLimits.retryDelayMs;
+        this.failing = undefined;
       } catch (error) {
         if (this.stopped) return;
         // One partition's lost position must not stop the others: it is taken again from the changelog, or held.
         if (error instanceof OffsetOutOfRangeError && await this.outOfRange(error.partitions)) continue;
+        this.failing = { sinceMs: this.failing?.sinceMs ?? Date.now(), reason: messageOf(error) };
         this.log.warn(`kafka engine: reading ${this.topic} failed, retrying in ${delayMs} ms: ${messageOf(error)}`);
         await sleep(delayMs);
         delayMs = nextDelay(delayMs);
@@ -288,6 +294,16 @@ export class Replica {
     if (waiting === undefined) return;
     this.waiters.delete(id);
     for (const resolve of waiting) resolve(position);
+  }
+
+  /**
+   * Why this node cannot follow the events topic, once its reads have failed for `unreachableAfterMs` (the brokers
+   * are down, or out of this node's reach): it then answers with state that no longer moves, and takes no commands.
+   */
+  unreachable(nowMs: number): string | undefined {
+    if (this.failing === undefined || nowMs - this.failing.sinceMs < replicaLimits.unreachableAfterMs) return undefined;
+    const seconds = Math.round((nowMs - this.failing.sinceMs) / 1_000);
+    return `the Kafka brokers have not answered this node's reads of ${this.topic} for ${seconds} s: ${this.failing.reason}`;
   }
 
   /** The position of an event this replica has read, if it still remembers it. */

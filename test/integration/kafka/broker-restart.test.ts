@@ -99,11 +99,15 @@ describe('a broker restart under load', () => {
     await ownBroker('down');
     const completedAtOutage = completed;
     await until('a retryable failure while the broker is down', () => errors.length > 0, 30_000);
+    // The node says so: not ready, naming the brokers, so a probe takes it out and StocklineEngineNotReady pages.
+    await until('not ready while the broker is down', () => !running.ready(), 30_000);
+    expect(running.notReadyReason()).toMatch(/^the Kafka brokers have not answered this node's reads of .+ for \d+ s: /);
     await sleep(2_000);
     expect(completed - completedAtOutage).toBeLessThanOrEqual(workers);
     await ownBroker('up');
     const completedAtRestart = completed;
     await until('commands after the restart', () => completed >= completedAtRestart + 20, 120_000);
+    await until('ready again after the restart', () => running.ready(), 30_000);
     stop = true;
     await load;
 

@@ -21,7 +21,7 @@ export const healthRoutes: FastifyPluginAsync<{ engine: Engine; notReadyReason: 
       response: { 200: object({ status: { type: 'string' }, position: { type: 'integer' } }, ['status', 'position']), ...errorResponses },
     },
   }, async () => {
-    if (!engine.ready()) throw problem('NOT_READY', 'the engine is not ready: it is restoring its state or shutting down');
+    if (!engine.ready()) throw problem('NOT_READY', engine.notReadyReason?.() ?? 'the engine is not ready: it is restoring its state or shutting down');
     const reason = notReadyReason();
     if (reason !== undefined) throw problem('NOT_READY', reason);
     return { status: 'ready', position: engine.committedPosition() };
