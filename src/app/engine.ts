@@ -51,6 +51,12 @@ export interface Engine extends CommandBus, DeadLetterSink, AtomicBus {
    */
   committedPosition(): number;
   /**
+   * Every position this engine gives is above it: one at or below it was given before this process started (a Kafka
+   * node numbers events anew at each start) and says nothing of what changed since. Absent: 0 (the embedded
+   * engine's positions are the log's, the same across restarts).
+   */
+  positionFloor?(): number;
+  /**
    * Whether this node pushes the tenant's channels now: in Kafka mode, the node whose processor is assigned the
    * tenant's commands partition, so each change reaches a channel once. Absent: every tenant (one process).
    */

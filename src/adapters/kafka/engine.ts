@@ -177,9 +177,13 @@ export class KafkaEngine implements Engine {
     return this.replica.tenant(tenant);
   }
 
-  /** Positions are this node's (see replica.ts). */
+  /** Positions are this node's, numbered anew above a floor at each start (see replica.ts). */
   position(): number {
     return this.replica.position();
+  }
+
+  positionFloor(): number {
+    return this.replica.positionFloor;
   }
 
   /** The replica reads committed events only, and tells subscribers of each as soon as it counts it. */

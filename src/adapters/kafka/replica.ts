@@ -1,7 +1,10 @@
 // The read replica: every node follows all partitions of the events topic and keeps the ledger state and recent events.
 //
 // Positions are this node's own: a counter in the order this node read the events, so two nodes may
-// number the same event differently. Within a tenant (one partition) the order is the log's order.
+// number the same event differently. Within a tenant (one partition) the order is the log's order. Each
+// start reads the events again and numbers them anew, from above a floor taken from the clock (its
+// milliseconds times 1,000), so positions given before a restart are below every one given after it and
+// a stream resumed from one is sent the tenant's whole availability instead of a wrong part of it.
 //
 // When retention has deleted the oldest events of a partition, replaying what is left would give a
 // wrong state. The replica then starts from the changelog of that partition instead (the processors'
@@ -33,6 +36,11 @@ export const replicaLimits = {
   unreachableAfterMs: 5_000,
   /** A partition whose position is past the end of its log is left out of the fetch for this long, then tried again. */
   positionAheadRetryMs: 30_000,
+  /**
+   * Positions per millisecond of the clock in the floor a start numbers from: a later start's floor is above the
+   * earlier one's positions unless it read more than this many events a millisecond, on average, since its start.
+   */
+  positionsPerMs: 1_000,
 } as const;
 
 const knownTypes: ReadonlySet<string> = new Set(eventTypes);
@@ -57,7 +65,9 @@ export class Replica {
   private readonly partitionOfTenant = new Map<string, number>();
   /** Partitions left out of the fetch until then (their position is past the end of their log). */
   private readonly heldUntilMs = new Map<number, number>();
-  private lastPosition = 0;
+  /** Every position this replica gives is above it (see the top of the file). */
+  readonly positionFloor: number;
+  private lastPosition: number;
   private stopped = false;
   /** Since when reads of the events topic have failed, with no success between, and the last failure. */
   private failing: { sinceMs: number; reason: string } | undefined;
@@ -73,6 +83,8 @@ export class Replica {
     reader?: ReplicaReader,
   ) {
     this.reader = reader ?? new LogReader(config, `${nodeId}-replica`, Math.min(config.consumer.maxWaitMs, replicaLimits.fetchWaitMs));
+    this.positionFloor = Date.now() * replicaLimits.positionsPerMs;
+    this.lastPosition = this.positionFloor;
   }
 
   /** Reads from the earliest events on; resolves once it has read up to the end offsets seen at start. */

@@ -27,9 +27,10 @@ engineBehaviourSuite('kafka', async () => {
 const trimmedPrefix = uniqueTopicPrefix('trimmed');
 const backlogPrefix = uniqueTopicPrefix('backlog');
 const replayPrefix = uniqueTopicPrefix('replay');
+const restartPrefix = uniqueTopicPrefix('renumber');
 
 afterAll(async () => {
-  if (bootstrap !== undefined) await Promise.all([prefix, trimmedPrefix, backlogPrefix, replayPrefix].map((name) => deleteTestTopics(bootstrap as string, name)));
+  if (bootstrap !== undefined) await Promise.all([prefix, trimmedPrefix, backlogPrefix, replayPrefix, restartPrefix].map((name) => deleteTestTopics(bootstrap as string, name)));
 });
 
 describe('a backlog of due holds', { timeout: kafkaTestLimits.caseTimeoutMs }, () => {
@@ -97,6 +98,32 @@ describe('a node whose events were partly deleted by retention', { timeout: kafk
       expect(second.tenant(tenant)?.skus.get('A')?.locations.get('default')).toEqual({ onHand: 15, committed: 2, reserved: 4 });
     } finally {
       await second.close();
+    }
+  });
+});
+
+describe('a node started again', { timeout: kafkaTestLimits.caseTimeoutMs }, () => {
+  it('numbers the events it reads again above every position it gave before', async () => {
+    ({ bootstrap } = await ensureKafkaBroker());
+    const config = kafkaTestConfig({ bootstrap, prefix: restartPrefix });
+    const tenant = 'renumbered';
+    const before = await KafkaEngine.start({ config, nodeId: 'renumbered-node', startTimeoutMs: 60_000 });
+    let given: number;
+    try {
+      for (const sku of ['A', 'B', 'C']) await before.submit({ type: 'adjust_stock', tenant, sku, location: 'default', delta: 1 });
+      given = before.position();
+    } finally {
+      await before.close();
+    }
+    const after = await KafkaEngine.start({ config, nodeId: 'renumbered-node', startTimeoutMs: 60_000 });
+    try {
+      // A stream resumed from a position of the first start is then told apart: it is below the floor.
+      expect(after.positionFloor()).toBeGreaterThan(given);
+      const page = await after.eventsAfter(tenant, 0, 100);
+      expect(page.events).toHaveLength(3);
+      expect(page.events.every(({ position }) => position > after.positionFloor())).toBe(true);
+    } finally {
+      await after.close();
     }
   });
 });

@@ -173,10 +173,13 @@ class StreamClient {
   }
 }
 
-/** The SKUs changed after `after`, read from the log; `allSkus` when the client is too far behind to list them. */
+/**
+ * The SKUs changed after `after`, read from the log; `allSkus` when the client is too far behind to list them, or
+ * its position is not one this engine gave (ahead of it, or from before a Kafka node's restart).
+ */
 async function changedSince(engine: Engine, tenant: string, after: number, head: number, options: StreamOptions): Promise<Set<string>> {
   const skus = new Set<string>();
-  if (after > head) return new Set([allSkus]);
+  if (after > head || after < (engine.positionFloor?.() ?? 0)) return new Set([allSkus]);
   let cursor = after;
   let read = 0;
   while (cursor < head) {
