@@ -200,7 +200,7 @@ export const identityRoutes: FastifyPluginAsync<{ engine: Engine }> = async (app
   app.get('/v1/whoami', {
     config: { scope: 'read' },
     schema: {
-      summary: 'The key presented: its tenant (null for an admin key) and scopes', tags: ['auth'], security: bearerSecurity,
+      operationId: 'whoAmI', summary: 'The key presented: its tenant (null for an admin key) and scopes', tags: ['auth'], security: bearerSecurity,
       response: {
         200: object({
           keyId: { type: 'string' }, tenant: { type: ['string', 'null'] }, admin: { type: 'boolean' },
@@ -217,7 +217,7 @@ export const identityRoutes: FastifyPluginAsync<{ engine: Engine }> = async (app
   app.get('/v1/tenants', {
     config: { scope: 'read' },
     schema: {
-      summary: "The tenants the key may read: every tenant with events for an admin key, else the key's own", tags: ['auth'],
+      operationId: 'listTenants', summary: "The tenants the key may read: every tenant with events for an admin key, else the key's own", tags: ['auth'],
       security: bearerSecurity, response: { 200: object({ tenants: { type: 'array', items: { type: 'string' } } }, ['tenants']), ...errorResponses },
     },
   }, async (request) => {

@@ -131,6 +131,21 @@ describe('health and documentation', () => {
     expect(JSON.stringify(document)).not.toContain('x-optional-body');
   });
 
+  it('GET /openapi.json names every operation, each name once, for generated clients', async () => {
+    const hooked = await startWithShopifyWebhooks();
+    try {
+      const document = expectJson(await hooked.inject('GET', '/openapi.json', { key: null }), 200) as { paths: Record<string, Record<string, { operationId?: string }>> };
+      const operations = Object.entries(document.paths).flatMap(([path, methods]) => Object.entries(methods).map(([method, operation]) => ({ at: `${method} ${path}`, id: operation.operationId })));
+      for (const { at, id } of operations) expect(id, at).toMatch(/^[a-z][A-Za-z]+$/);
+      expect(new Set(operations.map(({ id }) => id)).size).toBe(operations.length);
+      expect(Object.fromEntries(operations.map(({ at, id }) => [at, id]))).toMatchObject({
+        'post /v1/tenants/{tenant}/reservations': 'createReservation', 'post /v1/tenants/{tenant}/adjustments': 'adjustStock', 'get /v1/tenants/{tenant}/skus/{sku}': 'getSku',
+      });
+    } finally {
+      await hooked.close();
+    }
+  });
+
   it('GET /openapi.json describes request bodies in keywords code generators read', async () => {
     const document = expectJson(await api.inject('GET', '/openapi.json', { key: null }), 200) as {
       paths: Record<string, Record<string, { requestBody?: { content: Record<string, { schema: Record<string, unknown> }> } }>>;

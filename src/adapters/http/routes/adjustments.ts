@@ -132,7 +132,7 @@ export const adjustmentRoutes: FastifyPluginAsync<{ engine: Engine }> = async (a
   app.post<Route>('/v1/tenants/:tenant/adjustments', {
     config: { scope: 'write', swaggerTransform: ({ schema, url }) => ({ schema: { ...schema, body: documentedBody }, url }) },
     schema: {
-      summary: 'Adjusts on-hand stock: one adjustment, or `adjustments` (up to 1000) applied in order',
+      operationId: 'adjustStock', summary: 'Adjusts on-hand stock: one adjustment, or `adjustments` (up to 1000) applied in order',
       description: 'A batch is validated whole first (400 and nothing applied), then applied in order; each item is accepted or refused on its own and the answer lists every result. Idempotency-Key applies to single adjustments.',
       tags: ['stock'], security: bearerSecurity, params: params({ tenant: fields.tenant }), headers: idempotencyHeaders, body,
       response: { 200: withHeaders(adjustmentAnswer, responseHeaders.idempotentReplayed), ...idempotentErrorResponses },

@@ -53,7 +53,7 @@ export const availabilityRoutes: FastifyPluginAsync<{ engine: Engine }> = async 
   app.get<{ Params: { tenant: string }; Querystring: { skus: string; channel?: string } }>('/v1/tenants/:tenant/availability', {
     config: { scope: 'read' },
     schema: {
-      summary: 'Available-to-sell of up to 100 SKUs on one channel', tags: ['availability'], security: bearerSecurity,
+      operationId: 'getAvailability', summary: 'Available-to-sell of up to 100 SKUs on one channel', tags: ['availability'], security: bearerSecurity,
       params: params({ tenant: fields.tenant }), querystring: query,
       response: { 200: object({ channel: { type: ['string', 'null'] }, skus: { type: 'array', items: item } }, ['channel', 'skus']), ...errorResponses },
     },

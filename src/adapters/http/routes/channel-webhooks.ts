@@ -94,7 +94,7 @@ const skippedLine = object({
  */
 function webhookDocumentation(bodyLimit: number): FastifySchema {
   return {
-    summary: 'Receives a Shopify webhook (orders/create, orders/cancelled, refunds/create), verified by its HMAC signature',
+    operationId: 'receiveShopifyWebhook', summary: 'Receives a Shopify webhook (orders/create, orders/cancelled, refunds/create), verified by its HMAC signature',
     description: 'Needs no API key: the signature over the raw body is the authentication. Nothing is applied when a delivery is refused; a '
       + 'repeated delivery (same X-Shopify-Event-Id) changes nothing again. See docs/channels.md.',
     tags: ['channels'],

@@ -40,7 +40,7 @@ export const channelRoutes: FastifyPluginAsync<{ engine: Engine }> = async (app,
     config: { scope: 'write' },
     preValidation: bodyDefaultsToEmpty,
     schema: {
-      summary: "Sets a channel's policy; fields left out take their defaults", tags: ['channels'], security: bearerSecurity,
+      operationId: 'setChannelPolicy', summary: "Sets a channel's policy; fields left out take their defaults", tags: ['channels'], security: bearerSecurity,
       params: channelParams, body: policyBody, ...optionalBody, response: { 200: channelPolicyView, ...errorResponses },
     },
   }, async (request, reply) => {
@@ -53,7 +53,7 @@ export const channelRoutes: FastifyPluginAsync<{ engine: Engine }> = async (app,
   app.get<{ Params: { tenant: string; channel: string } }>('/v1/tenants/:tenant/channels/:channel', {
     config: { scope: 'read' },
     schema: {
-      summary: "A channel's policy (the default one when it was never configured)", tags: ['channels'], security: bearerSecurity,
+      operationId: 'getChannelPolicy', summary: "A channel's policy (the default one when it was never configured)", tags: ['channels'], security: bearerSecurity,
       params: channelParams, response: { 200: channelPolicyView, ...errorResponses },
     },
   }, async (request) => channelPolicyViewOf(engine.tenant(request.params.tenant), request.params.channel));
@@ -61,7 +61,7 @@ export const channelRoutes: FastifyPluginAsync<{ engine: Engine }> = async (app,
   app.get<{ Params: { tenant: string } }>('/v1/tenants/:tenant/channels', {
     config: { scope: 'read' },
     schema: {
-      summary: 'Every configured channel, by name', tags: ['channels'], security: bearerSecurity, params: params({ tenant: fields.tenant }),
+      operationId: 'listChannels', summary: 'Every configured channel, by name', tags: ['channels'], security: bearerSecurity, params: params({ tenant: fields.tenant }),
       response: { 200: object({ channels: { type: 'array', items: channelPolicyView } }, ['channels']), ...errorResponses },
     },
   }, async (request) => {

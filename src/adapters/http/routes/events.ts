@@ -97,7 +97,7 @@ export const eventRoutes: FastifyPluginAsync<{ engine: Engine; heapFullReason?: 
   app.get<{ Params: { tenant: string }; Querystring: { after: number; limit: number } }>('/v1/tenants/:tenant/events', {
     config: { scope: 'read' },
     schema: {
-      summary: "The tenant's events after a log position, oldest first", tags: ['events'], security: bearerSecurity,
+      operationId: 'listEvents', summary: "The tenant's events after a log position, oldest first", tags: ['events'], security: bearerSecurity,
       params: params({ tenant: fields.tenant }), querystring: pageQuery,
       response: { 200: object({ events: { type: 'array', items: loggedEvent }, next: { type: 'integer' } }, ['events', 'next']), ...errorResponses },
     },
@@ -107,7 +107,7 @@ export const eventRoutes: FastifyPluginAsync<{ engine: Engine; heapFullReason?: 
     config: { scope: 'admin' },
     bodyLimit: httpLimits.importBodyBytesMax,
     schema: {
-      summary: 'Imports events (vendor onboarding, migration): all are validated first, then applied all or nothing',
+      operationId: 'importEvents', summary: 'Imports events (vendor onboarding, migration): all are validated first, then applied all or nothing',
       description: 'Needs the admin scope. Each event is re-decided as the command that would have produced it, so an import cannot break the ledger rules; derived events (conflicts) are skipped and recomputed. One refusal refuses the whole batch (409 IMPORT_REFUSED; `refused` lists the events with their codes). Under an Idempotency-Key, a retry of an applied import applies nothing and answers as the first time, with Idempotent-Replayed: true; another import under the same key is 422 IDEMPOTENCY_KEY_REUSED.',
       tags: ['events'], security: bearerSecurity, params: params({ tenant: fields.tenant }), headers: idempotencyHeaders,
       body: object({ events: { type: 'array', minItems: 1, maxItems: httpLimits.eventsPerImportMax, items: { type: 'object', additionalProperties: true, description: 'An event as schema/inventory-event.schema.json describes it.' } } }, ['events']),

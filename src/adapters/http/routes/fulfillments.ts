@@ -18,7 +18,7 @@ export const fulfillmentRoutes: FastifyPluginAsync<{ engine: Engine }> = async (
   app.post<Route>('/v1/tenants/:tenant/fulfillments', {
     config: { scope: 'write' },
     schema: {
-      summary: 'Marks a committed order as shipped', tags: ['reservations'], security: bearerSecurity,
+      operationId: 'fulfillReservation', summary: 'Marks a committed order as shipped', tags: ['reservations'], security: bearerSecurity,
       params: params({ tenant: fields.tenant }), headers: idempotencyHeaders, body: object({ reservationId: fields.reservationId }, ['reservationId']),
       response: { 201: withHeaders(reservationView, responseHeaders.location, responseHeaders.idempotentReplayed), ...idempotentErrorResponses },
     },

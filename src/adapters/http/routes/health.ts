@@ -9,7 +9,7 @@ export const healthRoutes: FastifyPluginAsync<{ engine: Engine; notReadyReason: 
   app.get('/healthz', {
     config: { public: true },
     schema: {
-      summary: 'The process is alive', tags: ['health'], security: [],
+      operationId: 'getHealth', summary: 'The process is alive', tags: ['health'], security: [],
       response: { 200: object({ status: { type: 'string' } }, ['status']) },
     },
   }, async () => ({ status: 'ok' }));
@@ -17,7 +17,7 @@ export const healthRoutes: FastifyPluginAsync<{ engine: Engine; notReadyReason: 
   app.get('/readyz', {
     config: { public: true },
     schema: {
-      summary: 'The engine has restored its state, takes commands, and every change-data-capture source is connected', tags: ['health'], security: [],
+      operationId: 'getReadiness', summary: 'The engine has restored its state, takes commands, and every change-data-capture source is connected', tags: ['health'], security: [],
       response: { 200: object({ status: { type: 'string' }, position: { type: 'integer' } }, ['status', 'position']), ...errorResponses },
     },
   }, async () => {

@@ -50,7 +50,7 @@ export const orderRoutes: FastifyPluginAsync<{ engine: Engine }> = async (app, {
   app.post<Route>('/v1/tenants/:tenant/orders', {
     config: { scope: 'write' },
     schema: {
-      summary: 'Records a sale a channel already made, without a hold; stock it lacked is reported as oversell conflicts',
+      operationId: 'recordOrder', summary: 'Records a sale a channel already made, without a hold; stock it lacked is reported as oversell conflicts',
       tags: ['reservations'], security: bearerSecurity, params: params({ tenant: fields.tenant }), headers: idempotencyHeaders, body: orderBody,
       response: { 201: withHeaders(orderView, responseHeaders.location, responseHeaders.idempotentReplayed), ...idempotentErrorResponses },
     },

@@ -135,7 +135,7 @@ function holdRoutes(app: FastifyInstance, engine: Engine, heapFullReason: HeapFu
   app.post<IdempotentRoute & { Params: { tenant: string }; Body: ReserveBody }>('/v1/tenants/:tenant/reservations', {
     config: { scope: 'write' },
     schema: {
-      summary: 'Holds stock for a cart; all lines or none', tags: ['reservations'], security: bearerSecurity,
+      operationId: 'createReservation', summary: 'Holds stock for a cart; all lines or none', tags: ['reservations'], security: bearerSecurity,
       params: params({ tenant: fields.tenant }), headers: idempotencyHeaders, body: reserveBody,
       response: { 201: withHeaders(reservationView, responseHeaders.location, responseHeaders.idempotentReplayed), ...idempotentErrorResponses },
     },
@@ -158,7 +158,7 @@ function holdRoutes(app: FastifyInstance, engine: Engine, heapFullReason: HeapFu
   app.get<{ Params: { tenant: string; id: string } }>('/v1/tenants/:tenant/reservations/:id', {
     config: { scope: 'read' },
     schema: {
-      summary: 'A reservation or recorded order', tags: ['reservations'], security: bearerSecurity,
+      operationId: 'getReservation', summary: 'A reservation or recorded order', tags: ['reservations'], security: bearerSecurity,
       params: reservationParams, response: { 200: reservationView, ...errorResponses },
     },
   }, async (request) => {
@@ -177,7 +177,7 @@ function transitionRoutes(app: FastifyInstance, engine: Engine): void {
     config: { scope: 'write' },
     preValidation: bodyDefaultsToEmpty,
     schema: {
-      summary: 'Turns a held reservation into an order (its units become committed)', tags: ['reservations'], security: bearerSecurity,
+      operationId: 'commitReservation', summary: 'Turns a held reservation into an order (its units become committed)', tags: ['reservations'], security: bearerSecurity,
       params: reservationParams, headers: idempotencyHeaders, body: object({ orderRef: fields.orderRef }), ...optionalBody,
       response: { 200: replayable, ...idempotentErrorResponses },
     },
@@ -194,7 +194,7 @@ function transitionRoutes(app: FastifyInstance, engine: Engine): void {
     config: { scope: 'write' },
     preValidation: bodyDefaultsToEmpty,
     schema: {
-      summary: 'Gives back a held reservation (`released`), or cancels a committed order (`cancelled`)', tags: ['reservations'],
+      operationId: 'releaseReservation', summary: 'Gives back a held reservation (`released`), or cancels a committed order (`cancelled`)', tags: ['reservations'],
       security: bearerSecurity, params: reservationParams, headers: idempotencyHeaders,
       body: object({ reason: { enum: ['released', 'cancelled'], default: 'released' } }), ...optionalBody,
       response: { 200: replayable, ...idempotentErrorResponses },

@@ -114,7 +114,7 @@ export const skuRoutes: FastifyPluginAsync<{ engine: Engine }> = async (app, { e
   app.get<{ Params: { tenant: string; sku: string } }>('/v1/tenants/:tenant/skus/:sku', {
     config: { scope: 'read' },
     schema: {
-      summary: "A SKU's quantities: totals, per location, and available-to-sell per configured channel",
+      operationId: 'getSku', summary: "A SKU's quantities: totals, per location, and available-to-sell per configured channel",
       tags: ['skus'], security: bearerSecurity, params: skuParams, response: { 200: skuView, ...errorResponses },
     },
   }, async (request) => {
@@ -126,7 +126,7 @@ export const skuRoutes: FastifyPluginAsync<{ engine: Engine }> = async (app, { e
   app.get<{ Params: { tenant: string }; Querystring: { prefix?: string; after?: string; limit: number } }>('/v1/tenants/:tenant/skus', {
     config: { scope: 'read' },
     schema: {
-      summary: 'SKUs in order, a page at a time (deleted ones included, flagged)', tags: ['skus'], security: bearerSecurity,
+      operationId: 'listSkus', summary: 'SKUs in order, a page at a time (deleted ones included, flagged)', tags: ['skus'], security: bearerSecurity,
       params: params({ tenant: fields.tenant }), querystring: listQuery,
       response: { 200: object({ skus: { type: 'array', items: skuSummary }, next: { type: ['string', 'null'] } }, ['skus', 'next']), ...errorResponses },
     },
@@ -135,7 +135,7 @@ export const skuRoutes: FastifyPluginAsync<{ engine: Engine }> = async (app, { e
   app.delete<{ Params: { tenant: string; sku: string } }>('/v1/tenants/:tenant/skus/:sku', {
     config: { scope: 'write' },
     schema: {
-      summary: 'Soft-deletes a SKU: every channel sells zero of it until it is restored', tags: ['skus'], security: bearerSecurity,
+      operationId: 'deleteSku', summary: 'Soft-deletes a SKU: every channel sells zero of it until it is restored', tags: ['skus'], security: bearerSecurity,
       params: skuParams, response: { 200: skuView, ...errorResponses },
     },
   }, async (request, reply) => {
@@ -147,7 +147,7 @@ export const skuRoutes: FastifyPluginAsync<{ engine: Engine }> = async (app, { e
   app.post<{ Params: { tenant: string; sku: string } }>('/v1/tenants/:tenant/skus/:sku/restore', {
     config: { scope: 'write' },
     schema: {
-      summary: 'Restores a deleted SKU', tags: ['skus'], security: bearerSecurity,
+      operationId: 'restoreSku', summary: 'Restores a deleted SKU', tags: ['skus'], security: bearerSecurity,
       params: skuParams, response: { 200: skuView, ...errorResponses },
     },
   }, async (request, reply) => {

@@ -250,7 +250,7 @@ export const streamRoutes: FastifyPluginAsync<{ engine: Engine; stream?: Partial
     exposeHeadRoute: false,
     config: { scope: 'read', tokenInQuery: true, longLived: true },
     schema: {
-      summary: 'Server-Sent Events: availability, conflict and reservation messages; resumable with Last-Event-ID',
+      operationId: 'followStream', summary: 'Server-Sent Events: availability, conflict and reservation messages; resumable with Last-Event-ID',
       description: 'EventSource cannot send headers, so this route also takes the key as `?access_token=`.',
       tags: ['stream'], security: [...bearerSecurity, { accessTokenQuery: [] }], params: params({ tenant: fields.tenant }),
       querystring: object({
