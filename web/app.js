@@ -74,6 +74,10 @@ function explainFailure(error, tenant, keyTenant) {
     const hint = typeof own === 'string' ? ` It belongs to tenant “${own}”.` : ' Check the tenant id.';
     return { message: `This key may not read tenant “${tenant}”.${hint}`, field: ui.tenantInput, ownTenant: own };
   }
+  // The server names the path's pattern; say what a tenant id may hold instead.
+  if (error instanceof ApiError && error.status === 400 && error.problem?.errors?.some((item) => item?.in === 'path' && item?.pointer === '/tenant')) {
+    return { message: `“${tenant}” is not a tenant id: one is lower-case letters, digits, _ and -, starting with a letter or a digit.`, field: ui.tenantInput };
+  }
   if (error instanceof ApiError) return { message: error.message, field: ui.keyInput };
   return { message: 'Cannot reach the Stockline server. Is it running?', field: ui.connectButton };
 }
@@ -168,7 +172,7 @@ function startSession({ api, tenant, channels, picker }) {
     url: api.streamUrl(tenant),
     onEvent: onStreamEvent,
     onStatus: onStreamStatus,
-    onReopen: () => loadSkus(session),
+    onReopen: () => readAgain(session),
     checkAccess: () => api.channels(tenant).then(() => 'ok', (error) => (error instanceof ApiError && [401, 403].includes(error.status) ? 'denied' : 'ok')),
   });
   loadSkus(session);
@@ -214,6 +218,7 @@ function onStreamEvent(type, data) {
   if (session === undefined) return;
   if (type === 'availability') {
     const { status, changes } = session.store.upsert(data);
+    if (typeof data?.sku === 'string') session.rereading?.add(data.sku);
     if (status === 'changed' && data?.sku !== undefined) session.flashes.set(data.sku, changes);
     if (status === 'added' || status === 'changed') scheduleRender();
   } else if (type === 'reservation') {
@@ -221,7 +226,7 @@ function onStreamEvent(type, data) {
   } else if (type === 'conflict') {
     addConflict(data);
   } else if (type === 'refresh') {
-    loadSkus(session);
+    readAgain(session);
   }
 }
 
@@ -240,6 +245,31 @@ function addConflict(event) {
   ui.feedCount.textContent = `${count === feedEntriesMax ? `Newest ${count}` : count} since this page opened`;
 }
 
+/**
+ * Reads again every row the table holds, after a change too large to send SKU by SKU or a stream that could not
+ * resume: the first pages, then the current filter's search beyond them. Rows read neither way (found by an earlier
+ * search, or sent by the stream) are dropped rather than left with values from before; the filter finds them again.
+ * One at a time: asked again meanwhile, it runs once more when done.
+ */
+async function readAgain(current) {
+  if (current.rereading !== undefined) {
+    current.readAgainAfter = true;
+    return;
+  }
+  do {
+    current.readAgainAfter = false;
+    const read = new Set();
+    current.rereading = read;
+    await loadSkus(current);
+    const complete = current.loadError === undefined;
+    if (complete && current.truncated) for (const prefix of prefixSearches(view.filterText)) await loadSkus(current, prefix);
+    current.rereading = undefined;
+    if (current.abort.signal.aborted) return;
+    if (complete && current.searchError === undefined) current.store.retain((sku) => read.has(sku));
+    scheduleRender();
+  } while (current.readAgainAfter);
+}
+
 /** Reads SKUs page by page up to `skusLoadedMax` (or those starting with `prefix`), merging by version. */
 async function loadSkus(current, prefix) {
   let after;
@@ -247,7 +277,10 @@ async function loadSkus(current, prefix) {
   try {
     do {
       const page = await current.api.skuPage(current.tenant, { after, prefix, signal: current.abort.signal });
-      for (const row of page.items) current.store.upsert(row);
+      for (const row of page.items) {
+        current.store.upsert(row);
+        current.rereading?.add(row.sku);
+      }
       loaded += page.items.length;
       after = page.next;
       scheduleRender();

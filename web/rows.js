@@ -100,6 +100,10 @@ export function createSkuStore({ rowsMax = rowsStoredMax } = {}) {
       return rows.size >= rowsMax;
     },
     values: () => rows.values(),
+    /** Drops the rows whose SKU `keep` refuses. */
+    retain(keep) {
+      for (const sku of rows.keys()) if (!keep(sku)) rows.delete(sku);
+    },
     channels: () => [...channels].sort(collator.compare),
     clear() {
       rows.clear();

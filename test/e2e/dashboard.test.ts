@@ -66,6 +66,8 @@ beforeAll(async () => {
   mkdirSync('test-artifacts', { recursive: true });
   server = await startDashboardServer({
     lag: { source: lagSource, channels: [{ tenant, channel: 'web' }, { tenant, channel: 'b2b' }, { tenant, channel: 'marketplace' }] },
+    // A change of more SKUs than this reaches the page as one `refresh`: the wide tenant's policy changes do.
+    stream: { skusPerBatchMax: 1_000 },
   });
   await seed();
   browser = await launchBrowser({ viewport: { width: 1366, height: 768 } });
@@ -161,6 +163,7 @@ describe('the dashboard', { timeout: 90_000 }, () => {
       const adjustments = Array.from({ length: Math.min(1_000, 5_050 - first) }, (_, index) => ({ sku: `WIDE-${String(first + index).padStart(4, '0')}`, location: 'wh-1', delta: 1 }));
       await server.call('POST', `/v1/tenants/${wide}/adjustments`, { adjustments }, server.adminKey);
     }
+    await server.call('PUT', `/v1/tenants/${wide}/channels/web`, { bufferUnits: 0 }, server.adminKey);
     const page = await browser.context.newPage();
     const errors = collectErrors(page);
     await connect(page, server.adminKey, wide);
@@ -169,6 +172,12 @@ describe('the dashboard', { timeout: 90_000 }, () => {
     // The server matches the beginning of a SKU in its case: typed in lower case, it is asked in upper case too.
     await page.locator('#filter').fill('wide-504');
     await expect.poll(shown, { timeout: loadTimeoutMs }).toEqual(Array.from({ length: 10 }, (_, index) => `WIDE-504${index}`));
+    expect(await valueOf(page, 'WIDE-5049', 'channel:web')).toBe('1');
+    // A policy change of every SKU comes as one `refresh`: the rows the search found, beyond the first pages, are
+    // read again too, not left at what the channel sold before.
+    await server.call('PUT', `/v1/tenants/${wide}/channels/web`, { maxUnits: 0 }, server.adminKey);
+    await expect.poll(() => valueOf(page, 'WIDE-5049', 'channel:web'), { timeout: loadTimeoutMs }).toBe('0');
+    expect(await shown()).toHaveLength(10);
     // No SKU starts with a space: nothing is asked, and the summary stays as it was.
     await page.locator('#filter').fill('wide 5');
     await expect.poll(() => page.locator('#table-empty').textContent(), { timeout: loadTimeoutMs })
@@ -190,6 +199,12 @@ describe('the dashboard', { timeout: 90_000 }, () => {
     await page.locator('#tenant-switch').press('Enter');
     await expect.poll(() => valueOf(page, 'TEE-L', 'onHand'), { timeout: loadTimeoutMs }).toBe('24');
     expect(await page.locator('tr[data-sku="SECRET-1"]').count()).toBe(0);
+    // Not a tenant id: said in words, not as the server's pattern, and the tenant on screen stays.
+    await page.locator('#tenant-switch').fill('Bad Tenant!');
+    await page.locator('#tenant-switch').press('Enter');
+    await expect.poll(() => page.locator('#notice').textContent(), { timeout: loadTimeoutMs })
+      .toBe('“Bad Tenant!” is not a tenant id: one is lower-case letters, digits, _ and -, starting with a letter or a digit.');
+    expect(await valueOf(page, 'TEE-L', 'onHand')).toBe('24');
     await page.close();
   });
 });
@@ -203,7 +218,7 @@ async function makeActivity(): Promise<void> {
     if (round % 2 === 0) await server.call('POST', `/v1/tenants/${tenant}/reservations/${held.id}/commit`, {});
     await new Promise((resolve) => setTimeout(resolve, 150));
   }
-  await server.call('POST', `/v1/tenants/${tenant}/adjustments`, { sku: 'MUG-01', location: 'wh-2', set: 8, source: 'pg:erp', sourceSeq: '200' });
-  await server.call('POST', `/v1/tenants/${tenant}/adjustments`, { sku: 'MUG-01', location: 'wh-2', set: 6, source: 'pg:erp', sourceSeq: '150' }).catch(() => undefined);
+  await server.call('POST', `/v1/tenants/${tenant}/adjustments`, { sku: 'MUG-01', location: 'wh-2', set: 8, source: 'erp', sourceSeq: '200' });
+  await server.call('POST', `/v1/tenants/${tenant}/adjustments`, { sku: 'MUG-01', location: 'wh-2', set: 6, source: 'erp', sourceSeq: '150' }).catch(() => undefined);
   await server.call('POST', `/v1/tenants/${tenant}/orders`, { channel: 'marketplace', orderRef: 'MP-20931', lines: [{ sku: 'TEE-S', quantity: 5 }] }).catch(() => undefined);
 }

@@ -65,7 +65,9 @@ describe('stockline serve, refused at start', () => {
 
   it('names the log levels when given another, before anything starts', async () => {
     const dir = join(root, 'never-made');
-    const flag = await serve(['--data-dir', dir, '--port', '0', '--log-level', 'bogus']);
+    let stderr = '';
+    const status = await serveCommand(['--host', '127.0.0.1', '--data-dir', dir, '--port', '0', '--log-level', 'bogus'], { stdout: () => undefined, stderr: (text) => { stderr += text; }, stdin: new PassThrough() });
+    const flag = { status, stderr };
     expect(flag.stderr).toBe('stockline serve: --log-level must be one of trace, debug, info, warn, error, fatal, silent, got "bogus"\n');
     expect(flag.status).toBe(2);
     const before = process.env.STOCKLINE_LOG_LEVEL;

@@ -6,7 +6,7 @@ import type { LagSource } from '../../src/app/metrics.js';
 import { Metrics } from '../../src/app/metrics.js';
 import { metricsRoutes } from '../../src/adapters/http/routes/metrics.js';
 import { otherTenant, startTestApi, tenant } from './http.js';
-import type { TestApi } from './http.js';
+import type { TestApi, TestApiOptions } from './http.js';
 
 export { otherTenant, tenant };
 
@@ -29,12 +29,14 @@ export interface DashboardServer {
 export interface DashboardServerOptions {
   /** What `stockline_reconciliation_lag_seconds` reports, per tenant and channel. */
   lag?: { source: LagSource; channels: Array<{ tenant: string; channel: string }> };
+  /** Stream bounds (the SKUs one change may send one by one before it is a `refresh`). */
+  stream?: TestApiOptions['stream'];
 }
 
 export async function startDashboardServer(options: DashboardServerOptions = {}): Promise<DashboardServer> {
   const metrics = new Metrics(Date.now, { processMetrics: false });
   if (options.lag !== undefined) metrics.watchChannels(options.lag.source, options.lag.channels);
-  const api = await startTestApi({ webRoot, plugins: [metricsRoutes(metrics)] });
+  const api = await startTestApi({ webRoot, plugins: [metricsRoutes(metrics)], ...(options.stream === undefined ? {} : { stream: options.stream }) });
   api.engine.subscribe((batch) => metrics.batchCommitted(batch));
   const url = await api.listen();
   const keys = { [tenant]: api.keys.write, [otherTenant]: api.keys.other };
