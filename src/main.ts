@@ -183,6 +183,11 @@ async function startServing(options: StartOptions, started: Started, stops: Arra
       if (refusing) logger.error(`the heap is nearly full (${mib}): new holds and imports are refused (MEMORY_FULL) until it is below 85 %; raise --max-old-space-size`);
       else logger.warn(`the heap has room again (${mib}): new holds and imports are taken`);
     },
+    onChangeAll: (refusing, live) => {
+      const mib = `${Math.round(live / 1_048_576)} of ${Math.round(oldGenerationBytes / 1_048_576)} MiB live`;
+      if (refusing) logger.error(`the heap is almost out (${mib}): recorded sales and adjustments are refused too (MEMORY_FULL) until it is below 90 %; raise --max-old-space-size`);
+      else logger.warn(`the heap has room for sales and adjustments again (${mib})`);
+    },
   }).start();
   stops.push(() => heap.stop());
   metrics.watchHeap(heap);
@@ -201,9 +206,10 @@ async function startServing(options: StartOptions, started: Started, stops: Arra
     plugins: [
       // Under its own key, /metrics also takes the admin key (an operator's curl); no tenant's key opens it.
       metricsRoutes(metrics, started.metricsKey === undefined ? undefined : [started.metricsKey, ...(options.adminKey ? [options.adminKey] : [])]),
-      async (scope) => channelWebhookRoutes(scope, { bus: engine, channels: webhookChannels, deadLetters: engine }),
+      async (scope) => channelWebhookRoutes(scope, { bus: engine, channels: webhookChannels, deadLetters: engine, heapFullReason: () => heap.heapExhaustedReason() }),
     ],
     heapFullReason: () => heap.heapFullReason(),
+    heapExhaustedReason: () => heap.heapExhaustedReason(),
     webRoot: packagePath('web'),
     notReadyReason: () => {
       const waiting = sources.map((source) => source.status()).filter((status) => !status.connected);

@@ -69,13 +69,20 @@ export interface HeapWatchOptions {
   liveBytes?: () => number;
   /** Told when new holds and imports start being refused, and when they are taken again. */
   onChange?: (refusing: boolean, liveBytes: number) => void;
+  /** Told when recorded sales and adjustments start being refused too, and when they are taken again. */
+  onChangeAll?: (refusing: boolean, liveBytes: number) => void;
 }
 
 /**
  * New holds and imports are refused once a full collection leaves the old generation at least this full, and
  * taken again once one leaves it below `acceptBelow`: the gap keeps the answer from flapping with each collection.
  */
-export const heapGuard = { refuseAt: 0.9, acceptBelow: 0.85 } as const;
+export const heapGuard = {
+  /** Holds and imports are refused from here, taken again below `acceptBelow`. */
+  refuseAt: 0.9, acceptBelow: 0.85,
+  /** Recorded sales and adjustments are refused too from here, taken again below `acceptAllBelow`. */
+  refuseAllAt: 0.95, acceptAllBelow: 0.9,
+} as const;
 
 /**
  * What the old generation holds after each full collection, when it holds only what is live: about what
@@ -83,20 +90,25 @@ export const heapGuard = { refuseAt: 0.9, acceptBelow: 0.85 } as const;
  * heap out of memory", and every restart, reading the same state back, would stop again. Refusing new holds
  * (the state's growth at a shop's pace) and imports (its growth in bulk) keeps the process up: reads, commits,
  * releases, fulfilments, adjustments and sales recorded by marketplaces go on, and finished reservations leave
- * the state 25 hours after they finish.
+ * the state 25 hours after they finish. Those go on while the state still fits: past `refuseAllAt`, sales and
+ * adjustments too are refused (their senders are asked to try again, and a marketplace does), since a caller
+ * sending sales of new SKUs without end would otherwise fill the heap as surely.
  */
 export class HeapWatch {
   readonly limitBytes: number;
   private readonly liveBytesNow: () => number;
   private readonly onChange: HeapWatchOptions['onChange'];
+  private readonly onChangeAll: HeapWatchOptions['onChange'];
   private observer: PerformanceObserver | undefined;
   private live: number | undefined;
   private refusing = false;
+  private refusingAll = false;
 
   constructor(options: HeapWatchOptions = {}) {
     this.limitBytes = options.limitBytes ?? oldGenerationLimitBytes();
     this.liveBytesNow = options.liveBytes ?? oldGenerationUsedBytes;
     this.onChange = options.onChange;
+    this.onChangeAll = options.onChangeAll;
   }
 
   /** Reads the old generation after every full collection from now on. */
@@ -124,6 +136,10 @@ export class HeapWatch {
     if (live >= heapGuard.refuseAt * this.limitBytes) this.refusing = true;
     else if (live < heapGuard.acceptBelow * this.limitBytes) this.refusing = false;
     if (this.refusing !== was) this.onChange?.(this.refusing, live);
+    const wasAll = this.refusingAll;
+    if (live >= heapGuard.refuseAllAt * this.limitBytes) this.refusingAll = true;
+    else if (live < heapGuard.acceptAllBelow * this.limitBytes) this.refusingAll = false;
+    if (this.refusingAll !== wasAll) this.onChangeAll?.(this.refusingAll, live);
   }
 
   /** Whether the heap is nearly full: new holds and imports are refused now. */
@@ -134,6 +150,14 @@ export class HeapWatch {
   /** What the last full collection left in the old generation; undefined before the first. */
   liveBytes(): number | undefined {
     return this.live;
+  }
+
+  /** Why recorded sales and adjustments are refused too now, or undefined when they are taken. */
+  heapExhaustedReason(): string | undefined {
+    if (!this.refusingAll) return undefined;
+    const mib = (bytes: number): number => Math.round(bytes / mebibyte);
+    return `the heap is almost out (${mib(this.live ?? 0)} of ${mib(this.limitBytes)} MiB live after the last full collection): `
+      + 'recorded sales and adjustments are refused too, so that the process stays up; send them again once the heap is raised';
   }
 
   /** Why new holds and imports are refused now, or undefined when they are taken. */

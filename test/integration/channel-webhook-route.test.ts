@@ -93,6 +93,19 @@ describe('POST /v1/webhooks/shopify/:channel', () => {
     }]]);
   });
 
+  it('answers 503 MEMORY_FULL while the heap is almost out, submitting nothing, so Shopify sends the delivery again', async () => {
+    await app.close();
+    let reason: string | undefined = 'the heap is almost out (1960 of 2048 MiB live after the last full collection)';
+    await build({ heapFullReason: () => reason });
+    const refused = await deliver();
+    expectProblem(refused, 503, 'MEMORY_FULL');
+    expect(refused.headers['retry-after']).toBe('1');
+    expect(bus.submitted).toEqual([]);
+    reason = undefined;
+    expect((await deliver()).statusCode).toBe(200);
+    expect(bus.submitted).toHaveLength(1);
+  });
+
   it('submits identical commands when Shopify delivers the same event again, so the ledger can drop the repeat', async () => {
     await deliver();
     await deliver();

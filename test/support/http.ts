@@ -59,7 +59,7 @@ function tracking(engine: EmbeddedEngine, counter: { open: number }): Engine {
   }) as Engine;
 }
 
-export interface TestApiOptions extends Partial<Pick<ServerOptions, 'webRoot' | 'stream' | 'plugins' | 'heapFullReason'>> {
+export interface TestApiOptions extends Partial<Pick<ServerOptions, 'webRoot' | 'stream' | 'plugins' | 'heapFullReason' | 'heapExhaustedReason'>> {
   /** The engine's clock (default Date.now): tests that need time to pass move it. */
   clock?: () => number;
   /** The engine's file (default in memory): a file's writes are made durable on another thread, as in production. */

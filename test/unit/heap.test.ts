@@ -58,6 +58,28 @@ describe('the watch that refuses new holds and imports when the heap is nearly f
     expect(changes).toEqual([[true, 900], [false, 849]]);
   });
 
+  it('refuses sales and adjustments too from 95 % and takes them again below 90 %, telling each change', () => {
+    let reading = 500 * mib;
+    const changes: Array<[boolean, number]> = [];
+    const watch = new HeapWatch({ limitBytes: 1000 * mib, liveBytes: () => reading, onChangeAll: (refusing, bytes) => changes.push([refusing, bytes / mib]) });
+    const collect = (mibs: number): void => {
+      reading = mibs * mib;
+      watch.collected();
+    };
+    collect(949);
+    expect(watch.heapFullReason()).toBeDefined();
+    expect(watch.heapExhaustedReason()).toBeUndefined();
+    collect(950);
+    expect(watch.heapExhaustedReason()).toBe('the heap is almost out (950 of 1000 MiB live after the last full collection): '
+      + 'recorded sales and adjustments are refused too, so that the process stays up; send them again once the heap is raised');
+    collect(920);
+    expect(watch.heapExhaustedReason()).toBeDefined();
+    collect(899);
+    expect(watch.heapExhaustedReason()).toBeUndefined();
+    expect(watch.heapFullReason()).toBeDefined();
+    expect(changes).toEqual([[true, 950], [false, 899]]);
+  });
+
   it('reads the heap after the full collections V8 makes', async () => {
     const readings: number[] = [];
     const watch = new HeapWatch({ limitBytes: 1000 * mib, liveBytes: () => { readings.push(Date.now()); return 0; } }).start();

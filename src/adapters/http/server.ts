@@ -43,6 +43,8 @@ export interface ServerOptions {
   notReadyReason?: () => string | undefined;
   /** Why new holds and imports are refused now (HeapWatch: the heap is nearly full), or undefined when they are taken. */
   heapFullReason?: () => string | undefined;
+  /** Why recorded sales and adjustments are refused too (the heap is almost out), or undefined when they are taken. */
+  heapExhaustedReason?: () => string | undefined;
   /** A folder served at `/` (the dashboard). */
   webRoot?: string;
   /** Stream tuning, for tests: heartbeat, buffer and catch-up bounds. */
@@ -256,9 +258,13 @@ export async function buildServer(options: ServerOptions): Promise<FastifyInstan
   await app.register(identityRoutes, { engine });
   // New holds and imports, the requests that grow the state, are refused while the heap is nearly full.
   const heapFullReason = options.heapFullReason ?? ((): undefined => undefined);
-  for (const routes of [skuRoutes, availabilityRoutes, adjustmentRoutes]) await app.register(routes, { engine });
+  // Past that, sales and adjustments too: the process stays up, and their senders try again.
+  const heapExhaustedReason = options.heapExhaustedReason ?? ((): undefined => undefined);
+  for (const routes of [skuRoutes, availabilityRoutes]) await app.register(routes, { engine });
+  await app.register(adjustmentRoutes, { engine, heapFullReason: heapExhaustedReason });
   await app.register(reservationRoutes, { engine, heapFullReason });
-  for (const routes of [fulfillmentRoutes, orderRoutes, channelRoutes]) await app.register(routes, { engine });
+  await app.register(orderRoutes, { engine, heapFullReason: heapExhaustedReason });
+  for (const routes of [fulfillmentRoutes, channelRoutes]) await app.register(routes, { engine });
   await app.register(eventRoutes, { engine, heapFullReason });
   await app.register(streamRoutes, { engine, ...(options.stream === undefined ? {} : { stream: options.stream }) });
   for (const plugin of options.plugins ?? []) await app.register(plugin);

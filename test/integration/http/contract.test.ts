@@ -538,6 +538,39 @@ describe('a heap nearly full', () => {
   });
 });
 
+describe('a heap almost out', () => {
+  it('refuses recorded sales and adjustments too, writing nothing, and answers their retries; reads and commits go on', async () => {
+    let exhausted: string | undefined;
+    const guarded = await startTestApi({ heapFullReason: () => exhausted, heapExhaustedReason: () => exhausted });
+    try {
+      expectJson(await guarded.inject('POST', `${base}/adjustments`, { body: { sku: 'A', delta: 5 } }), 200);
+      const held = expectJson(await guarded.inject('POST', `${base}/reservations`, { body: { channel: 'web', lines: [{ sku: 'A', quantity: 1 }] } }), 201);
+      const sale = { channel: 'amazon', lines: [{ sku: 'NEW-1', quantity: 1 }] };
+      const recorded = await guarded.inject('POST', `${base}/orders`, { body: sale, headers: { 'idempotency-key': 'sale-1' } });
+      expectJson(recorded, 201);
+      exhausted = 'the heap is almost out (1960 of 2048 MiB live after the last full collection)';
+      const position = guarded.engine.position();
+      const refusedSale = await guarded.inject('POST', `${base}/orders`, { body: { channel: 'amazon', lines: [{ sku: 'NEW-2', quantity: 1 }] } });
+      expect(expectProblem(refusedSale, 503, 'MEMORY_FULL').detail).toBe(exhausted);
+      expect(refusedSale.headers['retry-after']).toBe('1');
+      expectProblem(await guarded.inject('POST', `${base}/adjustments`, { body: { sku: 'NEW-3', delta: 1 } }), 503, 'MEMORY_FULL');
+      expectProblem(await guarded.inject('POST', `${base}/adjustments`, { body: { adjustments: [{ sku: 'NEW-4', delta: 1 }] } }), 503, 'MEMORY_FULL');
+      expect(guarded.engine.position()).toBe(position);
+      expect(guarded.engine.tenant(tenant)?.skus.has('NEW-2')).toBe(false);
+      // A sale already recorded is answered from its record: it grows nothing.
+      const retried = await guarded.inject('POST', `${base}/orders`, { body: sale, headers: { 'idempotency-key': 'sale-1' } });
+      expect(retried.statusCode).toBe(201);
+      expect(retried.body).toBe(recorded.body);
+      expectJson(await guarded.inject('POST', `${base}/reservations/${String(held.id)}/commit`), 200);
+      expect(expectJson(await guarded.inject('GET', `${base}/skus/A`), 200)).toMatchObject({ committed: 1 });
+      exhausted = undefined;
+      expectJson(await guarded.inject('POST', `${base}/orders`, { body: { channel: 'amazon', lines: [{ sku: 'NEW-2', quantity: 1 }] } }), 201);
+    } finally {
+      await guarded.close();
+    }
+  });
+});
+
 describe('orders', () => {
   it('records a channel sale as committed; units it lacked come back as oversell conflicts', async () => {
     await stock('A', 1);

@@ -5,8 +5,8 @@ import { defaultLocation, defaultSource } from '../../../core/index.js';
 import type { Outcome, StockAdjustment } from '../../../core/index.js';
 import type { Engine } from '../../../app/engine.js';
 import type { CommandInput } from '../../../app/ports.js';
-import { problemBody, rejectionProblem, settle, validationProblem } from '../problem.js';
-import type { FieldError, Problem } from '../problem.js';
+import { problemBody, refuseWhenHeapFull, rejectionProblem, settle, validationProblem } from '../problem.js';
+import type { FieldError, HeapFullReason, Problem } from '../problem.js';
 import {
   bearerSecurity, fields, httpLimits, idempotencyHeaders, idempotentErrorResponses, object, params, problemSchema, responseHeaders, withHeaders,
 } from '../schemas.js';
@@ -128,7 +128,7 @@ interface Route {
   Headers: { 'idempotency-key'?: string };
 }
 
-export const adjustmentRoutes: FastifyPluginAsync<{ engine: Engine }> = async (app, { engine }) => {
+export const adjustmentRoutes: FastifyPluginAsync<{ engine: Engine; heapFullReason?: HeapFullReason }> = async (app, { engine, heapFullReason = () => undefined }) => {
   app.post<Route>('/v1/tenants/:tenant/adjustments', {
     config: { scope: 'write', swaggerTransform: ({ schema, url }) => ({ schema: { ...schema, body: documentedBody }, url }) },
     schema: {
@@ -140,6 +140,7 @@ export const adjustmentRoutes: FastifyPluginAsync<{ engine: Engine }> = async (a
   }, async (request, reply) => {
     const { tenant } = request.params;
     const key = request.headers['idempotency-key'];
+    refuseWhenHeapFull(heapFullReason, () => key !== undefined && engine.tenant(tenant)?.idempotency.has(key) === true);
     if (!('adjustments' in request.body)) {
       const errors = checkItem(request.body, '');
       if (errors.length > 0) throw validationProblem(errors);

@@ -9,7 +9,8 @@ import { ChannelError } from '../../channels/errors.js';
 import { channelLimits } from '../../channels/limits.js';
 import type { LineMatching, ShopifyWebhookChannel, ShopifyWebhookMapping } from '../../channels/shopify/webhooks.js';
 import { settleShopifyCommands, shopifyWebhookToCommands, variantIdsOf, verifyShopifyHmac } from '../../channels/shopify/webhooks.js';
-import { HttpProblem, problem, problemOf, sendProblem } from '../problem.js';
+import { HttpProblem, problem, problemOf, refuseWhenHeapFull, sendProblem } from '../problem.js';
+import type { HeapFullReason } from '../problem.js';
 import { errorResponses, object, problemAnswer, responseHeaders } from '../schemas.js';
 import type { Schema } from '../schemas.js';
 
@@ -22,6 +23,8 @@ export interface ChannelWebhookOptions {
   /** Receives deliveries that are signed but cannot become commands, for an operator to look at. */
   deadLetters?: DeadLetterSink;
   nowMs?: () => number;
+  /** Why deliveries are refused now (the heap is almost out), or undefined: Shopify sends them again later. */
+  heapFullReason?: HeapFullReason;
 }
 
 interface Handling {
@@ -29,6 +32,7 @@ interface Handling {
   bus: CommandBus;
   deadLetters: DeadLetterSink | undefined;
   nowMs: () => number;
+  heapFullReason: HeapFullReason;
 }
 
 type WebhookRequest = FastifyRequest<{ Params: { channel: string } }>;
@@ -136,6 +140,7 @@ export async function channelWebhookRoutes(app: FastifyInstance, options: Channe
     bus: options.bus,
     deadLetters: options.deadLetters,
     nowMs: options.nowMs ?? Date.now,
+    heapFullReason: options.heapFullReason ?? ((): undefined => undefined),
   };
   // The signature covers the exact bytes sent, so bodies stay raw here; encapsulation keeps other routes' JSON parsing.
   app.removeAllContentTypeParsers();
@@ -164,6 +169,7 @@ async function receive(request: WebhookRequest, reply: FastifyReply, handling: H
   // Older deliveries carry only X-Shopify-Webhook-Id, which Shopify also keeps across retries.
   const eventId = header(request, 'x-shopify-event-id') ?? header(request, 'x-shopify-webhook-id');
   if (eventId === undefined) return refusal(request, reply, 'WEBHOOK_EVENT_ID_MISSING', 'X-Shopify-Event-Id is required to de-duplicate deliveries');
+  refuseWhenHeapFull(handling.heapFullReason);
   let payload: unknown;
   try {
     payload = JSON.parse(rawBody.toString('utf8'));

@@ -3,7 +3,8 @@
 import type { FastifyPluginAsync } from 'fastify';
 import type { CartLine, Outcome } from '../../../core/index.js';
 import type { Engine } from '../../../app/engine.js';
-import { settle } from '../problem.js';
+import { refuseWhenHeapFull, settle } from '../problem.js';
+import type { HeapFullReason } from '../problem.js';
 import {
   bearerSecurity, cartLines, fields, idempotencyHeaders, idempotentErrorResponses, object, params, responseHeaders, reservationView, withHeaders,
 } from '../schemas.js';
@@ -46,7 +47,7 @@ const orderView = {
   },
 };
 
-export const orderRoutes: FastifyPluginAsync<{ engine: Engine }> = async (app, { engine }) => {
+export const orderRoutes: FastifyPluginAsync<{ engine: Engine; heapFullReason?: HeapFullReason }> = async (app, { engine, heapFullReason = () => undefined }) => {
   app.post<Route>('/v1/tenants/:tenant/orders', {
     config: { scope: 'write' },
     schema: {
@@ -58,6 +59,8 @@ export const orderRoutes: FastifyPluginAsync<{ engine: Engine }> = async (app, {
     const { tenant } = request.params;
     const { channel, lines, orderRef } = request.body;
     const keyed = idempotencyKeyOf(request.headers);
+    // A retry of a sale already recorded is answered from its record and grows nothing.
+    refuseWhenHeapFull(heapFullReason, () => keyed.idempotencyKey !== undefined && engine.tenant(tenant)?.idempotency.has(keyed.idempotencyKey) === true);
     const reservationId = newReservationId(request.body.reservationId, keyed.idempotencyKey);
     const submitted = await engine.submit({
       type: 'record_sale', tenant, reservationId, channel, lines, ...(orderRef === undefined ? {} : { orderRef }), ...keyed,
