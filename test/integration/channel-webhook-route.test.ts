@@ -113,13 +113,32 @@ describe('POST /v1/webhooks/shopify/:channel', () => {
     expect(bus.submitted[1]).toEqual(bus.submitted[0]);
   });
 
+  it('sets aside an order sent as orders/cancelled whose body is not of a cancelled order: Shopify does not sign the topic', async () => {
+    const response = await deliver({ topic: 'orders/cancelled', eventId: 'evt-replayed' });
+    expect(response.statusCode).toBe(202);
+    expect(response.json()).toMatchObject({ status: 'set aside' });
+    expect(bus.submitted).toEqual([]);
+    expect(deadLetters).toHaveLength(1);
+    expect(deadLetters[0]?.reason).toContain('its body is not of a cancelled order (no cancelled_at): nothing was released');
+  });
+
+  it('restocks a refund once however many event ids it comes under: the id is in the signed body, the event id is not', async () => {
+    const refund = JSON.stringify({ id: 7, refund_line_items: [{ quantity: 1, restock_type: 'return', line_item: { sku: 'tee-m' } }] });
+    await deliver({ topic: 'refunds/create', eventId: 'evt-a', body: refund });
+    await deliver({ topic: 'refunds/create', eventId: 'evt-b', body: refund });
+    expect(bus.submitted).toHaveLength(2);
+    // The same command under the same key: the ledger answers the second as a repeat of the first.
+    expect(bus.submitted[1]).toEqual(bus.submitted[0]);
+    expect(bus.submitted[0]?.[0]).toMatchObject({ idempotencyKey: 'shopify:refund:7' });
+  });
+
   it('maps cancellations and refunds of the channel', async () => {
-    expect((await deliver({ topic: 'orders/cancelled', eventId: 'evt-101' })).statusCode).toBe(200);
+    expect((await deliver({ topic: 'orders/cancelled', eventId: 'evt-101', body: JSON.stringify({ ...orderPayload, cancelled_at: '2026-05-01T10:00:00Z' }) })).statusCode).toBe(200);
     const refund = { id: 7, refund_line_items: [{ quantity: 1, restock_type: 'return', line_item: { sku: 'tee-m' } }] };
     expect((await deliver({ topic: 'refunds/create', eventId: 'evt-102', body: JSON.stringify(refund) })).statusCode).toBe(200);
     expect(bus.submitted).toEqual([
       [{ type: 'release', tenant: 'acme', source: 'shopify', reservationId: 'shopify:820982911', reason: 'cancelled', idempotencyKey: 'shopify:evt-101' }],
-      [{ type: 'adjust_stock', tenant: 'acme', source: 'shopify', sku: 'tee-m', location: 'main', delta: 1, reason: 'returned (Shopify refund 7)', idempotencyKey: 'shopify:evt-102' }],
+      [{ type: 'adjust_stock', tenant: 'acme', source: 'shopify', sku: 'tee-m', location: 'main', delta: 1, reason: 'returned (Shopify refund 7)', idempotencyKey: 'shopify:refund:7' }],
     ]);
   });
 
@@ -253,10 +272,10 @@ describe('order lines of items mapped under inventoryItems', () => {
     };
     expect((await deliver({ topic: 'refunds/create', eventId: 'evt-300', body: JSON.stringify(refund) })).statusCode).toBe(200);
     // Only the count of an order's lines matters to its cancellation: an order of one cart needs no lookup.
-    expect((await deliver({ topic: 'orders/cancelled', eventId: 'evt-301', body: JSON.stringify(order) })).statusCode).toBe(200);
+    expect((await deliver({ topic: 'orders/cancelled', eventId: 'evt-301', body: JSON.stringify({ ...order, cancelled_at: '2026-05-01T10:00:00Z' }) })).statusCode).toBe(200);
     expect(asked).toEqual([['12']]);
     expect(bus.submitted).toEqual([
-      [{ type: 'adjust_stock', tenant: 'acme', source: 'shopify', sku: 'MUG-1', location: 'main', delta: 1, reason: 'returned (Shopify refund 77)', idempotencyKey: 'shopify:evt-300' }],
+      [{ type: 'adjust_stock', tenant: 'acme', source: 'shopify', sku: 'MUG-1', location: 'main', delta: 1, reason: 'returned (Shopify refund 77)', idempotencyKey: 'shopify:refund:77' }],
       [{ type: 'release', tenant: 'acme', source: 'shopify', reservationId: 'shopify:4401', reason: 'cancelled', idempotencyKey: 'shopify:evt-301' }],
     ]);
   });

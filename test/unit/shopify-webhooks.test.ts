@@ -149,7 +149,7 @@ describe('orders/cancelled', () => {
 
   it('cancels every part of an order that was split', () => {
     const lines = Array.from({ length: limits.cartLinesMax + 1 }, (_, index) => ({ sku: `sku-${index}`, quantity: 1 }));
-    expect(commandsOf('orders/cancelled', order(lines, '77')).map((command) => command.type === 'release' && command.reservationId)).toEqual(['shopify:77', 'shopify:77:2']);
+    expect(commandsOf('orders/cancelled', { ...order(lines, '77'), cancelled_at: '2026-05-01T10:00:00Z' }).map((command) => command.type === 'release' && command.reservationId)).toEqual(['shopify:77', 'shopify:77:2']);
   });
 });
 
@@ -171,12 +171,13 @@ describe('a cancellation delivered before its order', () => {
   }
 
   const placed = order([{ sku: 'tee-m', quantity: 3 }]);
+  const cancelled = { ...placed, cancelled_at: '2026-05-01T10:00:00Z' };
 
   it('keeps the order from being recorded when it arrives, however often either is delivered', async () => {
     const state = stocked();
     const bus = busOn(state);
-    expect(await deliver(bus, 'orders/cancelled', placed, 'evt-cancel')).toEqual([cancelledBeforeSale]);
-    expect(await deliver(bus, 'orders/cancelled', placed, 'evt-cancel')).toEqual([cancelledBeforeSale]);
+    expect(await deliver(bus, 'orders/cancelled', cancelled, 'evt-cancel')).toEqual([cancelledBeforeSale]);
+    expect(await deliver(bus, 'orders/cancelled', cancelled, 'evt-cancel')).toEqual([cancelledBeforeSale]);
     expect(await deliver(bus, 'orders/create', placed, 'evt-create')).toEqual([cancelledBeforeSale]);
     expect(await deliver(bus, 'orders/create', placed, 'evt-create')).toEqual([cancelledBeforeSale]);
     expect(stockAt(state.tenants.get('acme')?.skus.get('tee-m'), 'main')).toMatchObject({ onHand: 10, committed: 0, reserved: 0 });
@@ -189,18 +190,18 @@ describe('a cancellation delivered before its order', () => {
       when: (input) => input.type === 'release' && input.idempotencyKey?.startsWith('shopify-order:') === true,
       run: () => { run(state, commandsOf('orders/create', placed, { ...context, eventId: 'evt-create' })); },
     });
-    expect(await deliver(bus, 'orders/cancelled', placed, 'evt-cancel')).toEqual(['accepted']);
+    expect(await deliver(bus, 'orders/cancelled', cancelled, 'evt-cancel')).toEqual(['accepted']);
     expect(stockAt(state.tenants.get('acme')?.skus.get('tee-m'), 'main')).toMatchObject({ onHand: 10, committed: 0 });
     expect(state.tenants.get('acme')?.reservations.get('shopify:5012345678901234567')?.status).toBe('cancelled');
     // Delivered again, it changes nothing more.
-    expect(await deliver(busOn(state), 'orders/cancelled', placed, 'evt-cancel')).toEqual(['DUPLICATE']);
+    expect(await deliver(busOn(state), 'orders/cancelled', cancelled, 'evt-cancel')).toEqual(['DUPLICATE']);
   });
 
   it('leaves the usual order (created, then cancelled) to the plain release', async () => {
     const state = stocked();
     const bus = busOn(state);
     expect(await deliver(bus, 'orders/create', placed, 'evt-create')).toEqual(['accepted']);
-    expect(await deliver(bus, 'orders/cancelled', placed, 'evt-cancel')).toEqual(['accepted']);
+    expect(await deliver(bus, 'orders/cancelled', cancelled, 'evt-cancel')).toEqual(['accepted']);
     expect(stockAt(state.tenants.get('acme')?.skus.get('tee-m'), 'main')).toMatchObject({ onHand: 10, committed: 0 });
   });
 });
@@ -215,8 +216,8 @@ describe('refunds/create', () => {
   it('puts returned units back on hand at the restock location', () => {
     const commands = commandsOf('refunds/create', refund([returned('tee-m', 1), returned('mug', 2), returned('tee-m', 1)]), { ...context, restockLocation: 'main' });
     expect(commands).toEqual([
-      { type: 'adjust_stock', tenant: 'acme', source: 'shopify', sku: 'tee-m', location: 'main', delta: 2, reason: 'returned (Shopify refund 990)', idempotencyKey: 'shopify:evt-1:0' },
-      { type: 'adjust_stock', tenant: 'acme', source: 'shopify', sku: 'mug', location: 'main', delta: 2, reason: 'returned (Shopify refund 990)', idempotencyKey: 'shopify:evt-1:1' },
+      { type: 'adjust_stock', tenant: 'acme', source: 'shopify', sku: 'tee-m', location: 'main', delta: 2, reason: 'returned (Shopify refund 990)', idempotencyKey: 'shopify:refund:990:0' },
+      { type: 'adjust_stock', tenant: 'acme', source: 'shopify', sku: 'mug', location: 'main', delta: 2, reason: 'returned (Shopify refund 990)', idempotencyKey: 'shopify:refund:990:1' },
     ]);
     const state = stocked();
     expect(run(state, commands)).toEqual(['accepted', 'accepted']);

@@ -317,6 +317,11 @@ function orderEdited(payload: Json, context: ShopifyWebhookContext): ShopifyWebh
 function orderCancelled(payload: Json, context: ShopifyWebhookContext): ShopifyWebhookMapping {
   const orderId = shopifyIdOf(payload, 'Order');
   if (orderId === undefined) return invalid('the order has no usable id');
+  // Shopify signs the body, not the topic: the body of orders/create sent again as orders/cancelled would release a
+  // live order. A cancelled order's body says when it was cancelled.
+  if (typeof payload.cancelled_at !== 'string' || payload.cancelled_at === '') {
+    return { kind: 'setAside', reason: `order ${orderId} came as orders/cancelled, but its body is not of a cancelled order (no cancelled_at): nothing was released` };
+  }
   const ids = reservationIds(orderId, orderLines(payload, context.lines)?.lines.length ?? 0);
   const release = (reservationId: string): CommandInput => ({ type: 'release', tenant: context.tenant, source: 'shopify', reservationId, reason: 'cancelled' });
   const commands = keyed(ids.map(release), context.eventId);
@@ -391,5 +396,7 @@ function refundCreated(payload: Json, context: ShopifyWebhookContext): ShopifyWe
   const commands: CommandInput[] = mergeLines(lines).map(({ sku, quantity }) => ({
     type: 'adjust_stock', tenant: context.tenant, source: 'shopify', sku, location, delta: quantity, reason: `returned (Shopify refund ${refundId})`,
   }));
-  return { kind: 'commands', commands: keyed(commands, context.eventId), skipped };
+  // Keyed by the refund, which the signature covers, not by the delivery's event id, which it does not: the same
+  // refund sent again under another event id restocks nothing more.
+  return { kind: 'commands', commands: keyed(commands, `refund:${refundId}`), skipped };
 }
