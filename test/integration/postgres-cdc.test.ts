@@ -322,6 +322,28 @@ describe('PostgreSQL change data capture', () => {
     expect(h.source.status().lastError?.code).toBe('PG_CONNECTION');
   });
 
+  it('refuses a slot another ledger made, leaving it to that ledger, which loses nothing', async () => {
+    const h = await harness(stockColumns);
+    await sql(`INSERT INTO ${h.table} (tenant, sku, location, qty) VALUES ('acme', 'T-1', 'main', 1)`);
+    await h.source.start();
+    await expectLedgerEqualsTable(h);
+    await h.source.stop();
+    await sql(`UPDATE ${h.table} SET qty = 4242 WHERE sku = 'T-1'`);
+    // A second Stockline with the same configuration: another ledger, with no record of this slot.
+    const other = new LedgerBus();
+    const intruder = new PostgresCdcSource({ config: h.config, bus: other, offsets: new MemoryOffsets(), deadLetters: { deadLetter: () => undefined } });
+    started.push(intruder);
+    const refused = await startError(intruder);
+    expect(refused).toMatchObject({ code: 'PG_SLOT_MISMATCH', retryable: false });
+    expect(refused.message).toContain(`replication slot ${h.config.slot} exists, but this ledger did not make it`);
+    expect(other.accepted).toEqual([]);
+    const again = h.newSource();
+    await again.start();
+    await expectLedgerEqualsTable(h);
+    expect(h.bus.state.tenants.get('acme')?.skus.get('T-1')?.locations.get('main')?.onHand).toBe(4242);
+    await retire(h, again);
+  });
+
   it('redoes a snapshot interrupted by a crash, and still sees rows deleted in between', async () => {
     const h = await harness(stockColumns);
     await sql(`INSERT INTO ${h.table} (tenant, sku, location, qty) VALUES ('acme', 'S-1', 'main', 1), ('acme', 'S-2', 'main', 2), ('acme', 'S-3', 'main', 3)`);

@@ -245,17 +245,29 @@ export class PostgresCdcSource {
     const { config } = this.options;
     if (!slotExists) {
       if (this.readOffset()?.snapshotDone === true) this.log.warn({ source: this.source, slot: config.slot }, 'slot is gone: changes since it was dropped are lost; taking a new snapshot');
+      // Noted before the slot is made: a slot found later without this note is not this ledger's.
+      if (this.readOffset() === undefined) {
+        const made: SnapshotOffset = { snapshotDone: false, consistentPoint: '0', systemId: origin.server.systemId, timeline: origin.server.timeline, tableOid: origin.tableOid };
+        this.options.offsets.set(this.source, JSON.stringify(made));
+      }
       const created = await replication.createSlot(config.slot, { temporary: false, exportSnapshot: true });
       this.log.info({ source: this.source, slot: config.slot, consistentPoint: lsnSeq(created.consistentPoint) }, 'created replication slot');
       await this.takeSnapshot(admin, created, origin);
       return;
     }
     const offset = this.readOffset();
-    if (offset?.snapshotDone === true && offset.tableOid !== undefined && offset.tableOid !== origin.tableOid) {
+    if (offset === undefined) {
+      // Another ledger's slot (a second Stockline with the same configuration), or this folder's ledger replaced:
+      // streaming from it would take the changes from the ledger that reads it, which would never see them.
+      throw new CdcError('PG_SLOT_MISMATCH', `replication slot ${config.slot} exists, but this ledger did not make it and has read nothing from it: `
+        + 'another Stockline reads it (give each ledger a slot of its own), or this data folder was replaced; if no other reads it, drop it '
+        + `(SELECT pg_drop_replication_slot('${config.slot.replace(/'/g, "''")}')) and start again, which takes a new snapshot`, false);
+    }
+    if (offset.snapshotDone && offset.tableOid !== undefined && offset.tableOid !== origin.tableOid) {
       this.log.warn({ source: this.source, slot: config.slot }, 'the table was swapped for another (a new OID) whose changes were not published: reading the snapshot again');
       return this.snapshotAgain(admin, origin);
     }
-    if (offset?.snapshotDone === true) return;
+    if (offset.snapshotDone) return;
     this.log.warn({ source: this.source, slot: config.slot }, 'slot exists but the snapshot did not finish: reading it again');
     await this.snapshotAgain(admin, origin);
   }
