@@ -59,6 +59,27 @@ describe('a table swapped for a rebuilt copy', () => {
     await source.stop();
   });
 
+  it('stops without acknowledging when a mapped column is renamed, and reads the changes once the mapping names it', async () => {
+    const h = await cdc.seededSource();
+    const table = h.config.table.replace('public.', '');
+    const source = h.newSource();
+    await source.start();
+    await sql(`ALTER TABLE ${table} RENAME COLUMN qty TO quantity`);
+    await sql(`UPDATE ${table} SET quantity = 7 WHERE sku = 'A'`);
+    expect(await eventually(() => source.status().state === 'failed', 10_000)).toBe(true);
+    expect(source.status().lastError?.code).toBe('PG_COLUMN_MISSING');
+    expect(source.status().lastError?.message).toMatch(/has no column qty/);
+    // Nothing was taken as a dead letter and acknowledged: the change waits in the slot.
+    expect(h.letters).toEqual([]);
+    expect(h.bus.onHand('A')).toBe(5);
+    await source.stop();
+    h.config.columns = { ...h.config.columns, onHand: 'quantity' };
+    const renamed = h.newSource();
+    await renamed.start();
+    expect(await eventually(() => h.bus.onHand('A') === 7)).toBe(true);
+    await renamed.stop();
+  });
+
   it('is read again from a new snapshot at start when the copy was published before the source noticed', async () => {
     const h = await cdc.seededSource();
     const table = h.config.table.replace('public.', '');

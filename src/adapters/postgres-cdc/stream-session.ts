@@ -10,7 +10,7 @@ import { cdcLimits } from './limits.js';
 import { lsnSeq, parseLsn } from './lsn.js';
 import type { ReplicationConnection, StreamMessage } from './replication-connection.js';
 import type { Row, RowChange } from './row-mapping.js';
-import { mappedKeyColumns } from './setup.js';
+import { mappedColumns, mappedKeyColumns } from './setup.js';
 import type { TableName } from './setup.js';
 import { TableWatch } from './table-watch.js';
 import { TransactionChanges } from './transaction.js';
@@ -85,6 +85,8 @@ export class StreamSession {
   private paused = false;
   private timer: NodeJS.Timeout | undefined;
   private readonly watch: TableWatch;
+  /** Relations of the table whose columns were checked against the mapping (each schema change comes with a new one). */
+  private readonly columnsChecked = new WeakSet<Pgoutput.MessageRelation>();
 
   constructor(private readonly connection: ReplicationConnection, private readonly context: SessionContext, private readonly hooks: SessionHooks) {
     this.watch = new TableWatch(context.connectionString, context.publication, context.table, context.tableOid, (error) => this.fail(error));
@@ -134,8 +136,27 @@ export class StreamSession {
   private isOurs(relation: Pgoutput.MessageRelation): boolean {
     if (relation.relationOid >>> 0 !== this.context.tableOid) return false;
     const { schema, table } = this.context.table;
-    if (relation.schema === schema && relation.name === table) return true;
+    if (relation.schema === schema && relation.name === table) {
+      if (!this.columnsChecked.has(relation)) this.checkColumns(relation);
+      return true;
+    }
     throw new CdcError('PG_TABLE_CHANGED', `table ${schema}.${table} was renamed to ${relation.schema}.${relation.name}, so its changes are no longer the configured table's; nothing after this point is acknowledged. Point the source at the table it should follow; a start then takes a new snapshot of it`, true);
+  }
+
+  /**
+   * A mapped column renamed or dropped while streaming: every row would be a dead letter, acknowledged and so
+   * lost, where a start refuses the table (PG_COLUMN_MISSING). The session stops before the transaction is
+   * acknowledged; its changes carry the column's new name, so they are read once the mapping names it.
+   */
+  private checkColumns(relation: Pgoutput.MessageRelation): void {
+    const present = new Set(relation.columns.map((column) => column.name));
+    const missing = mappedColumns(this.context.mapping).filter((column) => !present.has(column));
+    if (missing.length > 0) {
+      const { schema, table } = this.context.table;
+      throw new CdcError('PG_COLUMN_MISSING', `table ${schema}.${table} has no column ${missing.join(', ')} any more (renamed or dropped while streaming), so its changes `
+        + 'cannot be read; nothing after this point is acknowledged. Name the column as it is now under columns: and start again: the changes since are read with it', false);
+    }
+    this.columnsChecked.add(relation);
   }
 
   /**
