@@ -322,6 +322,25 @@ describe('PostgreSQL change data capture', () => {
     expect(h.source.status().lastError?.code).toBe('PG_CONNECTION');
   });
 
+  it('backs off a stream the server refuses right after it starts, instead of reconnecting at the first delay for ever', async () => {
+    const h = await harness(stockColumns);
+    await sql(`INSERT INTO ${h.table} (tenant, sku, location, qty) VALUES ('acme', 'P-1', 'main', 1)`);
+    const source = new PostgresCdcSource({ config: h.config, bus: h.bus, offsets: h.offsets, deadLetters: { deadLetter: () => undefined }, random: () => 0 });
+    started.push(source);
+    await source.start();
+    // Made again by the source at its next start, the publication is newer than the slot's position: the server then
+    // refuses every stream from that slot as soon as it decodes a change, after answering with a keepalive.
+    await sql(`DROP PUBLICATION ${h.config.publication}`);
+    await sql(`UPDATE ${h.table} SET qty = 2 WHERE sku = 'P-1'`);
+    expect(await eventually(() => source.status().reconnects >= 2, 15_000)).toBe(true);
+    const from = source.status().reconnects;
+    await new Promise((resolve) => setTimeout(resolve, 4_000));
+    // Delays of 125, 250, 500, 1000 and 2000 ms: a handful of attempts, not one every 125 ms (about 30).
+    expect(source.status().reconnects - from).toBeLessThanOrEqual(8);
+    await source.stop();
+    await sql('SELECT pg_drop_replication_slot($1)', [h.config.slot]).catch(() => undefined);
+  });
+
   it('refuses a slot another ledger made, leaving it to that ledger, which loses nothing', async () => {
     const h = await harness(stockColumns);
     await sql(`INSERT INTO ${h.table} (tenant, sku, location, qty) VALUES ('acme', 'T-1', 'main', 1)`);

@@ -18,6 +18,12 @@ export const cdcLimits = {
   reconnectDelayMsMax: 30_000,
   /** Failed attempts in a row (without progress in between) before the source gives up and reports `failed`. */
   reconnectAttemptsMax: 40,
+  /**
+   * An idle stream counts as progress (the attempts start again) once it has stayed up this long: the server
+   * answers a new stream with a keepalive before it decodes anything, and one it then refuses (a publication
+   * dropped) would otherwise reconnect at the first delay for ever.
+   */
+  idleStreamUpMsMin: 10_000,
   /** How long `stop()` waits for the batch being submitted before closing the connection anyway. */
   stopTimeoutMs: 10_000,
   /** Longest string kept per value in a dead letter's payload. */

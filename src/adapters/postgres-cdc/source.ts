@@ -75,6 +75,8 @@ export class PostgresCdcSource {
   private state: SourceState = 'idle';
   private stopping = false;
   private attempts = 0;
+  /** When the current stream started: an idle one counts as progress only once it has stayed up a while. */
+  private streamingSinceMs = 0;
   private wake: { timer: NodeJS.Timeout; resolve: () => void } | undefined;
   private connecting: Promise<void> | undefined;
   private readonly counts: ApplyCounts = emptyCounts();
@@ -225,6 +227,7 @@ export class PostgresCdcSource {
     });
     // Set first: a failure right after the server's answer must find the session it belongs to.
     this.session = session;
+    this.streamingSinceMs = this.nowMs();
     try {
       await session.start();
     } catch (error) {
@@ -332,7 +335,7 @@ export class PostgresCdcSource {
 
   private onIdle(lsn: bigint): void {
     this.lastLsn = lsn;
-    this.attempts = 0;
+    if (this.nowMs() - this.streamingSinceMs >= cdcLimits.idleStreamUpMsMin) this.attempts = 0;
     if (this.lagMs !== 0) {
       this.lagMs = 0;
       this.options.onLag?.(this.source, 0);
