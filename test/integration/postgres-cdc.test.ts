@@ -385,6 +385,18 @@ describe('PostgreSQL change data capture', () => {
     expect(slots.rows.map((row) => row.slot_name as string)).toEqual([h.config.slot]);
   });
 
+  it('says with a dead letter that the table was truncated, and leaves the stock as it was', async () => {
+    const h = await harness(stockColumns);
+    await sql(`INSERT INTO ${h.table} (tenant, sku, location, qty) VALUES ('acme', 'TR-1', 'main', 6)`);
+    await h.source.start();
+    await sql(`TRUNCATE ${h.table}`);
+    await sql(`INSERT INTO ${h.table} (tenant, sku, location, qty) VALUES ('acme', 'TR-2', 'main', 1)`);
+    expect(await eventually(() => h.bus.state.tenants.get('acme')?.skus.get('TR-2')?.locations.get('main')?.onHand === 1)).toBe(true);
+    expect(h.letters.map((letter) => letter.reason)).toEqual(['TRUNCATE is not applied to the ledger: the stock of the truncated rows is unchanged']);
+    expect(h.bus.state.tenants.get('acme')?.skus.get('TR-1')?.locations.get('main')?.onHand).toBe(6);
+    await retire(h);
+  });
+
   it('sends malformed rows to dead letters and keeps streaming', async () => {
     const h = await harness(stockColumns);
     await h.source.start();

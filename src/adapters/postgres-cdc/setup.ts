@@ -173,10 +173,11 @@ async function checkReplicaIdentity(admin: pg.Client, oid: number, name: TableNa
 async function ensurePublication(admin: pg.Client, publication: string, name: TableName, mapping: ColumnMapping, partitioned: boolean): Promise<void> {
   const existing = await admin.query('SELECT 1 FROM pg_publication WHERE pubname = $1', [publication]);
   if (existing.rowCount === 0) {
-    // TRUNCATE is left out: it carries no rows to map (see docs/change-data-capture.md). A partitioned
-    // table is published as itself, not as its partitions, so its changes carry its name.
+    // TRUNCATE carries no rows to map, and is not applied; it is published so that a dead letter says it happened
+    // (see docs/change-data-capture.md). A partitioned table is published as itself, not as its partitions, so its
+    // changes carry its name.
     const viaRoot = partitioned ? ', publish_via_partition_root = true' : '';
-    const sql = `CREATE PUBLICATION ${pg.escapeIdentifier(publication)} FOR TABLE ${qualifiedName(name)} WITH (publish = 'insert, update, delete'${viaRoot})`;
+    const sql = `CREATE PUBLICATION ${pg.escapeIdentifier(publication)} FOR TABLE ${qualifiedName(name)} WITH (publish = 'insert, update, delete, truncate'${viaRoot})`;
     try {
       await admin.query(sql);
     } catch (error) {
