@@ -98,7 +98,7 @@ export class HeapWatch {
   readonly limitBytes: number;
   private readonly liveBytesNow: () => number;
   private readonly onChange: HeapWatchOptions['onChange'];
-  private readonly onChangeAll: HeapWatchOptions['onChange'];
+  private readonly onChangeAll: HeapWatchOptions['onChangeAll'];
   private observer: PerformanceObserver | undefined;
   private live: number | undefined;
   private refusing = false;
