@@ -507,3 +507,28 @@ describe('snapshots during traffic', () => {
     }
   });
 });
+
+describe('a restart with the clock stepped back', () => {
+  it('keeps the ledger\'s time from going back more than an import may date an event ahead', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'stockline-clock-'));
+    dirs.push(dir);
+    const path = join(dir, 'stockline.db');
+    const madeAtMs = Date.parse('2026-12-07T12:00:00.000Z');
+    let nowMs = madeAtMs;
+    const before = new EmbeddedEngine({ path, expiryIntervalMs: 0, clock: () => nowMs });
+    await before.submit({ type: 'adjust_stock', tenant: 't', sku: 'A', location: 'wh', delta: 1 });
+    await before.submit({ type: 'reserve', tenant: 't', reservationId: 'r1', channel: 'web', lines: [{ sku: 'A', quantity: 1 }], ttlMs: 3_000 });
+    await before.close();
+    // Restarted with its clock an hour behind (an NTP step, a machine booted with a wrong clock).
+    nowMs = madeAtMs - 3_600_000;
+    const after = new EmbeddedEngine({ path, expiryIntervalMs: 0, clock: () => nowMs });
+    try {
+      const committed = await after.submit({ type: 'commit', tenant: 't', reservationId: 'r1' });
+      const time = Date.parse(committed.outcome.events[0]?.time ?? '');
+      // Not an hour before the hold it commits: at most the five minutes an import may be dated ahead of a clock.
+      expect(time).toBeGreaterThanOrEqual(madeAtMs - 5 * 60_000);
+    } finally {
+      await after.close();
+    }
+  });
+});

@@ -6,7 +6,7 @@ import { readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
 import type { Database as Db, Statement } from 'better-sqlite3';
-import { execute, housekeepingDue, idempotencyRecordsMaxFor, initialState, moreDueAfterTick, tenantOf, trialState } from '../../core/index.js';
+import { execute, housekeepingDue, idempotencyRecordsMaxFor, initialState, limits, moreDueAfterTick, parseTime, tenantOf, trialState } from '../../core/index.js';
 import type { Command, IdempotencyRecord, InventoryEvent, LedgerState, Outcome, Rejection, TenantState } from '../../core/index.js';
 import { AppError, noteTouched } from '../../app/engine.js';
 import type { CommittedBatch, Engine, EventPage, LoggedEvent } from '../../app/engine.js';
@@ -265,6 +265,7 @@ export class EmbeddedEngine implements Engine {
       syncFolderOf(this.options.path);
     }
     this.memory = loaded.state;
+    this.noEarlierThanLog();
     this.snapshotPosition = loaded.snapshotPosition;
     this.tableSnapshots = loaded.tableSnapshots;
     this.nextPosition = loaded.position + 1;
@@ -276,6 +277,19 @@ export class EmbeddedEngine implements Engine {
       tenantOf(this.memory, tenant).idempotency.set(key, JSON.parse(json) as IdempotencyRecord);
       this.nextRecordPlace.set(tenant, seq + 1);
     }
+  }
+
+  /**
+   * The ledger's time does not go back across a restart either: a clock stepped back (NTP, a machine booted with a
+   * wrong clock) would keep holds past their expiry and date a commit before its hold. The newest event's time
+   * less `timeAheadMsMax` is the floor, since an import may date its events that far ahead of the clock; the
+   * running engine never dates its own events before it.
+   */
+  private noEarlierThanLog(): void {
+    const json = this.db.prepare('SELECT json FROM events ORDER BY position DESC LIMIT 1').pluck().get() as string | undefined;
+    if (json === undefined) return;
+    const timeMs = parseTime((JSON.parse(json) as InventoryEvent).time);
+    if (Number.isFinite(timeMs)) this.lastTimeMs = Math.max(this.lastTimeMs, timeMs - limits.timeAheadMsMax);
   }
 
   /**
