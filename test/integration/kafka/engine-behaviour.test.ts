@@ -153,7 +153,7 @@ describe('a retry under the same key sent to another node', { timeout: kafkaTest
       const made = await first.submit(hold);
       expect(made.outcome.events.map((event) => event.type)).toEqual(['order_reserved']);
       // What the HTTP answer is built from, as it is answered: the reservation, read from this node's replica.
-      const t0 = Date.now(); const replay = second.submit(hold).then((submitted) => { console.log('ANSWERED', Date.now() - t0, holding, JSON.stringify(submitted.outcome).slice(0, 300)); return { submitted, reservation: second.tenant(tenant)?.reservations.get('cart-1') }; });
+      const replay = second.submit(hold).then((submitted) => ({ submitted, reservation: second.tenant(tenant)?.reservations.get('cart-1') }));
       // The processor's reply comes back while the replica is held back.
       await new Promise((resolve) => setTimeout(resolve, 1_000));
       holding = false;
