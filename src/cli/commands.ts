@@ -75,11 +75,12 @@ export async function reconcileMain(args: string[], io: CliIo): Promise<number> 
     io.stderr(`stockline reconcile: ${(error as Error).message}\n`);
     return 2;
   }
+  const closeConnectors = (): Promise<unknown> => Promise.all([...connectors.values()].map((connector) => connector.close()));
   let db;
   try {
     db = openDatabase(context.dataDir, file);
   } catch (error) {
-    await Promise.all([...connectors.values()].map((connector) => connector.close()));
+    await closeConnectors();
     return fail(io, 'reconcile', error);
   }
   try {
@@ -87,7 +88,7 @@ export async function reconcileMain(args: string[], io: CliIo): Promise<number> 
     outbox.migrate();
     return await runReconcile(request, io, { outbox, connectors });
   } finally {
-    await Promise.all([...connectors.values()].map((connector) => connector.close()));
+    await closeConnectors();
     db.close();
   }
 }

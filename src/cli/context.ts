@@ -46,8 +46,9 @@ export function databaseFile(dataDir: string, file = 'stockline.db'): string {
  */
 export function openDatabase(dataDir: string, file = 'stockline.db'): Db {
   prepareDataFolder(dataDir);
-  return openDataFile(databaseFile(dataDir, file), () => {
-    const db = new Database(databaseFile(dataDir, file));
+  const path = databaseFile(dataDir, file);
+  return openDataFile(path, () => {
+    const db = new Database(path);
     try {
       db.pragma('journal_mode = WAL');
       db.pragma('busy_timeout = 5000');
@@ -63,5 +64,6 @@ export function openDatabase(dataDir: string, file = 'stockline.db'): Db {
 /** The embedded engine on the data folder, for commands that write to the ledger while no server runs. */
 export function openEngine(dataDir: string): EmbeddedEngine {
   prepareDataFolder(dataDir);
-  return openDataFile(databaseFile(dataDir), () => new EmbeddedEngine({ path: databaseFile(dataDir), expiryIntervalMs: 0 }));
+  const path = databaseFile(dataDir);
+  return openDataFile(path, () => new EmbeddedEngine({ path, expiryIntervalMs: 0 }));
 }

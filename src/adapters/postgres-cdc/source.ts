@@ -246,10 +246,11 @@ export class PostgresCdcSource {
    */
   private async ensureSnapshot(admin: pg.Client, replication: ReplicationConnection, slotExists: boolean, origin: SnapshotOrigin): Promise<void> {
     const { config } = this.options;
+    const offset = this.readOffset();
     if (!slotExists) {
-      if (this.readOffset()?.snapshotDone === true) this.log.warn({ source: this.source, slot: config.slot }, 'slot is gone: changes since it was dropped are lost; taking a new snapshot');
+      if (offset?.snapshotDone === true) this.log.warn({ source: this.source, slot: config.slot }, 'slot is gone: changes since it was dropped are lost; taking a new snapshot');
       // Noted before the slot is made: a slot found later without this note is not this ledger's.
-      if (this.readOffset() === undefined) {
+      if (offset === undefined) {
         const made: SnapshotOffset = { snapshotDone: false, consistentPoint: '0', systemId: origin.server.systemId, timeline: origin.server.timeline, tableOid: origin.tableOid };
         this.options.offsets.set(this.source, JSON.stringify(made));
       }
@@ -258,7 +259,6 @@ export class PostgresCdcSource {
       await this.takeSnapshot(admin, created, origin);
       return;
     }
-    const offset = this.readOffset();
     if (offset === undefined) {
       // Another ledger's slot (a second Stockline with the same configuration), or this folder's ledger replaced:
       // streaming from it would take the changes from the ledger that reads it, which would never see them.
