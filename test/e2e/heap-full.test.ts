@@ -78,7 +78,15 @@ describe('a running Stockline whose heap fills with holds', () => {
     const sku = (await (await call('GET', `/v1/tenants/${tenant}/skus/A`)).json()) as { reserved: number };
     expect(sku.reserved).toBe(imported + 1);
     expect((await call('POST', `/v1/tenants/${tenant}/reservations/${keptId}/commit`, {})).status).toBe(200);
-    expect((await call('POST', `/v1/tenants/${tenant}/adjustments`, { sku: 'A', delta: 1 })).status).toBe(200);
+    // Adjustments are taken up to 95 % live. Full collections come seldom on a heap filling this fast, so the one that
+    // first finds it 90 % full may find it past 95 % already: then they are refused too, saying so, and logged.
+    const adjusted = await call('POST', `/v1/tenants/${tenant}/adjustments`, { sku: 'A', delta: 1 });
+    if (adjusted.status === 503) {
+      expect(await adjusted.json()).toMatchObject({ code: 'MEMORY_FULL', detail: expect.stringMatching(/^the heap is almost out \(\d+ of 256 MiB live/) as unknown });
+      expect(server.output.some((line) => line.includes('the heap is almost out') && line.includes('recorded sales and adjustments are refused too'))).toBe(true);
+    } else {
+      expect(adjusted.status).toBe(200);
+    }
     expect(await metricValue(url, 'stockline_reservations', { tenant })).toBe(imported + 1);
     expect(server.output.some((line) => line.includes('the heap is nearly full') && line.includes('new holds and imports are refused'))).toBe(true);
     expect(server.child.exitCode).toBeNull();
